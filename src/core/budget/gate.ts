@@ -1,0 +1,48 @@
+/**
+ * The worker's view of the shared quota: ask before every model call, report what the service said after it.
+ * Implementations: UnlimitedBudget (no accounting) and the Table-backed shared budget.
+ */
+import type { JobPriority } from '../jobs';
+
+/** One Azure OpenAI deployment's budget identity and limits. */
+export interface DeploymentRef {
+  /** Stable key: endpoint URL + deployment name. */
+  key: string;
+  region: string;
+  deployment: string;
+  /** Tokens per minute granted to the deployment. */
+  tpm: number;
+  /** Requests per minute granted to the deployment. */
+  rpm: number;
+}
+
+export type Admission =
+  | { granted: true }
+  /** Not now: try again at retryAt (epoch ms). */
+  | { granted: false; retryAt: number; reason: 'tokens' | 'requests' | 'paused' };
+
+/** What a response told us about the deployment's quota. */
+export interface QuotaSignal {
+  status: number;
+  remainingTokens?: number;
+  remainingRequests?: number;
+  /** From retry-after-ms / retry-after on a 429, ms. */
+  retryAfterMs?: number;
+}
+
+export interface BudgetGate {
+  /** Reserve `tokens` (prompt + max output) and one request on the deployment, or say when to retry. */
+  admit(target: DeploymentRef, tokens: number, priority: JobPriority, now: number): Promise<Admission>;
+  /** Learn from the service's answer (headers, 429 + Retry-After). */
+  observe(target: DeploymentRef, signal: QuotaSignal, now: number): Promise<void>;
+  /** Give back leases held by this instance (graceful shutdown). */
+  close?(): Promise<void>;
+}
+
+/** No shared accounting: every call is admitted. For tests of other parts, and the naive baseline. */
+export class UnlimitedBudget implements BudgetGate {
+  async admit(): Promise<Admission> {
+    return { granted: true };
+  }
+  async observe(): Promise<void> {}
+}
