@@ -64,6 +64,8 @@ export interface JobRecord {
   regionsTried: RegionAttempt[];
   /** 429 responses seen while running this job. */
   throttles: number;
+  /** Calls that ended in a 5xx, timeout or connection failure. */
+  transientFailures?: number;
   /** sha256 of the submitted body, to tell an idempotent retry from a reused key. */
   bodyHash?: string;
 }
@@ -96,4 +98,19 @@ export function toJobView(job: JobRecord): Record<string, unknown> {
     regions_tried: job.regionsTried.map((a) => ({ ...a, at: new Date(a.at).toISOString() })),
     metadata: job.metadata,
   };
+}
+
+/** Thrown by a job repository when the record changed since it was read (ETag mismatch). */
+export class StaleJobError extends Error {
+  constructor(readonly jobId: string) {
+    super(`job ${jobId} was changed by someone else`);
+    this.name = 'StaleJobError';
+  }
+}
+
+/** Storage of jobs as the core sees it. */
+export interface JobRepository {
+  get(id: string): Promise<{ job: JobRecord; etag: string } | undefined>;
+  /** Replaces the record if unchanged since `etag`; throws StaleJobError otherwise. Returns the new etag. */
+  replace(job: JobRecord, etag: string): Promise<string>;
 }

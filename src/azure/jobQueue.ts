@@ -1,0 +1,69 @@
+/**
+ * The jobs queue. Messages carry only the job id (the request lives in the job record), so large prompts never
+ * meet the 64 KiB queue message limit. Text is base64-encoded, matching host.json `messageEncoding: base64`:
+ * @azure/storage-queue does not encode for you.
+ */
+import type { QueueClient } from '@azure/storage-queue';
+import { storageCounters } from './storage';
+
+/** Longest visibility delay a Storage Queue accepts: 7 days, in seconds. */
+const MAX_VISIBILITY_S = 7 * 24 * 3600;
+
+export interface JobMessage {
+  id: string;
+}
+
+export function encodeJobMessage(msg: JobMessage): string {
+  return Buffer.from(JSON.stringify(msg), 'utf8').toString('base64');
+}
+
+/** Accepts what the Functions host hands the trigger: parsed JSON, a JSON string, or a bare job id. */
+export function parseJobMessage(input: unknown): JobMessage | undefined {
+  if (input && typeof input === 'object' && typeof (input as JobMessage).id === 'string') return { id: (input as JobMessage).id };
+  if (typeof input === 'string') {
+    const text = input.trim();
+    if (text.startsWith('{')) {
+      try {
+        return parseJobMessage(JSON.parse(text));
+      } catch {
+        return undefined;
+      }
+    }
+    if (/^[A-Za-z0-9_-]{1,128}$/.test(text)) return { id: text };
+  }
+  return undefined;
+}
+
+export class JobQueue {
+  private ready: Promise<unknown> | undefined;
+
+  constructor(private readonly queue: QueueClient) {}
+
+  get name(): string {
+    return this.queue.name;
+  }
+
+  ensure(): Promise<unknown> {
+    this.ready ??= (storageCounters.queue++, this.queue.createIfNotExists()).catch((err) => {
+      this.ready = undefined;
+      throw err;
+    });
+    return this.ready;
+  }
+
+  /** Enqueues a job id, visible after `delayMs` (rounded up to whole seconds, capped at 7 days). */
+  async send(msg: JobMessage, delayMs = 0): Promise<void> {
+    await this.ensure();
+    const visibilityTimeout = Math.min(MAX_VISIBILITY_S, Math.max(0, Math.ceil(delayMs / 1000)));
+    storageCounters.queue += 1;
+    await this.queue.sendMessage(encodeJobMessage(msg), { visibilityTimeout, messageTimeToLive: -1 });
+  }
+
+  /** Approximate number of messages, for health and backpressure. */
+  async depth(): Promise<number> {
+    await this.ensure();
+    storageCounters.queue += 1;
+    const props = await this.queue.getProperties();
+    return props.approximateMessagesCount ?? 0;
+  }
+}

@@ -1,0 +1,179 @@
+/**
+ * Job records in Table Storage, one entity per job (PartitionKey = job id). Requests and responses larger than a
+ * table property allows go to Blob Storage, so a large prompt never fails a submit. Every update is guarded by the
+ * entity's ETag: @azure/data-tables defaults to an unconditional "*", which would let two workers both win.
+ */
+import { RestError, type TableClient, type TableEntityResult } from '@azure/data-tables';
+import type { ContainerClient } from '@azure/storage-blob';
+import { StaleJobError, type JobPriority, type JobRecord, type JobRepository, type JobStatus } from '../core/jobs';
+import { storageCounters } from './storage';
+
+/** A table string property holds 64 KiB of UTF-16; stay well under it. */
+const INLINE_LIMIT_CHARS = 30_000;
+
+export interface StoredJob {
+  job: JobRecord;
+  etag: string;
+}
+
+type Entity = Record<string, unknown> & { partitionKey: string; rowKey: string };
+
+export class JobStore implements JobRepository {
+  private ready: Promise<void> | undefined;
+
+  constructor(private readonly table: TableClient, private readonly payloads: ContainerClient) {}
+
+  /** Creates the table and container once per process. */
+  ensure(): Promise<void> {
+    this.ready ??= (async () => {
+      await this.table.createTable();
+      storageCounters.blob += 1;
+      await this.payloads.createIfNotExists();
+    })().catch((err) => {
+      this.ready = undefined;
+      throw err;
+    });
+    return this.ready;
+  }
+
+  /** Inserts a new job; returns false when a job with that id already exists. */
+  async create(job: JobRecord): Promise<boolean> {
+    await this.ensure();
+    const entity = await this.toEntity(job);
+    try {
+      await this.table.createEntity(entity);
+      return true;
+    } catch (err) {
+      if (err instanceof RestError && err.statusCode === 409) return false;
+      throw err;
+    }
+  }
+
+  async get(id: string): Promise<StoredJob | undefined> {
+    await this.ensure();
+    try {
+      const entity = await this.table.getEntity<Record<string, unknown>>(id, '');
+      return { job: await this.fromEntity(entity), etag: entity.etag };
+    } catch (err) {
+      if (err instanceof RestError && err.statusCode === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /** Replaces the job if nobody changed it since `etag` was read; returns the new etag. */
+  async replace(job: JobRecord, etag: string): Promise<string> {
+    const entity = await this.toEntity(job);
+    try {
+      const res = await this.table.updateEntity(entity, 'Replace', { etag });
+      return res.etag ?? etag;
+    } catch (err) {
+      if (err instanceof RestError && (err.statusCode === 412 || err.statusCode === 409)) throw new StaleJobError(job.id);
+      throw err;
+    }
+  }
+
+  /** Jobs by status, for health and sweeps (a scan; use sparingly). */
+  async countByStatus(status: JobStatus, limit = 10_000): Promise<number> {
+    let n = 0;
+    const pages = this.table.listEntities({ queryOptions: { filter: `status eq '${status}'`, select: ['PartitionKey'] } }).byPage({ maxPageSize: 1000 });
+    for await (const page of pages) {
+      n += page.length;
+      if (n >= limit) break;
+    }
+    return n;
+  }
+
+  private async putPayload(path: string, text: string): Promise<void> {
+    storageCounters.blob += 1;
+    await this.payloads.getBlockBlobClient(path).upload(text, Buffer.byteLength(text), {
+      blobHTTPHeaders: { blobContentType: 'application/json' },
+    });
+  }
+
+  private async getPayload(path: string): Promise<string> {
+    storageCounters.blob += 1;
+    const buf = await this.payloads.getBlockBlobClient(path).downloadToBuffer();
+    return buf.toString('utf8');
+  }
+
+  private async packJson(id: string, kind: 'request' | 'response', value: unknown, entity: Entity): Promise<void> {
+    if (value === undefined) return;
+    const text = JSON.stringify(value);
+    if (text.length <= INLINE_LIMIT_CHARS) {
+      entity[`${kind}Json`] = text;
+    } else {
+      const path = `${kind}s/${id}.json`;
+      await this.putPayload(path, text);
+      entity[`${kind}Blob`] = path;
+    }
+  }
+
+  private async unpackJson(entity: Record<string, unknown>, kind: 'request' | 'response'): Promise<Record<string, unknown> | undefined> {
+    const inline = entity[`${kind}Json`];
+    if (typeof inline === 'string') return JSON.parse(inline) as Record<string, unknown>;
+    const blob = entity[`${kind}Blob`];
+    if (typeof blob === 'string') return JSON.parse(await this.getPayload(blob)) as Record<string, unknown>;
+    return undefined;
+  }
+
+  private async toEntity(job: JobRecord): Promise<Entity> {
+    const entity: Entity = {
+      partitionKey: job.id,
+      rowKey: '',
+      status: job.status,
+      priority: job.priority,
+      model: job.model,
+      team: job.team,
+      createdAt: job.createdAt,
+      attempts: job.attempts,
+      promptTokens: job.promptTokens,
+      maxOutputTokens: job.maxOutputTokens,
+      throttles: job.throttles,
+      metadataJson: JSON.stringify(job.metadata),
+      regionsTriedJson: JSON.stringify(job.regionsTried),
+    };
+    const optional: Array<keyof JobRecord> = ['startedAt', 'completedAt', 'region', 'deployment', 'latencyMs', 'notBefore', 'claimId', 'claimUntil', 'bodyHash', 'transientFailures'];
+    for (const key of optional) if (job[key] !== undefined) entity[key] = job[key];
+    if (job.usage) entity.usageJson = JSON.stringify(job.usage);
+    if (job.error) {
+      entity.errorCode = job.error.code;
+      entity.errorMessage = job.error.message.slice(0, INLINE_LIMIT_CHARS);
+    }
+    await this.packJson(job.id, 'request', job.request, entity);
+    await this.packJson(job.id, 'response', job.response, entity);
+    return entity;
+  }
+
+  private async fromEntity(e: TableEntityResult<Record<string, unknown>>): Promise<JobRecord> {
+    const num = (v: unknown) => (typeof v === 'number' ? v : undefined);
+    const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+    return {
+      id: e.partitionKey!,
+      status: e.status as JobStatus,
+      priority: e.priority as JobPriority,
+      model: String(e.model),
+      team: str(e.team) ?? 'default',
+      request: (await this.unpackJson(e, 'request')) ?? {},
+      metadata: JSON.parse(str(e.metadataJson) ?? '{}') as Record<string, string>,
+      createdAt: Number(e.createdAt),
+      startedAt: num(e.startedAt),
+      completedAt: num(e.completedAt),
+      attempts: Number(e.attempts ?? 0),
+      promptTokens: Number(e.promptTokens ?? 0),
+      maxOutputTokens: Number(e.maxOutputTokens ?? 0),
+      region: str(e.region),
+      deployment: str(e.deployment),
+      response: await this.unpackJson(e, 'response'),
+      usage: e.usageJson ? (JSON.parse(String(e.usageJson)) as Record<string, unknown>) : undefined,
+      latencyMs: num(e.latencyMs),
+      error: e.errorCode ? { code: String(e.errorCode), message: String(e.errorMessage ?? '') } : undefined,
+      notBefore: num(e.notBefore),
+      claimId: str(e.claimId),
+      claimUntil: num(e.claimUntil),
+      regionsTried: JSON.parse(str(e.regionsTriedJson) ?? '[]') as JobRecord['regionsTried'],
+      throttles: Number(e.throttles ?? 0),
+      transientFailures: num(e.transientFailures),
+      bodyHash: str(e.bodyHash),
+    };
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * Turning a submit body into a job: schema validation (zod), the model's limits, the context-window guard, and
+ * the id (random, or derived from an Idempotency-Key so a retried submit finds the same job).
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import type { ModelSettings } from '../config';
+import { ValidationError } from './errors';
+import type { JobPriority, JobRecord } from './jobs';
+import { countPromptTokens } from './tokens';
+
+const ROLES = ['system', 'developer', 'user', 'assistant', 'tool', 'function'] as const;
+
+const contentPart = z.object({ type: z.string().min(1) }).passthrough();
+
+const message = z
+  .object({
+    role: z.enum(ROLES),
+    content: z.union([z.string(), z.array(contentPart), z.null()]).optional(),
+    name: z.string().max(64).optional(),
+  })
+  .passthrough();
+
+const chatRequest = z
+  .object({
+    model: z.string({ error: 'is required: the logical model, e.g. "gpt-4o-mini"' }).min(1),
+    messages: z.array(message, { error: 'is required: a non-empty list of chat messages' }).min(1, 'must contain at least one message'),
+    max_tokens: z.number().int().positive().optional(),
+    max_completion_tokens: z.number().int().positive().optional(),
+    n: z.number().int().min(1).max(128).optional(),
+    stream: z.literal(false, { error: 'stream is not supported for queued jobs; omit it or set false' }).optional(),
+  })
+  .passthrough();
+
+const metadata = z
+  .record(z.string().min(1).max(64), z.string().max(512))
+  .refine((m) => Object.keys(m).length <= 16, 'has more than 16 keys');
+
+export const submitSchema = z
+  .object({
+    request: chatRequest,
+    priority: z.enum(['interactive', 'batch']).default('interactive'),
+    metadata: metadata.default({}),
+  })
+  .strict();
+
+export type SubmitBody = z.output<typeof submitSchema>;
+
+/** Formats a zod path as `request.messages[0].role`. */
+function pathOf(path: ReadonlyArray<PropertyKey>): string {
+  return path.reduce<string>((acc, key) => (typeof key === 'number' ? `${acc}[${key}]` : acc ? `${acc}.${String(key)}` : String(key)), '');
+}
+
+/** Validates a parsed JSON body; throws ValidationError naming the first bad field. */
+export function parseSubmitBody(body: unknown): SubmitBody {
+  const parsed = submitSchema.safeParse(body);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  const param = pathOf(issue.path) || 'body';
+  const detail = issue.code === 'unrecognized_keys' ? `unknown field(s) ${issue.keys.join(', ')}` : issue.message;
+  throw new ValidationError(`${param}: ${detail}`, param);
+}
+
+export interface PrepareOptions {
+  models: Record<string, ModelSettings>;
+  now: number;
+  /** Client-supplied Idempotency-Key header, if any. */
+  idempotencyKey?: string;
+  /** Team the job belongs to. @default metadata.team or "default" */
+  team?: string;
+}
+
+/** Stable body hash, to tell an idempotent retry from a reused key with a different body. */
+export function hashBody(body: SubmitBody): string {
+  return createHash('sha256').update(JSON.stringify(body)).digest('hex');
+}
+
+/** Job ids look like `job_<32 hex>`; idempotent ids are derived from the team and key. */
+export function jobIdFor(team: string, idempotencyKey?: string): string {
+  if (!idempotencyKey) return `job_${randomUUID().replace(/-/g, '')}`;
+  return `job_${createHash('sha256').update(`${team}\n${idempotencyKey}`).digest('hex').slice(0, 32)}`;
+}
+
+export const JOB_ID_PATTERN = /^job_[0-9a-f]{32}$/;
+
+/** Builds the job record for a validated body, applying the model's limits and the context-window guard. */
+export function prepareJob(body: SubmitBody, opts: PrepareOptions): JobRecord {
+  const { request } = body;
+  const limits = opts.models[request.model];
+  if (!limits) {
+    throw new ValidationError(
+      `request.model: "${request.model}" is not a configured model (configured: ${Object.keys(opts.models).join(', ')})`,
+      'request.model',
+      'model_not_found',
+    );
+  }
+  if (request.max_tokens !== undefined && request.max_completion_tokens !== undefined) {
+    throw new ValidationError('request.max_tokens: give either max_tokens or max_completion_tokens, not both', 'request.max_tokens');
+  }
+  const asked = request.max_completion_tokens ?? request.max_tokens;
+  const param = request.max_completion_tokens !== undefined ? 'request.max_completion_tokens' : 'request.max_tokens';
+  if (asked !== undefined && asked > limits.maxOutputTokens) {
+    throw new ValidationError(`${param}: ${asked} exceeds the model's limit of ${limits.maxOutputTokens}`, param);
+  }
+  const maxTokens = asked ?? limits.defaultMaxTokens;
+  const n = request.n ?? 1;
+  const promptTokens = countPromptTokens(request as Parameters<typeof countPromptTokens>[0]);
+  if (promptTokens + maxTokens > limits.contextWindow) {
+    throw new ValidationError(
+      `This model's maximum context length is ${limits.contextWindow} tokens. However, you requested ${promptTokens + maxTokens} tokens (${promptTokens} in the messages, ${maxTokens} in the completion). Please reduce the length of the messages or completion.`,
+      'request.messages',
+      'context_length_exceeded',
+    );
+  }
+  // The model is chosen per deployment at run time; the ceiling is always sent, since Azure charges quota for it.
+  const { model: _model, ...toSend } = request;
+  if (asked === undefined) toSend.max_tokens = maxTokens;
+  const team = opts.team ?? body.metadata.team ?? 'default';
+  return {
+    id: jobIdFor(team, opts.idempotencyKey),
+    status: 'queued',
+    priority: body.priority as JobPriority,
+    model: request.model,
+    request: toSend,
+    metadata: body.metadata,
+    team,
+    createdAt: opts.now,
+    attempts: 0,
+    promptTokens,
+    maxOutputTokens: maxTokens * n,
+    regionsTried: [],
+    throttles: 0,
+    bodyHash: hashBody(body),
+  };
+}

@@ -1,0 +1,234 @@
+/**
+ * What the queue-triggered worker does with one job id: claim the job, ask the budget, call a deployment, store
+ * the result. A job that cannot run yet (no budget, throttled, regions failing) goes back on the queue with a
+ * visibility delay and the invocation succeeds, so quota never spends dequeue attempts; only a crash does.
+ */
+import { randomUUID } from 'node:crypto';
+import type { EndpointSettings } from '../config';
+import type { BudgetGate } from './budget/gate';
+import { SluiceError, UpstreamUnavailableError } from './errors';
+import { chargeOf, isTerminal, StaleJobError, type JobRecord, type JobRepository } from './jobs';
+import type { ModelClient } from './modelClient';
+import { retryDelayMs } from './retry';
+import { candidatesFor, deploymentRef } from './routing';
+
+export interface Clock {
+  now(): number;
+  sleep(ms: number): Promise<void>;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+};
+
+export type LogLevel = 'info' | 'warn' | 'error';
+/** Every line carries the job id, and the attempt and region when known. */
+export type JobLogger = (level: LogLevel, message: string, fields: { jobId: string; attempt?: number; region?: string }) => void;
+
+export interface WorkerSettings {
+  /** Per-call timeout, ms. */
+  callTimeoutMs: number;
+  /** Longest delay one retry may wait, ms (caps Retry-After). */
+  maxRetryDelayMs: number;
+  /** Waits up to this long are held in-process instead of re-enqueued, ms. @default 2000 */
+  holdInProcessMs: number;
+  /** Model calls that ended in a transient upstream failure before the job fails. @default 8 */
+  maxTransientFailures: number;
+}
+
+export interface WorkerDeps {
+  jobs: JobRepository;
+  /** Re-enqueue the job id, visible after delayMs. */
+  requeue(jobId: string, delayMs: number): Promise<void>;
+  model: ModelClient;
+  budget: BudgetGate;
+  endpoints: readonly EndpointSettings[];
+  settings: WorkerSettings;
+  clock?: Clock;
+  log?: JobLogger;
+  random?: () => number;
+  /** Called once when the job reaches a terminal state (usage records, telemetry). Failures are logged, not thrown. */
+  onFinished?(job: JobRecord): Promise<void>;
+}
+
+export type WorkerOutcome = 'succeeded' | 'failed' | 'waiting' | 'already-finished' | 'claimed-elsewhere' | 'missing';
+
+const noLog: JobLogger = () => {};
+
+/** Runs one delivery of a job message. Throws only on storage failures (the host then retries the message). */
+export async function processJob(deps: WorkerDeps, jobId: string): Promise<WorkerOutcome> {
+  const clock = deps.clock ?? systemClock;
+  const log = deps.log ?? noLog;
+  for (let tries = 0; ; tries += 1) {
+    const stored = await deps.jobs.get(jobId);
+    if (!stored) {
+      log('warn', 'job record not found; message dropped', { jobId });
+      return 'missing';
+    }
+    const { job, etag } = stored;
+    if (isTerminal(job.status)) {
+      log('info', `job already ${job.status}; redelivery acknowledged without a model call`, { jobId });
+      return 'already-finished';
+    }
+    const now = clock.now();
+    if (job.status === 'running' && job.claimUntil !== undefined && job.claimUntil > now) {
+      // Another worker holds it (or one that died moments ago): look again once its claim has run out.
+      await deps.requeue(jobId, job.claimUntil - now + 1000);
+      log('info', 'job is claimed by another worker; re-enqueued for after the claim', { jobId });
+      return 'claimed-elsewhere';
+    }
+    const claimId = randomUUID();
+    const claimed: JobRecord = {
+      ...job,
+      status: 'running',
+      claimId,
+      claimUntil: now + deps.settings.callTimeoutMs + 30_000,
+      startedAt: job.startedAt ?? now,
+      notBefore: undefined,
+    };
+    let claimEtag: string;
+    try {
+      claimEtag = await deps.jobs.replace(claimed, etag);
+    } catch (err) {
+      if (err instanceof StaleJobError && tries < 3) continue;
+      throw err;
+    }
+    return run(deps, claimed, claimEtag, clock, log);
+  }
+}
+
+interface RoundResult {
+  kind: 'done' | 'wait';
+  /** For 'wait': epoch ms to try again. */
+  retryAt?: number;
+}
+
+async function run(deps: WorkerDeps, job: JobRecord, etag: string, clock: Clock, log: JobLogger): Promise<WorkerOutcome> {
+  const random = deps.random ?? Math.random;
+  const candidates = candidatesFor(job.model, deps.endpoints, random);
+  if (candidates.length === 0) {
+    return finish(deps, job, etag, log, { code: 'model_not_configured', message: `no deployment serves model "${job.model}"` });
+  }
+  const charge = chargeOf(job);
+  for (;;) {
+    let earliestRetry = Number.POSITIVE_INFINITY;
+    let transient: SluiceError | undefined;
+    for (const endpoint of candidates) {
+      const ref = deploymentRef(endpoint);
+      const admission = await deps.budget.admit(ref, charge, job.priority, clock.now());
+      if (!admission.granted) {
+        earliestRetry = Math.min(earliestRetry, admission.retryAt);
+        continue;
+      }
+      job.attempts += 1;
+      const fields = { jobId: job.id, attempt: job.attempts, region: endpoint.region };
+      const started = clock.now();
+      try {
+        const result = await deps.model.chat(endpoint, job.request, { jobId: job.id, attempt: job.attempts, timeoutMs: deps.settings.callTimeoutMs });
+        const finished = clock.now();
+        job.regionsTried.push({ region: endpoint.region, deployment: endpoint.deployment, at: started, status: result.status, outcome: 'ok' });
+        await deps.budget.observe(ref, quotaSignal(result.status, result.header), finished);
+        job.response = result.body;
+        job.usage = result.body.usage as Record<string, unknown> | undefined;
+        job.latencyMs = finished - started;
+        job.region = endpoint.region;
+        job.deployment = endpoint.deployment;
+        log('info', `succeeded in ${job.latencyMs} ms`, fields);
+        return finish(deps, job, etag, log);
+      } catch (err) {
+        const error = err instanceof SluiceError ? err : new UpstreamUnavailableError('worker_error', String(err));
+        job.regionsTried.push({ region: endpoint.region, deployment: endpoint.deployment, at: started, status: error.status, outcome: error.code });
+        const headers = (err as { headers?: Headers }).headers;
+        await deps.budget.observe(ref, { ...quotaSignal(error.status, (n) => headers?.get(n) ?? null), retryAfterMs: error.retryAfterMs }, clock.now());
+        if (!error.retryable) {
+          log('warn', `failed: ${error.code}: ${error.message}`, fields);
+          return finish(deps, job, etag, log, { code: error.code, message: error.message });
+        }
+        log('warn', `transient ${error.code}; trying the next deployment`, fields);
+        if (error.code === 'rate_limited') job.throttles += 1;
+        else job.transientFailures = (job.transientFailures ?? 0) + 1;
+        transient = error;
+        const delay = retryDelayMs(job.attempts, error.retryAfterMs, { maxMs: deps.settings.maxRetryDelayMs }, random);
+        earliestRetry = Math.min(earliestRetry, clock.now() + delay);
+      }
+    }
+    if ((job.transientFailures ?? 0) >= deps.settings.maxTransientFailures) {
+      return finish(deps, job, etag, log, {
+        code: transient?.code ?? 'upstream_unavailable',
+        message: `gave up after ${job.transientFailures} transient failures; last: ${transient?.message ?? 'unknown'}`,
+      });
+    }
+    const now = clock.now();
+    const retryAt = Number.isFinite(earliestRetry) ? earliestRetry : now + deps.settings.maxRetryDelayMs;
+    const wait = Math.max(0, retryAt - now);
+    if (wait <= deps.settings.holdInProcessMs) {
+      await clock.sleep(wait);
+      continue;
+    }
+    return park(deps, job, etag, retryAt, log);
+  }
+}
+
+function quotaSignal(status: number, header: (name: string) => string | null) {
+  const num = (name: string) => {
+    const v = header(name);
+    return v === null || v === '' || !Number.isFinite(Number(v)) ? undefined : Number(v);
+  };
+  return { status, remainingTokens: num('x-ratelimit-remaining-tokens'), remainingRequests: num('x-ratelimit-remaining-requests') };
+}
+
+/** Status `waiting` with an estimated start; the message comes back when the wait is over. */
+async function park(deps: WorkerDeps, job: JobRecord, etag: string, retryAt: number, log: JobLogger): Promise<WorkerOutcome> {
+  const now = (deps.clock ?? systemClock).now();
+  const waiting: JobRecord = { ...job, status: 'waiting', notBefore: retryAt, claimId: undefined, claimUntil: undefined };
+  await writeOwned(deps, waiting, etag);
+  await deps.requeue(job.id, retryAt - now);
+  log('info', `waiting ${retryAt - now} ms for quota or a healthy region`, { jobId: job.id, attempt: job.attempts });
+  return 'waiting';
+}
+
+async function finish(deps: WorkerDeps, job: JobRecord, etag: string, log: JobLogger, error?: { code: string; message: string }): Promise<WorkerOutcome> {
+  const clock = deps.clock ?? systemClock;
+  const done: JobRecord = {
+    ...job,
+    status: error ? 'failed' : 'succeeded',
+    error,
+    completedAt: clock.now(),
+    claimId: undefined,
+    claimUntil: undefined,
+    notBefore: undefined,
+  };
+  const written = await writeOwned(deps, done, etag);
+  if (!written) {
+    log('warn', 'job finished elsewhere while this call ran; result discarded', { jobId: job.id, attempt: job.attempts });
+    return 'already-finished';
+  }
+  if (deps.onFinished) {
+    try {
+      await deps.onFinished(done);
+    } catch (err) {
+      log('warn', `recording usage failed: ${(err as Error).message}`, { jobId: job.id });
+    }
+  }
+  return done.status as 'succeeded' | 'failed';
+}
+
+/**
+ * Writes a record this worker claimed. If the ETag moved (our claim ran out and someone re-claimed), re-read:
+ * write only if the job is not terminal yet and nobody else holds a live claim. Returns false if not written.
+ */
+async function writeOwned(deps: WorkerDeps, next: JobRecord, etag: string): Promise<boolean> {
+  try {
+    await deps.jobs.replace(next, etag);
+    return true;
+  } catch (err) {
+    if (!(err instanceof StaleJobError)) throw err;
+  }
+  const current = await deps.jobs.get(next.id);
+  if (!current || isTerminal(current.job.status)) return false;
+  const now = (deps.clock ?? systemClock).now();
+  if (current.job.status === 'running' && (current.job.claimUntil ?? 0) > now) return false;
+  await deps.jobs.replace({ ...next, attempts: Math.max(next.attempts, current.job.attempts) }, current.etag);
+  return true;
+}
