@@ -72,6 +72,11 @@ export class JobStore implements JobRepository {
     }
   }
 
+  /** Removes a job that was never enqueued (a failed submit), so nothing half-written remains. */
+  async delete(id: string): Promise<void> {
+    await this.table.deleteEntity(id, '');
+  }
+
   /** Jobs by status, for health and sweeps (a scan; use sparingly). */
   async countByStatus(status: JobStatus, limit = 10_000): Promise<number> {
     let n = 0;

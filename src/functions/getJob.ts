@@ -1,0 +1,20 @@
+/** GET /api/v1/jobs/{id} — the job's status, timings, region, response, usage and error. */
+import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
+import { toJobView } from '../core/jobs';
+import { JOB_ID_PATTERN } from '../core/submit';
+import { errorBody, errorResponse, json } from '../runtime/http';
+import { getServices } from '../runtime/services';
+
+export async function getJob(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+  const id = request.params.id ?? '';
+  const notFound = () => json(404, errorBody('job_not_found', `No job with id "${id}"`, 'id'));
+  if (!JOB_ID_PATTERN.test(id)) return notFound();
+  try {
+    const stored = await getServices().jobs.get(id);
+    return stored ? json(200, toJobView(stored.job)) : notFound();
+  } catch (err) {
+    return errorResponse(err, context);
+  }
+}
+
+app.http('getJob', { methods: ['GET'], route: 'v1/jobs/{id}', authLevel: 'anonymous', handler: getJob });

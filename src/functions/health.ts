@@ -1,0 +1,40 @@
+/** GET /api/v1/health — storage reachable, queue depths, configured endpoints (never their keys). */
+import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
+import { errorResponse, json } from '../runtime/http';
+import { getServices } from '../runtime/services';
+
+export async function health(_request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+  try {
+    const { config, queue, poisonQueue } = getServices();
+    let storage: { ok: boolean; error?: string } = { ok: true };
+    let depths: Record<string, number | null> = { [queue.name]: null, [poisonQueue.name]: null };
+    try {
+      depths = { [queue.name]: await queue.depth(), [poisonQueue.name]: await poisonQueue.depth() };
+    } catch (err) {
+      storage = { ok: false, error: (err as Error).message };
+    }
+    const body = {
+      status: storage.ok ? 'ok' : 'degraded',
+      time: new Date().toISOString(),
+      storage,
+      queues: depths,
+      endpoints: config.endpoints.map((e) => ({
+        region: e.region,
+        endpoint: e.endpoint,
+        deployment: e.deployment,
+        model: e.model,
+        priority: e.priority,
+        weight: e.weight,
+        tpm: e.tpm,
+        rpm: e.rpm,
+        auth: e.auth,
+      })),
+      models: config.models,
+    };
+    return json(storage.ok ? 200 : 503, body);
+  } catch (err) {
+    return errorResponse(err, context);
+  }
+}
+
+app.http('health', { methods: ['GET'], route: 'v1/health', authLevel: 'anonymous', handler: health });

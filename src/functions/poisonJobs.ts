@@ -1,0 +1,21 @@
+/**
+ * Queue trigger on the jobs poison queue: a message the worker crashed on maxDequeueCount times ends here.
+ * Its job is marked failed with a reason a user can read, so nothing is left `running` forever.
+ */
+import { app, type InvocationContext } from '@azure/functions';
+import { markPoisoned } from '../core/poison';
+import { parseJobMessage } from '../azure/jobQueue';
+import { contextLogger } from '../runtime/http';
+import { getServices } from '../runtime/services';
+
+export async function poisonJobs(message: unknown, context: InvocationContext): Promise<void> {
+  const parsed = parseJobMessage(message);
+  if (!parsed) {
+    context.error(`unreadable poison message: ${JSON.stringify(message).slice(0, 200)}`);
+    return;
+  }
+  const { jobs } = getServices();
+  await markPoisoned(jobs, parsed.id, Date.now(), contextLogger(context));
+}
+
+app.storageQueue('poisonJobs', { queueName: '%SLUICE_JOBS_QUEUE%-poison', connection: 'AzureWebJobsStorage', handler: poisonJobs });

@@ -1,0 +1,54 @@
+/** POST /api/v1/jobs — validate, record the job (status queued), enqueue its id, answer 202. */
+import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
+import { ValidationError } from '../core/errors';
+import { toJobView } from '../core/jobs';
+import { hashBody, parseSubmitBody, prepareJob } from '../core/submit';
+import { errorBody, errorResponse, json, readJsonBody } from '../runtime/http';
+import { getServices } from '../runtime/services';
+
+const IDEMPOTENCY_KEY_MAX = 255;
+
+export async function submitJob(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+  try {
+    const { config, jobs, queue } = getServices();
+    const idempotencyKey = request.headers.get('idempotency-key') ?? undefined;
+    if (idempotencyKey !== undefined && (idempotencyKey.length === 0 || idempotencyKey.length > IDEMPOTENCY_KEY_MAX)) {
+      throw new ValidationError(`Idempotency-Key: must be 1 to ${IDEMPOTENCY_KEY_MAX} characters`, 'Idempotency-Key');
+    }
+    const body = parseSubmitBody(await readJsonBody(request, config.maxRequestBytes));
+    const job = prepareJob(body, { models: config.models, now: Date.now(), idempotencyKey });
+
+    if (!(await jobs.create(job))) {
+      // Same Idempotency-Key: answer with the job already recorded; never enqueue twice.
+      const existing = await jobs.get(job.id);
+      if (!existing) throw new Error(`job ${job.id} exists but could not be read`);
+      if (existing.job.bodyHash !== hashBody(body)) {
+        return json(422, errorBody('idempotency_key_reused', 'Idempotency-Key was already used with a different request body', 'Idempotency-Key'));
+      }
+      return accepted(request, existing.job, true);
+    }
+    try {
+      await queue.send({ id: job.id });
+    } catch (err) {
+      // Nothing half-written: a job that could not be enqueued is removed again, so a retry starts clean.
+      await jobs.delete(job.id).catch(() => undefined);
+      throw err;
+    }
+    context.info(`[job=${job.id}] queued (model=${job.model}, priority=${job.priority}, prompt_tokens=${job.promptTokens})`);
+    return accepted(request, job, false);
+  } catch (err) {
+    return errorResponse(err, context);
+  }
+}
+
+function accepted(request: HttpRequest, job: Parameters<typeof toJobView>[0], replayed: boolean): HttpResponseInit {
+  const view = toJobView(job);
+  const location = new URL(`${job.id}`, request.url.endsWith('/') ? request.url : `${request.url}/`).pathname;
+  return json(
+    202,
+    { id: view.id, object: view.object, status: view.status, created_at: view.created_at },
+    { location, ...(replayed ? { 'idempotent-replayed': 'true' } : {}) },
+  );
+}
+
+app.http('submitJob', { methods: ['POST'], route: 'v1/jobs', authLevel: 'anonymous', handler: submitJob });

@@ -1,0 +1,66 @@
+/**
+ * HTTP plumbing shared by the HTTP functions: JSON answers in the OpenAI error shape, bounded body reading,
+ * and the mapping from any thrown error to a 4xx/503 answer (a storage outage is 503 with Retry-After, never 500).
+ */
+import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
+import { ConfigError } from '../config';
+import { SluiceError, ValidationError } from '../core/errors';
+import { isStorageUnavailable } from '../azure/storage';
+
+export function json(status: number, body: unknown, headers: Record<string, string> = {}): HttpResponseInit {
+  return { status, jsonBody: body, headers: { 'content-type': 'application/json', ...headers } };
+}
+
+export function errorBody(code: string, message: string, param?: string, type = 'invalid_request_error') {
+  return { error: { message, type, param: param ?? null, code } };
+}
+
+/** Reads and parses a JSON body of at most `maxBytes`; throws ValidationError (400/413/415) otherwise. */
+export async function readJsonBody(request: HttpRequest, maxBytes: number): Promise<unknown> {
+  const declared = Number(request.headers.get('content-length') ?? NaN);
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    throw new ValidationError(`body: ${declared} bytes exceeds the limit of ${maxBytes} bytes`, 'body', 'request_too_large', 413);
+  }
+  const type = request.headers.get('content-type');
+  if (type && !/^application\/(.+\+)?json\b/i.test(type)) {
+    throw new ValidationError(`content-type: expected application/json, got "${type}"`, 'content-type', 'unsupported_media_type', 415);
+  }
+  const buf = Buffer.from(await request.arrayBuffer());
+  if (buf.length > maxBytes) {
+    throw new ValidationError(`body: ${buf.length} bytes exceeds the limit of ${maxBytes} bytes`, 'body', 'request_too_large', 413);
+  }
+  if (buf.length === 0) throw new ValidationError('body: empty; expected a JSON object', 'body');
+  try {
+    return JSON.parse(buf.toString('utf8'));
+  } catch (err) {
+    throw new ValidationError(`body: not valid JSON (${(err as Error).message})`, 'body', 'invalid_json');
+  }
+}
+
+/** Maps anything thrown by a handler to an answer. */
+export function errorResponse(err: unknown, context: InvocationContext): HttpResponseInit {
+  if (err instanceof ValidationError) return json(err.status, errorBody(err.code, err.message, err.param));
+  if (err instanceof SluiceError && err.status < 500) return json(err.status, errorBody(err.code, err.message));
+  if (isStorageUnavailable(err)) {
+    context.warn(`storage unavailable: ${(err as Error).message}`);
+    return json(503, errorBody('storage_unavailable', 'Storage is not reachable right now; nothing was written. Retry shortly.', undefined, 'server_error'), {
+      'retry-after': '5',
+    });
+  }
+  if (err instanceof ConfigError) {
+    context.error(err.message);
+    return json(503, errorBody('misconfigured', err.message, err.setting, 'server_error'), { 'retry-after': '60' });
+  }
+  context.error(`unexpected error: ${(err as Error)?.stack ?? String(err)}`);
+  return json(503, errorBody('internal_error', 'Sluice could not handle this request right now; nothing was written. Retry shortly.', undefined, 'server_error'), {
+    'retry-after': '5',
+  });
+}
+
+/** A JobLogger that writes through the invocation's context, tagging job, attempt and region. */
+export function contextLogger(context: InvocationContext) {
+  return (level: 'info' | 'warn' | 'error', message: string, f: { jobId: string; attempt?: number; region?: string }) => {
+    const tags = `[job=${f.jobId}${f.attempt !== undefined ? ` attempt=${f.attempt}` : ''}${f.region ? ` region=${f.region}` : ''}]`;
+    context[level](`${tags} ${message}`);
+  };
+}

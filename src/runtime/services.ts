@@ -1,0 +1,63 @@
+/**
+ * The composition root: one set of clients and stores per process, built from the config on first use.
+ * Functions ask for what they need here; tests and the local host get the same wiring.
+ */
+import { getConfig, type SluiceConfig } from '../config';
+import { UnlimitedBudget, type BudgetGate } from '../core/budget/gate';
+import type { ModelClient } from '../core/modelClient';
+import type { JobLogger, WorkerDeps } from '../core/worker';
+import { JobQueue } from '../azure/jobQueue';
+import { JobStore } from '../azure/jobStore';
+import { AzureOpenAIModelClient } from '../azure/openaiClient';
+import { storageClients, type StorageClients } from '../azure/storage';
+
+export interface Services {
+  config: SluiceConfig;
+  storage: StorageClients;
+  jobs: JobStore;
+  queue: JobQueue;
+  poisonQueue: JobQueue;
+  model: ModelClient;
+  budget: BudgetGate;
+  workerDeps(log: JobLogger): WorkerDeps;
+}
+
+let services: Services | undefined;
+
+export function buildServices(config: SluiceConfig): Services {
+  const storage = storageClients(config.storage);
+  const jobs = new JobStore(storage.table(config.jobsTable), storage.container(config.payloadContainer));
+  const queue = new JobQueue(storage.queue(config.jobsQueue));
+  const poisonQueue = new JobQueue(storage.queue(`${config.jobsQueue}-poison`));
+  const model = new AzureOpenAIModelClient(config.openaiApiVersion, config.storage.clientId);
+  const budget: BudgetGate = new UnlimitedBudget();
+  return {
+    config,
+    storage,
+    jobs,
+    queue,
+    poisonQueue,
+    model,
+    budget,
+    workerDeps: (log) => ({
+      jobs,
+      requeue: (id, delayMs) => queue.send({ id }, delayMs),
+      model,
+      budget,
+      endpoints: config.endpoints,
+      settings: {
+        callTimeoutMs: config.callTimeoutMs,
+        maxRetryDelayMs: config.maxRetryDelayMs,
+        holdInProcessMs: 2_000,
+        maxTransientFailures: 8,
+      },
+      log,
+    }),
+  };
+}
+
+/** The process-wide services (config is read and validated on first call). */
+export function getServices(): Services {
+  services ??= buildServices(getConfig());
+  return services;
+}
