@@ -131,6 +131,12 @@ export class SlidingWindowRateLimiter {
     };
   }
 
+  /** Remaining tokens/requests right now, without admitting anything. */
+  peek(): AdmissionState {
+    this.evict(Math.max(this.now(), this.lastAdmittedAt));
+    return this.state();
+  }
+
   private state(): AdmissionState {
     const { tpm, rpm } = this.limits;
     const count10 = this.times.length - this.head10;
