@@ -1,0 +1,62 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseSubmitBody, prepareJob, jobIdFor, JOB_ID_PATTERN } from '../../src/core/submit';
+import { ValidationError } from '../../src/core/errors';
+import { KNOWN_MODELS } from '../../src/core/models';
+import { countPromptTokens } from '../../src/core/tokens';
+
+const models = { 'gpt-4o-mini': KNOWN_MODELS['gpt-4o-mini']! };
+const ok = { request: { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], max_tokens: 10 } };
+
+function rejects(body: unknown, param: RegExp) {
+  assert.throws(() => prepareJob(parseSubmitBody(body), { models, now: 0 }), (err: unknown) => {
+    assert.ok(err instanceof ValidationError, String(err));
+    assert.match(err.param ?? '', param);
+    return true;
+  });
+}
+
+test('a valid body becomes a queued job with prompt tokens counted and defaults applied', () => {
+  const job = prepareJob(parseSubmitBody({ request: { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello there' }], temperature: 0.2 } }), { models, now: 42 });
+  assert.equal(job.status, 'queued');
+  assert.equal(job.priority, 'interactive');
+  assert.equal(job.createdAt, 42);
+  assert.match(job.id, JOB_ID_PATTERN);
+  assert.equal(job.promptTokens, countPromptTokens({ messages: [{ role: 'user', content: 'hello there' }] }));
+  assert.equal(job.request.max_tokens, models['gpt-4o-mini'].defaultMaxTokens, 'default max_tokens is sent, since Azure charges for it');
+  assert.equal(job.request.temperature, 0.2, 'other OpenAI fields pass through');
+  assert.equal(job.request.model, undefined, 'the deployment is chosen at run time');
+});
+
+test('charge counts max tokens times n', () => {
+  const job = prepareJob(parseSubmitBody({ request: { ...ok.request, n: 3 } }), { models, now: 0 });
+  assert.equal(job.maxOutputTokens, 30);
+});
+
+test('bad bodies are refused naming the field', () => {
+  rejects({}, /^request$/);
+  rejects({ request: { model: 'gpt-4o-mini', messages: [] } }, /request\.messages/);
+  rejects({ request: { model: 'gpt-4o-mini', messages: [{ role: 'wizard', content: 'x' }] } }, /request\.messages\[0\]\.role/);
+  rejects({ request: { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }], max_tokens: 0 } }, /request\.max_tokens/);
+  rejects({ request: { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }], max_tokens: 1.5 } }, /request\.max_tokens/);
+  rejects({ request: { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }], max_tokens: 999_999 } }, /request\.max_tokens/);
+  rejects({ request: { model: 'nope', messages: [{ role: 'user', content: 'x' }] } }, /request\.model/);
+  rejects({ ...ok, priority: 'urgent' }, /priority/);
+  rejects({ ...ok, metadata: { team: 5 } }, /metadata\.team/);
+  rejects({ ...ok, surprise: true }, /body/);
+  rejects({ request: { ...ok.request, stream: true } }, /request\.stream/);
+});
+
+test('the context-window guard refuses at submit with both counts and the limit', () => {
+  const small = { 'gpt-4o-mini': { contextWindow: 100, maxOutputTokens: 50, defaultMaxTokens: 10 } };
+  assert.throws(
+    () => prepareJob(parseSubmitBody({ request: { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'word '.repeat(80) }], max_tokens: 50 } }), { models: small, now: 0 }),
+    (err: unknown) => err instanceof ValidationError && err.code === 'context_length_exceeded' && /maximum context length is 100 tokens/.test(err.message) && /in the messages, 50 in the completion/.test(err.message),
+  );
+});
+
+test('idempotent ids are stable per team and key, random otherwise', () => {
+  assert.equal(jobIdFor('a', 'k1'), jobIdFor('a', 'k1'));
+  assert.notEqual(jobIdFor('a', 'k1'), jobIdFor('b', 'k1'));
+  assert.notEqual(jobIdFor('a'), jobIdFor('a'));
+});

@@ -1,0 +1,115 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { processJob, type WorkerDeps } from '../../src/core/worker';
+import { FinalModelError, RateLimitedError, UpstreamUnavailableError } from '../../src/core/errors';
+import { UnlimitedBudget, type BudgetGate } from '../../src/core/budget/gate';
+import type { ModelClient } from '../../src/core/modelClient';
+import type { EndpointSettings } from '../../src/config';
+import { ManualClock, MemoryJobs, newJob } from '../support/fakes';
+
+const endpoint = (region: string, priority: number): EndpointSettings => ({
+  region, endpoint: `http://${region}.test`, deployment: 'gpt-4o-mini', model: 'gpt-4o-mini', priority, weight: 1, tpm: 1000, rpm: 6, auth: 'key', apiKey: 'k',
+});
+
+function setup(model: ModelClient, budget: BudgetGate = new UnlimitedBudget(), endpoints = [endpoint('east', 1), endpoint('west', 2)]) {
+  const jobs = new MemoryJobs();
+  const clock = new ManualClock();
+  const requeued: Array<{ id: string; delayMs: number }> = [];
+  const finished: string[] = [];
+  const deps: WorkerDeps = {
+    jobs, model, budget, endpoints, clock,
+    requeue: async (id, delayMs) => void requeued.push({ id, delayMs }),
+    settings: { callTimeoutMs: 1000, maxRetryDelayMs: 60_000, holdInProcessMs: 2000, maxTransientFailures: 3 },
+    random: () => 0.5,
+    onFinished: async (job) => void finished.push(job.status),
+  };
+  const job = newJob();
+  jobs.put(job);
+  return { deps, jobs, clock, requeued, finished, job };
+}
+
+const okBody = { id: 'chatcmpl-1', object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content: 'hello' }, finish_reason: 'stop' }], usage: { prompt_tokens: 8, completion_tokens: 1, total_tokens: 9 } };
+
+test('a job succeeds, storing the response exactly, the region and usage', async () => {
+  const calls: string[] = [];
+  const s = setup({ chat: async (t) => (calls.push(t.region), { body: okBody, status: 200, header: () => null }) });
+  assert.equal(await processJob(s.deps, s.job.id), 'succeeded');
+  const stored = s.jobs.peek(s.job.id);
+  assert.equal(stored.status, 'succeeded');
+  assert.deepEqual(stored.response, okBody);
+  assert.equal(stored.region, 'east');
+  assert.equal(stored.attempts, 1);
+  assert.equal(stored.claimId, undefined);
+  assert.deepEqual(calls, ['east']);
+  assert.deepEqual(s.finished, ['succeeded']);
+});
+
+test('a finished job is acknowledged without a second model call', async () => {
+  let calls = 0;
+  const s = setup({ chat: async () => (calls++, { body: okBody, status: 200, header: () => null }) });
+  await processJob(s.deps, s.job.id);
+  assert.equal(await processJob(s.deps, s.job.id), 'already-finished');
+  assert.equal(calls, 1);
+});
+
+test('a final 400 fails the job with its code and never fails over', async () => {
+  const regions: string[] = [];
+  const s = setup({ chat: async (t) => { regions.push(t.region); throw new FinalModelError('content_filter', 'filtered'); } });
+  assert.equal(await processJob(s.deps, s.job.id), 'failed');
+  assert.deepEqual(s.jobs.peek(s.job.id).error, { code: 'content_filter', message: 'filtered' });
+  assert.deepEqual(regions, ['east']);
+});
+
+test('a 429 everywhere parks the job as waiting with Retry-After, re-enqueued, no failure', async () => {
+  const s = setup({ chat: async () => { throw new RateLimitedError('slow down', 30_000); } });
+  assert.equal(await processJob(s.deps, s.job.id), 'waiting');
+  const stored = s.jobs.peek(s.job.id);
+  assert.equal(stored.status, 'waiting');
+  assert.equal(stored.throttles, 2);
+  assert.equal(stored.notBefore, s.clock.t + 30_000);
+  assert.deepEqual(s.requeued, [{ id: s.job.id, delayMs: 30_000 }]);
+  assert.equal(stored.claimId, undefined, 'the claim is released while waiting');
+});
+
+test('a 503 on the primary fails over to the secondary in the same delivery', async () => {
+  const s = setup({ chat: async (t) => { if (t.region === 'east') throw new UpstreamUnavailableError('upstream_503', 'down'); return { body: okBody, status: 200, header: () => null }; } });
+  assert.equal(await processJob(s.deps, s.job.id), 'succeeded');
+  const stored = s.jobs.peek(s.job.id);
+  assert.equal(stored.region, 'west');
+  assert.deepEqual(stored.regionsTried.map((r) => `${r.region}:${r.outcome}`), ['east:upstream_503', 'west:ok']);
+});
+
+test('persistent 5xx ends the job failed after the configured number of transient failures', async () => {
+  const s = setup({ chat: async () => { throw new UpstreamUnavailableError('upstream_500', 'boom'); } });
+  let outcome = await processJob(s.deps, s.job.id);
+  while (outcome === 'waiting') outcome = await processJob(s.deps, s.job.id);
+  assert.equal(outcome, 'failed');
+  assert.equal(s.jobs.peek(s.job.id).error?.code, 'upstream_500');
+  assert.ok(s.jobs.peek(s.job.id).transientFailures! >= 3);
+});
+
+test('no budget: short waits are held in-process, long waits park the job', async () => {
+  let asks = 0;
+  const budget: BudgetGate = {
+    admit: async (_t, _n, _p, now) => (++asks <= 2 ? { granted: false, retryAt: now + 1500, reason: 'tokens' } : { granted: true }),
+    observe: async () => {},
+  };
+  const s = setup({ chat: async () => ({ body: okBody, status: 200, header: () => null }) }, budget, [endpoint('east', 1)]);
+  assert.equal(await processJob(s.deps, s.job.id), 'succeeded');
+  assert.equal(s.requeued.length, 0);
+
+  const never: BudgetGate = { admit: async (_t, _n, _p, now) => ({ granted: false, retryAt: now + 20_000, reason: 'tokens' }), observe: async () => {} };
+  const s2 = setup({ chat: async () => assert.fail('must not call the model without budget') }, never, [endpoint('east', 1)]);
+  assert.equal(await processJob(s2.deps, s2.job.id), 'waiting');
+  assert.equal(s2.jobs.peek(s2.job.id).notBefore, s2.clock.t + 20_000);
+  assert.deepEqual(s2.requeued, [{ id: s2.job.id, delayMs: 20_000 }]);
+});
+
+test('a job claimed by a live worker is deferred until the claim runs out; an expired claim is taken over', async () => {
+  const s = setup({ chat: async () => ({ body: okBody, status: 200, header: () => null }) });
+  s.jobs.put({ ...s.job, status: 'running', claimId: 'other', claimUntil: s.clock.t + 5000 });
+  assert.equal(await processJob(s.deps, s.job.id), 'claimed-elsewhere');
+  assert.deepEqual(s.requeued, [{ id: s.job.id, delayMs: 6000 }]);
+  s.clock.t += 6000;
+  assert.equal(await processJob(s.deps, s.job.id), 'succeeded');
+});
