@@ -1,0 +1,90 @@
+/**
+ * bench:submit — 100 submits per second for 30 s (open loop) against the local app on Azurite.
+ * Prints p50 / p99 latency of the 202 and errors, next to a baseline measured in the same run: the storage floor
+ * (one table insert + one queue send straight from this process, the same work submit does).
+ * Last line: {"p50_ms","p99_ms","errors",...}. Target p99 ≤ 50 ms.
+ * Options (env): BENCH_RATE (per s, default 100), BENCH_SECONDS (default 30).
+ */
+import { randomUUID } from 'node:crypto';
+import { startStack } from '../local/stack';
+import { DEFAULT_SIMULATOR_CONFIG } from '../local/simulator';
+import { storageClients } from '../src/azure/storage';
+import { encodeJobMessage } from '../src/azure/jobQueue';
+import { percentile, printTable } from './report';
+
+const RATE = Number(process.env.BENCH_RATE ?? 100);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 30);
+
+async function openLoop(total: number, ratePerS: number, send: (i: number) => Promise<boolean>) {
+  const latencies: number[] = [];
+  let errors = 0;
+  const start = performance.now();
+  const inflight: Promise<void>[] = [];
+  for (let i = 0; i < total; i += 1) {
+    const due = start + (i * 1000) / ratePerS;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    inflight.push(
+      (async () => {
+        const t0 = performance.now();
+        const ok = await send(i).catch(() => false);
+        latencies.push(performance.now() - t0);
+        if (!ok) errors += 1;
+      })(),
+    );
+  }
+  await Promise.all(inflight);
+  return { latencies: latencies.sort((a, b) => a - b), errors, seconds: (performance.now() - start) / 1000 };
+}
+
+async function main() {
+  const total = RATE * SECONDS;
+  const sim = { ...DEFAULT_SIMULATOR_CONFIG, latency: { firstTokenMs: 0, perTokenMs: 0 } };
+  const stack = await startStack({ simulator: sim, workers: 1 });
+  try {
+    const body = (i: number) => JSON.stringify({ request: { model: 'gpt-4o-mini', messages: [{ role: 'user', content: `Benchmark prompt number ${i}: say hello.` }], max_tokens: 20 } });
+    // Warm up connections and lazily-created tables/queues.
+    for (let i = 0; i < 20; i += 1) await fetch(`${stack.baseUrl}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: body(i) });
+
+    // Baseline: the storage floor of a submit, from this process.
+    const clients = storageClients({ connectionString: stack.connectionString });
+    const table = clients.table('benchfloor');
+    const queue = clients.queue('bench-floor');
+    await table.createTable();
+    await queue.createIfNotExists();
+    const floor = await openLoop(Math.min(total, RATE * 10), RATE, async (i) => {
+      const id = randomUUID();
+      await table.createEntity({ partitionKey: id, rowKey: '', requestJson: body(i), status: 'queued' });
+      await queue.sendMessage(encodeJobMessage({ id }));
+      return true;
+    });
+
+    const run = await openLoop(total, RATE, async (i) => {
+      const res = await fetch(`${stack.baseUrl}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: body(i) });
+      await res.arrayBuffer();
+      return res.status === 202;
+    });
+
+    const p50 = percentile(run.latencies, 0.5);
+    const p99 = percentile(run.latencies, 0.99);
+    const f50 = percentile(floor.latencies, 0.5);
+    const f99 = percentile(floor.latencies, 0.99);
+    printTable(`bench:submit — ${RATE}/s for ${SECONDS} s (open loop), local app on Azurite`, [
+      ['', 'requests', 'errors', 'p50 ms', 'p99 ms', 'max ms'],
+      ['Sluice POST /api/v1/jobs', run.latencies.length, run.errors, p50.toFixed(1), p99.toFixed(1), run.latencies.at(-1)!.toFixed(1)],
+      ['baseline: table insert + queue send', floor.latencies.length, floor.errors, f50.toFixed(1), f99.toFixed(1), floor.latencies.at(-1)!.toFixed(1)],
+      ['ratio Sluice ÷ baseline', '', '', (p50 / f50).toFixed(2), (p99 / f99).toFixed(2), ''],
+    ]);
+    console.log(`target p99 ≤ 50 ms: ${p99 <= 50 ? 'met' : 'NOT met'}`);
+    console.log(JSON.stringify({ p50_ms: round(p50), p99_ms: round(p99), errors: run.errors, requests: run.latencies.length, baseline_p50_ms: round(f50), baseline_p99_ms: round(f99), p99_ratio: round(p99 / f99) }));
+  } finally {
+    await stack.stop();
+  }
+}
+
+const round = (x: number) => Math.round(x * 100) / 100;
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
