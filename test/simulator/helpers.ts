@@ -24,8 +24,8 @@ export async function postJson(
   return { status: response.status, headers: response.headers, body: text === '' ? undefined : JSON.parse(text) };
 }
 
-export function chatUrl(baseUrl: string, deployment: string, apiVersion: string | undefined = API_VERSION): string {
-  const query = apiVersion === undefined ? '' : `?api-version=${apiVersion}`;
+export function chatUrl(baseUrl: string, deployment: string, apiVersion: string | null = API_VERSION): string {
+  const query = apiVersion === null ? '' : `?api-version=${apiVersion}`;
   return `${baseUrl}/openai/deployments/${deployment}/chat/completions${query}`;
 }
 
