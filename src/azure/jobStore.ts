@@ -49,11 +49,12 @@ export class JobStore implements JobRepository {
     }
   }
 
-  async get(id: string): Promise<StoredJob | undefined> {
+  /** Reads a job. `withRequest: false` skips loading the request payload (the API view never shows it). */
+  async get(id: string, opts: { withRequest?: boolean } = {}): Promise<StoredJob | undefined> {
     await this.ensure();
     try {
       const entity = await this.table.getEntity<Record<string, unknown>>(id, '');
-      return { job: await this.fromEntity(entity), etag: entity.etag };
+      return { job: await this.fromEntity(entity, opts.withRequest ?? true), etag: entity.etag };
     } catch (err) {
       if (err instanceof RestError && err.statusCode === 404) return undefined;
       throw err;
@@ -70,6 +71,34 @@ export class JobStore implements JobRepository {
       if (err instanceof RestError && (err.statusCode === 412 || err.statusCode === 409)) throw new StaleJobError(job.id);
       throw err;
     }
+  }
+
+  /**
+   * Marks a job failed without reading its payloads, unless it already ended. Used for poisoned messages, whose
+   * record may be the very thing that cannot be read. Returns false if the job is unknown or already terminal.
+   */
+  async failIfNotTerminal(id: string, error: { code: string; message: string }, now: number): Promise<boolean> {
+    for (let tries = 0; tries < 5; tries += 1) {
+      let current: TableEntityResult<Record<string, unknown>>;
+      try {
+        current = await this.table.getEntity<Record<string, unknown>>(id, '', { queryOptions: { select: ['status'] } });
+      } catch (err) {
+        if (err instanceof RestError && err.statusCode === 404) return false;
+        throw err;
+      }
+      if (current.status === 'succeeded' || current.status === 'failed') return false;
+      try {
+        await this.table.updateEntity(
+          { partitionKey: id, rowKey: '', status: 'failed', errorCode: error.code, errorMessage: error.message, completedAt: now, claimId: '', claimUntil: 0 },
+          'Merge',
+          { etag: current.etag },
+        );
+        return true;
+      } catch (err) {
+        if (!(err instanceof RestError && err.statusCode === 412)) throw err;
+      }
+    }
+    throw new StaleJobError(id);
   }
 
   /** Removes a job that was never enqueued (a failed submit), so nothing half-written remains. */
@@ -137,7 +166,7 @@ export class JobStore implements JobRepository {
       metadataJson: JSON.stringify(job.metadata),
       regionsTriedJson: JSON.stringify(job.regionsTried),
     };
-    const optional: Array<keyof JobRecord> = ['startedAt', 'completedAt', 'region', 'deployment', 'latencyMs', 'notBefore', 'claimId', 'claimUntil', 'bodyHash', 'transientFailures'];
+    const optional: Array<keyof JobRecord> = ['startedAt', 'completedAt', 'region', 'deployment', 'latencyMs', 'notBefore', 'claimId', 'claimUntil', 'bodyHash', 'transientFailures', 'dequeueCount'];
     for (const key of optional) if (job[key] !== undefined) entity[key] = job[key];
     if (job.usage) entity.usageJson = JSON.stringify(job.usage);
     if (job.error) {
@@ -149,7 +178,7 @@ export class JobStore implements JobRepository {
     return entity;
   }
 
-  private async fromEntity(e: TableEntityResult<Record<string, unknown>>): Promise<JobRecord> {
+  private async fromEntity(e: TableEntityResult<Record<string, unknown>>, withRequest: boolean): Promise<JobRecord> {
     const num = (v: unknown) => (typeof v === 'number' ? v : undefined);
     const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
     return {
@@ -158,7 +187,7 @@ export class JobStore implements JobRepository {
       priority: e.priority as JobPriority,
       model: String(e.model),
       team: str(e.team) ?? 'default',
-      request: (await this.unpackJson(e, 'request')) ?? {},
+      request: (withRequest ? await this.unpackJson(e, 'request') : undefined) ?? {},
       metadata: JSON.parse(str(e.metadataJson) ?? '{}') as Record<string, string>,
       createdAt: Number(e.createdAt),
       startedAt: num(e.startedAt),
@@ -173,11 +202,12 @@ export class JobStore implements JobRepository {
       latencyMs: num(e.latencyMs),
       error: e.errorCode ? { code: String(e.errorCode), message: String(e.errorMessage ?? '') } : undefined,
       notBefore: num(e.notBefore),
-      claimId: str(e.claimId),
-      claimUntil: num(e.claimUntil),
+      claimId: str(e.claimId) || undefined,
+      claimUntil: num(e.claimUntil) || undefined,
       regionsTried: JSON.parse(str(e.regionsTriedJson) ?? '[]') as JobRecord['regionsTried'],
       throttles: Number(e.throttles ?? 0),
       transientFailures: num(e.transientFailures),
+      dequeueCount: num(e.dequeueCount),
       bodyHash: str(e.bodyHash),
     };
   }

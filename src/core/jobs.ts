@@ -64,6 +64,8 @@ export interface JobRecord {
   regionsTried: RegionAttempt[];
   /** 429 responses seen while running this job. */
   throttles: number;
+  /** Dequeue count of the queue message that last ran the job (1 unless a worker crashed on it). */
+  dequeueCount?: number;
   /** Calls that ended in a 5xx, timeout or connection failure. */
   transientFailures?: number;
   /** sha256 of the submitted body, to tell an idempotent retry from a reused key. */
@@ -87,6 +89,7 @@ export function toJobView(job: JobRecord): Record<string, unknown> {
     started_at: iso(job.startedAt),
     completed_at: iso(job.completedAt),
     attempts: job.attempts,
+    dequeue_count: job.dequeueCount ?? null,
     model: job.model,
     region: job.region ?? null,
     deployment: job.deployment ?? null,

@@ -1,5 +1,4 @@
 /** Ending a job whose message was poisoned (the worker failed on it maxDequeueCount times). */
-import { isTerminal, StaleJobError, type JobRepository } from './jobs';
 import type { JobLogger } from './worker';
 
 export const POISON_ERROR = {
@@ -7,22 +6,14 @@ export const POISON_ERROR = {
   message: 'The worker failed on this job repeatedly (its queue message was moved to the poison queue). It was not retried further.',
 };
 
+/** The one write a poison handler needs: fail the job unless it already ended, without reading its payloads. */
+export interface PoisonTarget {
+  failIfNotTerminal(id: string, error: { code: string; message: string }, now: number): Promise<boolean>;
+}
+
 /** Marks the job failed unless it already ended. Safe to run twice. */
-export async function markPoisoned(jobs: JobRepository, jobId: string, now: number, log: JobLogger): Promise<boolean> {
-  for (let tries = 0; tries < 5; tries += 1) {
-    const stored = await jobs.get(jobId);
-    if (!stored) {
-      log('warn', 'poison message for an unknown job', { jobId });
-      return false;
-    }
-    if (isTerminal(stored.job.status)) return false;
-    try {
-      await jobs.replace({ ...stored.job, status: 'failed', error: POISON_ERROR, completedAt: now, claimId: undefined, claimUntil: undefined }, stored.etag);
-      log('error', `failed: ${POISON_ERROR.code}`, { jobId, attempt: stored.job.attempts });
-      return true;
-    } catch (err) {
-      if (!(err instanceof StaleJobError)) throw err;
-    }
-  }
-  throw new Error(`could not mark job ${jobId} failed: it kept changing`);
+export async function markPoisoned(jobs: PoisonTarget, jobId: string, now: number, log: JobLogger): Promise<boolean> {
+  const changed = await jobs.failIfNotTerminal(jobId, POISON_ERROR, now);
+  log(changed ? 'error' : 'info', changed ? `failed: ${POISON_ERROR.code}` : 'poison message for a job that already ended or is unknown', { jobId });
+  return changed;
 }

@@ -56,8 +56,14 @@ export type WorkerOutcome = 'succeeded' | 'failed' | 'waiting' | 'already-finish
 
 const noLog: JobLogger = () => {};
 
+/** Which delivery of the queue message this is. */
+export interface Delivery {
+  /** 1 for the first delivery; higher only after a worker failed on the message. */
+  dequeueCount?: number;
+}
+
 /** Runs one delivery of a job message. Throws only on storage failures (the host then retries the message). */
-export async function processJob(deps: WorkerDeps, jobId: string): Promise<WorkerOutcome> {
+export async function processJob(deps: WorkerDeps, jobId: string, delivery: Delivery = {}): Promise<WorkerOutcome> {
   const clock = deps.clock ?? systemClock;
   const log = deps.log ?? noLog;
   for (let tries = 0; ; tries += 1) {
@@ -86,6 +92,7 @@ export async function processJob(deps: WorkerDeps, jobId: string): Promise<Worke
       claimUntil: now + deps.settings.callTimeoutMs + 30_000,
       startedAt: job.startedAt ?? now,
       notBefore: undefined,
+      dequeueCount: delivery.dequeueCount ?? job.dequeueCount,
     };
     let claimEtag: string;
     try {

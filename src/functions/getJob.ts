@@ -10,7 +10,7 @@ export async function getJob(request: HttpRequest, context: InvocationContext): 
   const notFound = () => json(404, errorBody('job_not_found', `No job with id "${id}"`, 'id'));
   if (!JOB_ID_PATTERN.test(id)) return notFound();
   try {
-    const stored = await getServices().jobs.get(id);
+    const stored = await getServices().jobs.get(id, { withRequest: false });
     return stored ? json(200, toJobView(stored.job)) : notFound();
   } catch (err) {
     return errorResponse(err, context);

@@ -16,8 +16,9 @@ export async function worker(message: unknown, context: InvocationContext): Prom
     return;
   }
   const services = getServices();
-  const outcome = await processJob(services.workerDeps(contextLogger(context)), parsed.id);
-  context.info(`[job=${parsed.id}] delivery ${context.triggerMetadata?.dequeueCount ?? '?'} → ${outcome}`);
+  const dequeueCount = Number(context.triggerMetadata?.dequeueCount ?? 1);
+  const outcome = await processJob(services.workerDeps(contextLogger(context)), parsed.id, { dequeueCount });
+  context.info(`[job=${parsed.id}] delivery ${dequeueCount} → ${outcome}`);
 }
 
 app.storageQueue('worker', { queueName: '%SLUICE_JOBS_QUEUE%', connection: 'AzureWebJobsStorage', handler: worker });
