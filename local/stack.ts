@@ -1,0 +1,206 @@
+// The whole app on one machine for tests and benchmarks: Azurite + the Azure OpenAI simulator + the real
+// functions in a local host (in-process), optionally with worker processes draining the jobs queue.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { startAzurite, type RunningAzurite } from './azurite';
+import { startFunctionsHost, type RunningFunctionsHost } from './host';
+import { DEFAULT_SIMULATOR_CONFIG, defaultRpmForTpm, startSimulator, type RunningSimulator, type SimulatorConfig } from './simulator';
+
+export interface StackOptions {
+  /** Simulator config, or false for none (then pass SLUICE_ENDPOINTS in env). @default DEFAULT_SIMULATOR_CONFIG, ephemeral ports */
+  simulator?: SimulatorConfig | false;
+  /** Extra app settings; they win over the generated ones. */
+  env?: Record<string, string>;
+  /** 0: the in-process host runs everything. N>0: the in-process host runs HTTP, timers and every function but
+   *  `worker`; N child processes (local/host/cli.js --only worker --no-http) drain the jobs queue. @default 0 */
+  workers?: number;
+  /** @default { inMemory: true } (a temporary data folder, removed on stop, when false) */
+  azurite?: { inMemory?: boolean };
+  /** Merged over host.json for the in-process host and the workers (e.g. a short visibilityTimeout). */
+  hostJson?: object;
+  /** Receives host and worker log lines. @default kept in memory (see RunningStack.logs); SLUICE_STACK_LOG=1 prints them */
+  log?: (line: string) => void;
+}
+
+export interface RunningStack {
+  /** http://127.0.0.1:PORT/api */
+  baseUrl: string;
+  connectionString: string;
+  sim?: RunningSimulator;
+  azurite: RunningAzurite;
+  /** App settings the stack set (also in process.env until stop()). */
+  env: Record<string, string>;
+  workerProcesses: ChildProcess[];
+  /** Sends `signal` (default SIGTERM: graceful drain; SIGKILL for a crash) to worker i. */
+  killWorker(i: number, signal?: NodeJS.Signals): void;
+  /** Starts one more worker process (appended to workerProcesses); it is ready shortly after. */
+  startWorker(): ChildProcess;
+  /** The last 2,000 log lines from the host and workers. */
+  logs(): string[];
+  stop(): Promise<void>;
+}
+
+/** Name of the queue-triggered function that runs jobs; worker processes run only it. */
+export const WORKER_FUNCTION = 'worker';
+const PROJECT_ROOT = resolve(__dirname, '..', '..');
+const SIMULATOR_API_KEY = 'local-simulator-key';
+const LOG_LINES_KEPT = 2000;
+
+/** "gpt-4o-mini-2024-07-18" → "gpt-4o-mini": clients ask for the logical model, Azure reports the version. */
+export function logicalModelName(model: string): string {
+  return model.replace(/-\d{4}-\d{2}-\d{2}$/, '');
+}
+
+/** SLUICE_ENDPOINTS entries for the simulator's chat deployments; priority follows region order (1 = first). */
+export function endpointsFromSimulator(sim: RunningSimulator, config: SimulatorConfig): object[] {
+  const apiKey = config.apiKeys?.[0] ?? SIMULATOR_API_KEY;
+  return config.regions.flatMap((region, index) => {
+    const running = sim.regions.find((r) => r.name === region.name);
+    if (!running) throw new Error(`simulator region ${region.name} is not running`);
+    return region.deployments
+      .filter((d) => (d.kind ?? 'chat') === 'chat')
+      .map((d) => ({
+        region: region.name,
+        endpoint: running.baseUrl,
+        deployment: d.name,
+        model: logicalModelName(d.model),
+        priority: index + 1,
+        tpm: d.tpm,
+        rpm: d.rpm ?? defaultRpmForTpm(d.tpm),
+        auth: 'key',
+        apiKey,
+      }));
+  });
+}
+
+/** The app caches its config/services per process; a fresh stack must not reuse a previous stack's clients. */
+function resetAppCaches(): void {
+  for (const [file, fn] of [['src/runtime/services.js', 'resetServices'], ['src/config.js', 'resetConfig']] as const) {
+    try {
+      const mod = require(join(PROJECT_ROOT, 'dist', file)) as Record<string, unknown>;
+      if (typeof mod[fn] === 'function') (mod[fn] as () => void)();
+    } catch {
+      // Not built or no reset hook: nothing cached to clear.
+    }
+  }
+}
+
+export async function startStack(opts: StackOptions = {}): Promise<RunningStack> {
+  const buffer: string[] = [];
+  const log =
+    opts.log ??
+    ((line: string) => {
+      buffer.push(line);
+      if (buffer.length > LOG_LINES_KEPT) buffer.splice(0, buffer.length - LOG_LINES_KEPT);
+      if (process.env.SLUICE_STACK_LOG === '1') console.log(line);
+    });
+  const inMemory = opts.azurite?.inMemory ?? true;
+  const dataDir = inMemory ? undefined : mkdtempSync(join(tmpdir(), 'sluice-azurite-'));
+  const cleanups: (() => Promise<void> | void)[] = [];
+  const previousEnv: Record<string, string | undefined> = {};
+  const cleanup = async () => {
+    for (const step of cleanups.reverse()) await Promise.resolve(step()).catch(() => undefined);
+    for (const [name, value] of Object.entries(previousEnv)) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  };
+
+  try {
+    const azurite = await startAzurite({ rootDir: PROJECT_ROOT, inMemory, location: dataDir });
+    cleanups.push(() => azurite.stop());
+    const simConfig = opts.simulator === false ? undefined : (opts.simulator ?? DEFAULT_SIMULATOR_CONFIG);
+    const sim = simConfig ? await startSimulator(simConfig) : undefined;
+    if (sim) cleanups.push(() => sim.close());
+
+    const env: Record<string, string> = {
+      FUNCTIONS_WORKER_RUNTIME: 'node',
+      AzureWebJobsStorage: azurite.connectionString,
+      SLUICE_JOBS_QUEUE: process.env.SLUICE_JOBS_QUEUE ?? 'sluice-jobs',
+      ...(sim && simConfig ? { SLUICE_ENDPOINTS: JSON.stringify(endpointsFromSimulator(sim, simConfig)) } : {}),
+      ...opts.env,
+    };
+    for (const [name, value] of Object.entries(env)) {
+      previousEnv[name] = process.env[name];
+      process.env[name] = value;
+    }
+    resetAppCaches();
+
+    const workers = opts.workers ?? 0;
+    const host: RunningFunctionsHost = await startFunctionsHost({
+      rootDir: PROJECT_ROOT,
+      port: 0,
+      log,
+      hostJson: opts.hostJson,
+      ...(workers > 0 ? { exclude: [WORKER_FUNCTION] } : {}),
+    });
+    cleanups.push(() => host.close());
+
+    const workerProcesses: ChildProcess[] = [];
+    const spawnWorker = (): { child: ChildProcess; ready: Promise<void> } => {
+      const index = workerProcesses.length;
+      const args = [join(PROJECT_ROOT, 'dist', 'local', 'host', 'cli.js'), '--only', WORKER_FUNCTION, '--no-http', '--root', PROJECT_ROOT];
+      const childEnv = { ...process.env, ...env, ...(opts.hostJson ? { SLUICE_HOST_JSON_OVERRIDE: JSON.stringify(opts.hostJson) } : {}) };
+      const child = spawn(process.execPath, args, { cwd: PROJECT_ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+      workerProcesses.push(child);
+      const ready = new Promise<void>((resolveReady, rejectReady) => {
+        let pending = '';
+        const onData = (chunk: Buffer) => {
+          pending += chunk.toString();
+          const lines = pending.split('\n');
+          pending = lines.pop() ?? '';
+          for (const line of lines) {
+            log(`[worker ${index}] ${line}`);
+            if (line.startsWith('Functions (local host')) resolveReady();
+          }
+        };
+        child.stdout?.on('data', onData);
+        child.stderr?.on('data', onData);
+        child.once('exit', (code, signal) => {
+          log(`[worker ${index}] exited (code ${code}, signal ${signal})`);
+          rejectReady(new Error(`worker ${index} exited before it was ready (code ${code}); see stack.logs()`));
+        });
+      });
+      ready.catch(() => undefined);
+      return { child, ready };
+    };
+    cleanups.push(() => Promise.all(workerProcesses.map(stopChild)).then(() => undefined));
+    await Promise.all(Array.from({ length: workers }, () => spawnWorker().ready));
+
+    return {
+      baseUrl: [host.url, host.routePrefix].filter((s) => s !== '').join('/'),
+      connectionString: azurite.connectionString,
+      sim,
+      azurite,
+      env,
+      workerProcesses,
+      killWorker(i, signal = 'SIGTERM') {
+        const child = workerProcesses[i];
+        if (!child) throw new Error(`no worker ${i} (have ${workerProcesses.length})`);
+        child.kill(signal);
+      },
+      startWorker: () => spawnWorker().child,
+      logs: () => [...buffer],
+      stop: cleanup,
+    };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}
+
+/** SIGTERM (graceful drain), SIGKILL after 15 s. */
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  await new Promise<void>((resolveExit) => {
+    const force = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    child.once('exit', () => {
+      clearTimeout(force);
+      resolveExit();
+    });
+    child.kill('SIGTERM');
+  });
+}
