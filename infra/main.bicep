@@ -1,0 +1,294 @@
+// Sluice in one resource group: Flex Consumption Function App, storage, Azure OpenAI in several regions, monitoring,
+// cost budget, alerts, workbook and Portal dashboard. Keyless: one user-assigned identity and Entra ID everywhere.
+// `azd up` deploys it (azure.yaml, infra/main.parameters.json); docs/deploy.md explains every parameter.
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(64)
+@description('azd environment name; with the subscription and location it seeds every resource name.')
+param environmentName string
+
+@minLength(1)
+@description('Region of the Function App, storage and monitoring. Must offer Flex Consumption.')
+@metadata({ azd: { type: 'location' } })
+param location string
+
+@description('Object id of the person running azd; gets the same data roles as the app, for local runs against the cloud. Empty: none.')
+param principalId string = ''
+
+@allowed(['User', 'ServicePrincipal'])
+@description('Kind of principalId (ServicePrincipal when a pipeline runs azd).')
+param principalType string = 'User'
+
+@description('Name of the resource group to create. Empty: rg-<environmentName>.')
+param resourceGroupName string = ''
+
+type modelDeployment = {
+  @description('Deployment name inside the account; Sluice calls it by this name.')
+  name: string
+  @description('Model name, e.g. gpt-4o-mini; also the logical model clients ask Sluice for.')
+  model: string
+  @description('Model version, e.g. 2024-07-18.')
+  version: string
+  sku: 'GlobalStandard' | 'DataZoneStandard' | 'Standard'
+  @description('Quota units: 1 unit = 1,000 tokens per minute (and 6 requests per minute).')
+  @minValue(1)
+  capacity: int
+}
+
+type openAiRegion = {
+  @description('Azure region of the account, e.g. swedencentral. Also the region label in SLUICE_ENDPOINTS.')
+  location: string
+  @description('Account name (also its custom subdomain). Default: oai-<token>-<location>.')
+  name: string?
+  @description('Lower is tried first. Default: position in the list, starting at 1.')
+  @minValue(0)
+  priority: int?
+  deployments: modelDeployment[]
+}
+
+@minLength(1)
+@description('Azure OpenAI accounts, one per region, with their model deployments. SLUICE_ENDPOINTS is generated from this.')
+param openAiRegions openAiRegion[]
+
+@minValue(1)
+@maxValue(1000)
+@description('Flex Consumption: most instances the app scales out to.')
+param maximumInstanceCount int = 40
+
+@allowed([512, 2048, 4096])
+@description('Flex Consumption: memory per instance, MB.')
+param instanceMemoryMB int = 2048
+
+@minValue(1)
+@description('Monthly spend limit, USD: the resource-group Consumption budget and Sluice\'s own SLUICE_BUDGET_MONTHLY_USD.')
+param budgetMonthlyUsd int
+
+@description('Budget start (yyyy-MM-01). Empty on the first deployment: this month. Azure refuses to change it later, so the
+output SLUICE_BUDGET_START_DATE pins it in the azd environment and main.parameters.json passes it back.')
+param budgetStartDate string = ''
+
+@description('Do not set: the first day of the current month, the budget start on the first deployment.')
+param firstOfThisMonth string = utcNow('yyyy-MM-01')
+
+@minLength(3)
+@description('Where budget notifications and alerts are emailed.')
+param alertEmail string
+
+@description('Private endpoints for storage and Azure OpenAI, VNet integration for the app, private DNS zones.')
+param enablePrivateNetworking bool = false
+
+@description('Alert thresholds. See infra/app/alerts.bicep.')
+param alertThresholds object = {
+  throttledSharePercent: 20
+  failedJobs: 5
+  p95LatencyMs: 60000
+  queueAgeSeconds: 300
+  queueDepth: 1000
+  failovers: 10
+}
+
+var effectiveBudgetStartDate = empty(budgetStartDate) ? firstOfThisMonth : budgetStartDate
+
+var abbrs = loadJsonContent('abbreviations.json')
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = { 'azd-env-name': environmentName }
+
+// Storage names: the one definition both the resources and the app settings use. Equal to the defaults in
+// src/config.ts (test/infra/storage.test.ts checks both directions).
+var jobsQueueName = 'sluice-jobs'
+var jobsPoisonQueueName = '${jobsQueueName}-poison'
+var jobsTableName = 'sluicejobs'
+var budgetTableName = 'sluicebudget'
+var usageTableName = 'sluiceusage'
+var payloadContainerName = 'sluice-payloads'
+var deploymentContainerName = 'app-package'
+
+var functionAppName = '${abbrs.webSitesFunctions}${resourceToken}'
+var openAiAccountNames = map(openAiRegions, r => r.?name ?? '${abbrs.openAiAccounts}${resourceToken}-${r.location}')
+
+// SLUICE_ENDPOINTS, generated: one entry per model deployment. tpm = capacity × 1,000; rpm = capacity × 6 (Azure's
+// ratio for chat models). The custom subdomain is the account name, so the endpoint is known before deployment.
+// test/infra/endpoints.test.ts mirrors this rule and parses the result with the app's own schema.
+var sluiceEndpoints = flatten(map(range(0, length(openAiRegions)), i => map(openAiRegions[i].deployments, d => {
+  region: openAiRegions[i].location
+  endpoint: 'https://${openAiAccountNames[i]}.openai.azure.com/'
+  deployment: d.name
+  model: d.model
+  priority: openAiRegions[i].?priority ?? (i + 1)
+  tpm: d.capacity * 1000
+  rpm: d.capacity * 6
+  auth: 'managed-identity'
+})))
+
+// Every SLUICE_* setting the app needs in Azure (the api module adds the storage and Application Insights
+// identity settings). Tunables with code defaults are left out: see OPTIONAL_SETTINGS in test/infra/settings.test.ts.
+var sluiceSettings = {
+  SLUICE_ENDPOINTS: string(sluiceEndpoints)
+  SLUICE_JOBS_QUEUE: jobsQueueName
+  SLUICE_JOBS_TABLE: jobsTableName
+  SLUICE_PAYLOAD_CONTAINER: payloadContainerName
+  SLUICE_BUDGET_TABLE: budgetTableName
+  SLUICE_BUDGET_MONTHLY_USD: string(budgetMonthlyUsd)
+}
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: !empty(resourceGroupName) ? resourceGroupName : '${abbrs.resourcesResourceGroups}${environmentName}'
+  location: location
+  tags: tags
+}
+
+module identity 'app/identity.bicep' = {
+  name: 'identity'
+  scope: rg
+  params: {
+    name: '${abbrs.managedIdentityUserAssignedIdentities}${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module monitoring 'app/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    logAnalyticsName: '${abbrs.operationalInsightsWorkspaces}${resourceToken}'
+    applicationInsightsName: '${abbrs.insightsComponents}${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module storage 'app/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    name: '${abbrs.storageStorageAccounts}${resourceToken}'
+    location: location
+    tags: tags
+    publicNetworkAccess: enablePrivateNetworking ? 'Disabled' : 'Enabled'
+    queues: [jobsQueueName, jobsPoisonQueueName]
+    tables: [jobsTableName, budgetTableName, usageTableName]
+    containers: [payloadContainerName, deploymentContainerName]
+  }
+}
+
+// Deployments inside one account are created one at a time (openai.bicep, @batchSize(1)); accounts in
+// different regions in parallel.
+module openAi 'app/openai.bicep' = [for (region, i) in openAiRegions: {
+  name: 'openai-${i}-${region.location}'
+  scope: rg
+  params: {
+    name: openAiAccountNames[i]
+    location: region.location
+    tags: tags
+    deployments: region.deployments
+    publicNetworkAccess: enablePrivateNetworking ? 'Disabled' : 'Enabled'
+  }
+}]
+
+module network 'app/network.bicep' = if (enablePrivateNetworking) {
+  name: 'network'
+  scope: rg
+  params: {
+    vnetName: '${abbrs.networkVirtualNetworks}${resourceToken}'
+    location: location
+    tags: tags
+    storageAccountName: storage.outputs.name
+    openAiAccountNames: openAiAccountNames
+  }
+  dependsOn: [openAi]
+}
+
+module api 'app/api.bicep' = {
+  name: 'api'
+  scope: rg
+  params: {
+    name: functionAppName
+    planName: '${abbrs.webServerFarms}${resourceToken}'
+    location: location
+    tags: tags
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    storageAccountName: storage.outputs.name
+    deploymentContainerName: deploymentContainerName
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    maximumInstanceCount: maximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
+    appSettings: sluiceSettings
+    virtualNetworkSubnetId: enablePrivateNetworking ? network!.outputs.appSubnetId : ''
+  }
+  // The host starts as soon as the app exists: let it find its roles and (private) endpoints in place.
+  dependsOn: [rbac, openAi]
+}
+
+module rbac 'app/rbac.bicep' = {
+  name: 'rbac'
+  scope: rg
+  params: {
+    appPrincipalId: identity.outputs.principalId
+    userPrincipalId: principalId
+    userPrincipalType: principalType
+    storageAccountName: storage.outputs.name
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    openAiAccountNames: openAiAccountNames
+  }
+  dependsOn: [openAi]
+}
+
+module alerts 'app/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    namePrefix: resourceToken
+    location: location
+    tags: tags
+    applicationInsightsId: monitoring.outputs.applicationInsightsId
+    alertEmail: alertEmail
+    thresholds: alertThresholds
+  }
+}
+
+module budget 'app/budget.bicep' = {
+  name: 'budget'
+  scope: rg
+  params: {
+    name: 'sluice-${resourceToken}'
+    amountUsd: budgetMonthlyUsd
+    startDate: effectiveBudgetStartDate
+    contactEmails: [alertEmail]
+  }
+}
+
+module dashboard 'app/dashboard.bicep' = {
+  name: 'dashboard'
+  scope: rg
+  params: {
+    namePrefix: resourceToken
+    location: location
+    tags: tags
+    applicationInsightsId: monitoring.outputs.applicationInsightsId
+    budgetMonthlyUsd: budgetMonthlyUsd
+  }
+}
+
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_FUNCTION_APP_NAME string = api.outputs.name
+output SERVICE_API_NAME string = api.outputs.name
+output SLUICE_API_URL string = '${api.outputs.url}/api'
+output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output AZURE_STORAGE_BLOB_ENDPOINT string = storage.outputs.blobEndpoint
+output AZURE_STORAGE_QUEUE_ENDPOINT string = storage.outputs.queueEndpoint
+output AZURE_STORAGE_TABLE_ENDPOINT string = storage.outputs.tableEndpoint
+output AZURE_MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
+output APPLICATIONINSIGHTS_CONNECTION_STRING string = monitoring.outputs.connectionString
+output AZURE_OPENAI_ACCOUNT_NAMES array = openAiAccountNames
+output SLUICE_ENDPOINTS string = string(sluiceEndpoints)
+output SLUICE_JOBS_QUEUE string = jobsQueueName
+output SLUICE_JOBS_TABLE string = jobsTableName
+output SLUICE_PAYLOAD_CONTAINER string = payloadContainerName
+output SLUICE_BUDGET_START_DATE string = effectiveBudgetStartDate
+output SLUICE_DASHBOARD_URL string = dashboard.outputs.dashboardUrl
+output SLUICE_WORKBOOK_ID string = dashboard.outputs.workbookId
