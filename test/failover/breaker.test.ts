@@ -13,6 +13,8 @@ import {
   type BreakerState,
 } from '../../src/core/breaker';
 import { mayLeaveGroup } from '../../src/core/breaker/spillover';
+import { outcomeOf } from '../../src/core/breaker/outcome';
+import { EndpointConfigError, FinalModelError, RateLimitedError, UpstreamUnavailableError } from '../../src/core/errors';
 
 const T0 = 1_700_000_000_000;
 
@@ -136,4 +138,13 @@ test('spill-over: health always fails over; budget only when the model allows it
   assert.equal(mayLeaveGroup(['open', 'budget'], false), false);
   assert.equal(mayLeaveGroup(['budget'], true), true);
   assert.equal(mayLeaveGroup(['budget']), true, 'default keeps today\'s behaviour');
+});
+
+test('outcomeOf maps typed errors to breaker failures; request errors are not the endpoint\'s', () => {
+  assert.deepEqual(outcomeOf(new UpstreamUnavailableError('connection_failed', 'ECONNREFUSED')), { ok: false, kind: 'connection', message: 'ECONNREFUSED' });
+  assert.equal((outcomeOf(new UpstreamUnavailableError('timeout', 'slow', 504)) as { kind: string }).kind, 'timeout');
+  assert.deepEqual(outcomeOf(new RateLimitedError('quota gone', 86_400_000)), { ok: false, kind: '429', retryAfterMs: 86_400_000, message: 'quota gone' });
+  assert.equal((outcomeOf(new UpstreamUnavailableError('upstream_503', 'busy', 503)) as { kind: string }).kind, '5xx');
+  assert.equal((outcomeOf(new EndpointConfigError('endpoint_auth_failed', 'no', 401)) as { kind: string }).kind, 'auth');
+  assert.equal(outcomeOf(new FinalModelError('context_length_exceeded', 'too long')), undefined);
 });
