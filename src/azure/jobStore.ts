@@ -101,6 +101,36 @@ export class JobStore implements JobRepository {
     throw new StaleJobError(id);
   }
 
+  /**
+   * Issue 8 (batch cancel/expiry): fails a job that no worker has started (queued or waiting), ETag-guarded so a
+   * worker's claim wins the race; the worker then skips it as terminal. Returns the job's status afterwards
+   * ('failed' when this call stopped it), or undefined when there is no such job.
+   */
+  async stopIfNotStarted(id: string, error: { code: string; message: string }, now: number): Promise<{ stopped: boolean; status: JobStatus } | undefined> {
+    for (let tries = 0; tries < 5; tries += 1) {
+      let current: TableEntityResult<Record<string, unknown>>;
+      try {
+        current = await this.table.getEntity<Record<string, unknown>>(id, '', { queryOptions: { select: ['status'] } });
+      } catch (err) {
+        if (err instanceof RestError && err.statusCode === 404) return undefined;
+        throw err;
+      }
+      const status = current.status as JobStatus;
+      if (status !== 'queued' && status !== 'waiting') return { stopped: false, status };
+      try {
+        await this.table.updateEntity(
+          { partitionKey: id, rowKey: '', status: 'failed', errorCode: error.code, errorMessage: error.message, completedAt: now },
+          'Merge',
+          { etag: current.etag },
+        );
+        return { stopped: true, status: 'failed' };
+      } catch (err) {
+        if (!(err instanceof RestError && err.statusCode === 412)) throw err;
+      }
+    }
+    throw new StaleJobError(id);
+  }
+
   /** Removes a job that was never enqueued (a failed submit), so nothing half-written remains. */
   async delete(id: string): Promise<void> {
     await this.table.deleteEntity(id, '');
@@ -166,7 +196,9 @@ export class JobStore implements JobRepository {
       metadataJson: JSON.stringify(job.metadata),
       regionsTriedJson: JSON.stringify(job.regionsTried),
     };
-    const optional: Array<keyof JobRecord> = ['startedAt', 'completedAt', 'region', 'deployment', 'latencyMs', 'notBefore', 'claimId', 'claimUntil', 'bodyHash', 'transientFailures', 'dequeueCount'];
+    const optional: Array<keyof JobRecord> = ['startedAt', 'completedAt', 'region', 'deployment', 'latencyMs', 'notBefore', 'claimId', 'claimUntil', 'bodyHash', 'transientFailures', 'dequeueCount',
+      // Issue 8: batch line and submission-queue fields.
+      'batchId', 'customId', 'replyTo', 'clientId'];
     for (const key of optional) if (job[key] !== undefined) entity[key] = job[key];
     if (job.usage) entity.usageJson = JSON.stringify(job.usage);
     if (job.error) {
@@ -209,6 +241,10 @@ export class JobStore implements JobRepository {
       transientFailures: num(e.transientFailures),
       dequeueCount: num(e.dequeueCount),
       bodyHash: str(e.bodyHash),
+      batchId: str(e.batchId),
+      customId: str(e.customId),
+      replyTo: str(e.replyTo),
+      clientId: str(e.clientId),
     };
   }
 }

@@ -70,6 +70,15 @@ export interface JobRecord {
   transientFailures?: number;
   /** sha256 of the submitted body, to tell an idempotent retry from a reused key. */
   bodyHash?: string;
+  // Batch and submission-queue fields (issue 8); absent for plain HTTP jobs.
+  /** Batch this job is one line of. */
+  batchId?: string;
+  /** The line's custom_id within its batch. */
+  customId?: string;
+  /** Queue to post {id, status, client_id} to when the job finishes (submission queue `reply_to`). */
+  replyTo?: string;
+  /** Producer's client_id from the submission queue (its idempotency key). */
+  clientId?: string;
 }
 
 /** Tokens the quota is charged when this job is sent: prompt + max output, as Azure estimates at admission. */
@@ -100,6 +109,8 @@ export function toJobView(job: JobRecord): Record<string, unknown> {
     estimated_start_at: job.status === 'waiting' ? iso(job.notBefore) : null,
     regions_tried: job.regionsTried.map((a) => ({ ...a, at: new Date(a.at).toISOString() })),
     metadata: job.metadata,
+    // Issue 8: batch lines say which batch and custom_id they serve.
+    ...(job.batchId !== undefined ? { batch_id: job.batchId, custom_id: job.customId ?? null } : {}),
   };
 }
 
