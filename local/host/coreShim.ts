@@ -60,7 +60,7 @@ export const coreApi = {
       // Same message shape as the worker, which refuses duplicates too.
       throw new Error(`A function with name "${metadata.name}" has already been registered.`);
     }
-    registry.set(metadata.name, { metadata, callback, sourceFile: loadingFile });
+    registry.set(metadata.name, { metadata, callback, sourceFile: loadingFile ?? callerFile() });
     return disposable(() => registry.delete(metadata.name));
   },
   setProgrammingModel(model: ProgrammingModel): void {
@@ -83,9 +83,28 @@ export const coreApi = {
   },
 };
 
+/**
+ * The file that called app.* when a function file was required directly (e.g. imported by a test) rather than
+ * through loadFunctionFile. Raw call sites give the generated .js path even when source maps are enabled.
+ */
+function callerFile(): string | undefined {
+  const original = Error.prepareStackTrace;
+  try {
+    Error.prepareStackTrace = (_err, callSites) => callSites;
+    const callSites = (new Error().stack as unknown as NodeJS.CallSite[] | undefined) ?? [];
+    for (const site of callSites) {
+      const file = site.getFileName();
+      if (file && file !== __filename && !file.startsWith('node:') && !/[\\/]node_modules[\\/]/.test(file)) return file;
+    }
+    return undefined;
+  } finally {
+    Error.prepareStackTrace = original;
+  }
+}
+
 let installed = false;
 
-/** Makes `require('@azure/functions-core')` resolve to coreApi. Idempotent. */
+/** Makes `require('@azure/functions-core')` resolve to coreApi. Idempotent; also runs when this module loads. */
 export function installCoreShim(): void {
   if (installed) return;
   installed = true;
@@ -132,3 +151,6 @@ export function hookCallbacks(name: HookName): HookCallback[] {
 export function setSystemLogSink(sink: SystemLogSink): void {
   systemLogSink = sink;
 }
+
+// Installed on import so that merely importing the local host (before any function file) is enough.
+installCoreShim();

@@ -98,6 +98,12 @@ export async function startFunctionsHost(opts: FunctionsHostOptions = {}): Promi
     }
   }
   const functions = selectFunctions(files, opts.only, opts.exclude);
+  if (functions.length === 0 && !opts.only) {
+    throw new Error(
+      `no functions were registered by ${files.join(', ')}. If a function file was imported before the local host, ` +
+        '@azure/functions switched to "test mode": import local/host (or call startFunctionsHost) first.',
+    );
+  }
   for (const callback of hookCallbacks('appStart')) await callback({ hookData: {}, appHookData, functionAppDirectory: rootDir });
 
   const queueListeners: QueueListener[] = [];
