@@ -75,6 +75,9 @@ param firstOfThisMonth string = utcNow('yyyy-MM-01')
 @description('Where budget notifications and alerts are emailed.')
 param alertEmail string
 
+@description('NCRONTAB schedule of the batch sweep (a timer binding, so it must be an app setting). Every run wakes the app: every 5 s (the code default) means Flex Consumption never scales to zero.')
+param batchSweepSchedule string = '*/5 * * * * *'
+
 @description('Private endpoints for storage and Azure OpenAI, VNet integration for the app, private DNS zones.')
 param enablePrivateNetworking bool = false
 
@@ -98,10 +101,18 @@ var tags = { 'azd-env-name': environmentName }
 // src/config.ts (test/infra/storage.test.ts checks both directions).
 var jobsQueueName = 'sluice-jobs'
 var jobsPoisonQueueName = '${jobsQueueName}-poison'
+var submitQueueName = 'sluice-submit'
+var submitPoisonQueueName = '${submitQueueName}-poison'
+var submitDeadLetterQueueName = 'sluice-submit-deadletter'
+var batchQueueName = 'sluice-batches'
+var batchPoisonQueueName = '${batchQueueName}-poison'
 var jobsTableName = 'sluicejobs'
+var batchesTableName = 'sluicebatches'
+var breakerTableName = 'sluicebreakers'
 var budgetTableName = 'sluicebudget'
 var usageTableName = 'sluiceusage'
 var payloadContainerName = 'sluice-payloads'
+var filesContainerName = 'sluice-files'
 var deploymentContainerName = 'app-package'
 
 var functionAppName = '${abbrs.webSitesFunctions}${resourceToken}'
@@ -128,6 +139,13 @@ var sluiceSettings = {
   SLUICE_JOBS_QUEUE: jobsQueueName
   SLUICE_JOBS_TABLE: jobsTableName
   SLUICE_PAYLOAD_CONTAINER: payloadContainerName
+  SLUICE_SUBMIT_QUEUE: submitQueueName
+  SLUICE_SUBMIT_DEADLETTER_QUEUE: submitDeadLetterQueueName
+  SLUICE_BATCH_QUEUE: batchQueueName
+  SLUICE_BATCHES_TABLE: batchesTableName
+  SLUICE_FILES_CONTAINER: filesContainerName
+  SLUICE_BATCH_SWEEP_SCHEDULE: batchSweepSchedule
+  SLUICE_BREAKER_TABLE: breakerTableName
   SLUICE_BUDGET_TABLE: budgetTableName
   SLUICE_BUDGET_MONTHLY_USD: string(budgetMonthlyUsd)
 }
@@ -167,9 +185,9 @@ module storage 'app/storage.bicep' = {
     location: location
     tags: tags
     publicNetworkAccess: enablePrivateNetworking ? 'Disabled' : 'Enabled'
-    queues: [jobsQueueName, jobsPoisonQueueName]
-    tables: [jobsTableName, budgetTableName, usageTableName]
-    containers: [payloadContainerName, deploymentContainerName]
+    queues: [jobsQueueName, jobsPoisonQueueName, submitQueueName, submitPoisonQueueName, submitDeadLetterQueueName, batchQueueName, batchPoisonQueueName]
+    tables: [jobsTableName, batchesTableName, breakerTableName, budgetTableName, usageTableName]
+    containers: [payloadContainerName, filesContainerName, deploymentContainerName]
   }
 }
 

@@ -1,0 +1,110 @@
+/**
+ * Drift test 1: every setting the app reads is set on the Function App by infra/, or is knowingly left to its code
+ * default. Keyless: the identity-based storage and Application Insights settings are there, and nothing with a key.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { accessedProperties, allBicep, appSources, blockAfter, read, stringLiterals, topLevelEntries, topLevelKeys } from './infraSource';
+
+/** Settings the app reads but Azure need not set: the code default applies. Name → default (as documented). */
+const OPTIONAL_SETTINGS: Record<string, string> = {
+  SLUICE_MODELS: 'built-in model limits (src/core/models.ts KNOWN_MODELS)',
+  SLUICE_OPENAI_API_VERSION: '2024-10-21',
+  SLUICE_MAX_REQUEST_BYTES: '1048576',
+  SLUICE_CALL_TIMEOUT_MS: '120000',
+  SLUICE_MAX_RETRY_DELAY_MS: '60000',
+  SLUICE_MAX_FILE_BYTES: '209715200',
+  SLUICE_MAX_FILE_LINES: '50000',
+  SLUICE_BATCH_COMPLETION_WINDOW_S: '86400',
+  SLUICE_BATCH_FANOUT_CHUNK: '2500',
+  SLUICE_BATCH_CONCURRENCY: '64',
+  SLUICE_BATCH_LEASE_S: '60',
+  // The alternative to the three service URIs infra sets.
+  AzureWebJobsStorage__accountName: 'derived from the service URIs',
+};
+
+/** Set by infra/ for code being written alongside it (issue 9 brief); allowed before src/ reads them. */
+const SET_AHEAD_OF_CODE = new Set(['SLUICE_BUDGET_TABLE', 'SLUICE_BUDGET_MONTHLY_USD', 'SLUICE_BREAKER_TABLE']);
+
+const SETTING = /^(SLUICE_[A-Z0-9_]+|AzureWebJobsStorage(__\w+)?|APPLICATIONINSIGHTS_[A-Z0-9_]+)$/;
+
+/** Setting names the deployed code reads: literals and `env.X` accesses in src/, `%X%` in trigger bindings. */
+function settingsReadByCode(): Map<string, string> {
+  const found = new Map<string, string>();
+  const files = appSources();
+  for (const lit of stringLiterals(files)) {
+    for (const m of lit.text.matchAll(/\b(SLUICE_[A-Z0-9_]+)\b/g)) found.set(m[1]!, lit.file);
+    if (SETTING.test(lit.text)) found.set(lit.text, lit.file);
+    if (lit.file.startsWith('src/functions/')) for (const m of lit.text.matchAll(/%(\w+)%/g)) found.set(m[1]!, `${lit.file} (binding)`);
+  }
+  for (const { file, name } of accessedProperties(files)) if (SETTING.test(name)) found.set(name, file);
+  return found;
+}
+
+function bicepAppSettings(): { sluice: Map<string, string>; platform: Map<string, string> } {
+  const sluice = topLevelEntries(blockAfter(read('infra/main.bicep'), /^var sluiceSettings\s*=\s*/m));
+  const platform = topLevelEntries(blockAfter(read('infra/app/api.bicep'), /^var platformSettings\s*=\s*/m));
+  return { sluice, platform };
+}
+
+test('every setting the code reads is set in Bicep app settings or allow-listed with its default', () => {
+  const read = settingsReadByCode();
+  assert.ok(read.has('SLUICE_ENDPOINTS') && read.has('SLUICE_JOBS_QUEUE'), 'the scan found the known settings');
+  const { sluice, platform } = bicepAppSettings();
+  const missing = [...read]
+    .filter(([name]) => !sluice.has(name) && !platform.has(name) && !(name in OPTIONAL_SETTINGS))
+    .filter(([name]) => name !== 'AzureWebJobsStorage') // the connection-string form is for Azurite only
+    .map(([name, where]) => `${name} (read in ${where})`);
+  assert.deepEqual(missing, [], 'set these in infra/main.bicep sluiceSettings, or add them to OPTIONAL_SETTINGS with their default');
+});
+
+test('queue trigger binding expressions resolve in Azure', () => {
+  const { sluice } = bicepAppSettings();
+  const bindings = stringLiterals(appSources().filter((f) => f.startsWith('src/functions/'))).flatMap((l) =>
+    [...l.text.matchAll(/%(\w+)%/g)].map((m) => m[1]!),
+  );
+  assert.ok(bindings.includes('SLUICE_JOBS_QUEUE'), 'the worker binds %SLUICE_JOBS_QUEUE%');
+  for (const name of bindings) assert.ok(sluice.has(name), `${name} is used in a binding, so it must be an app setting`);
+});
+
+test('every SLUICE_* setting in Bicep is one the code reads (no typos, nothing stale)', (t) => {
+  const read = settingsReadByCode();
+  const { sluice } = bicepAppSettings();
+  const unknown = [...sluice.keys()].filter((k) => !read.has(k) && !SET_AHEAD_OF_CODE.has(k));
+  assert.deepEqual(unknown, [], 'set in Bicep but read nowhere in src/');
+  const ahead = [...SET_AHEAD_OF_CODE].filter((k) => !read.has(k));
+  if (ahead.length) t.diagnostic(`set ahead of code (not read by src/ yet): ${ahead.join(', ')}`);
+  for (const k of SET_AHEAD_OF_CODE) assert.ok(sluice.has(k), `${k} is listed as set ahead of code but is not set`);
+});
+
+test('allow-listed optional settings are still read by the code', () => {
+  const read = settingsReadByCode();
+  const stale = Object.keys(OPTIONAL_SETTINGS).filter((k) => !read.has(k));
+  assert.deepEqual(stale, [], 'remove these from OPTIONAL_SETTINGS');
+});
+
+test('storage and Application Insights use the managed identity; no keys anywhere', () => {
+  const { platform } = bicepAppSettings();
+  assert.equal(platform.get('AzureWebJobsStorage__credential'), "'managedidentity'");
+  assert.equal(platform.get('AzureWebJobsStorage__clientId'), 'identityClientId');
+  for (const svc of ['blob', 'queue', 'table']) {
+    assert.equal(platform.get(`AzureWebJobsStorage__${svc}ServiceUri`), `storage.properties.primaryEndpoints.${svc}`);
+  }
+  assert.equal(platform.get('APPLICATIONINSIGHTS_AUTHENTICATION_STRING'), "'ClientId=${identityClientId};Authorization=AAD'");
+  assert.ok(platform.has('APPLICATIONINSIGHTS_CONNECTION_STRING'));
+  assert.ok(!platform.has('AzureWebJobsStorage'), 'no storage connection string');
+
+  const main = read('infra/main.bicep');
+  const api = read('infra/app/api.bicep');
+  assert.match(main, /appSettings: sluiceSettings/, 'main.bicep passes sluiceSettings to the api module');
+  assert.match(api, /properties: union\(appSettings, platformSettings\)/, 'api.bicep applies both setting sets');
+  for (const { path, text } of allBicep()) {
+    assert.doesNotMatch(text, /listKeys\(|listConnectionStrings\(|AccountKey=|@secure\(\)/, `${path}: keyless means no keys`);
+  }
+  assert.match(read('infra/app/storage.bicep'), /allowSharedKeyAccess: false/);
+  assert.match(read('infra/app/storage.bicep'), /allowBlobPublicAccess: false/);
+  assert.match(read('infra/app/storage.bicep'), /minimumTlsVersion: 'TLS1_2'/);
+  assert.match(read('infra/app/openai.bicep'), /disableLocalAuth: true/);
+  assert.match(read('infra/app/monitoring.bicep'), /DisableLocalAuth: true/);
+  assert.ok(topLevelKeys(blockAfter(api, /^var platformSettings\s*=\s*/m)).every((k) => !/KEY|SECRET|PASSWORD/i.test(k)));
+});
