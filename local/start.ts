@@ -1,0 +1,92 @@
+// `npm start`: Azurite (10000-10002, data in .azurite/) + the Azure OpenAI simulator (8400-8402) + the real
+// functions in the local host on 127.0.0.1:7071 — no Azure Functions Core Tools needed. Ctrl-C stops everything.
+import { resolve } from 'node:path';
+import { startAzurite, type RunningAzurite } from './azurite';
+import { startFunctionsHost, type RunningFunctionsHost } from './host';
+import { loadLocalSettings } from './host/settings';
+import { loadSimulatorConfig, startSimulator, type RunningSimulator } from './simulator';
+import { describeSimulator, withCliPorts } from './simulator/cli';
+import { endpointsFromSimulator } from './stack';
+
+const ROOT_DIR = resolve(__dirname, '..', '..');
+const AZURITE_PORTS = { blobPort: 10000, queuePort: 10001, tablePort: 10002 };
+
+/** Dev storage: unset, UseDevelopmentStorage=true, or an explicit connection string to devstoreaccount1 on this machine. */
+function wantsLocalAzurite(connection: string | undefined): boolean {
+  if (process.env.SLUICE_SKIP_AZURITE === '1') return false;
+  if (!connection) return true;
+  if (/UseDevelopmentStorage=true/i.test(connection)) return true;
+  return /AccountName=devstoreaccount1/i.test(connection) && /QueueEndpoint=http:\/\/(127\.0\.0\.1|localhost):10001\b/i.test(connection);
+}
+
+function portHint(err: unknown, what: string, fix: string): Error {
+  const message = (err as Error).message ?? String(err);
+  return /EADDRINUSE|already in use/.test(message) ? new Error(`${what}: a port is already in use. ${fix}\n(${message})`) : (err as Error);
+}
+
+async function main(): Promise<void> {
+  loadLocalSettings(ROOT_DIR);
+  process.env.FUNCTIONS_WORKER_RUNTIME ??= 'node';
+  process.env.SLUICE_JOBS_QUEUE ??= 'sluice-jobs';
+
+  let azurite: RunningAzurite | undefined;
+  let sim: RunningSimulator | undefined;
+  let host: RunningFunctionsHost | undefined;
+  const stopAll = async () => {
+    await host?.close().catch((err: unknown) => console.error(err));
+    await sim?.close().catch((err: unknown) => console.error(err));
+    await azurite?.stop().catch((err: unknown) => console.error(err));
+  };
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) process.exit(1); // second Ctrl-C: do not wait
+    stopping = true;
+    console.log(`\n${signal} received: stopping (finishing in-flight invocations; Ctrl-C again to force)`);
+    stopAll().then(() => process.exit(0));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  try {
+    if (wantsLocalAzurite(process.env.AzureWebJobsStorage)) {
+      azurite = await startAzurite({ rootDir: ROOT_DIR, location: resolve(ROOT_DIR, '.azurite'), ...AZURITE_PORTS }).catch((err: unknown) => {
+        throw portHint(err, 'Azurite', 'Stop the other Azurite (or whatever holds 10000-10002), or run it yourself and set SLUICE_SKIP_AZURITE=1.');
+      });
+      process.env.AzureWebJobsStorage = azurite.connectionString;
+      console.log(`Azurite: blob ${azurite.blobPort}, queue ${azurite.queuePort}, table ${azurite.tablePort} (data in .azurite/)`);
+    } else {
+      console.log('Azurite: not started (AzureWebJobsStorage points elsewhere or SLUICE_SKIP_AZURITE=1)');
+    }
+
+    if (!process.env.SLUICE_ENDPOINTS) {
+      const config = withCliPorts(loadSimulatorConfig(process.env));
+      sim = await startSimulator(config).catch((err: unknown) => {
+        throw portHint(err, 'Azure OpenAI simulator', 'Stop the other simulator (npm run simulator) or set SIMULATOR_BASE_PORT.');
+      });
+      process.env.SLUICE_ENDPOINTS = JSON.stringify(endpointsFromSimulator(sim, config));
+      console.log(describeSimulator(sim, config));
+    } else {
+      console.log('Simulator: not started (SLUICE_ENDPOINTS is set)');
+    }
+
+    host = await startFunctionsHost({ rootDir: ROOT_DIR });
+  } catch (err) {
+    console.error(`\nnpm start failed: ${err instanceof Error ? err.message : String(err)}`);
+    await stopAll();
+    process.exit(1);
+  }
+
+  const api = `${host.url}/${host.routePrefix}`.replace(/\/$/, '');
+  console.log(`
+Sluice is running locally: ${api}
+Try:
+  curl -s -X POST ${api}/v1/jobs -H 'content-type: application/json' -d '{"request":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello"}],"max_tokens":50}}'
+  curl -s ${api}/v1/jobs/<id>
+  curl -s ${api}/v1/health
+Ctrl-C stops everything.`);
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
