@@ -1,0 +1,83 @@
+/**
+ * Drift test 3: the app identity holds each data role the code needs, on the right resource. Role definition ids are
+ * Azure built-in roles, checked against Microsoft's built-in roles reference.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { allBicep, blockAfter, read, resourceBlocks, resourceTypes, topLevelEntries } from './infraSource';
+
+const REQUIRED = [
+  { role: 'Storage Blob Data Owner', id: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b', scope: 'Microsoft.Storage/storageAccounts' },
+  { role: 'Storage Queue Data Contributor', id: '974c5e8b-45b9-4653-ba55-5f855dd0fb88', scope: 'Microsoft.Storage/storageAccounts' },
+  { role: 'Storage Table Data Contributor', id: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3', scope: 'Microsoft.Storage/storageAccounts' },
+  { role: 'Cognitive Services OpenAI User', id: '5e0bd9bd-7b93-4f28-af87-19fc36ad61bd', scope: 'Microsoft.CognitiveServices/accounts' },
+  { role: 'Monitoring Metrics Publisher', id: '3913510d-42f4-4e42-8a64-420c390055eb', scope: 'Microsoft.Insights/components' },
+];
+
+interface Assignment {
+  path: string;
+  roleIds: string[];
+  principal: string;
+  scopeType: string | undefined;
+}
+
+/** Every role assignment in infra/, with role ids resolved through `roles.x` and `for role in <array var>`. */
+function assignments(): Assignment[] {
+  const out: Assignment[] = [];
+  for (const { path, text } of allBicep()) {
+    const blocks = resourceBlocks(text, 'Microsoft.Authorization/roleAssignments');
+    if (!blocks.length) continue;
+    const roles = /^var roles\s*=/m.test(text) ? topLevelEntries(blockAfter(text, /^var roles\s*=\s*/m)) : new Map<string, string>();
+    const roleId = (expr: string): string | undefined => {
+      const literal = /'([0-9a-f-]{36})'/.exec(expr)?.[1];
+      const named = /roles\.(\w+)/.exec(expr)?.[1];
+      return literal ?? (named ? roles.get(named)?.replace(/'/g, '') : undefined);
+    };
+    const types = resourceTypes(text);
+    for (const b of blocks) {
+      const props = topLevelEntries(blockAfter(b.body, /\bproperties:\s*/));
+      const def = props.get('roleDefinitionId') ?? '';
+      let ids = [roleId(def)].filter((x): x is string => !!x);
+      const loop = /\[for (\w+) in (\w+):/.exec(b.header);
+      if (!ids.length && loop && def.includes(loop[1]!)) {
+        const arr = new RegExp(`^var ${loop[2]}\\s*=\\s*\\[([^\\]]*)\\]`, 'm').exec(text)?.[1] ?? '';
+        ids = arr.split(',').map((e) => roleId(e)).filter((x): x is string => !!x);
+      }
+      const scope = topLevelEntries(b.body).get('scope')?.replace(/\[.*\]$/, '');
+      out.push({ path, roleIds: ids, principal: props.get('principalId') ?? '', scopeType: scope ? types.get(scope) : undefined });
+    }
+  }
+  return out;
+}
+
+test('the app identity holds every role the code needs, scoped to the resource that needs it', () => {
+  const all = assignments().filter((a) => a.principal === 'appPrincipalId');
+  for (const r of REQUIRED) {
+    const hit = all.find((a) => a.roleIds.includes(r.id));
+    assert.ok(hit, `${r.role} (${r.id}) is assigned to the app identity`);
+    assert.equal(hit.scopeType, r.scope, `${r.role} is scoped to a ${r.scope}`);
+  }
+  const extra = all.flatMap((a) => a.roleIds).filter((id) => !REQUIRED.some((r) => r.id === id));
+  assert.deepEqual(extra, [], 'least privilege: no other roles for the app');
+});
+
+test('role definition ids are the built-in ones (a typo grants nothing)', () => {
+  const ids = new Set(REQUIRED.map((r) => r.id));
+  for (const { path, text } of allBicep()) {
+    for (const m of text.matchAll(/'([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})'/g)) {
+      assert.ok(ids.has(m[1]!), `${path}: unknown role definition id ${m[1]}`);
+    }
+  }
+});
+
+test('the identity that holds the roles is the one the app runs as, and covers every OpenAI account', () => {
+  const main = read('infra/main.bicep');
+  const rbac = topLevelEntries(blockAfter(blockAfter(main, /^module rbac 'app\/rbac\.bicep'\s*=\s*/m), /\bparams:\s*/));
+  const api = topLevelEntries(blockAfter(blockAfter(main, /^module api 'app\/api\.bicep'\s*=\s*/m), /\bparams:\s*/));
+  assert.equal(rbac.get('appPrincipalId'), 'identity.outputs.principalId');
+  assert.equal(api.get('identityId'), 'identity.outputs.id');
+  assert.equal(api.get('identityClientId'), 'identity.outputs.clientId');
+  assert.equal(rbac.get('openAiAccountNames'), 'openAiAccountNames', 'roles on the same accounts main.bicep creates');
+  assert.match(main, /name: openAiAccountNames\[i\]/);
+  assert.match(read('infra/app/rbac.bicep'), /appOpenAiUser '[^']+' = \[for \(n, i\) in openAiAccountNames:/);
+});
