@@ -10,6 +10,8 @@ import { JobQueue } from '../azure/jobQueue';
 import { JobStore } from '../azure/jobStore';
 import { AzureOpenAIModelClient } from '../azure/openaiClient';
 import { storageClients, type StorageClients } from '../azure/storage';
+// Issue 8: batch lines and queue submissions react when their job finishes (completion marker, reply_to).
+import { batchJobFinished } from './batchServices';
 
 export interface Services {
   config: SluiceConfig;
@@ -52,6 +54,7 @@ export function buildServices(config: SluiceConfig): Services {
         maxTransientFailures: 8,
       },
       log,
+      onFinished: batchJobFinished, // issue 8
     }),
   };
 }
