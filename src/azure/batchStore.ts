@@ -1,0 +1,159 @@
+/**
+ * Batches in Table Storage (one table, three kinds of partition):
+ *   PK "batch",     RK <batch id>          the batch record (ids sort newest first), ETag-guarded
+ *   PK "active",    RK <batch id>          index of unfinished batches, visited by the sweep
+ *   PK <batch id>,  RK "d:<sha256(custom_id)>"  one completion marker per finished line, written by the worker's
+ *                                          job-finished hook; counting them gives live request_counts without a hot
+ *                                          counter row, and 100 of them fit one entity-group transaction.
+ * Also the adapter that lets the batch driver create, enqueue and stop jobs.
+ */
+import { createHash } from 'node:crypto';
+import { RestError, type TableClient, type TransactionAction } from '@azure/data-tables';
+import type { JobRecord, JobStatus } from '../core/jobs';
+import type { BatchRecord, LineCounts, LineOutcome } from '../core/batch/model';
+import { emptyCounts } from '../core/batch/model';
+import { StaleBatchError, type BatchJobPort, type BatchRepository } from '../core/batch/ports';
+import type { JobQueue } from './jobQueue';
+import type { JobStore } from './jobStore';
+
+const BATCH_PK = 'batch';
+const ACTIVE_PK = 'active';
+/** Stay under the 64 KiB table property limit (UTF-16). */
+const MAX_ERRORS_CHARS = 30_000;
+
+function markerKey(customId: string): string {
+  return `d:${createHash('sha256').update(customId).digest('hex')}`;
+}
+
+/** errors.data trimmed to fit one property (the first errors are the useful ones). */
+function packErrors(errors: BatchRecord['errors']): string | undefined {
+  if (!errors || errors.length === 0) return undefined;
+  let list = errors;
+  let text = JSON.stringify(list);
+  while (text.length > MAX_ERRORS_CHARS && list.length > 1) {
+    list = list.slice(0, Math.floor(list.length / 2));
+    text = JSON.stringify(list);
+  }
+  return text.slice(0, MAX_ERRORS_CHARS);
+}
+
+export class BatchStore implements BatchRepository {
+  private ready: Promise<unknown> | undefined;
+
+  constructor(private readonly table: TableClient) {}
+
+  ensure(): Promise<unknown> {
+    this.ready ??= this.table.createTable().catch((err) => {
+      this.ready = undefined;
+      throw err;
+    });
+    return this.ready;
+  }
+
+  private toEntity(b: BatchRecord) {
+    const { errors, ...rest } = b;
+    return { partitionKey: BATCH_PK, rowKey: b.id, status: b.status, recordJson: JSON.stringify(rest), errorsJson: packErrors(errors) ?? '' };
+  }
+
+  private fromEntity(e: Record<string, unknown>): BatchRecord {
+    const rest = JSON.parse(String(e.recordJson)) as BatchRecord;
+    const errors = typeof e.errorsJson === 'string' && e.errorsJson ? (JSON.parse(e.errorsJson) as BatchRecord['errors']) : undefined;
+    return { ...rest, counts: rest.counts ?? emptyCounts(), ...(errors ? { errors } : {}) };
+  }
+
+  async create(batch: BatchRecord): Promise<void> {
+    await this.ensure();
+    await this.table.createEntity(this.toEntity(batch));
+  }
+
+  async get(id: string): Promise<{ batch: BatchRecord; etag: string } | undefined> {
+    await this.ensure();
+    try {
+      const e = await this.table.getEntity<Record<string, unknown>>(BATCH_PK, id);
+      return { batch: this.fromEntity(e), etag: e.etag };
+    } catch (err) {
+      if (err instanceof RestError && err.statusCode === 404) return undefined;
+      throw err;
+    }
+  }
+
+  async replace(batch: BatchRecord, etag: string): Promise<string> {
+    try {
+      const res = await this.table.updateEntity(this.toEntity(batch), 'Replace', { etag });
+      return res.etag ?? etag;
+    } catch (err) {
+      if (err instanceof RestError && (err.statusCode === 412 || err.statusCode === 409)) throw new StaleBatchError(batch.id);
+      throw err;
+    }
+  }
+
+  async list(after: string | undefined, limit: number): Promise<BatchRecord[]> {
+    await this.ensure();
+    const filter = after ? `PartitionKey eq '${BATCH_PK}' and RowKey gt '${after.replace(/'/g, "''")}'` : `PartitionKey eq '${BATCH_PK}'`;
+    const out: BatchRecord[] = [];
+    for await (const page of this.table.listEntities<Record<string, unknown>>({ queryOptions: { filter } }).byPage({ maxPageSize: Math.min(limit, 1000) })) {
+      for (const e of page) {
+        out.push(this.fromEntity(e));
+        if (out.length >= limit) return out;
+      }
+    }
+    return out;
+  }
+
+  async markLines(batchId: string, lines: ReadonlyArray<{ customId: string; outcome: LineOutcome }>): Promise<void> {
+    await this.ensure();
+    for (let i = 0; i < lines.length; i += 100) {
+      const actions: TransactionAction[] = lines
+        .slice(i, i + 100)
+        .map((l) => ['upsert', { partitionKey: batchId, rowKey: markerKey(l.customId), outcome: l.outcome }, 'Replace']);
+      // One entity-group transaction per 100 markers (same partition); a single marker is a plain upsert.
+      if (actions.length === 1) await this.table.upsertEntity(actions[0]![1] as { partitionKey: string; rowKey: string }, 'Replace');
+      else await this.table.submitTransaction(actions);
+    }
+  }
+
+  async countLines(batchId: string): Promise<LineCounts> {
+    await this.ensure();
+    const counts = emptyCounts();
+    const filter = `PartitionKey eq '${batchId}' and RowKey ge 'd:' and RowKey lt 'd;'`;
+    for await (const page of this.table.listEntities<{ outcome?: string }>({ queryOptions: { filter, select: ['outcome'] } }).byPage({ maxPageSize: 1000 })) {
+      for (const e of page) {
+        const outcome = e.outcome as LineOutcome;
+        if (outcome in counts) counts[outcome] += 1;
+      }
+    }
+    return counts;
+  }
+
+  async setActive(batchId: string, active: boolean): Promise<void> {
+    await this.ensure();
+    if (active) {
+      await this.table.upsertEntity({ partitionKey: ACTIVE_PK, rowKey: batchId }, 'Replace');
+      return;
+    }
+    try {
+      await this.table.deleteEntity(ACTIVE_PK, batchId);
+    } catch (err) {
+      if (!(err instanceof RestError && err.statusCode === 404)) throw err;
+    }
+  }
+
+  async listActive(): Promise<string[]> {
+    await this.ensure();
+    const ids: string[] = [];
+    const filter = `PartitionKey eq '${ACTIVE_PK}'`;
+    for await (const e of this.table.listEntities({ queryOptions: { filter } })) ids.push(String(e.rowKey));
+    return ids;
+  }
+}
+
+/** The batch driver's view of jobs: the job table (insert-if-absent, ETag stops) and the jobs queue. */
+export function batchJobPort(jobs: JobStore, queue: JobQueue): BatchJobPort {
+  return {
+    createIfAbsent: (job: JobRecord) => jobs.create(job),
+    get: async (id) => (await jobs.get(id, { withRequest: false }))?.job,
+    status: async (id): Promise<JobStatus | undefined> => (await jobs.get(id, { withRequest: false }))?.job.status,
+    enqueue: (id) => queue.send({ id }),
+    stopIfNotStarted: (id, error, now) => jobs.stopIfNotStarted(id, error, now),
+  };
+}

@@ -1,0 +1,177 @@
+/**
+ * Files (uploaded batch inputs and produced outputs) as block blobs named by their id, with filename, purpose and
+ * line count in blob metadata. Content always moves as a stream: uploads are staged in 4 MiB blocks and committed
+ * at the end (a half-uploaded file is never visible), downloads and line reads are ranged streams.
+ */
+import { once } from 'node:events';
+import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
+import { RestError, type ContainerClient } from '@azure/storage-blob';
+import { ValidationError } from '../core/errors';
+import { jsonlLines, type JsonlLine } from '../core/batch/lines';
+import { newFileId, type FilePurpose, type FileRecord } from '../core/batch/model';
+import type { FileRepository, FileWriter } from '../core/batch/ports';
+import { storageCounters } from './storage';
+
+const BLOCK_BYTES = 4 * 1024 * 1024;
+const UPLOAD_CONCURRENCY = 4;
+
+export interface UploadLimits {
+  maxBytes: number;
+  maxLines: number;
+}
+
+/** Counts bytes and non-empty lines going through; fails the stream with a 413/400 ValidationError past a limit. */
+class LimitCounter extends Transform {
+  bytes = 0;
+  lines = 0;
+  private lineHasText = false;
+
+  constructor(private readonly limits: UploadLimits) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.bytes += chunk.length;
+    if (this.bytes > this.limits.maxBytes) {
+      return done(new ValidationError(`file: larger than the limit of ${this.limits.maxBytes} bytes`, 'file', 'file_too_large', 413));
+    }
+    for (const byte of chunk) {
+      if (byte === 0x0a) {
+        if (this.lineHasText) this.lines += 1;
+        this.lineHasText = false;
+      } else if (byte !== 0x0d && byte !== 0x20 && byte !== 0x09) this.lineHasText = true;
+    }
+    if (this.lines > this.limits.maxLines) {
+      return done(new ValidationError(`file: more than ${this.limits.maxLines} lines`, 'file', 'too_many_lines'));
+    }
+    done(null, chunk);
+  }
+
+  override _flush(done: TransformCallback): void {
+    if (this.lineHasText) this.lines += 1;
+    if (this.lines > this.limits.maxLines) return done(new ValidationError(`file: more than ${this.limits.maxLines} lines`, 'file', 'too_many_lines'));
+    done();
+  }
+}
+
+export class FileStore implements FileRepository {
+  private ready: Promise<unknown> | undefined;
+
+  constructor(private readonly container: ContainerClient) {}
+
+  ensure(): Promise<unknown> {
+    this.ready ??= this.container.createIfNotExists().catch((err) => {
+      this.ready = undefined;
+      throw err;
+    });
+    return this.ready;
+  }
+
+  private toRecord(id: string, metadata: Record<string, string> | undefined, bytes: number | undefined, created: Date | undefined): FileRecord {
+    const m = metadata ?? {};
+    return {
+      id,
+      filename: decodeURIComponent(m.filename ?? id),
+      purpose: (m.purpose as FilePurpose) ?? 'batch',
+      bytes: bytes ?? 0,
+      createdAt: Number(m.createdat ?? created?.getTime() ?? 0),
+      lines: Number(m.lines ?? 0),
+    };
+  }
+
+  /** Streams `content` into a new file, enforcing the limits as it goes. Nothing is left behind on failure. */
+  async upload(content: Readable, filename: string, purpose: FilePurpose, limits: UploadLimits, now = Date.now()): Promise<FileRecord> {
+    await this.ensure();
+    const id = newFileId(now);
+    const counter = new LimitCounter(limits);
+    content.on('error', (err) => counter.destroy(err));
+    content.pipe(counter);
+    const blob = this.container.getBlockBlobClient(id);
+    // Metadata is part of the commit, so a listed file always has it; line count travels in metadata too.
+    const metadata = { filename: encodeURIComponent(filename), purpose, createdat: String(now) };
+    storageCounters.blob += 1;
+    try {
+      await blob.uploadStream(counter, BLOCK_BYTES, UPLOAD_CONCURRENCY, { metadata, blobHTTPHeaders: { blobContentType: 'application/jsonl' } });
+    } catch (err) {
+      // The SDK reports a source-stream failure as its own error; surface the limit that was hit.
+      throw counter.errored ?? err;
+    }
+    if (counter.errored) throw counter.errored;
+    await blob.setMetadata({ ...metadata, lines: String(counter.lines) });
+    return { id, filename, purpose, bytes: counter.bytes, createdAt: now, lines: counter.lines };
+  }
+
+  async get(id: string): Promise<FileRecord | undefined> {
+    await this.ensure();
+    try {
+      const p = await this.container.getBlockBlobClient(id).getProperties();
+      return this.toRecord(id, p.metadata, p.contentLength, p.createdOn);
+    } catch (err) {
+      if (err instanceof RestError && err.statusCode === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /** Newest first (ids carry an inverted timestamp). */
+  async list(opts: { purpose?: string; after?: string; limit: number }): Promise<FileRecord[]> {
+    await this.ensure();
+    const out: FileRecord[] = [];
+    for await (const item of this.container.listBlobsFlat({ includeMetadata: true })) {
+      if (opts.after && item.name <= opts.after) continue;
+      const record = this.toRecord(item.name, item.metadata, item.properties.contentLength, item.properties.createdOn);
+      if (opts.purpose && record.purpose !== opts.purpose) continue;
+      out.push(record);
+      if (out.length >= opts.limit) break;
+    }
+    return out;
+  }
+
+  /** Returns false when there was no such file. */
+  async delete(id: string): Promise<boolean> {
+    await this.ensure();
+    const res = await this.container.getBlockBlobClient(id).deleteIfExists();
+    return res.succeeded;
+  }
+
+  /** The file's bytes from `offset` as a Node stream. */
+  async download(id: string, offset = 0): Promise<Readable> {
+    storageCounters.blob += 1;
+    const res = await this.container.getBlockBlobClient(id).download(offset, undefined, { maxRetryRequests: 5 });
+    return res.readableStreamBody as Readable;
+  }
+
+  async *lines(id: string, fromByte = 0, fromLineNo = 1): AsyncIterable<JsonlLine> {
+    const stream = await this.download(id, fromByte);
+    try {
+      yield* jsonlLines(stream, fromByte, fromLineNo);
+    } finally {
+      stream.destroy();
+    }
+  }
+
+  writer(filename: string, purpose: FilePurpose): FileWriter {
+    const now = Date.now();
+    const id = newFileId(now);
+    const pass = new PassThrough();
+    let bytes = 0;
+    let lines = 0;
+    const blob = this.container.getBlockBlobClient(id);
+    const metadata = { filename: encodeURIComponent(filename), purpose, createdat: String(now) };
+    const uploaded = this.ensure().then(() => blob.uploadStream(pass, BLOCK_BYTES, UPLOAD_CONCURRENCY, { metadata, blobHTTPHeaders: { blobContentType: 'application/jsonl' } }));
+    uploaded.catch(() => undefined); // observed in write()/close()
+    return {
+      async write(line: string) {
+        const text = `${line}\n`;
+        bytes += Buffer.byteLength(text);
+        lines += 1;
+        if (!pass.write(text)) await Promise.race([once(pass, 'drain'), uploaded.then(() => Promise.reject(new Error('upload ended early')))]);
+      },
+      async close() {
+        pass.end();
+        await uploaded;
+        await blob.setMetadata({ ...metadata, lines: String(lines) });
+        return { id, filename, purpose, bytes, createdAt: now, lines };
+      },
+    };
+  }
+}

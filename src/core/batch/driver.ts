@@ -1,0 +1,242 @@
+/**
+ * Drives one batch a step at a time, under a lease so only one invocation works on a batch:
+ *   validating → every line checked (a bad file fails the batch, nothing enqueued) → in_progress
+ *   in_progress → fan out one chunk of lines (job insert-if-absent, then enqueue), checkpoint the cursor
+ *   cancel/expiry → stop every job not started yet; lines never fanned out are simply not run
+ *   all lines ended → write output and error files → completed | cancelled | expired
+ * Every step is safe to repeat: job ids are deterministic per (team, batch, custom_id), a job is enqueued only
+ * after its row exists, and a crash resumes from the last checkpoint (at worst re-enqueueing a queued job, which the
+ * worker's claim turns into a no-op), so no line is lost or run twice.
+ */
+import { randomUUID } from 'node:crypto';
+import type { ModelSettings } from '../../config';
+import { jobIdFor } from '../submit';
+import { finalizeOrWait } from './finalize';
+import type { JsonlLine } from './lines';
+import { isBatchTerminal, STOP_ERRORS, type BatchRecord, type LineOutcome } from './model';
+import { forEachLimit } from './pool';
+import { StaleBatchError, type BatchJobPort, type BatchRepository, type FileRepository } from './ports';
+import { FileValidator, lineKey, parseBatchLine } from './validate';
+
+export interface DriverSettings {
+  maxFileLines: number;
+  fanoutChunk: number;
+  concurrency: number;
+  leaseMs: number;
+  /** Recount lines from the jobs themselves when markers have not moved for this long, ms. @default 2 × leaseMs */
+  reconcileAfterMs?: number;
+}
+
+export interface DriverDeps {
+  batches: BatchRepository;
+  files: FileRepository;
+  jobs: BatchJobPort;
+  models: Record<string, ModelSettings>;
+  settings: DriverSettings;
+  now?: () => number;
+  log?: (message: string) => void;
+  /** Test hook: throw after this many lines were fanned out in this invocation (a simulated crash). */
+  failAfterLines?: number;
+}
+
+/** continue: call again at once (more fan-out); wait: lines still running; busy: another invocation owns it. */
+export type DriveOutcome = 'continue' | 'wait' | 'done' | 'busy' | 'missing';
+
+
+/** A batch this invocation holds the lease on; writes go through save() so a concurrent cancel is never lost. */
+export class OwnedBatch {
+  private renewedAt: number;
+
+  constructor(
+    private readonly deps: DriverDeps,
+    public batch: BatchRecord,
+    private etag: string,
+    private readonly leaseId: string,
+  ) {
+    this.renewedAt = this.now();
+  }
+
+  now(): number {
+    return (this.deps.now ?? Date.now)();
+  }
+
+  /** Applies `patch` to the freshest record; a cancel that landed meanwhile keeps its status. */
+  async save(patch: Partial<BatchRecord>): Promise<void> {
+    for (let tries = 0; ; tries += 1) {
+      const next: BatchRecord = { ...this.batch, ...patch };
+      if (this.batch.stopReason === 'cancel' && patch.status === 'in_progress') next.status = 'cancelling';
+      try {
+        this.etag = await this.deps.batches.replace(next, this.etag);
+        this.batch = next;
+        return;
+      } catch (err) {
+        if (!(err instanceof StaleBatchError) || tries >= 5) throw err;
+        const fresh = await this.deps.batches.get(this.batch.id);
+        if (!fresh || fresh.batch.leaseId !== this.leaseId) throw new Error(`lost the lease on batch ${this.batch.id}`);
+        this.batch = fresh.batch;
+        this.etag = fresh.etag;
+      }
+    }
+  }
+
+  /** Extends the lease when a third of it has passed (call from long loops). */
+  async renew(): Promise<void> {
+    const now = this.now();
+    if (now - this.renewedAt < this.deps.settings.leaseMs / 3) return;
+    this.renewedAt = now;
+    await this.save({ leaseUntil: now + this.deps.settings.leaseMs });
+  }
+
+  async release(): Promise<void> {
+    await this.save({ leaseId: undefined, leaseUntil: undefined });
+  }
+}
+
+async function acquire(deps: DriverDeps, batchId: string): Promise<OwnedBatch | DriveOutcome> {
+  const now = (deps.now ?? Date.now)();
+  for (let tries = 0; tries < 5; tries += 1) {
+    const stored = await deps.batches.get(batchId);
+    if (!stored) return 'missing';
+    const { batch, etag } = stored;
+    if (isBatchTerminal(batch.status)) return 'done';
+    if (batch.leaseId && (batch.leaseUntil ?? 0) > now) return 'busy';
+    const leaseId = randomUUID();
+    const leased: BatchRecord = { ...batch, leaseId, leaseUntil: now + deps.settings.leaseMs };
+    try {
+      const newEtag = await deps.batches.replace(leased, etag);
+      return new OwnedBatch(deps, leased, newEtag, leaseId);
+    } catch (err) {
+      if (!(err instanceof StaleBatchError)) throw err;
+    }
+  }
+  return 'busy';
+}
+
+/** Runs the next step of a batch. Throws only on storage failures (the queue retries; the lease then lapses). */
+export async function driveBatch(deps: DriverDeps, batchId: string): Promise<DriveOutcome> {
+  const owned = await acquire(deps, batchId);
+  if (typeof owned === 'string') return owned;
+  let outcome: DriveOutcome;
+  try {
+    outcome = await step(deps, owned);
+  } catch (err) {
+    // Best effort: let the retry start at once instead of waiting for the lease to lapse.
+    await owned.release().catch(() => undefined);
+    throw err;
+  }
+  if (!isBatchTerminal(owned.batch.status)) await owned.release();
+  return outcome;
+}
+
+async function step(deps: DriverDeps, owned: OwnedBatch): Promise<DriveOutcome> {
+  const b = owned.batch;
+  if (b.status === 'validating') return validate(deps, owned);
+  if (!b.stopReason && owned.now() >= b.expiresAt) await owned.save({ stopReason: 'expire' });
+  if (owned.batch.stopReason && !owned.batch.stopped) {
+    await stopUnstarted(deps, owned);
+    return 'continue';
+  }
+  if (!owned.batch.stopReason && owned.batch.cursorLines < owned.batch.total) {
+    await fanOutChunk(deps, owned);
+    return 'continue';
+  }
+  return finalizeOrWait(deps, owned);
+}
+
+function lineContext(deps: DriverDeps, b: BatchRecord, now: number) {
+  return { batchId: b.id, endpoint: b.endpoint, team: b.team, models: deps.models, now };
+}
+
+/** Checks every line before any work starts; a bad file fails the batch and enqueues nothing. */
+async function validate(deps: DriverDeps, owned: OwnedBatch): Promise<DriveOutcome> {
+  const b = owned.batch;
+  const file = await deps.files.get(b.inputFileId);
+  const now = owned.now();
+  const failWith = async (errors: BatchRecord['errors'], total = 0) => {
+    await owned.save({ status: 'failed', failedAt: now, errors, total, leaseId: undefined, leaseUntil: undefined });
+    await deps.batches.setActive(b.id, false);
+    return 'done' as const;
+  };
+  if (!file) return failWith([{ code: 'file_not_found', line: null, message: `input file ${b.inputFileId} no longer exists`, param: 'input_file_id' }]);
+  const validator = new FileValidator(lineContext(deps, b, now));
+  let n = 0;
+  for await (const line of deps.files.lines(b.inputFileId)) {
+    validator.add(line.text, line.lineNo);
+    if (++n % 2000 === 0) await owned.renew();
+  }
+  if (validator.requests === 0) validator.push({ code: 'empty_file', line: null, message: 'The input file contains no requests', param: 'input_file_id' });
+  if (validator.requests > deps.settings.maxFileLines) {
+    validator.push({ code: 'too_many_requests', line: null, message: `The input file has ${validator.requests} requests; the limit is ${deps.settings.maxFileLines}`, param: 'input_file_id' });
+  }
+  if (validator.errorCount > 0) return failWith(validator.errors, validator.requests);
+  await owned.save({ status: 'in_progress', inProgressAt: owned.now(), total: validator.requests, progressAt: owned.now() });
+  deps.log?.(`[batch=${b.id}] validated ${validator.requests} requests`);
+  return 'continue';
+}
+
+/** Expands the next chunk of lines into jobs (insert-if-absent, then enqueue) and checkpoints the cursor. */
+async function fanOutChunk(deps: DriverDeps, owned: OwnedBatch): Promise<void> {
+  const b = owned.batch;
+  const ctx = lineContext(deps, b, owned.now());
+  const limit = Math.min(deps.settings.fanoutChunk, b.total - b.cursorLines);
+  let taken = 0;
+  let last: JsonlLine | undefined;
+  let processed = 0;
+  async function* chunk(): AsyncGenerator<JsonlLine> {
+    for await (const line of deps.files.lines(b.inputFileId, b.cursorBytes, b.cursorLineNo)) {
+      if (taken >= limit) return;
+      taken += 1;
+      last = line;
+      yield line;
+    }
+  }
+  await forEachLimit(chunk(), deps.settings.concurrency, async (line) => {
+    const parsed = parseBatchLine(line.text, line.lineNo, ctx);
+    if (!parsed.ok) throw new Error(`line ${line.lineNo} no longer validates: ${parsed.error.message}`);
+    if (deps.failAfterLines !== undefined && processed >= deps.failAfterLines) throw new Error('injected fan-out failure');
+    processed += 1;
+    const created = await deps.jobs.createIfAbsent(parsed.job);
+    // A job that already exists was created by an earlier, interrupted attempt: enqueue it again unless a worker
+    // has seen it (a duplicate message is harmless, the worker's claim runs a job once).
+    if (created || (await deps.jobs.status(parsed.job.id)) === 'queued') await deps.jobs.enqueue(parsed.job.id);
+  });
+  if (!last) throw new Error(`batch ${b.id}: input file ended before ${b.total} requests`);
+  const end: JsonlLine = last;
+  await owned.save({ cursorLines: b.cursorLines + taken, cursorBytes: end.endByte, cursorLineNo: end.lineNo + 1, leaseUntil: owned.now() + deps.settings.leaseMs });
+  deps.log?.(`[batch=${b.id}] fanned out ${owned.batch.cursorLines}/${b.total}`);
+}
+
+/** Cancel or expiry: fail every fanned-out job no worker has started; running ones finish. */
+async function stopUnstarted(deps: DriverDeps, owned: OwnedBatch): Promise<void> {
+  const b = owned.batch;
+  const reason = b.stopReason!;
+  const error = STOP_ERRORS[reason];
+  const outcome: LineOutcome = reason === 'cancel' ? 'cancelled' : 'expired';
+  let pending: { customId: string; outcome: LineOutcome }[] = [];
+  const flush = async () => {
+    const lines = pending;
+    pending = [];
+    if (lines.length) await deps.batches.markLines(b.id, lines);
+  };
+  let seen = 0;
+  async function* fanned(): AsyncGenerator<JsonlLine> {
+    for await (const line of deps.files.lines(b.inputFileId)) {
+      if (seen >= b.cursorLines) return;
+      seen += 1;
+      yield line;
+    }
+  }
+  const now = owned.now();
+  await forEachLimit(fanned(), deps.settings.concurrency, async (line) => {
+    const customId = String((JSON.parse(line.text) as { custom_id: unknown }).custom_id);
+    const result = await deps.jobs.stopIfNotStarted(jobIdFor(b.team, lineKey(b.id, customId)), error, now);
+    if (result?.stopped) {
+      pending.push({ customId, outcome });
+      if (pending.length >= 100) await flush();
+    }
+    if (seen % 1000 === 0) await owned.renew();
+  });
+  await flush();
+  await owned.save({ stopped: true });
+  deps.log?.(`[batch=${b.id}] stopped unstarted lines (${reason})`);
+}
