@@ -134,7 +134,9 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     if (match.kind !== 'matched') {
       req.resume();
       if (url.pathname === '/admin/host/status' && method === 'GET') {
-        return jsonError(res, 200, 'running', 'Running'); // readiness probe, same path as the Functions host
+        // Readiness probe on the same path as the Functions host.
+        res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify({ state: 'Running' }));
+        return;
       }
       if (match.kind === 'methodNotAllowed') {
         return jsonError(res, 405, 'method_not_allowed', `${method} is not allowed on ${url.pathname}`, { allow: match.allowed.join(', ') });

@@ -71,9 +71,9 @@ function describe(fn: RegisteredFunction, url: string, routePrefix: string): str
       return `${fn.metadata.name}: [${methods}] ${url || '(http off)'}/${route}`;
     }
     case 'queuetrigger':
-      return `${fn.metadata.name}: queueTrigger (${String(binding.queueName)})`;
+      return `${fn.metadata.name}: queueTrigger (${resolveAppSettings(String(binding.queueName)).toLowerCase()})`;
     case 'timertrigger':
-      return `${fn.metadata.name}: timerTrigger (${String(binding.schedule)})`;
+      return `${fn.metadata.name}: timerTrigger (${resolveAppSettings(String(binding.schedule))})`;
     default:
       return `${fn.metadata.name}: ${String(binding.type)} (not supported locally; skipped)`;
   }

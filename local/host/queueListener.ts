@@ -93,16 +93,7 @@ export class QueueListener {
 
   private async run(): Promise<void> {
     const { batchSize, newBatchThreshold, maxPollingIntervalMs } = this.options.settings;
-    // The Functions host tolerates a missing queue; creating it up front keeps polling quiet and simple.
-    while (!this.stopped) {
-      try {
-        await this.queue.createIfNotExists();
-        break;
-      } catch (err) {
-        this.logStorageError('create', err);
-        await this.pause(maxPollingIntervalMs);
-      }
-    }
+    await this.ensureQueue();
     let idleDelay = MIN_POLLING_INTERVAL_MS;
     while (!this.stopped) {
       if (this.inFlight.size > newBatchThreshold) {
@@ -116,6 +107,8 @@ export class QueueListener {
       } catch (err) {
         this.logStorageError('receive', err);
         await this.pause(maxPollingIntervalMs);
+        // The queue can vanish (an in-memory Azurite restarted, someone deleted it): create it again.
+        if ((err as { statusCode?: number }).statusCode === 404) await this.ensureQueue();
         continue;
       }
       if (messages.length > 0) {
@@ -125,6 +118,19 @@ export class QueueListener {
       }
       await this.pause(idleDelay);
       idleDelay = Math.min(maxPollingIntervalMs, idleDelay * 2);
+    }
+  }
+
+  /** The Functions host tolerates a missing queue; creating it keeps polling quiet and simple. */
+  private async ensureQueue(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        await this.queue.createIfNotExists();
+        return;
+      } catch (err) {
+        this.logStorageError('create', err);
+        await this.pause(this.options.settings.maxPollingIntervalMs);
+      }
     }
   }
 

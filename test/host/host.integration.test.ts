@@ -132,3 +132,14 @@ test('timer: fires with the timer info', async () => {
   assert.equal(timer.schedule.adjustForDST, true);
   assert.ok(timer.scheduleStatus && !Number.isNaN(Date.parse(timer.scheduleStatus.next)));
 });
+
+test('queue: polling survives a storage outage (Azurite restarted on the same ports)', async () => {
+  await azurite.stop();
+  await new Promise((r) => setTimeout(r, 1000)); // let the listener meet the outage
+  await azurite.start();
+  const queue = queues.getQueueClient('fixture-items');
+  await queue.createIfNotExists(); // in-memory Azurite lost the queue
+  const sent = await queue.sendMessage(Buffer.from('"after-outage"').toString('base64'));
+  const delivery = await eventually('delivery after the outage', () => seen.queue.find((d) => d.id === sent.messageId));
+  assert.equal(delivery.message, 'after-outage');
+});
