@@ -220,3 +220,8 @@ export function getConfig(): SluiceConfig {
   cached ??= loadConfig();
   return cached;
 }
+
+/** Forgets the cached config (tests and the local stack start fresh apps in one process). */
+export function resetConfig(): void {
+  cached = undefined;
+}

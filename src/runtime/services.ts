@@ -64,3 +64,8 @@ export function getServices(): Services {
   services ??= buildServices(getConfig());
   return services;
 }
+
+/** Forgets the cached services (tests and the local stack start fresh apps in one process). */
+export function resetServices(): void {
+  services = undefined;
+}
