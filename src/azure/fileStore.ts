@@ -85,6 +85,11 @@ export class FileStore implements FileRepository {
     const id = newFileId(now);
     const counter = new LimitCounter(limits);
     content.on('error', (err) => counter.destroy(err));
+    counter.on('error', () => {
+      // Keep draining the source so a multipart parser upstream can finish and the request can be answered.
+      content.unpipe(counter);
+      content.resume();
+    });
     content.pipe(counter);
     const blob = this.container.getBlockBlobClient(id);
     // Metadata is part of the commit, so a listed file always has it; line count travels in metadata too.

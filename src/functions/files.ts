@@ -1,0 +1,122 @@
+/**
+ * OpenAI-compatible Files API under /api/v1/files: upload (multipart, purpose=batch), list, retrieve, content,
+ * delete. The upload is stream-parsed (busboy) from the request body straight into a block blob; see
+ * docs/batch.md on `enableHttpStream` for a fully streamed request in Azure.
+ */
+import { Readable } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
+import busboy from 'busboy';
+import { ValidationError } from '../core/errors';
+import { FILE_ID_PATTERN, toFileView, type FileRecord } from '../core/batch/model';
+import { errorBody, errorResponse, json } from '../runtime/http';
+import { getBatchServices } from '../runtime/batchServices';
+
+const notFound = (id: string) => json(404, errorBody('file_not_found', `No such File object: ${id}`, 'id'));
+
+/** Parses the multipart body as it arrives; the `file` part is streamed to storage, never buffered whole. */
+async function receiveUpload(request: HttpRequest): Promise<{ file: FileRecord; purpose: string | undefined }> {
+  const { files, settings } = getBatchServices();
+  const type = request.headers.get('content-type') ?? '';
+  if (!/^multipart\/form-data/i.test(type)) {
+    throw new ValidationError(`content-type: expected multipart/form-data, got "${type}"`, 'content-type', 'unsupported_media_type', 415);
+  }
+  if (!request.body) throw new ValidationError('body: empty; expected a multipart form with "file" and "purpose"', 'file');
+  const parser = busboy({ headers: { 'content-type': type }, limits: { files: 1, fields: 16, fileSize: settings.maxFileBytes + 1 } });
+  let purpose: string | undefined;
+  let upload: Promise<FileRecord> | undefined;
+  parser.on('field', (name, value) => {
+    if (name === 'purpose') purpose = value;
+  });
+  parser.on('file', (name, stream, info) => {
+    if (name !== 'file' || upload) return void stream.resume();
+    // Only purpose "batch" is accepted, so the file can be stored before the purpose field (which may come later).
+    upload = files.upload(stream, info.filename || 'upload.jsonl', 'batch', { maxBytes: settings.maxFileBytes, maxLines: settings.maxFileLines });
+    upload.catch(() => undefined); // awaited below
+  });
+  const parsed = new Promise<void>((resolve, reject) => {
+    parser.on('close', resolve);
+    parser.on('error', reject);
+  });
+  const source = Readable.fromWeb(request.body as WebReadableStream<Uint8Array>);
+  source.on('error', (err) => parser.destroy(err));
+  source.pipe(parser);
+  try {
+    await parsed;
+  } catch (err) {
+    if (upload) await upload.then((f) => files.delete(f.id)).catch(() => undefined);
+    throw new ValidationError(`body: not a valid multipart form (${(err as Error).message})`, 'body');
+  }
+  if (!upload) throw new ValidationError('file: is required (a multipart part named "file")', 'file');
+  return { file: await upload, purpose };
+}
+
+export async function createFile(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+  try {
+    const { file, purpose } = await receiveUpload(request);
+    if (purpose !== 'batch') {
+      await getBatchServices().files.delete(file.id);
+      throw new ValidationError(purpose === undefined ? 'purpose: is required ("batch")' : `purpose: "${purpose}" is not supported; use "batch"`, 'purpose');
+    }
+    context.info(`[file=${file.id}] stored ${file.bytes} bytes, ${file.lines} lines (${file.filename})`);
+    return json(200, toFileView(file));
+  } catch (err) {
+    return errorResponse(err, context);
+  }
+}
+
+export async function listFiles(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+  try {
+    const limit = Math.min(10_000, Math.max(1, Number(request.query.get('limit') ?? 10_000) || 10_000));
+    const after = request.query.get('after') ?? undefined;
+    const purpose = request.query.get('purpose') ?? undefined;
+    const page = await getBatchServices().files.list({ purpose, after, limit: limit + 1 });
+    const data = page.slice(0, limit).map(toFileView);
+    return json(200, { object: 'list', data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: page.length > limit });
+  } catch (err) {
+    return errorResponse(err, context);
+  }
+}
+
+export async function getFile(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+  const id = request.params.id ?? '';
+  try {
+    const file = FILE_ID_PATTERN.test(id) ? await getBatchServices().files.get(id) : undefined;
+    return file ? json(200, toFileView(file)) : notFound(id);
+  } catch (err) {
+    return errorResponse(err, context);
+  }
+}
+
+export async function getFileContent(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+  const id = request.params.id ?? '';
+  try {
+    const { files } = getBatchServices();
+    const file = FILE_ID_PATTERN.test(id) ? await files.get(id) : undefined;
+    if (!file) return notFound(id);
+    const stream = await files.download(id);
+    return {
+      status: 200,
+      body: Readable.toWeb(stream) as HttpResponseInit['body'],
+      headers: { 'content-type': 'application/jsonl', 'content-disposition': `attachment; filename="${file.filename.replace(/"/g, '')}"` },
+    };
+  } catch (err) {
+    return errorResponse(err, context);
+  }
+}
+
+export async function deleteFile(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+  const id = request.params.id ?? '';
+  try {
+    const deleted = FILE_ID_PATTERN.test(id) && (await getBatchServices().files.delete(id));
+    return deleted ? json(200, { id, object: 'file', deleted: true }) : notFound(id);
+  } catch (err) {
+    return errorResponse(err, context);
+  }
+}
+
+app.http('createFile', { methods: ['POST'], route: 'v1/files', authLevel: 'anonymous', handler: createFile });
+app.http('listFiles', { methods: ['GET'], route: 'v1/files', authLevel: 'anonymous', handler: listFiles });
+app.http('getFile', { methods: ['GET'], route: 'v1/files/{id}', authLevel: 'anonymous', handler: getFile });
+app.http('getFileContent', { methods: ['GET'], route: 'v1/files/{id}/content', authLevel: 'anonymous', handler: getFileContent });
+app.http('deleteFile', { methods: ['DELETE'], route: 'v1/files/{id}', authLevel: 'anonymous', handler: deleteFile });
