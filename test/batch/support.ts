@@ -16,7 +16,7 @@ export async function startBatchStack(opts: StackOptions = {}): Promise<RunningS
     simulator: fastSimulator(),
     ...opts,
     env: { SLUICE_BATCH_SWEEP_SCHEDULE: '*/1 * * * * *', ...opts.env },
-    hostJson: { extensions: { queues: { maxPollingInterval: '00:00:00.200', batchSize: 32, newBatchThreshold: 16 } } },
+    hostJson: { extensions: { queues: { maxPollingInterval: '00:00:00.200', visibilityTimeout: '00:00:00.500', batchSize: 32, newBatchThreshold: 16 } } },
   });
 }
 

@@ -1,0 +1,79 @@
+/**
+ * Queue trigger on the submission queue: a message like the body of POST /api/v1/jobs (+ client_id, reply_to)
+ * becomes a queued job; an unusable one goes to the dead-letter queue with its reason. Storage failures throw, so
+ * the host retries and, after maxDequeueCount, moves the message to `<queue>-poison`.
+ *
+ * Timer `submissionPoisonDrain`: the poison queue holds messages the host could not decode (plain JSON while
+ * host.json says base64) or that failed every retry. It reads them raw, accepts either encoding, and either makes
+ * the job or dead-letters the message with the reason, so nothing is silently dropped or retried forever.
+ */
+import { app, type InvocationContext, type Timer } from '@azure/functions';
+import { acceptSubmission, decodeSubmission, type DeadLetterReason, type SubmissionOutcome, type SubmissionPort } from '../core/batch/submission';
+import '../core/batch/settings'; // binding defaults (%SLUICE_SUBMIT_QUEUE%) into process.env before registration
+import { getBatchServices, sendTo } from '../runtime/batchServices';
+import { getServices } from '../runtime/services';
+
+/** Poison-queue deliveries tried before a message is dead-lettered as unprocessable. */
+const POISON_ATTEMPTS = 3;
+
+function port(): SubmissionPort {
+  const { jobs, queue } = getServices();
+  return {
+    create: (job) => jobs.create(job),
+    get: async (id) => {
+      const stored = await jobs.get(id, { withRequest: false });
+      return stored && { bodyHash: stored.job.bodyHash, status: stored.job.status };
+    },
+    enqueue: (id) => queue.send({ id }),
+  };
+}
+
+async function deadLetter(reason: DeadLetterReason, original: unknown, dequeueCount: number): Promise<void> {
+  const { submitDeadLetter, settings } = getBatchServices();
+  await sendTo(submitDeadLetter, { reason, message: original, source_queue: settings.submitQueue, dequeue_count: dequeueCount, dead_lettered_at: new Date().toISOString() });
+}
+
+/** Decode → accept → dead-letter when unusable. Returns the outcome; throws on storage failures. */
+async function handle(message: unknown, dequeueCount: number): Promise<SubmissionOutcome> {
+  const decoded = decodeSubmission(message);
+  const outcome = decoded.ok
+    ? await acceptSubmission(decoded.value, port(), { models: getServices().config.models, now: Date.now() })
+    : ({ kind: 'dead-letter', reason: decoded.reason } as const);
+  if (outcome.kind === 'dead-letter') await deadLetter(outcome.reason, decoded.ok ? decoded.value : String(message).slice(0, 60_000), dequeueCount);
+  return outcome;
+}
+
+function describe(outcome: SubmissionOutcome): string {
+  return outcome.kind === 'dead-letter' ? `dead-lettered: ${outcome.reason.code}: ${outcome.reason.message}` : `[job=${outcome.jobId}] ${outcome.kind}`;
+}
+
+export async function submissionQueue(message: unknown, context: InvocationContext): Promise<void> {
+  const dequeueCount = Number(context.triggerMetadata?.dequeueCount ?? 1);
+  const outcome = await handle(message, dequeueCount);
+  context[outcome.kind === 'dead-letter' ? 'warn' : 'info'](`submission ${describe(outcome)}`);
+}
+
+export async function submissionPoisonDrain(_timer: Timer, context: InvocationContext): Promise<void> {
+  const poison = getBatchServices().submitPoison;
+  await poison.createIfNotExists();
+  for (let round = 0; round < 10; round += 1) {
+    const { receivedMessageItems: items } = await poison.receiveMessages({ numberOfMessages: 32, visibilityTimeout: 30 });
+    if (items.length === 0) return;
+    for (const item of items) {
+      try {
+        const outcome = await handle(item.messageText, item.dequeueCount);
+        context.info(`poisoned submission ${item.messageId}: ${describe(outcome)}`);
+      } catch (err) {
+        if (item.dequeueCount < POISON_ATTEMPTS) {
+          context.warn(`poisoned submission ${item.messageId} failed again (${(err as Error).message}); will retry`);
+          continue; // reappears after its visibility timeout
+        }
+        await deadLetter({ code: 'unprocessable', message: `failed ${item.dequeueCount} more times after poisoning: ${(err as Error).message}`, param: null }, item.messageText, item.dequeueCount);
+      }
+      await poison.deleteMessage(item.messageId, item.popReceipt);
+    }
+  }
+}
+
+app.storageQueue('submissionQueue', { queueName: '%SLUICE_SUBMIT_QUEUE%', connection: 'AzureWebJobsStorage', handler: submissionQueue });
+app.timer('submissionPoisonDrain', { schedule: '%SLUICE_BATCH_SWEEP_SCHEDULE%', handler: submissionPoisonDrain });
