@@ -52,13 +52,15 @@ export class JobStore implements JobRepository {
   /** Reads a job. `withRequest: false` skips loading the request payload (the API view never shows it). */
   async get(id: string, opts: { withRequest?: boolean } = {}): Promise<StoredJob | undefined> {
     await this.ensure();
+    let entity: TableEntityResult<Record<string, unknown>>;
     try {
-      const entity = await this.table.getEntity<Record<string, unknown>>(id, '');
-      return { job: await this.fromEntity(entity, opts.withRequest ?? true), etag: entity.etag };
+      entity = await this.table.getEntity<Record<string, unknown>>(id, '');
     } catch (err) {
       if (err instanceof RestError && err.statusCode === 404) return undefined;
       throw err;
     }
+    // A payload that can't be loaded is an error, never "no such job".
+    return { job: await this.fromEntity(entity, opts.withRequest ?? true), etag: entity.etag };
   }
 
   /** Replaces the job if nobody changed it since `etag` was read; returns the new etag. */

@@ -132,6 +132,7 @@ test('a message the worker crashes on ends in the poison queue and its job is fa
   // A job whose request payload is missing from Blob Storage: every delivery throws while loading it.
   const id = `job_${'d'.repeat(32)}`;
   const table = TableClient.fromConnectionString(stack.connectionString, stack.env.SLUICE_JOBS_TABLE ?? 'sluicejobs', { allowInsecureConnection: true });
+  await table.createTable();
   await table.createEntity({
     partitionKey: id, rowKey: '', status: 'queued', priority: 'interactive', model: 'gpt-4o-mini', team: 'default', createdAt: Date.now(),
     attempts: 0, promptTokens: 5, maxOutputTokens: 5, throttles: 0, metadataJson: '{}', regionsTriedJson: '[]', requestBlob: 'requests/missing.json',
