@@ -132,10 +132,14 @@ export function recordFailure(
   }
 }
 
-/** How long the breaker stays open before a probe: the service's Retry-After when it gave one, else `cooldownMs`; capped. */
+/**
+ * How long the breaker stays open before a probe: the service's Retry-After when it is within the cap, else
+ * `cooldownMs`. A Retry-After beyond the cap (a spent daily quota) is not waited out: one probe per cool-down
+ * across the fleet costs little and notices a raised quota or a reset early.
+ */
 export function cooldownMs(failure: Failure, policy: BreakerPolicy = DEFAULT_BREAKER_POLICY): number {
   const hint = failure.retryAfterMs;
-  const base = hint !== undefined && hint >= 0 ? hint : policy.cooldownMs;
+  const base = hint !== undefined && hint >= 0 && hint <= policy.retryAfterCapMs ? hint : policy.cooldownMs;
   return Math.min(policy.retryAfterCapMs, Math.max(MIN_COOLDOWN_MS, base));
 }
 

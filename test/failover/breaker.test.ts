@@ -54,7 +54,7 @@ test('5xx answers older than the window do not count toward opening', () => {
   assert.deepEqual(s.recent5xx, [T0 + 1_000, T0 + P.windowMs + 500]);
 });
 
-test('a 429 with a short Retry-After changes nothing; one over the cap opens for at most the cap', () => {
+test('a 429 with a short Retry-After changes nothing; one over the cap opens for the normal cool-down', () => {
   const start = closedState();
   const short = recordFailure(start, { kind: '429', retryAfterMs: 5_000 }, T0);
   assert.equal(short, start, 'no change means no write');
@@ -63,14 +63,15 @@ test('a 429 with a short Retry-After changes nothing; one over the cap opens for
   assert.equal(recordFailure(start, { kind: '429', retryAfterMs: P.retryAfterCapMs }, T0), start);
   const daily = recordFailure(start, { kind: '429', retryAfterMs: 86_400_000, message: 'retry after 86400 seconds' }, T0);
   assert.equal(daily.state, 'open');
-  assert.equal(daily.until, T0 + P.retryAfterCapMs);
+  assert.equal(daily.until, T0 + P.cooldownMs, 'a day is never waited out');
 });
 
 test('cool-down honours a Retry-After shorter than the cap, with a floor', () => {
   assert.equal(cooldownMs({ kind: '5xx', retryAfterMs: 4_000 }), 4_000);
   assert.equal(cooldownMs({ kind: '5xx', retryAfterMs: 0 }), 1_000);
   assert.equal(cooldownMs({ kind: 'connection' }), P.cooldownMs);
-  assert.equal(cooldownMs({ kind: '429', retryAfterMs: 86_400_000 }), P.retryAfterCapMs);
+  assert.equal(cooldownMs({ kind: '429', retryAfterMs: 86_400_000 }), P.cooldownMs);
+  assert.equal(cooldownMs({ kind: '5xx', retryAfterMs: 50_000 }), 50_000);
   const s = recordFailure(closedState(), { kind: 'connection', retryAfterMs: 3_000 }, T0);
   assert.equal(s.until, T0 + 3_000);
 });

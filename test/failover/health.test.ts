@@ -50,7 +50,7 @@ test('a short 429 leaves the breaker closed and writes nothing; Retry-After 8640
   assert.equal(await a.check(east, T0), 'closed');
   await a.report(east, { ok: false, kind: '429', retryAfterMs: 86_400_000, message: 'retry after 86400 seconds' }, T0 + 10);
   assert.equal(await b.check(east, T0 + 10), 'open');
-  assert.equal(b.retryAt(east), T0 + 10 + P.retryAfterCapMs, 'never stalls longer than the cap');
+  assert.equal(b.retryAt(east), T0 + 10 + P.cooldownMs, 'a day is never waited out');
 });
 
 test('after the cool-down exactly one of several instances gets the probe', async () => {
@@ -121,6 +121,17 @@ test('steady healthy traffic: one read per second per instance per deployment, n
   assert.equal(store.stats.writes, 0);
   assert.ok(store.stats.reads <= 3 * 61, `reads ${store.stats.reads}`);
   assert.ok(store.stats.reads / 600 < 0.35, 'well under one transaction per job');
+});
+
+test('an instance stops sending the moment it sees the failure, before the shared write lands', async () => {
+  const store = new MemoryBreakerStore();
+  const [a] = fleet(1, store);
+  assert.equal(await a!.check(east, T0), 'closed');
+  const reporting = a!.report(east, refused, T0 + 5);
+  assert.equal(await a!.check(east, T0 + 6), 'open', 'a concurrent job on this instance skips the endpoint');
+  await reporting;
+  assert.equal(await a!.check(east, T0 + 7), 'open');
+  assert.equal(store.stats.writes, 1);
 });
 
 test('concurrent checks in one instance share one read', async () => {

@@ -89,6 +89,8 @@ export class SharedEndpointHealth implements EndpointHealth {
   private readonly reading = new Map<string, Promise<CacheEntry>>();
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly refs = new Map<string, DeploymentRef>();
+  /** Deployments this instance just saw fail in a way that opens the breaker, until the shared write settles. */
+  private readonly opening = new Map<string, number>();
   /** Bumped on each of our writes, so an older read finishing later cannot replace what we wrote. */
   private readonly generation = new Map<string, number>();
   private readonly onError: (err: unknown, key: string) => void;
@@ -105,6 +107,7 @@ export class SharedEndpointHealth implements EndpointHealth {
 
   async check(ref: DeploymentRef, now: number): Promise<Permission> {
     this.remember(ref);
+    if ((this.opening.get(ref.key) ?? -Infinity) > now) return 'open';
     const entry = await this.fresh(ref.key, now);
     const permission = allows(stateOf(entry), now);
     if (permission !== 'probe') return permission;
@@ -116,13 +119,19 @@ export class SharedEndpointHealth implements EndpointHealth {
     const cached = this.cache.get(ref.key);
     // A success changes only a half-open breaker this instance probes; skip the lock and any read otherwise.
     if (outcome.ok && !(cached && isProbeOf(stateOf(cached), this.instanceId))) return;
-    await this.exclusive(ref.key, () =>
-      this.update(ref.key, now, (s) =>
-        outcome.ok
-          ? recordSuccess(s, now, this.instanceId)
-          : recordFailure(s, { kind: outcome.kind, retryAfterMs: outcome.retryAfterMs, message: outcome.message }, now, this.policy, this.instanceId),
-      ),
-    );
+    const step = (s: BreakerState) =>
+      outcome.ok
+        ? recordSuccess(s, now, this.instanceId)
+        : recordFailure(s, { kind: outcome.kind, retryAfterMs: outcome.retryAfterMs, message: outcome.message }, now, this.policy, this.instanceId);
+    // If this failure opens the breaker, this instance stops sending at once, before the shared write lands:
+    // otherwise calls checked while the write is in flight would hit the dead endpoint too.
+    const local = step(stateOf(cached ?? { readAt: now }));
+    if (!outcome.ok && local.state === 'open') this.opening.set(ref.key, local.until ?? now);
+    try {
+      await this.exclusive(ref.key, () => this.update(ref.key, now, step));
+    } finally {
+      this.opening.delete(ref.key);
+    }
   }
 
   retryAt(ref: DeploymentRef): number | undefined {
