@@ -76,9 +76,9 @@ export function parseJsonl(text: string): any[] {
   return text.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l));
 }
 
-/** Model calls the simulator saw, by Sluice job id. */
-export function simCallsByJob(stack: RunningStack): Map<string, number> {
+/** Model calls the simulator answered (status 200 by default; null = any status), by Sluice job id. */
+export function simCallsByJob(stack: RunningStack, status: number | null = 200): Map<string, number> {
   const calls = new Map<string, number>();
-  for (const r of stack.sim?.requests() ?? []) if (r.jobId) calls.set(r.jobId, (calls.get(r.jobId) ?? 0) + 1);
+  for (const r of stack.sim?.requests() ?? []) if (r.jobId && (status === null || r.status === status)) calls.set(r.jobId, (calls.get(r.jobId) ?? 0) + 1);
   return calls;
 }
