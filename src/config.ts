@@ -90,6 +90,8 @@ export interface SluiceConfig {
   callTimeoutMs: number;
   /** Cap on one transient-retry delay, ms (protects against Retry-After of a day). @default 60000 */
   maxRetryDelayMs: number;
+  /** Jobs waiting in the queue beyond which submit answers 429; 0 disables. @default 100000 */
+  maxBacklog: number;
 }
 
 const DEFAULTS = {
@@ -100,6 +102,7 @@ const DEFAULTS = {
   maxRequestBytes: 1024 * 1024,
   callTimeoutMs: 120_000,
   maxRetryDelayMs: 60_000,
+  maxBacklog: 100_000,
 };
 
 type Env = Record<string, string | undefined>;
@@ -211,6 +214,7 @@ export function loadConfig(env: Env = process.env): SluiceConfig {
     maxRequestBytes: intSetting(env, 'SLUICE_MAX_REQUEST_BYTES', DEFAULTS.maxRequestBytes),
     callTimeoutMs: intSetting(env, 'SLUICE_CALL_TIMEOUT_MS', DEFAULTS.callTimeoutMs),
     maxRetryDelayMs: intSetting(env, 'SLUICE_MAX_RETRY_DELAY_MS', DEFAULTS.maxRetryDelayMs),
+    maxBacklog: intSetting(env, 'SLUICE_MAX_BACKLOG', DEFAULTS.maxBacklog, 0),
   };
 }
 

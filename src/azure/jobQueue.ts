@@ -59,6 +59,16 @@ export class JobQueue {
     await this.queue.sendMessage(encodeJobMessage(msg), { visibilityTimeout, messageTimeToLive: -1 });
   }
 
+  private cachedDepth: { value: number; at: number } | undefined;
+
+  /** Queue depth, re-read at most once per `maxAgeMs` per process (backpressure checks it on every submit). */
+  async recentDepth(maxAgeMs: number, now = Date.now()): Promise<number> {
+    if (!this.cachedDepth || now - this.cachedDepth.at > maxAgeMs) {
+      this.cachedDepth = { value: await this.depth(), at: now };
+    }
+    return this.cachedDepth.value;
+  }
+
   /** Approximate number of messages, for health and backpressure. */
   async depth(): Promise<number> {
     await this.ensure();

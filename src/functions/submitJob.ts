@@ -1,12 +1,15 @@
 /** POST /api/v1/jobs — validate, record the job (status queued), enqueue its id, answer 202. */
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { ValidationError } from '../core/errors';
-import { toJobView } from '../core/jobs';
+import { backlogVerdict } from '../core/backpressure';
+import { chargeOf, toJobView } from '../core/jobs';
 import { hashBody, parseSubmitBody, prepareJob } from '../core/submit';
 import { errorBody, errorResponse, json, readJsonBody } from '../runtime/http';
 import { getServices } from '../runtime/services';
 
 const IDEMPOTENCY_KEY_MAX = 255;
+/** How stale the queue depth used for backpressure may be, ms. */
+const BACKLOG_CHECK_MS = 2_000;
 
 export async function submitJob(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   try {
@@ -17,6 +20,16 @@ export async function submitJob(request: HttpRequest, context: InvocationContext
     }
     const body = parseSubmitBody(await readJsonBody(request, config.maxRequestBytes));
     const job = prepareJob(body, { models: config.models, now: Date.now(), idempotencyKey });
+
+    if (config.maxBacklog > 0) {
+      const tpm = config.endpoints.filter((e) => e.model === job.model).reduce((sum, e) => sum + e.tpm, 0);
+      const verdict = backlogVerdict(await queue.recentDepth(BACKLOG_CHECK_MS), config.maxBacklog, chargeOf(job), tpm);
+      if (!verdict.accept) {
+        return json(429, errorBody('backlog_full', `Sluice's backlog is over ${config.maxBacklog} jobs; nothing was written. Retry after ${verdict.retryAfterS} s.`, undefined, 'rate_limit_error'), {
+          'retry-after': String(verdict.retryAfterS),
+        });
+      }
+    }
 
     if (!(await jobs.create(job))) {
       // Same Idempotency-Key: answer with the job already recorded; never enqueue twice.

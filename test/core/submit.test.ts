@@ -4,6 +4,7 @@ import { parseSubmitBody, prepareJob, jobIdFor, JOB_ID_PATTERN } from '../../src
 import { ValidationError } from '../../src/core/errors';
 import { KNOWN_MODELS } from '../../src/core/models';
 import { countPromptTokens } from '../../src/core/tokens';
+import { backlogVerdict } from '../../src/core/backpressure';
 
 const models = { 'gpt-4o-mini': KNOWN_MODELS['gpt-4o-mini']! };
 const ok = { request: { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], max_tokens: 10 } };
@@ -59,4 +60,12 @@ test('idempotent ids are stable per team and key, random otherwise', () => {
   assert.equal(jobIdFor('a', 'k1'), jobIdFor('a', 'k1'));
   assert.notEqual(jobIdFor('a', 'k1'), jobIdFor('b', 'k1'));
   assert.notEqual(jobIdFor('a'), jobIdFor('a'));
+});
+
+test('backpressure refuses past the bound with a Retry-After from the drain rate', () => {
+  assert.deepEqual(backlogVerdict(10, 0, 1000, 60_000), { accept: true }, '0 disables');
+  assert.deepEqual(backlogVerdict(99, 100, 1000, 60_000), { accept: true });
+  // 11 jobs over the bound at 1,000 tokens each, 60,000 TPM = 1,000 tokens/s → 11 s.
+  assert.deepEqual(backlogVerdict(110, 100, 1000, 60_000), { accept: false, retryAfterS: 11 });
+  assert.deepEqual(backlogVerdict(10_000_000, 100, 1000, 60_000), { accept: false, retryAfterS: 3600 }, 'capped at an hour');
 });

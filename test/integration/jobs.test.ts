@@ -191,3 +191,36 @@ test('unknown job ids are 404; health reports storage, queues and endpoints with
   assert.equal(health.body.endpoints.length, 2);
   assert.ok(!JSON.stringify(health.body).includes('local-simulator-key'), 'no key material in health');
 });
+
+test('past the backlog bound, submit answers 429 with Retry-After and writes nothing', async () => {
+  // Fill the queue directly (as a stalled fleet would) past a bound of 3, with the config re-read.
+  const jobsQueue = queue(stack.env.SLUICE_JOBS_QUEUE ?? 'sluice-jobs');
+  const { resetServices } = await import('../../src/runtime/services.js');
+  const { resetConfig } = await import('../../src/config.js');
+  process.env.SLUICE_MAX_BACKLOG = '3';
+  resetConfig();
+  resetServices();
+  try {
+    for (let i = 0; i < 3; i += 1) {
+      await jobsQueue.sendMessage(encodeJobMessage({ id: `job_${String(i).repeat(32)}` }), { visibilityTimeout: 3600 });
+    }
+    await eventually('the backlog to be visible in the queue depth', async () => (await jobsQueue.getProperties()).approximateMessagesCount! >= 3);
+    const table = TableClient.fromConnectionString(stack.connectionString, stack.env.SLUICE_JOBS_TABLE ?? 'sluicejobs', { allowInsecureConnection: true });
+    const countRows = async () => {
+      let n = 0;
+      for await (const _ of table.listEntities({ queryOptions: { select: ['PartitionKey'] } })) n += 1;
+      return n;
+    };
+    const rowsBefore = await countRows();
+    const res = await call(baseUrl, '/v1/jobs', { json: chatJob('one too many') });
+    assert.equal(res.status, 429);
+    assert.equal(await countRows(), rowsBefore, 'no job row written');
+    assert.equal(res.body.error.code, 'backlog_full');
+    assert.ok(Number(res.headers.get('retry-after')) >= 1);
+  } finally {
+    delete process.env.SLUICE_MAX_BACKLOG;
+    resetConfig();
+    resetServices();
+    await jobsQueue.clearMessages();
+  }
+});

@@ -1,0 +1,318 @@
+/**
+ * The shared budget row of one deployment and the arithmetic on it. Pure: no I/O, time is a parameter.
+ *
+ * Why this shape (see also sharedBudget.ts):
+ * - The service counts tokens over a SLIDING 60 s window and requests over sliding 10 s and 60 s windows, and
+ *   charges at arrival. A token bucket (capacity + 60 s of refill) over-admits at start, so we keep what the
+ *   service keeps: per-slot sums (slotMs, default 250 ms) of the last minute, and check every window a new
+ *   reservation can fall into. A window check spans ceil((60 s + transitMs) / slotMs) + 1 slots, which covers
+ *   both the slot rounding and the time between admission and arrival (transitMs, also clock skew); the
+ *   price is (slotMs + transitMs) / 60 s ≈ 0.8 % of TPM at the defaults.
+ * - Instances do not write per job. A lease reserves, per future slot, a slice of tokens and requests. The holder
+ *   may spend a slot's slice in that slot or any later slot up to `until` (so a 2,500-token job can use several
+ *   slots' worth), never earlier. Because a slice may land anywhere in [slot, until], an OUTSTANDING lease's
+ *   slice counts in every window that overlaps [slot, until] — conservative, and it only inflates windows that
+ *   end ~60 s in the future, which are nearly empty. When the holder renews it reports what it actually spent in
+ *   each slot (exact from then on) and its unused slices vanish. A lease whose holder crashed is settled by the
+ *   next writer at its `until` slot (the latest moment it could have been spent): it expires by itself and the
+ *   fleet never over-admits while leases change hands.
+ * - Pacing: reservations in any paceWindowMs (10 s) stay under that window's share of TPM × (1 + paceBurst), so
+ *   admissions are spread over the minute instead of spent at its top. The 60 s check stays the hard limit.
+ * - Requests carry no safety factor (they are counted exactly); tokens get `safety` because prompt counts are
+ *   estimates.
+ */
+
+/** One lease as the shared row records it. */
+export interface LeaseRecord {
+  id: string;
+  /** Instance that holds it. */
+  owner: string;
+  /** First slot index with a slice. */
+  from: number;
+  /** Last moment the holder may spend (epoch ms). */
+  until: number;
+  /** Tokens reserved per slot from `from`. */
+  tokens: number[];
+  /** Requests reserved per slot from `from` (fractions allowed; a call needs a whole one cumulated). */
+  requests: number[];
+  /** Fair-share weight (higher while the holder has interactive demand). */
+  weight: number;
+}
+
+/** The shared state of one deployment's budget. */
+export interface BudgetRow {
+  /** Slot index of settled[0]. */
+  base: number;
+  /** Tokens actually spent (or settled conservatively) per slot. */
+  tokens: number[];
+  /** Requests actually sent (or settled conservatively) per slot. */
+  requests: number[];
+  leases: LeaseRecord[];
+  /** No instance sends to the deployment before this (epoch ms); set from a 429's Retry-After. */
+  pauseUntil: number;
+}
+
+export interface BudgetPolicy {
+  /** Accounting slot width, ms. @default 250 */
+  slotMs: number;
+  /** Share of TPM the fleet may charge in any 60 s, 0–1. @default 0.99 */
+  safety: number;
+  /** Admission-to-arrival time plus clock skew between instances that windows absorb, ms. @default 250 */
+  transitMs: number;
+  /** Pacing window, ms. @default 10000 */
+  paceWindowMs: number;
+  /** How far above the even pace a pacing window may go, 0–1. @default 0.1 */
+  paceBurst: number;
+}
+
+export const DEFAULT_BUDGET_POLICY: BudgetPolicy = { slotMs: 250, safety: 0.99, transitMs: 250, paceWindowMs: 10_000, paceBurst: 0.1 };
+
+/** Limits of one deployment, per minute. */
+export interface DeploymentLimits {
+  tpm: number;
+  rpm: number;
+}
+
+/** Window lengths (in slots) and limits derived from a policy and a deployment's quota. */
+export interface Limits {
+  slotMs: number;
+  w60: number;
+  w10: number;
+  pace: number;
+  tokens60: number;
+  tokensPace: number;
+  requests60: number;
+  requests10: number;
+  /** Even-pace reservation per slot, fleet-wide. */
+  tokensPerSlot: number;
+  requestsPerSlot: number;
+}
+
+export function limitsFor(d: DeploymentLimits, p: BudgetPolicy): Limits {
+  const w60 = Math.ceil((60_000 + p.transitMs) / p.slotMs) + 1;
+  const w10 = Math.ceil((10_000 + p.transitMs) / p.slotMs) + 1;
+  const pace = Math.max(1, Math.round(p.paceWindowMs / p.slotMs));
+  const tokens60 = Math.floor(d.tpm * p.safety);
+  const requests10 = Math.ceil(d.rpm / 6);
+  return {
+    slotMs: p.slotMs,
+    w60,
+    w10,
+    pace,
+    tokens60,
+    tokensPace: (tokens60 * p.paceWindowMs * (1 + p.paceBurst)) / 60_000,
+    requests60: d.rpm,
+    requests10,
+    tokensPerSlot: tokens60 / w60,
+    requestsPerSlot: Math.min(requests10 / w10, d.rpm / w60),
+  };
+}
+
+export function slotOf(t: number, slotMs: number): number {
+  return Math.floor(t / slotMs);
+}
+
+export function emptyRow(now: number, slotMs: number): BudgetRow {
+  return { base: slotOf(now, slotMs), tokens: [], requests: [], leases: [], pauseUntil: 0 };
+}
+
+type Resource = 'tokens' | 'requests';
+
+/** Adds to a settled slot, growing the arrays as needed (slots before `base` are already out of every window). */
+export function addSettled(row: BudgetRow, slot: number, tokens: number, requests: number): void {
+  if (slot < row.base) return;
+  const i = slot - row.base;
+  while (row.tokens.length <= i) {
+    row.tokens.push(0);
+    row.requests.push(0);
+  }
+  row.tokens[i]! += tokens;
+  row.requests[i]! += requests;
+}
+
+/**
+ * Settles leases whose holder did not report by `until` (crashed or slow): their whole reservation is counted at
+ * the `until` slot. Drops settled slots that left every window. Mutates `row`.
+ */
+export function pruneRow(row: BudgetRow, now: number, lim: Limits): void {
+  const kept: LeaseRecord[] = [];
+  for (const lease of row.leases) {
+    if (lease.until >= now) {
+      kept.push(lease);
+      continue;
+    }
+    addSettled(row, slotOf(lease.until, lim.slotMs), sum(lease.tokens), sum(lease.requests));
+  }
+  row.leases = kept;
+  const keepFrom = slotOf(now, lim.slotMs) - lim.w60 - 1;
+  if (keepFrom > row.base) {
+    const drop = Math.min(keepFrom - row.base, row.tokens.length);
+    row.tokens.splice(0, drop);
+    row.requests.splice(0, drop);
+    row.base = keepFrom;
+  }
+  while (row.tokens.length > 0 && row.tokens[row.tokens.length - 1] === 0 && row.requests[row.requests.length - 1] === 0) {
+    row.tokens.pop();
+    row.requests.pop();
+  }
+}
+
+/** What a holder spent in one slot of its lease. */
+export interface SlotSpend {
+  slot: number;
+  tokens: number;
+  requests: number;
+}
+
+/**
+ * The holder's report: its lease leaves the row and what it really spent goes into the settled slots.
+ * Returns false if the lease was no longer there (already settled at `until` by another instance).
+ */
+export function reportLease(row: BudgetRow, leaseId: string, spends: readonly SlotSpend[]): boolean {
+  const index = row.leases.findIndex((l) => l.id === leaseId);
+  if (index < 0) return false;
+  row.leases.splice(index, 1);
+  for (const s of spends) addSettled(row, s.slot, s.tokens, s.requests);
+  return true;
+}
+
+/**
+ * Sum over the window of `w` slots ending at each slot k in [k0, k1]. Outstanding slices count in every window
+ * overlapping [slot, until] when `extended` (hard limits), or at their own slot only (pacing).
+ */
+export function windowTotals(row: BudgetRow, resource: Resource, w: number, k0: number, k1: number, slotMs: number, extended: boolean): Float64Array {
+  const n = k1 - k0 + 1;
+  const out = new Float64Array(Math.max(0, n));
+  const settled = row[resource];
+  // Prefix sums of settled values (index i ↔ slot base + i).
+  const prefix = new Float64Array(settled.length + 1);
+  for (let i = 0; i < settled.length; i++) prefix[i + 1] = prefix[i]! + settled[i]!;
+  const settledUpTo = (slot: number) => prefix[Math.max(0, Math.min(settled.length, slot - row.base + 1))]!;
+  for (let i = 0; i < n; i++) {
+    const k = k0 + i;
+    out[i] = settledUpTo(k) - settledUpTo(k - w);
+  }
+  for (const lease of row.leases) {
+    const values = lease[resource];
+    const cum = new Float64Array(values.length + 1);
+    for (let j = 0; j < values.length; j++) cum[j + 1] = cum[j]! + values[j]!;
+    const upTo = (slot: number) => cum[Math.max(0, Math.min(values.length, slot - lease.from + 1))]!;
+    const untilSlot = slotOf(lease.until, slotMs);
+    for (let i = 0; i < n; i++) {
+      const k = k0 + i;
+      if (extended) {
+        if (k - w + 1 > untilSlot) continue;
+        out[i]! += upTo(k);
+      } else {
+        out[i]! += upTo(k) - upTo(k - w);
+      }
+    }
+  }
+  return out;
+}
+
+/** What an instance asks for when it takes a lease. Infinity = as much as the limits and fair share allow. */
+export interface LeaseWant {
+  /** Extra tokens wanted in the first slot (a job that is waiting now). */
+  firstTokens: number;
+  tokensPerSlot: number;
+  requestsPerSlot: number;
+}
+
+export interface GrantRequest {
+  id: string;
+  owner: string;
+  now: number;
+  until: number;
+  weight: number;
+  want: LeaseWant;
+}
+
+/**
+ * Reserves slices for [now, until] greedily, slot by slot, under every window limit and a fair share: for a slot
+ * that some other live lease has not reached yet, take at most this instance's weighted share of the even pace
+ * (the others will come for theirs); for slots every other lease already covers, take what is left. Adds the
+ * lease to the row and returns it (its slices may be all zero).
+ */
+export function grantLease(row: BudgetRow, req: GrantRequest, lim: Limits): LeaseRecord {
+  const first = slotOf(req.now, lim.slotMs);
+  const last = Math.max(first, slotOf(req.until, lim.slotMs));
+  const k1 = last + lim.w60 - 1;
+  const tok60 = windowTotals(row, 'tokens', lim.w60, first, k1, lim.slotMs, true);
+  const tokPace = windowTotals(row, 'tokens', lim.pace, first, k1, lim.slotMs, false);
+  const req60 = windowTotals(row, 'requests', lim.w60, first, k1, lim.slotMs, true);
+  const req10 = windowTotals(row, 'requests', lim.w10, first, k1, lim.slotMs, true);
+  const others = row.leases.filter((l) => l.owner !== req.owner && l.until >= req.now);
+  const totalWeight = req.weight + others.reduce((s, l) => s + l.weight, 0);
+  const share = req.weight / totalWeight;
+  const lease: LeaseRecord = { id: req.id, owner: req.owner, from: first, until: req.until, tokens: [], requests: [], weight: req.weight };
+  const headroom = (arr: Float64Array, limit: number, from: number, to: number) => {
+    let room = Number.POSITIVE_INFINITY;
+    for (let k = from; k <= to; k++) room = Math.min(room, limit - arr[k - first]!);
+    return Math.max(0, room);
+  };
+  for (let j = first; j <= last; j++) {
+    const uncovered = others.some((l) => l.from + l.tokens.length - 1 < j);
+    const capTokens = uncovered ? lim.tokensPerSlot * share : Number.POSITIVE_INFINITY;
+    const capRequests = uncovered ? lim.requestsPerSlot * share : Number.POSITIVE_INFINITY;
+    const wantTokens = Math.min(req.want.tokensPerSlot, capTokens) + (j === first ? req.want.firstTokens : 0);
+    const roomTokens = Math.min(headroom(tok60, lim.tokens60, j, k1), headroom(tokPace, lim.tokensPace, j, Math.min(k1, j + lim.pace - 1)));
+    const tokens = Math.floor(Math.min(wantTokens, roomTokens));
+    const roomRequests = Math.min(headroom(req60, lim.requests60, j, k1), headroom(req10, lim.requests10, j, k1));
+    const requests = Math.floor(Math.min(req.want.requestsPerSlot + (j === first && req.want.firstTokens > 0 ? 1 : 0), capRequests, roomRequests) * 1000) / 1000;
+    lease.tokens.push(tokens);
+    lease.requests.push(requests);
+    for (let k = j; k <= k1; k++) {
+      tok60[k - first]! += tokens;
+      req60[k - first]! += requests;
+      req10[k - first]! += requests;
+    }
+    for (let k = j; k <= Math.min(k1, j + lim.pace - 1); k++) tokPace[k - first]! += tokens;
+  }
+  row.leases.push(lease);
+  return lease;
+}
+
+/** The service's own count, read from x-ratelimit-remaining-* at time `at`. */
+export interface ServiceObservation {
+  at: number;
+  remainingTokens?: number;
+  remainingRequests?: number;
+}
+
+/** How far back an observation may have been measured before it was reported (response latency), ms. */
+export const OBSERVATION_LAG_MS = 5_000;
+
+/**
+ * Reconciles with the service: if it counts more in its window than the row does (other clients on the same
+ * deployment, a prompt-count mismatch), the difference is settled at the observation's slot as a phantom charge.
+ * Only ever adds: releasing budget on a lower count could over-admit against leases already granted.
+ * Returns the tokens and requests added.
+ */
+export function reconcile(row: BudgetRow, obs: ServiceObservation, d: DeploymentLimits, lim: Limits): { tokens: number; requests: number } {
+  const k = slotOf(obs.at, lim.slotMs);
+  const k0 = k - Math.ceil(OBSERVATION_LAG_MS / lim.slotMs);
+  let tokens = 0;
+  let requests = 0;
+  if (obs.remainingTokens !== undefined) {
+    const ours = Math.max(...windowTotals(row, 'tokens', lim.w60, k0, k, lim.slotMs, true));
+    const theirs = d.tpm - obs.remainingTokens;
+    const deficit = theirs - ours;
+    if (deficit > 0.02 * d.tpm) tokens = Math.ceil(deficit);
+  }
+  if (obs.remainingRequests !== undefined) {
+    const r60 = Math.max(...windowTotals(row, 'requests', lim.w60, k0, k, lim.slotMs, true));
+    const r10 = Math.max(...windowTotals(row, 'requests', lim.w10, k0, k, lim.slotMs, true));
+    const oursRemaining = Math.min(lim.requests10 - r10, lim.requests60 - r60);
+    const deficit = oursRemaining - obs.remainingRequests;
+    if (deficit > Math.max(2, 0.02 * lim.requests10)) requests = Math.ceil(deficit);
+  }
+  if (tokens > 0 || requests > 0) addSettled(row, k, tokens, requests);
+  return { tokens, requests };
+}
+
+export function sum(values: readonly number[]): number {
+  let s = 0;
+  for (const v of values) s += v;
+  return s;
+}
