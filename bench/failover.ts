@@ -52,7 +52,10 @@ interface RunResult {
   unfinishedJobs: number;
   /** Outage start → end of the first successful call on the secondary that started after it, s. */
   firstSuccessAfterOutageS: number | null;
-  /** Failed calls on the primary per worker instance, within one cool-down after the outage began. */
+  /**
+   * Failed calls on the primary per worker instance, within one cool-down after the outage began (so the first probe
+   * is not counted). An instance can lose more than one only with calls already in flight when its first one failed.
+   */
   switchFailuresPerInstance: number[];
   /** Failed calls on the primary during the whole outage (probes included). */
   outageFailures: number;
@@ -208,6 +211,7 @@ function runChild(mode: Mode, scenario: Scenario): Promise<RunResult> {
   });
 }
 
+const mean = (xs: number[]) => (xs.length ? Math.round((xs.reduce((a, b) => a + b, 0) / xs.length) * 100) / 100 : null);
 const fmt = (v: number | null, digits = 2) => (v === null ? 'n/a' : v.toFixed(digits));
 const ratio = (a: number | null, b: number | null) => (a === null || b === null || a === 0 ? 'n/a' : `${(b / a).toFixed(1)}×`);
 
@@ -271,6 +275,7 @@ async function main(): Promise<void> {
       cooldown_s: settings.cooldownMs / 1000,
       first_success_after_outage_s: b.firstSuccessAfterOutageS,
       max_failed_calls_per_instance: maxPerInstance,
+      mean_failed_calls_per_instance: mean([...b.switchFailuresPerInstance, ...q.switchFailuresPerInstance]),
       failed_jobs: b.failedJobs + q.failedJobs + b.unfinishedJobs + q.unfinishedJobs,
       failback_s: b.failbackS,
       retry_after_cap_first_success_s: q.firstSuccessAfterOutageS,
