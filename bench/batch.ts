@@ -1,0 +1,124 @@
+/**
+ * `npm run bench:batch` — a 10,000-line batch on the local app (Azurite + simulator + the real functions).
+ * Prints: upload + validation + fan-out time (until every line is queued), drain time against the quota-bound
+ * minimum (charged tokens ÷ TPM), peak RSS of the function host process during upload and during finalisation,
+ * and, last, one JSON line.
+ * Knobs: BENCH_LINES (10000), BENCH_TPM (600000), BENCH_MAX_TOKENS (20), BENCH_WORKERS (0 = all in-process).
+ */
+import OpenAI, { toFile } from 'openai';
+import { startStack } from '../local/stack';
+import type { SimulatorConfig } from '../local/simulator/index';
+import { getBatchServices } from '../src/runtime/batchServices';
+
+const LINES = Number(process.env.BENCH_LINES ?? 10_000);
+const TPM = Number(process.env.BENCH_TPM ?? 600_000);
+const MAX_TOKENS = Number(process.env.BENCH_MAX_TOKENS ?? 20);
+const WORKERS = Number(process.env.BENCH_WORKERS ?? 0);
+
+const mib = (bytes: number) => Math.round((bytes / 1024 / 1024) * 10) / 10;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Peak RSS of this process (the in-process functions host) while `fn` runs. */
+async function peakRss<T>(fn: () => Promise<T>): Promise<{ value: T; peak: number }> {
+  let peak = process.memoryUsage().rss;
+  const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+  try {
+    const value = await fn();
+    return { value, peak: Math.max(peak, process.memoryUsage().rss) };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+async function main(): Promise<void> {
+  const simulator: SimulatorConfig = {
+    regions: [{ name: 'sim-bench', deployments: [{ name: 'gpt-4o-mini', model: 'gpt-4o-mini-2024-07-18', tpm: TPM, rpm: TPM, contextWindow: 128_000, maxOutputTokens: 16_384 }] }],
+    latency: { firstTokenMs: 20, perTokenMs: 1 },
+  };
+  const stack = await startStack({
+    simulator,
+    workers: WORKERS,
+    env: { SLUICE_BATCH_SWEEP_SCHEDULE: '*/1 * * * * *' },
+    hostJson: { extensions: { queues: { maxPollingInterval: '00:00:00.200', batchSize: 32, newBatchThreshold: 24 } } },
+  });
+  try {
+    const client = new OpenAI({ baseURL: `${stack.baseUrl}/v1`, apiKey: 'x', maxRetries: 0 });
+    const text = Array.from({ length: LINES }, (_, i) =>
+      JSON.stringify({ custom_id: `bench-${i}`, method: 'POST', url: '/v1/chat/completions', body: { model: 'gpt-4o-mini', messages: [{ role: 'user', content: `Summarise item ${i} in one word.` }], max_tokens: MAX_TOKENS } }),
+    ).join('\n');
+    const batchServices = getBatchServices();
+    const rssBefore = process.memoryUsage().rss;
+
+    const t0 = Date.now();
+    const upload = await peakRss(async () => {
+      const file = await client.files.create({ file: await toFile(Buffer.from(text), 'bench.jsonl'), purpose: 'batch' });
+      const batch = await client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h', metadata: { team: 'bench' } });
+      const createdAt = Date.now();
+      for (;;) {
+        const b = (await batchServices.batches.get(batch.id))!.batch;
+        if (b.status === 'failed') throw new Error(`batch failed: ${JSON.stringify(b.errors?.slice(0, 3))}`);
+        if (b.total > 0 && b.cursorLines >= b.total) break;
+        await sleep(50);
+      }
+      return { batchId: batch.id, uploadS: (createdAt - t0) / 1000 };
+    });
+    const fanoutS = (Date.now() - t0) / 1000;
+    const { batchId, uploadS } = upload.value;
+
+    const drainStart = t0;
+    let drainedAt = 0;
+    const finalise = await peakRss(async () => {
+      for (;;) {
+        const b = await client.batches.retrieve(batchId);
+        const done = (b.request_counts?.completed ?? 0) + (b.request_counts?.failed ?? 0);
+        if (!drainedAt && (done >= LINES || b.status === 'finalizing' || b.status === 'completed')) drainedAt = Date.now();
+        if (b.status === 'completed' || b.status === 'failed' || b.status === 'expired') return b;
+        await sleep(200);
+      }
+    });
+    const batch = finalise.value;
+    const totalS = (Date.now() - t0) / 1000;
+    const drainS = (drainedAt - drainStart) / 1000;
+    const counters = stack.sim!.counters();
+    const charged = Object.values(counters).flatMap((r) => Object.values(r)).reduce((n, c) => n + c.tokensCharged, 0);
+    const throttled = Object.values(counters).flatMap((r) => Object.values(r)).reduce((n, c) => n + c.status429, 0);
+    const minimumS = (charged / TPM) * 60;
+    const result = {
+      lines: LINES,
+      upload_s: round(uploadS),
+      fanout_s: round(fanoutS),
+      drain_s: round(drainS),
+      total_s: round(totalS),
+      charged_tokens: charged,
+      tpm: TPM,
+      quota_min_s: round(minimumS),
+      drain_vs_quota_ratio: round(drainS / minimumS),
+      upstream_429: throttled,
+      rss_before_mib: mib(rssBefore),
+      peak_rss_upload_mib: mib(upload.peak),
+      peak_rss_finalise_mib: mib(finalise.peak),
+      peak_rss_mib: mib(Math.max(upload.peak, finalise.peak)),
+      failed_lines: batch.request_counts?.failed ?? -1,
+      completed_lines: batch.request_counts?.completed ?? 0,
+      workers: WORKERS,
+    };
+    console.log(`batch of ${LINES} lines (${mib(Buffer.byteLength(text))} MiB), TPM ${TPM}, max_tokens ${MAX_TOKENS}, worker processes ${WORKERS}`);
+    console.log(`  upload + create           ${result.upload_s} s`);
+    console.log(`  + validation + fan-out    ${result.fanout_s} s until every line was queued (target ≤ 10 s)`);
+    console.log(`  drain                     ${result.drain_s} s; quota-bound minimum ${result.quota_min_s} s (${charged} charged tokens ÷ ${TPM} TPM) → ratio ${result.drain_vs_quota_ratio} (target ≤ 1.05)`);
+    console.log(`  completed                 ${result.total_s} s (${result.completed_lines} ok, ${result.failed_lines} failed, ${throttled} upstream 429s)`);
+    console.log(`  peak RSS (host process)   upload ${result.peak_rss_upload_mib} MiB, finalise ${result.peak_rss_finalise_mib} MiB (before ${result.rss_before_mib} MiB)`);
+    console.log(JSON.stringify(result));
+  } finally {
+    await stack.stop();
+  }
+}
+
+function round(n: number): number {
+  return Math.round(n * 100) / 100;
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
