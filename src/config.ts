@@ -55,6 +55,8 @@ const modelSchema = z
     maxOutputTokens: z.number().int().positive(),
     /** Charged and sent when a request names no max_tokens (Azure charges quota for it). */
     defaultMaxTokens: z.number().int().positive(),
+    /** May work overflow to the next priority group when this group's budget is spent? @default true */
+    spillover: z.boolean().default(true),
   })
   .strict();
 export type ModelSettings = z.output<typeof modelSchema>;
@@ -92,6 +94,25 @@ export interface SluiceConfig {
   maxRetryDelayMs: number;
   /** Jobs waiting in the queue beyond which submit answers 429; 0 disables. @default 100000 */
   maxBacklog: number;
+  breaker: BreakerSettings;
+}
+
+/** The shared circuit breaker per deployment (see docs/failover.md). */
+export interface BreakerSettings {
+  /** false: every instance tries every deployment. @default true */
+  enabled: boolean;
+  /** Table of breaker states. @default "sluicebreakers" */
+  table: string;
+  /** 5xx answers within windowMs that open the breaker. @default 3 */
+  failureThreshold: number;
+  /** @default 30000 ms */
+  windowMs: number;
+  /** Open time before a probe when the service gave no usable Retry-After. @default 15000 ms */
+  cooldownMs: number;
+  /** How long a probe holder has before another instance may probe. @default 30000 ms */
+  probeLeaseMs: number;
+  /** Longest time an instance trusts its read of the shared state. @default 1000 ms */
+  cacheMs: number;
 }
 
 const DEFAULTS = {
@@ -127,6 +148,14 @@ function intSetting(env: Env, name: string, fallback: number, min = 1): number {
   const n = Number(raw);
   if (!Number.isInteger(n) || n < min) throw new ConfigError(name, `expected an integer ≥ ${min}, got "${raw}"`);
   return n;
+}
+
+function boolSetting(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name]?.trim().toLowerCase();
+  if (raw === undefined || raw === '') return fallback;
+  if (raw === 'true' || raw === '1') return true;
+  if (raw === 'false' || raw === '0') return false;
+  throw new ConfigError(name, `expected true or false, got "${env[name]}"`);
 }
 
 function nameSetting(env: Env, name: string, fallback: string, pattern: RegExp, rule: string): string {
@@ -215,6 +244,15 @@ export function loadConfig(env: Env = process.env): SluiceConfig {
     callTimeoutMs: intSetting(env, 'SLUICE_CALL_TIMEOUT_MS', DEFAULTS.callTimeoutMs),
     maxRetryDelayMs: intSetting(env, 'SLUICE_MAX_RETRY_DELAY_MS', DEFAULTS.maxRetryDelayMs),
     maxBacklog: intSetting(env, 'SLUICE_MAX_BACKLOG', DEFAULTS.maxBacklog, 0),
+    breaker: {
+      enabled: boolSetting(env, 'SLUICE_BREAKER_ENABLED', true),
+      table: nameSetting(env, 'SLUICE_BREAKER_TABLE', 'sluicebreakers', tableName, 'is not a valid table name'),
+      failureThreshold: intSetting(env, 'SLUICE_BREAKER_FAILURE_THRESHOLD', 3),
+      windowMs: intSetting(env, 'SLUICE_BREAKER_WINDOW_MS', 30_000),
+      cooldownMs: intSetting(env, 'SLUICE_BREAKER_COOLDOWN_MS', 15_000),
+      probeLeaseMs: intSetting(env, 'SLUICE_BREAKER_PROBE_LEASE_MS', 30_000),
+      cacheMs: intSetting(env, 'SLUICE_BREAKER_CACHE_MS', 1_000, 0),
+    },
   };
 }
 

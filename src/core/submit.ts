@@ -4,7 +4,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import type { ModelSettings } from '../config';
+import type { ModelLimits } from './models';
 import { ValidationError } from './errors';
 import type { JobPriority, JobRecord } from './jobs';
 import { countPromptTokens } from './tokens';
@@ -62,7 +62,7 @@ export function parseSubmitBody(body: unknown): SubmitBody {
 }
 
 export interface PrepareOptions {
-  models: Record<string, ModelSettings>;
+  models: Record<string, ModelLimits>;
   now: number;
   /** Client-supplied Idempotency-Key header, if any. */
   idempotencyKey?: string;

@@ -6,6 +6,9 @@
 import { randomUUID } from 'node:crypto';
 import type { EndpointSettings } from '../config';
 import type { BudgetGate } from './budget/gate';
+import { alwaysClosed, type EndpointHealth } from './breaker/health';
+import { outcomeOf } from './breaker/outcome';
+import { mayLeaveGroup, type PassedOver } from './breaker/spillover';
 import { SluiceError, UpstreamUnavailableError } from './errors';
 import { chargeOf, isTerminal, StaleJobError, type JobRecord, type JobRepository } from './jobs';
 import type { ModelClient } from './modelClient';
@@ -43,6 +46,10 @@ export interface WorkerDeps {
   requeue(jobId: string, delayMs: number): Promise<void>;
   model: ModelClient;
   budget: BudgetGate;
+  /** Shared circuit breakers per deployment. @default alwaysClosed */
+  health?: EndpointHealth;
+  /** Per-model spill-over to the next priority group when a group's budget is spent. @default always true */
+  spillover?(model: string): boolean;
   endpoints: readonly EndpointSettings[];
   settings: WorkerSettings;
   clock?: Clock;
@@ -118,14 +125,31 @@ async function run(deps: WorkerDeps, job: JobRecord, etag: string, clock: Clock,
     return finish(deps, job, etag, log, { code: 'model_not_configured', message: `no deployment serves model "${job.model}"` });
   }
   const charge = chargeOf(job);
+  const health = deps.health ?? alwaysClosed;
+  const spillover = deps.spillover?.(job.model) ?? true;
   for (;;) {
     let earliestRetry = Number.POSITIVE_INFINITY;
     let transient: SluiceError | undefined;
+    // How each deployment of the current priority group was passed over, for the spill-over rule.
+    let group: { priority: number; passed: PassedOver[] } | undefined;
     for (const endpoint of candidates) {
+      if (group && group.priority !== endpoint.priority) {
+        if (!mayLeaveGroup(group.passed, spillover)) break;
+        group = undefined;
+      }
+      group ??= { priority: endpoint.priority, passed: [] };
       const ref = deploymentRef(endpoint);
+      const permission = await health.check(ref, clock.now());
+      if (permission === 'open') {
+        group.passed.push('open');
+        earliestRetry = Math.min(earliestRetry, health.retryAt(ref) ?? clock.now() + deps.settings.maxRetryDelayMs);
+        continue;
+      }
       const admission = await deps.budget.admit(ref, charge, job.priority, clock.now());
       if (!admission.granted) {
+        group.passed.push('budget');
         earliestRetry = Math.min(earliestRetry, admission.retryAt);
+        // A probe we hold but cannot use is released by its lease running out.
         continue;
       }
       job.attempts += 1;
@@ -136,6 +160,7 @@ async function run(deps: WorkerDeps, job: JobRecord, etag: string, clock: Clock,
         const finished = clock.now();
         job.regionsTried.push({ region: endpoint.region, deployment: endpoint.deployment, at: started, status: result.status, outcome: 'ok' });
         await deps.budget.observe(ref, quotaSignal(result.status, result.header), finished);
+        await health.report(ref, { ok: true }, finished);
         job.response = result.body;
         job.usage = result.body.usage as Record<string, unknown> | undefined;
         job.latencyMs = finished - started;
@@ -148,11 +173,14 @@ async function run(deps: WorkerDeps, job: JobRecord, etag: string, clock: Clock,
         job.regionsTried.push({ region: endpoint.region, deployment: endpoint.deployment, at: started, status: error.status, outcome: error.code });
         const headers = (err as { headers?: Headers }).headers;
         await deps.budget.observe(ref, { ...quotaSignal(error.status, (n) => headers?.get(n) ?? null), retryAfterMs: error.retryAfterMs }, clock.now());
+        const outcome = outcomeOf(err);
+        if (outcome) await health.report(ref, outcome, clock.now());
         if (!error.retryable) {
           log('warn', `failed: ${error.code}: ${error.message}`, fields);
           return finish(deps, job, etag, log, { code: error.code, message: error.message });
         }
         log('warn', `transient ${error.code}; trying the next deployment`, fields);
+        group.passed.push('failed');
         if (error.code === 'rate_limited') job.throttles += 1;
         else job.transientFailures = (job.transientFailures ?? 0) + 1;
         transient = error;

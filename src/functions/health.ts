@@ -1,11 +1,12 @@
 /** GET /api/v1/health — storage reachable, queue depths, configured endpoints (never their keys). */
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
+import { deploymentRef } from '../core/routing';
 import { errorResponse, json } from '../runtime/http';
 import { getServices } from '../runtime/services';
 
 export async function health(_request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   try {
-    const { config, queue, poisonQueue } = getServices();
+    const { config, queue, poisonQueue, health: breakers } = getServices();
     let storage: { ok: boolean; error?: string } = { ok: true };
     let depths: Record<string, number | null> = { [queue.name]: null, [poisonQueue.name]: null };
     try {
@@ -13,6 +14,8 @@ export async function health(_request: HttpRequest, context: InvocationContext):
     } catch (err) {
       storage = { ok: false, error: (err as Error).message };
     }
+    const iso = (t?: number) => (t === undefined ? undefined : new Date(t).toISOString());
+    const breakerByKey = new Map((await breakers.snapshot().catch(() => [])).map((b) => [b.key, b]));
     const body = {
       status: storage.ok ? 'ok' : 'degraded',
       time: new Date().toISOString(),
@@ -28,6 +31,12 @@ export async function health(_request: HttpRequest, context: InvocationContext):
         tpm: e.tpm,
         rpm: e.rpm,
         auth: e.auth,
+        breaker: (() => {
+          const b = breakerByKey.get(deploymentRef(e).key);
+          return b
+            ? { state: b.state, lastError: b.lastError ?? null, lastErrorAt: iso(b.lastErrorAt) ?? null, openedAt: iso(b.openedAt) ?? null, until: iso(b.until) ?? null }
+            : { state: 'closed' };
+        })(),
       })),
       models: config.models,
     };

@@ -4,6 +4,9 @@
  */
 import { getConfig, type SluiceConfig } from '../config';
 import { UnlimitedBudget, type BudgetGate } from '../core/budget/gate';
+import { alwaysClosed, SharedEndpointHealth, type EndpointHealth } from '../core/breaker/health';
+import { deploymentRef } from '../core/routing';
+import { createTableBreakerStore } from '../azure/breakerTable';
 import type { ModelClient } from '../core/modelClient';
 import type { JobLogger, WorkerDeps } from '../core/worker';
 import { JobQueue } from '../azure/jobQueue';
@@ -21,6 +24,7 @@ export interface Services {
   poisonQueue: JobQueue;
   model: ModelClient;
   budget: BudgetGate;
+  health: EndpointHealth;
   workerDeps(log: JobLogger): WorkerDeps;
 }
 
@@ -33,6 +37,21 @@ export function buildServices(config: SluiceConfig): Services {
   const poisonQueue = new JobQueue(storage.queue(`${config.jobsQueue}-poison`));
   const model = new AzureOpenAIModelClient(config.openaiApiVersion, config.storage.clientId);
   const budget: BudgetGate = new UnlimitedBudget();
+  const health: EndpointHealth = config.breaker.enabled
+    ? new SharedEndpointHealth({
+        store: createTableBreakerStore(storage, config.breaker.table),
+        policy: {
+          failureThreshold: config.breaker.failureThreshold,
+          windowMs: config.breaker.windowMs,
+          cooldownMs: config.breaker.cooldownMs,
+          probeLeaseMs: config.breaker.probeLeaseMs,
+          retryAfterCapMs: config.maxRetryDelayMs,
+        },
+        cacheMs: config.breaker.cacheMs,
+        refs: config.endpoints.map(deploymentRef),
+        onError: (err, key) => console.warn(`breaker table unavailable for ${key}: ${(err as Error).message}`),
+      })
+    : alwaysClosed;
   return {
     config,
     storage,
@@ -41,11 +60,14 @@ export function buildServices(config: SluiceConfig): Services {
     poisonQueue,
     model,
     budget,
+    health,
     workerDeps: (log) => ({
       jobs,
       requeue: (id, delayMs) => queue.send({ id }, delayMs),
       model,
       budget,
+      health,
+      spillover: (model) => config.models[model]?.spillover ?? true,
       endpoints: config.endpoints,
       settings: {
         callTimeoutMs: config.callTimeoutMs,
