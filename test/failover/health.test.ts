@@ -134,6 +134,33 @@ test('an instance stops sending the moment it sees the failure, before the share
   assert.equal(store.stats.writes, 1);
 });
 
+test('a slow read that started before the breaker opened cannot bring back "closed"', async () => {
+  const inner = new MemoryBreakerStore();
+  let gate: Promise<void> | undefined;
+  let release = () => {};
+  const slow: BreakerStore = {
+    read: async (key) => {
+      const result = await inner.read(key);
+      if (gate) await gate;
+      return result;
+    },
+    write: (key, state, etag) => inner.write(key, state, etag),
+    list: () => inner.list(),
+  };
+  const a = new SharedEndpointHealth({ store: inner, instanceId: 'a' });
+  const b = new SharedEndpointHealth({ store: slow, instanceId: 'b' });
+  assert.equal(await b.check(east, T0), 'closed');
+  gate = new Promise((resolve) => (release = resolve));
+  const stale = b.check(east, T0 + 1_000); // reads "closed", then stalls
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  gate = undefined;
+  await a.report(east, refused, T0 + 1_001);
+  await b.report(east, refused, T0 + 1_002); // b's own call fails; b learns "open" from the store
+  release();
+  assert.equal(await stale, 'open', 'the stale read yields to the newer knowledge');
+  assert.equal(await b.check(east, T0 + 1_003), 'open');
+});
+
 test('concurrent checks in one instance share one read', async () => {
   const store = new MemoryBreakerStore();
   const [a] = fleet(1, store);

@@ -74,6 +74,8 @@ interface CacheEntry {
   stored?: StoredBreaker;
   /** `now` of the read (or of our own write). */
   readAt: number;
+  /** Order in which this knowledge was obtained (read started / write done): an older read never replaces it. */
+  seq: number;
 }
 
 /** A CAS loop gives up after this many lost races; by then another instance has decided for us. */
@@ -91,8 +93,7 @@ export class SharedEndpointHealth implements EndpointHealth {
   private readonly refs = new Map<string, DeploymentRef>();
   /** Deployments this instance just saw fail in a way that opens the breaker, until the shared write settles. */
   private readonly opening = new Map<string, number>();
-  /** Bumped on each of our writes, so an older read finishing later cannot replace what we wrote. */
-  private readonly generation = new Map<string, number>();
+  private seq = 0;
   private readonly onError: (err: unknown, key: string) => void;
 
   constructor(options: SharedEndpointHealthOptions) {
@@ -125,7 +126,7 @@ export class SharedEndpointHealth implements EndpointHealth {
         : recordFailure(s, { kind: outcome.kind, retryAfterMs: outcome.retryAfterMs, message: outcome.message }, now, this.policy, this.instanceId);
     // If this failure opens the breaker, this instance stops sending at once, before the shared write lands:
     // otherwise calls checked while the write is in flight would hit the dead endpoint too.
-    const local = step(stateOf(cached ?? { readAt: now }));
+    const local = step(cached ? stateOf(cached) : closedState());
     if (!outcome.ok && local.state === 'open') this.opening.set(ref.key, local.until ?? now);
     try {
       await this.exclusive(ref.key, () => this.update(ref.key, now, step));
@@ -179,17 +180,18 @@ export class SharedEndpointHealth implements EndpointHealth {
     return read;
   }
 
-  /** One store read. A read that overlaps our own write does not overwrite the newer state it would race with. */
+  /**
+   * One store read; returns the newest knowledge. A read that started before a newer read or one of our writes
+   * finished does not replace it (a slow read racing a write would otherwise resurrect a closed breaker).
+   */
   private async readNow(key: string, now: number): Promise<CacheEntry> {
-    const generation = this.generation.get(key) ?? 0;
+    const seq = ++this.seq;
     try {
-      const entry: CacheEntry = { stored: await this.store.read(key), readAt: now };
-      if ((this.generation.get(key) ?? 0) === generation) this.put(key, entry);
-      return entry;
+      return this.put(key, { stored: await this.store.read(key), readAt: now, seq });
     } catch (err) {
       this.onError(err, key);
       // Keep using what we knew (or closed): storage trouble must not stop traffic.
-      return this.cache.get(key) ?? { readAt: -Infinity };
+      return this.cache.get(key) ?? { readAt: -Infinity, seq: 0 };
     }
   }
 
@@ -224,8 +226,7 @@ export class SharedEndpointHealth implements EndpointHealth {
     try {
       const etag = await this.store.write(key, state, base.stored?.etag);
       if (etag === undefined) return false;
-      this.generation.set(key, (this.generation.get(key) ?? 0) + 1);
-      this.put(key, { stored: { state, etag }, readAt: now });
+      this.put(key, { stored: { state, etag }, readAt: now, seq: ++this.seq });
       return true;
     } catch (err) {
       this.onError(err, key);
@@ -233,14 +234,13 @@ export class SharedEndpointHealth implements EndpointHealth {
     }
   }
 
+  /** Caches `entry` unless newer knowledge is already cached; returns whichever is newest. */
   private put(key: string, entry: CacheEntry): CacheEntry {
+    const current = this.cache.get(key);
+    if (current && current.seq > entry.seq) return current;
     this.cache.delete(key);
     this.cache.set(key, entry);
-    if (this.cache.size > this.maxCached) {
-      const oldest = this.cache.keys().next().value!;
-      this.cache.delete(oldest);
-      this.generation.delete(oldest);
-    }
+    if (this.cache.size > this.maxCached) this.cache.delete(this.cache.keys().next().value!);
     return entry;
   }
 
