@@ -7,14 +7,10 @@
  */
 import { z } from 'zod';
 import { KNOWN_MODELS } from './core/models';
+import { ConfigError } from './configError';
+import { loadBatchSettings, type BatchSettings } from './core/batch/settings';
 
-/** Thrown when a setting is missing or invalid; the message names the setting. */
-export class ConfigError extends Error {
-  constructor(readonly setting: string, detail: string) {
-    super(`Invalid setting ${setting}: ${detail}`);
-    this.name = 'ConfigError';
-  }
-}
+export { ConfigError };
 
 const endpointSchema = z
   .object({
@@ -95,6 +91,8 @@ export interface SluiceConfig {
   /** Jobs waiting in the queue beyond which submit answers 429; 0 disables. @default 100000 */
   maxBacklog: number;
   breaker: BreakerSettings;
+  /** Files, batches and the submission queue (src/core/batch/settings.ts). */
+  batch: BatchSettings;
 }
 
 /** The shared circuit breaker per deployment (see docs/failover.md). */
@@ -253,6 +251,7 @@ export function loadConfig(env: Env = process.env): SluiceConfig {
       probeLeaseMs: intSetting(env, 'SLUICE_BREAKER_PROBE_LEASE_MS', 30_000),
       cacheMs: intSetting(env, 'SLUICE_BREAKER_CACHE_MS', 1_000, 0),
     },
+    batch: loadBatchSettings(env),
   };
 }
 

@@ -4,10 +4,10 @@
  * Queue names used in trigger bindings (`%SLUICE_SUBMIT_QUEUE%`, `%SLUICE_BATCH_QUEUE%`) and the sweep schedule must
  * be app settings for the host to resolve them, so importing this module sets their defaults into process.env when
  * absent (the local host resolves bindings after loading the function files). Infra should set them explicitly.
- * To be folded into src/config.ts.
+ * Part of the config: src/config.ts loadConfig() reads these too, so a bad value stops the app at start-up.
  */
 import { z } from 'zod';
-import { ConfigError } from '../../config';
+import { ConfigError } from '../../configError';
 
 type Env = Record<string, string | undefined>;
 
