@@ -1,0 +1,160 @@
+/**
+ * Usage rows in Table Storage (table `sluiceusage` by default).
+ * PartitionKey = minute window + shard digit 0–7 (hash of the job id) so one busy minute spreads its writes over
+ * eight partitions; RowKey = job id, written insert-only so recording a job twice is a no-op. The rollup reads a
+ * window as eight partition queries run side by side, page by page, and counts only rows committed at or before the
+ * window's cut (their server Timestamp).
+ */
+import { createHash } from 'node:crypto';
+import { TableClient, type TableEntityResult } from '@azure/data-tables';
+import { normalizeCommitTime } from '../core/telemetry/store';
+import type { CallRef, UsageRow, UsageRowStore } from '../core/telemetry/usage';
+import type { UsageRowSource } from '../core/telemetry/rollup';
+
+export const USAGE_SHARDS = 8;
+/** Entities per page when reading a window. */
+const PAGE_SIZE = 1000;
+
+/** Builds a TableClient from a connection string (AzureWebJobsStorage); swap for src/azure/storage.ts clients. */
+export function tableClientFromConnectionString(connectionString: string, table: string): TableClient {
+  const insecure = /DefaultEndpointsProtocol=http;|Endpoint=http:/.test(connectionString);
+  return TableClient.fromConnectionString(connectionString, table, { allowInsecureConnection: insecure });
+}
+
+export function shardOf(jobId: string): number {
+  return createHash('sha1').update(jobId).digest()[0]! % USAGE_SHARDS;
+}
+
+/** `W/"datetime'2026-11-23T20%3A48%3A22.8756587Z'"` → "2026-11-23T20:48:22.8756587Z". */
+export function commitTimeOfEtag(etag: string | undefined): string | undefined {
+  const m = /datetime'([^']+)'/.exec(etag ?? '');
+  return m ? normalizeCommitTime(decodeURIComponent(m[1]!)) : undefined;
+}
+
+type Entity = Record<string, unknown> & { partitionKey: string; rowKey: string };
+
+export function toEntity(row: UsageRow): Entity {
+  const { jobId, costUsd, calls, lateFrom, ...rest } = row;
+  return {
+    partitionKey: `${row.window}${shardOf(jobId)}`,
+    rowKey: jobId,
+    ...rest,
+    // Table properties cannot be null: an unknown cost is an absent costUsd with priced=false.
+    ...(costUsd === null ? {} : { costUsd }),
+    priced: costUsd !== null,
+    queueWaitMs: row.queueWaitMs ?? -1,
+    modelLatencyMs: row.modelLatencyMs ?? -1,
+    totalLatencyMs: row.totalLatencyMs ?? -1,
+    calls: JSON.stringify(calls),
+    ...(lateFrom ? { lateFrom } : {}),
+  };
+}
+
+const n = (v: unknown) => (typeof v === 'number' ? v : Number(v ?? 0));
+const optMs = (v: unknown) => (n(v) < 0 ? null : n(v));
+
+export function fromEntity(e: Record<string, unknown>): UsageRow {
+  return {
+    jobId: String(e.rowKey),
+    window: String(e.window),
+    team: String(e.team ?? ''),
+    model: String(e.model ?? ''),
+    region: String(e.region ?? ''),
+    deployment: String(e.deployment ?? ''),
+    modelVersion: String(e.modelVersion ?? ''),
+    priority: e.priority === 'batch' ? 'batch' : 'interactive',
+    status: e.status === 'succeeded' ? 'succeeded' : 'failed',
+    errorCode: String(e.errorCode ?? ''),
+    finishReason: String(e.finishReason ?? ''),
+    promptTokens: n(e.promptTokens),
+    cachedTokens: n(e.cachedTokens),
+    completionTokens: n(e.completionTokens),
+    reservedOutputTokens: n(e.reservedOutputTokens),
+    reservedUnusedTokens: n(e.reservedUnusedTokens),
+    estimatedPromptTokens: n(e.estimatedPromptTokens),
+    costUsd: e.priced === false ? null : n(e.costUsd),
+    queueWaitMs: optMs(e.queueWaitMs),
+    modelLatencyMs: optMs(e.modelLatencyMs),
+    totalLatencyMs: optMs(e.totalLatencyMs),
+    attempts: n(e.attempts),
+    throttles: n(e.throttles),
+    regionsTried: n(e.regionsTried),
+    calls: JSON.parse(String(e.calls ?? '[]')) as CallRef[],
+    completedAt: n(e.completedAt),
+    writtenAt: n(e.writtenAt),
+    ...(e.lateFrom ? { lateFrom: String(e.lateFrom) } : {}),
+  };
+}
+
+export class UsageTable implements UsageRowStore, UsageRowSource {
+  private ready: Promise<void> | undefined;
+
+  constructor(readonly client: TableClient) {}
+
+  /** Creates the table once per process (409 = exists). */
+  ensureTable(): Promise<void> {
+    this.ready ??= this.client.createTable().then(
+      () => undefined,
+      (err: { statusCode?: number }) => {
+        if (err?.statusCode === 409) return;
+        this.ready = undefined;
+        throw err;
+      },
+    );
+    return this.ready;
+  }
+
+  async insert(row: UsageRow): Promise<{ result: 'inserted' | 'exists'; committedAt?: string }> {
+    await this.ensureTable();
+    try {
+      const r = await this.client.createEntity(toEntity(row));
+      return { result: 'inserted', committedAt: commitTimeOfEtag(r.etag) };
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 409) return { result: 'exists' };
+      throw err;
+    }
+  }
+
+  /** Inserts many rows of one partition, 100 per transaction (benchmarks and tests). */
+  async insertBatch(rows: UsageRow[]): Promise<void> {
+    await this.ensureTable();
+    const byPartition = new Map<string, Entity[]>();
+    for (const r of rows) {
+      const e = toEntity(r);
+      const list = byPartition.get(e.partitionKey) ?? [];
+      list.push(e);
+      byPartition.set(e.partitionKey, list);
+    }
+    for (const list of byPartition.values()) {
+      for (let i = 0; i < list.length; i += 100) {
+        await this.client.submitTransaction(list.slice(i, i + 100).map((e) => ['create', e] as ['create', Entity]));
+      }
+    }
+  }
+
+  async *rows(window: string, cut: string): AsyncIterable<UsageRow[]> {
+    await this.ensureTable();
+    const shards = Array.from({ length: USAGE_SHARDS }, (_, s) =>
+      this.client
+        .listEntities<Record<string, unknown>>({ queryOptions: { filter: `PartitionKey eq '${window}${s}'` } })
+        .byPage({ maxPageSize: PAGE_SIZE })
+        [Symbol.asyncIterator](),
+    );
+    // Read the shards side by side; at most one page per shard is in memory at a time.
+    const pending = new Map<number, Promise<{ s: number; r: IteratorResult<TableEntityResult<Record<string, unknown>>[]> }>>();
+    const pull = (s: number) => pending.set(s, shards[s]!.next().then((r) => ({ s, r })));
+    shards.forEach((_, s) => pull(s));
+    while (pending.size > 0) {
+      const { s, r } = await Promise.race(pending.values());
+      pending.delete(s);
+      if (r.done) continue;
+      pull(s);
+      const page: UsageRow[] = [];
+      for (const e of r.value) {
+        const ts = normalizeCommitTime(String(e.timestamp ?? ''));
+        if (ts <= cut) page.push(fromEntity(e));
+      }
+      yield page;
+    }
+  }
+}

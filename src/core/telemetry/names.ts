@@ -1,0 +1,81 @@
+/**
+ * Every metric and event name Sluice sends to Application Insights, in one list. Dashboards, alert rules and
+ * docs/telemetry.md are checked against this file; add a name here before sending it.
+ *
+ * Metrics land in `customMetrics` (value = valueSum: each series is sent once per window), events in `customEvents`.
+ * Every window metric carries the custom dimensions in WINDOW_DIMENSIONS.
+ */
+
+/** Per window × team × logical model × region × deployment. */
+export const WINDOW_METRICS = {
+  jobsSucceeded: 'sluice.jobs.succeeded',
+  jobsFailed: 'sluice.jobs.failed',
+  tokensPrompt: 'sluice.tokens.prompt',
+  tokensCached: 'sluice.tokens.cached',
+  tokensCompletion: 'sluice.tokens.completion',
+  /** max_tokens reserved but not generated (maxOutputTokens − completion), summed. */
+  tokensReservedUnused: 'sluice.tokens.reserved_unused',
+  /** reserved_unused ÷ reserved output tokens, 0–1. */
+  tokensReservedUnusedShare: 'sluice.tokens.reserved_unused_share',
+  costUsd: 'sluice.cost.usd',
+  /** Jobs whose model has no price (their cost is not in sluice.cost.usd). */
+  costUnpricedJobs: 'sluice.cost.unpriced_jobs',
+  latencyQueueP50: 'sluice.latency.queue_wait.p50',
+  latencyQueueP95: 'sluice.latency.queue_wait.p95',
+  latencyQueueP99: 'sluice.latency.queue_wait.p99',
+  latencyModelP50: 'sluice.latency.model.p50',
+  latencyModelP95: 'sluice.latency.model.p95',
+  latencyModelP99: 'sluice.latency.model.p99',
+  latencyTotalP50: 'sluice.latency.total.p50',
+  latencyTotalP95: 'sluice.latency.total.p95',
+  latencyTotalP99: 'sluice.latency.total.p99',
+  throttles: 'sluice.throttles',
+  failovers: 'sluice.failovers',
+} as const;
+
+/** Per window × region × deployment (× its logical model). Ratios 0–1 of the deployment's configured limits. */
+export const DEPLOYMENT_METRICS = {
+  tpmUtilisation: 'sluice.deployment.tpm_utilisation',
+  rpmUtilisation: 'sluice.deployment.rpm_utilisation',
+  tokensCharged: 'sluice.deployment.tokens_charged',
+  requests: 'sluice.deployment.requests',
+} as const;
+
+/** Per scope (scope = "all" | "team" | "deployment", with team or region/deployment), sent each window. */
+export const COST_METRICS = {
+  monthToDateUsd: 'sluice.cost.mtd_usd',
+  projectedMonthUsd: 'sluice.cost.projected_month_usd',
+} as const;
+
+/** Sent by each rollup run (not per window). */
+export const GAUGE_METRICS = {
+  /** Approximate message count, dimension `queue`. */
+  queueDepth: 'sluice.queue.depth',
+  /** Jobs in status `waiting` (when the host supplies the count). */
+  jobsWaiting: 'sluice.jobs.waiting',
+  /** Windows behind: closable windows the rollup has not closed yet. */
+  rollupLagWindows: 'sluice.rollup.lag_windows',
+} as const;
+
+export const EVENTS = {
+  /** Actual or projected month cost crossed a budget threshold (once per month × scope × basis × threshold). */
+  budgetThreshold: 'SluiceBudgetThreshold',
+  /** A deployment ran above the TPM advice threshold for SLUICE_QUOTA_ADVICE_MINUTES (once per streak). */
+  quotaAdvice: 'SluiceQuotaAdvice',
+  /** A job ran on a model with no price: its cost is unknown (once per model per process run of the rollup). */
+  unpricedModel: 'SluiceUnpricedModel',
+} as const;
+
+/** Dependency name of one Azure OpenAI call (trackModelCall); type "Azure OpenAI". */
+export const MODEL_CALL_DEPENDENCY = 'chat.completions' as const;
+
+/** Custom dimensions on every window metric. `window` = UTC minute start (ISO), the key to de-duplicate on. */
+export const WINDOW_DIMENSIONS = ['window', 'team', 'model', 'region', 'deployment'] as const;
+
+export const METRIC_NAMES: readonly string[] = [
+  ...Object.values(WINDOW_METRICS),
+  ...Object.values(DEPLOYMENT_METRICS),
+  ...Object.values(COST_METRICS),
+  ...Object.values(GAUGE_METRICS),
+];
+export const EVENT_NAMES: readonly string[] = Object.values(EVENTS);
