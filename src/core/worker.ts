@@ -57,7 +57,28 @@ export interface WorkerDeps {
   random?: () => number;
   /** Called once when the job reaches a terminal state (usage records, telemetry). Failures are logged, not thrown. */
   onFinished?(job: JobRecord): Promise<void>;
+  /**
+   * Issue 11 (crash recovery): enqueues a recovery message for the job, visible `delayMs` from now (just after the
+   * claim runs out), and returns a function that deletes it again. Sent before every claim, so a worker killed at any
+   * point leaves a message that finishes the job soon after its claim expires, instead of the trigger's own message
+   * (which reappears only after the host's 10-minute processing visibility). See docs/reliability.md.
+   * @default none (recovery then waits for the trigger message to reappear)
+   */
+  watchdog?(jobId: string, delayMs: number): Promise<() => Promise<void>>;
+  /** Issue 11: true for errors that mean storage is briefly unreachable; the result write is retried on those. @default none */
+  isStorageOutage?(err: unknown): boolean;
+  /** Issue 11: true once the process is shutting down: a job that would be held in-process is parked instead. */
+  stopping?(): boolean;
+  /** Issue 11, TEST-ONLY fault injection (SLUICE_FAULT_CRASH_AT): called at these points; may kill the process. */
+  faultPoint?(point: 'before-call' | 'after-call', jobId: string): void;
 }
+
+/** How long a claim outlives one model call, ms: time to store the result, plus clock skew between instances. */
+const CLAIM_MARGIN_MS = 30_000;
+/** Renew the claim before a call when less than callTimeoutMs + this is left, ms. */
+const CLAIM_RENEW_MARGIN_MS = 10_000;
+/** The recovery message becomes visible this long after the claim ends, ms. */
+const WATCHDOG_LAG_MS = 1_000;
 
 export type WorkerOutcome = 'succeeded' | 'failed' | 'waiting' | 'already-finished' | 'claimed-elsewhere' | 'missing';
 
@@ -92,11 +113,14 @@ export async function processJob(deps: WorkerDeps, jobId: string, delivery: Deli
       return 'claimed-elsewhere';
     }
     const claimId = randomUUID();
+    const claimUntil = now + deps.settings.callTimeoutMs + CLAIM_MARGIN_MS;
+    // Issue 11: the recovery message goes out before the claim, so no instant exists with a claim but no way back.
+    const cancelWatchdog = deps.watchdog ? await deps.watchdog(jobId, claimUntil - now + WATCHDOG_LAG_MS) : undefined;
     const claimed: JobRecord = {
       ...job,
       status: 'running',
       claimId,
-      claimUntil: now + deps.settings.callTimeoutMs + 30_000,
+      claimUntil,
       startedAt: job.startedAt ?? now,
       notBefore: undefined,
       dequeueCount: delivery.dequeueCount ?? job.dequeueCount,
@@ -105,10 +129,40 @@ export async function processJob(deps: WorkerDeps, jobId: string, delivery: Deli
     try {
       claimEtag = await deps.jobs.replace(claimed, etag);
     } catch (err) {
+      await releaseWatchdog(cancelWatchdog, jobId, log);
       if (err instanceof StaleJobError && tries < 3) continue;
       throw err;
     }
-    return run(deps, claimed, claimEtag, clock, log);
+    log('info', `claimed until ${new Date(claimUntil).toISOString()}`, { jobId, attempt: claimed.attempts });
+    const outcome = await run(deps, claimed, claimEtag, clock, log);
+    // Issue 11: finished, parked or lost the claim: the recovery message is not needed (if it stays, it is harmless).
+    await releaseWatchdog(cancelWatchdog, jobId, log);
+    return outcome;
+  }
+}
+
+async function releaseWatchdog(cancel: (() => Promise<void>) | undefined, jobId: string, log: JobLogger): Promise<void> {
+  if (!cancel) return;
+  try {
+    await cancel();
+  } catch (err) {
+    log('warn', `recovery message not deleted (it will be acknowledged without a model call): ${(err as Error).message}`, { jobId });
+  }
+}
+
+/**
+ * Issue 11: keeps the claim ahead of the next call. A job can make several calls in one invocation (failover,
+ * in-process holds), so a fixed claim could run out while this worker is alive and let a second worker call the
+ * model too. Returns the new ETag, or undefined when another worker took the job over (our claim had expired).
+ */
+async function renewClaim(deps: WorkerDeps, job: JobRecord, etag: string, now: number): Promise<string | undefined> {
+  if ((job.claimUntil ?? 0) - now >= deps.settings.callTimeoutMs + CLAIM_RENEW_MARGIN_MS) return etag;
+  job.claimUntil = now + deps.settings.callTimeoutMs + CLAIM_MARGIN_MS;
+  try {
+    return await deps.jobs.replace(job, etag);
+  } catch (err) {
+    if (err instanceof StaleJobError) return undefined;
+    throw err;
   }
 }
 
@@ -152,11 +206,20 @@ async function run(deps: WorkerDeps, job: JobRecord, etag: string, clock: Clock,
         // A probe we hold but cannot use is released by its lease running out.
         continue;
       }
+      // Issue 11: never start a call that could outlive our claim.
+      const renewed = await renewClaim(deps, job, etag, clock.now());
+      if (renewed === undefined) {
+        log('warn', 'claim expired and the job was taken over by another worker; stopping here', { jobId: job.id, attempt: job.attempts });
+        return 'claimed-elsewhere';
+      }
+      etag = renewed;
       job.attempts += 1;
       const fields = { jobId: job.id, attempt: job.attempts, region: endpoint.region };
       const started = clock.now();
       try {
+        deps.faultPoint?.('before-call', job.id); // test-only (issue 11)
         const result = await deps.model.chat(endpoint, job.request, { jobId: job.id, attempt: job.attempts, timeoutMs: deps.settings.callTimeoutMs });
+        deps.faultPoint?.('after-call', job.id); // test-only (issue 11)
         const finished = clock.now();
         job.regionsTried.push({ region: endpoint.region, deployment: endpoint.deployment, at: started, status: result.status, outcome: 'ok' });
         await deps.budget.observe(ref, quotaSignal(result.status, result.header), finished);
@@ -197,7 +260,8 @@ async function run(deps: WorkerDeps, job: JobRecord, etag: string, clock: Clock,
     const now = clock.now();
     const retryAt = Number.isFinite(earliestRetry) ? earliestRetry : now + deps.settings.maxRetryDelayMs;
     const wait = Math.max(0, retryAt - now);
-    if (wait <= deps.settings.holdInProcessMs) {
+    // Issue 11: on shutdown, release the job (park it) rather than hold it, so the drain ends promptly.
+    if (wait <= deps.settings.holdInProcessMs && !deps.stopping?.()) {
       await clock.sleep(wait);
       continue;
     }
@@ -234,7 +298,7 @@ async function finish(deps: WorkerDeps, job: JobRecord, etag: string, log: JobLo
     claimUntil: undefined,
     notBefore: undefined,
   };
-  const written = await writeOwned(deps, done, etag);
+  const written = await withStorageRetry(deps, job, () => writeOwned(deps, done, etag), log);
   if (!written) {
     log('warn', 'job finished elsewhere while this call ran; result discarded', { jobId: job.id, attempt: job.attempts });
     return 'already-finished';
@@ -247,6 +311,26 @@ async function finish(deps: WorkerDeps, job: JobRecord, etag: string, log: JobLo
     }
   }
   return done.status as 'succeeded' | 'failed';
+}
+
+/**
+ * Issue 11: the result of a model call is the one write worth waiting for (losing it means calling the model again).
+ * Retries it with backoff while storage is unreachable, as long as our claim leaves time; then gives up (throws), and
+ * the recovery message finishes the job after the claim.
+ */
+async function withStorageRetry<T>(deps: WorkerDeps, job: JobRecord, write: () => Promise<T>, log: JobLogger): Promise<T> {
+  const clock = deps.clock ?? systemClock;
+  for (let retry = 0; ; retry += 1) {
+    try {
+      return await write();
+    } catch (err) {
+      const delay = Math.min(5_000, 250 * 2 ** retry);
+      const deadline = (job.claimUntil ?? 0) - 2_000;
+      if (!deps.isStorageOutage?.(err) || clock.now() + delay > deadline) throw err;
+      log('warn', `storage unreachable while storing the result; retrying in ${delay} ms: ${(err as Error).message}`, { jobId: job.id, attempt: job.attempts });
+      await clock.sleep(delay);
+    }
+  }
 }
 
 /**

@@ -9,10 +9,10 @@ import { deploymentRef } from '../core/routing';
 import { createTableBreakerStore } from '../azure/breakerTable';
 import type { ModelClient } from '../core/modelClient';
 import type { JobLogger, WorkerDeps } from '../core/worker';
-import { JobQueue } from '../azure/jobQueue';
+import { encodeJobMessage, JobQueue } from '../azure/jobQueue';
 import { JobStore } from '../azure/jobStore';
 import { AzureOpenAIModelClient } from '../azure/openaiClient';
-import { storageClients, type StorageClients } from '../azure/storage';
+import { isStorageUnavailable, storageClients, storageCounters, type StorageClients } from '../azure/storage';
 // Issue 8: batch lines and queue submissions react when their job finishes (completion marker, reply_to).
 import { batchJobFinished } from './batchServices';
 
@@ -30,11 +30,50 @@ export interface Services {
 
 let services: Services | undefined;
 
+/**
+ * Issue 11: graceful shutdown. The local host (local/host/cli.ts) and a recycled instance get SIGTERM before they
+ * drain; from then on the worker parks jobs it would otherwise hold in-process. If nobody else handles SIGTERM,
+ * Node's default (exit at once) is kept by re-raising it.
+ */
+let stopping = false;
+let watching = false;
+function watchForShutdown(): void {
+  if (watching) return;
+  watching = true;
+  process.once('SIGTERM', () => {
+    stopping = true;
+    if (process.listenerCount('SIGTERM') === 0) process.kill(process.pid, 'SIGTERM');
+  });
+}
+
+/**
+ * Issue 11, TEST-ONLY fault injection (docs/reliability.md): inert unless SLUICE_FAULT_CRASH_AT is set. With
+ * SLUICE_FAULT_CRASH_AT=before-call|after-call and SLUICE_FAULT_CRASH_JOB=<job id or prefix>, the worker process
+ * kills itself with SIGKILL at that point, as a recycled instance would die. Read here, not in config.ts, because
+ * it is not a setting anyone should deploy.
+ */
+function crashFaultPoint(): WorkerDeps['faultPoint'] {
+  const at = process.env.SLUICE_FAULT_CRASH_AT;
+  if (!at) return undefined;
+  const prefix = process.env.SLUICE_FAULT_CRASH_JOB ?? '';
+  return (point, jobId) => {
+    if (point !== at || !jobId.startsWith(prefix)) return;
+    console.error(`[job=${jobId}] SLUICE_FAULT_CRASH_AT=${at}: killing this process (SIGKILL)`);
+    process.kill(process.pid, 'SIGKILL');
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10_000); // never run past the crash point
+  };
+}
+
 export function buildServices(config: SluiceConfig): Services {
   const storage = storageClients(config.storage);
   const jobs = new JobStore(storage.table(config.jobsTable), storage.container(config.payloadContainer));
   const queue = new JobQueue(storage.queue(config.jobsQueue));
   const poisonQueue = new JobQueue(storage.queue(`${config.jobsQueue}-poison`));
+  // Issue 11: recovery messages are sent with the plain client because deleting one needs the id and pop receipt
+  // that JobQueue.send does not return.
+  const jobsQueueClient = storage.queue(config.jobsQueue);
+  const faultPoint = crashFaultPoint();
+  watchForShutdown();
   const model = new AzureOpenAIModelClient(config.openaiApiVersion, config.storage.clientId);
   const budget: BudgetGate = new UnlimitedBudget();
   const health: EndpointHealth = config.breaker.enabled
@@ -77,6 +116,20 @@ export function buildServices(config: SluiceConfig): Services {
       },
       log,
       onFinished: batchJobFinished, // issue 8
+      // Issue 11: crash recovery, storage retries, shutdown, test-only faults (docs/reliability.md).
+      watchdog: async (id, delayMs) => {
+        await queue.ensure();
+        const visibilityTimeout = Math.max(1, Math.ceil(delayMs / 1000));
+        storageCounters.queue += 1;
+        const sent = await jobsQueueClient.sendMessage(encodeJobMessage({ id }), { visibilityTimeout, messageTimeToLive: -1 });
+        return async () => {
+          storageCounters.queue += 1;
+          await jobsQueueClient.deleteMessage(sent.messageId, sent.popReceipt);
+        };
+      },
+      isStorageOutage: isStorageUnavailable,
+      stopping: () => stopping,
+      ...(faultPoint ? { faultPoint } : {}),
     }),
   };
 }
