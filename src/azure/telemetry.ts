@@ -1,0 +1,119 @@
+/**
+ * Application Insights for Sluice (applicationinsights 3.x, OpenTelemetry underneath): the rollup's metrics and
+ * events, and one dependency per Azure OpenAI call. Without APPLICATIONINSIGHTS_CONNECTION_STRING everything goes to
+ * a log sink instead, so local runs and tests need no ingestion endpoint.
+ */
+import { TelemetryClient } from 'applicationinsights';
+import { MODEL_CALL_DEPENDENCY } from '../core/telemetry/names';
+import type { TelemetrySink } from '../core/telemetry/rollup';
+
+type Log = (message: string) => void;
+
+/** Sends to Application Insights. Each metric is recorded once per series per window, so valueSum is the value. */
+export class AppInsightsSink implements TelemetrySink {
+  readonly client: TelemetryClient;
+
+  constructor(connectionString: string) {
+    // Own providers: does not touch a global OpenTelemetry setup the host may have.
+    this.client = new TelemetryClient(connectionString, { useGlobalProviders: false });
+  }
+
+  metric(name: string, value: number, properties: Record<string, string>): void {
+    this.client.trackMetric({ name, value, properties });
+  }
+
+  event(name: string, properties: Record<string, string>, measurements?: Record<string, number>): void {
+    this.client.trackEvent({ name, properties, measurements });
+  }
+
+  async flush(): Promise<void> {
+    await this.client.flush();
+  }
+
+  async shutdown(): Promise<void> {
+    await this.client.shutdown();
+  }
+}
+
+/** No ingestion configured: metrics are counted and events logged. */
+export class LogSink implements TelemetrySink {
+  metrics = 0;
+  constructor(private readonly log: Log = (m) => console.log(m)) {}
+  metric(): void {
+    this.metrics += 1;
+  }
+  event(name: string, properties: Record<string, string>): void {
+    this.log(`telemetry event ${name} ${JSON.stringify(properties)}`);
+  }
+  async flush(): Promise<void> {
+    if (this.metrics > 0) this.log(`telemetry: ${this.metrics} metric values (no APPLICATIONINSIGHTS_CONNECTION_STRING; not sent)`);
+    this.metrics = 0;
+  }
+}
+
+let shared: TelemetrySink | undefined;
+
+/** The process-wide sink: Application Insights when the connection string is set, else a log sink. */
+export function telemetrySink(env: Record<string, string | undefined> = process.env, log?: Log): TelemetrySink {
+  if (!shared) {
+    const conn = env.APPLICATIONINSIGHTS_CONNECTION_STRING?.trim();
+    shared = conn ? new AppInsightsSink(conn) : new LogSink(log);
+  }
+  return shared;
+}
+
+/** Forgets the shared sink (tests). */
+export function resetTelemetrySink(): void {
+  shared = undefined;
+}
+
+export interface ModelCall {
+  jobId: string;
+  attempt: number;
+  region: string;
+  deployment: string;
+  /** Logical model. */
+  model?: string;
+  /** Endpoint URL (its host becomes the dependency target). */
+  endpoint?: string;
+  /** Epoch ms the call started. @default now − durationMs */
+  startedAt?: number;
+  durationMs: number;
+  /** HTTP status, 0 when no response arrived. */
+  status: number;
+  success: boolean;
+  /** Stable error code or "ok". */
+  outcome?: string;
+}
+
+/**
+ * One Azure OpenAI call as an Application Insights dependency (type "Azure OpenAI", name chat.completions,
+ * resultCode = HTTP status) carrying job_id, attempt, region and deployment. No-op without a connection string.
+ */
+export function trackModelCall(call: ModelCall, sink: TelemetrySink = telemetrySink()): void {
+  if (!(sink instanceof AppInsightsSink)) return;
+  let target = `${call.region}/${call.deployment}`;
+  try {
+    if (call.endpoint) target = new URL(call.endpoint).host;
+  } catch {
+    /* keep region/deployment */
+  }
+  sink.client.trackDependency({
+    name: MODEL_CALL_DEPENDENCY,
+    dependencyTypeName: 'Azure OpenAI',
+    target,
+    data: `${call.region}/${call.deployment}`,
+    duration: call.durationMs,
+    resultCode: String(call.status),
+    success: call.success,
+    time: new Date(call.startedAt ?? Date.now() - call.durationMs),
+    properties: {
+      job_id: call.jobId,
+      attempt: String(call.attempt),
+      region: call.region,
+      deployment: call.deployment,
+      ...(call.model ? { model: call.model } : {}),
+      ...(call.outcome ? { outcome: call.outcome } : {}),
+    },
+  });
+}

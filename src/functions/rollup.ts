@@ -1,0 +1,21 @@
+/**
+ * Timer (every minute by default, %SLUICE_ROLLUP_SCHEDULE%): closes finished minute windows of usage rows exactly
+ * once and sends their metrics, month-to-date cost and alerts to Application Insights (src/core/telemetry/rollup.ts).
+ */
+import { app, type InvocationContext, type Timer } from '@azure/functions';
+import { runRollup } from '../core/telemetry/rollup';
+import { applyTelemetryEnvDefaults } from '../core/telemetry/settings';
+import { getTelemetryServices } from '../runtime/telemetry';
+
+export async function rollup(_timer: Timer, context: InvocationContext): Promise<void> {
+  const telemetry = getTelemetryServices();
+  const result = await runRollup(telemetry.rollupDeps((level, message) => context[level](message)));
+  context.info(
+    `rollup: closed ${result.closed.length} window(s)${result.closed.length ? ` ${result.closed[0]}…${result.closed.at(-1)}` : ''}, ` +
+      `${result.rows} rows${result.busy ? '; another run holds the next window' : ''}; ${result.lagWindows} window(s) behind`,
+  );
+}
+
+// The binding needs the setting to exist; the config module should own this default (see docs/telemetry.md).
+applyTelemetryEnvDefaults(process.env);
+app.timer('rollup', { schedule: '%SLUICE_ROLLUP_SCHEDULE%', handler: rollup });

@@ -1,0 +1,43 @@
+/**
+ * GET /api/v1/usage?from=&to=&group_by=team|model|region|deployment — rolled-up tokens, cost, jobs and latency
+ * percentiles for the range (closed minute windows only), and month-to-date cost, projection and budget status.
+ */
+import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
+import { ValidationError } from '../core/errors';
+import { monthStatus, parseUsageQuery, queryUsage } from '../core/telemetry/query';
+import { WATERMARK } from '../core/telemetry/rollup';
+import { windowIso } from '../core/telemetry/windows';
+import { errorResponse, json } from '../runtime/http';
+import { getTelemetryServices } from '../runtime/telemetry';
+
+export async function usage(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+  try {
+    const now = Date.now();
+    const q = parseUsageQuery(request.query, now);
+    const { rollup, settings } = getTelemetryServices();
+    const [{ groups, total }, month, watermark] = await Promise.all([
+      queryUsage(rollup, q),
+      monthStatus(rollup, settings, now),
+      rollup.get(WATERMARK.partition, WATERMARK.row),
+    ]);
+    const closedThrough = watermark?.value.closedThrough ? String(watermark.value.closedThrough) : undefined;
+    return json(200, {
+      object: 'sluice.usage',
+      from: new Date(q.from).toISOString(),
+      to: new Date(q.to).toISOString(),
+      group_by: q.groupBy,
+      // Minutes after this one are not rolled up yet (the rollup closes a minute ~2 minutes after it ends).
+      closed_through: closedThrough ? new Date(Date.parse(windowIso(closedThrough)) + 60_000).toISOString() : null,
+      data: groups,
+      total,
+      month_to_date: month,
+    });
+  } catch (err) {
+    if (err instanceof ValidationError) {
+      return json(400, { error: { code: err.code, message: err.message, param: err.param ?? null } });
+    }
+    return errorResponse(err, context);
+  }
+}
+
+app.http('usage', { methods: ['GET'], route: 'v1/usage', authLevel: 'anonymous', handler: usage });

@@ -1,0 +1,67 @@
+/**
+ * Wiring of the telemetry feature (issue 7): its settings, tables and sink, built once per process from the shared
+ * services. The worker's onFinished calls `recordUsage(job)`; the rollup and usage functions use the rest.
+ */
+import { systemClock } from '../core/worker';
+import type { JobRecord } from '../core/jobs';
+import { watermarkCuts, type DeploymentLimits, type Gauge, type RollupDeps, type TelemetrySink } from '../core/telemetry/rollup';
+import { loadTelemetrySettings, type TelemetrySettings } from '../core/telemetry/settings';
+import { recordJobUsage, type UsageRow } from '../core/telemetry/usage';
+import { GAUGE_METRICS } from '../core/telemetry/names';
+import { RollupTable } from '../azure/rollupTable';
+import { telemetrySink } from '../azure/telemetry';
+import { UsageTable } from '../azure/usageTable';
+import { getServices } from './services';
+
+export interface TelemetryServices {
+  settings: TelemetrySettings;
+  usage: UsageTable;
+  rollup: RollupTable;
+  sink: TelemetrySink;
+  endpoints: DeploymentLimits[];
+  /** Queue depths of the jobs and poison queues. */
+  gauges(): Promise<Gauge[]>;
+  /** Records a finished job's usage row (idempotent). Call from the worker when a job reaches a terminal state. */
+  recordUsage(job: JobRecord, log?: (message: string) => void): Promise<UsageRow>;
+  rollupDeps(log: RollupDeps['log']): RollupDeps;
+}
+
+let cached: TelemetryServices | undefined;
+
+export function getTelemetryServices(): TelemetryServices {
+  if (cached) return cached;
+  const services = getServices();
+  const settings = loadTelemetrySettings(process.env);
+  const usage = new UsageTable(services.storage.table(settings.usageTable));
+  const rollup = new RollupTable(services.storage.table(settings.rollupTable));
+  const sink = telemetrySink(process.env);
+  const endpoints = services.config.endpoints.map((e) => ({ region: e.region, deployment: e.deployment, model: e.model, tpm: e.tpm, rpm: e.rpm }));
+  const cuts = watermarkCuts(rollup);
+  const gauges = async (): Promise<Gauge[]> => {
+    const out: Gauge[] = [];
+    for (const q of [services.queue, services.poisonQueue]) {
+      out.push({ name: GAUGE_METRICS.queueDepth, value: await q.depth(), properties: { queue: q.name } });
+    }
+    return out;
+  };
+  cached = {
+    settings,
+    usage,
+    rollup,
+    sink,
+    endpoints,
+    gauges,
+    recordUsage: (job, log) =>
+      recordJobUsage(
+        { store: usage, cuts, clock: systemClock, latenessMs: settings.latenessMs, options: { overrides: settings.priceOverrides }, warn: log ?? ((m) => console.warn(m)) },
+        job,
+        Date.now(),
+      ),
+    rollupDeps: (log) => ({ usage, state: rollup, sink, clock: systemClock, settings, endpoints, log, gauges }),
+  };
+  return cached;
+}
+
+export function resetTelemetryServices(): void {
+  cached = undefined;
+}
