@@ -13,7 +13,8 @@ const BACKLOG_CHECK_MS = 2_000;
 
 export async function submitJob(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   try {
-    const { config, jobs, queue } = getServices();
+    // Issue 11: submit's own stores retry storage only briefly, so an outage answers 503 within ~2 s, not ~30 s.
+    const { config, submit: { jobs, queue } } = getServices();
     const idempotencyKey = request.headers.get('idempotency-key') ?? undefined;
     if (idempotencyKey !== undefined && (idempotencyKey.length === 0 || idempotencyKey.length > IDEMPOTENCY_KEY_MAX)) {
       throw new ValidationError(`Idempotency-Key: must be 1 to ${IDEMPOTENCY_KEY_MAX} characters`, 'Idempotency-Key');

@@ -25,6 +25,8 @@ export interface Services {
   model: ModelClient;
   budget: BudgetGate;
   health: EndpointHealth;
+  /** Issue 11: the job table and queue for submit, with bounded SDK retries so a storage outage is a prompt 503. */
+  submit: { jobs: JobStore; queue: JobQueue };
   workerDeps(log: JobLogger): WorkerDeps;
 }
 
@@ -69,6 +71,11 @@ export function buildServices(config: SluiceConfig): Services {
   const jobs = new JobStore(storage.table(config.jobsTable), storage.container(config.payloadContainer));
   const queue = new JobQueue(storage.queue(config.jobsQueue));
   const poisonQueue = new JobQueue(storage.queue(`${config.jobsQueue}-poison`));
+  const promptStorage = storageClients(config.storage, 'prompt');
+  const submit = {
+    jobs: new JobStore(promptStorage.table(config.jobsTable), promptStorage.container(config.payloadContainer)),
+    queue: new JobQueue(promptStorage.queue(config.jobsQueue)),
+  };
   // Issue 11: recovery messages are sent with the plain client because deleting one needs the id and pop receipt
   // that JobQueue.send does not return.
   const jobsQueueClient = storage.queue(config.jobsQueue);
@@ -100,6 +107,7 @@ export function buildServices(config: SluiceConfig): Services {
     model,
     budget,
     health,
+    submit,
     workerDeps: (log) => ({
       jobs,
       requeue: (id, delayMs) => queue.send({ id }, delayMs),
