@@ -213,6 +213,13 @@ async function run(deps: WorkerDeps, job: JobRecord, etag: string, clock: Clock,
         return 'claimed-elsewhere';
       }
       etag = renewed;
+      // The renewal was a storage round trip: re-check (from the local cache, free) that no other job on this instance
+      // opened the breaker meanwhile, so one instance sends at most one failing call per outage.
+      if (permission === 'closed' && (await health.check(ref, clock.now())) === 'open') {
+        group.passed.push('open');
+        earliestRetry = Math.min(earliestRetry, health.retryAt(ref) ?? clock.now() + deps.settings.maxRetryDelayMs);
+        continue;
+      }
       job.attempts += 1;
       const fields = { jobId: job.id, attempt: job.attempts, region: endpoint.region };
       const started = clock.now();
@@ -235,9 +242,10 @@ async function run(deps: WorkerDeps, job: JobRecord, etag: string, clock: Clock,
         const error = err instanceof SluiceError ? err : new UpstreamUnavailableError('worker_error', String(err));
         job.regionsTried.push({ region: endpoint.region, deployment: endpoint.deployment, at: started, status: error.status, outcome: error.code });
         const headers = (err as { headers?: Headers }).headers;
-        await deps.budget.observe(ref, { ...quotaSignal(error.status, (n) => headers?.get(n) ?? null), retryAfterMs: error.retryAfterMs }, clock.now());
+        // Breaker first: the instance stops sending here at once, before the budget's storage write.
         const outcome = outcomeOf(err);
         if (outcome) await health.report(ref, outcome, clock.now());
+        await deps.budget.observe(ref, { ...quotaSignal(error.status, (n) => headers?.get(n) ?? null), retryAfterMs: error.retryAfterMs }, clock.now());
         if (!error.retryable) {
           log('warn', `failed: ${error.code}: ${error.message}`, fields);
           return finish(deps, job, etag, log, { code: error.code, message: error.message });
