@@ -118,6 +118,9 @@ export function emptyRow(now: number, slotMs: number): BudgetRow {
 
 type Resource = 'tokens' | 'requests';
 
+/** How long after `until` a lease waits for its holder's exact report before anyone settles it, ms. */
+export const SETTLE_GRACE_MS = 10_000;
+
 /** Adds to a settled slot, growing the arrays as needed (slots before `base` are already out of every window). */
 export function addSettled(row: BudgetRow, slot: number, tokens: number, requests: number): void {
   if (slot < row.base) return;
@@ -137,7 +140,9 @@ export function addSettled(row: BudgetRow, slot: number, tokens: number, request
 export function pruneRow(row: BudgetRow, now: number, lim: Limits): void {
   const kept: LeaseRecord[] = [];
   for (const lease of row.leases) {
-    if (lease.until >= now) {
+    // A live holder reports exactly even a little late; until then its slices count as outstanding, which for
+    // every window still ahead is the same as settling them at `until`.
+    if (lease.until + SETTLE_GRACE_MS >= now) {
       kept.push(lease);
       continue;
     }
@@ -213,8 +218,10 @@ export function windowTotals(row: BudgetRow, resource: Resource, w: number, k0: 
 
 /** What an instance asks for when it takes a lease. Infinity = as much as the limits and fair share allow. */
 export interface LeaseWant {
-  /** Extra tokens wanted in the first slot (a job that is waiting now). */
+  /** Extra tokens wanted in the first slot (a job that is waiting now, or the old lease's unspent allowance). */
   firstTokens: number;
+  /** Extra requests wanted in the first slot. */
+  firstRequests: number;
   tokensPerSlot: number;
   requestsPerSlot: number;
 }
@@ -259,7 +266,7 @@ export function grantLease(row: BudgetRow, req: GrantRequest, lim: Limits): Leas
     const roomTokens = Math.min(headroom(tok60, lim.tokens60, j, k1), headroom(tokPace, lim.tokensPace, j, Math.min(k1, j + lim.pace - 1)));
     const tokens = Math.floor(Math.min(wantTokens, roomTokens));
     const roomRequests = Math.min(headroom(req60, lim.requests60, j, k1), headroom(req10, lim.requests10, j, k1));
-    const requests = Math.floor(Math.min(req.want.requestsPerSlot + (j === first && req.want.firstTokens > 0 ? 1 : 0), capRequests, roomRequests) * 1000) / 1000;
+    const requests = Math.floor(Math.min(Math.min(req.want.requestsPerSlot, capRequests) + (j === first ? req.want.firstRequests : 0), roomRequests) * 1000) / 1000;
     lease.tokens.push(tokens);
     lease.requests.push(requests);
     for (let k = j; k <= k1; k++) {

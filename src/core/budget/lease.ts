@@ -1,0 +1,139 @@
+/**
+ * A lease as its holder spends it, and the priority rule between interactive and batch jobs. Pure; time is a
+ * parameter.
+ *
+ * A slot's slice becomes spendable when its slot starts and stays spendable until the lease's `until` (the row
+ * accounts for that, see window.ts), so allowance accumulates: A(t) = slices of slots ≤ slot(t).
+ *
+ * Priority, within an instance (across instances, interactive demand doubles the lease's fair-share weight):
+ * - while interactive demand was seen in the last `interactiveMemoryMs`, batch may not touch the interactive
+ *   share (1 − batchShare) of what accrued in the last `reserveWindowMs`; older unused allowance is free for
+ *   either, so a quiet interactive tenant wastes nothing;
+ * - batch is never starved: once batch has been waiting, interactive leaves batch a floor of the recent accrual,
+ *   growing from `batchFloorMin` to `batchFloorMax` over `batchAgingMs` of waiting.
+ */
+import type { JobPriority } from '../jobs';
+import { slotOf, type LeaseRecord, type SlotSpend } from './window';
+
+export interface PrioritySettings {
+  /** How long one interactive request keeps batch restricted, ms. @default 10000 */
+  interactiveMemoryMs: number;
+  /** Share of recent accrual batch may use while interactive demand is around, 0–1. @default 0.5 */
+  batchShare: number;
+  /** "Recent accrual" that the shares apply to, ms. @default 2000 */
+  reserveWindowMs: number;
+  /** Share of recent accrual kept for batch once batch waits, rising from min to max, 0–1. @default 0.1, 0.5 */
+  batchFloorMin: number;
+  batchFloorMax: number;
+  /** Batch waiting time over which the floor rises to its max, ms. @default 30000 */
+  batchAgingMs: number;
+}
+
+export const DEFAULT_PRIORITY: PrioritySettings = {
+  interactiveMemoryMs: 10_000,
+  batchShare: 0.5,
+  reserveWindowMs: 2_000,
+  batchFloorMin: 0.1,
+  batchFloorMax: 0.5,
+  batchAgingMs: 30_000,
+};
+
+/** What the instance has seen of each priority's demand. */
+export interface DemandState {
+  lastInteractiveAt: number;
+  /** When batch started waiting (first denial since its last admission), or undefined. */
+  batchWaitingSince?: number;
+}
+
+export class HeldLease {
+  spentTokens = 0;
+  spentRequests = 0;
+  private readonly spends = new Map<number, { tokens: number; requests: number }>();
+  private readonly cumTokens: number[] = [];
+  private readonly cumRequests: number[] = [];
+  readonly lastSlot: number;
+
+  constructor(
+    readonly record: LeaseRecord,
+    private readonly slotMs: number,
+  ) {
+    let t = 0;
+    let r = 0;
+    for (let j = 0; j < record.tokens.length; j++) {
+      t += record.tokens[j]!;
+      r += record.requests[j]!;
+      this.cumTokens.push(t);
+      this.cumRequests.push(r);
+    }
+    this.lastSlot = record.from + record.tokens.length - 1;
+  }
+
+  get id(): string {
+    return this.record.id;
+  }
+
+  get until(): number {
+    return this.record.until;
+  }
+
+  /** Total tokens the lease reserved. */
+  get totalTokens(): number {
+    return this.cumTokens[this.cumTokens.length - 1] ?? 0;
+  }
+
+  /** Cumulative slices up to the slot of `t`. */
+  allowance(t: number): { tokens: number; requests: number } {
+    const i = Math.min(slotOf(t, this.slotMs) - this.record.from, this.cumTokens.length - 1);
+    if (i < 0) return { tokens: 0, requests: 0 };
+    return { tokens: this.cumTokens[i]!, requests: this.cumRequests[i]! };
+  }
+
+  /** Tokens held back from `priority` at `t` for the other priority (see the file comment). */
+  private reserved(t: number, priority: JobPriority, demand: DemandState, p: PrioritySettings): number {
+    const recent = this.allowance(t).tokens - this.allowance(t - p.reserveWindowMs).tokens;
+    if (priority === 'batch') {
+      return t - demand.lastInteractiveAt <= p.interactiveMemoryMs ? (1 - p.batchShare) * recent : 0;
+    }
+    if (demand.batchWaitingSince === undefined) return 0;
+    const aged = Math.min(1, Math.max(0, t - demand.batchWaitingSince) / p.batchAgingMs);
+    return (p.batchFloorMin + (p.batchFloorMax - p.batchFloorMin) * aged) * recent;
+  }
+
+  /** Whether a call charging `tokens` fits at `t`. */
+  fits(t: number, tokens: number, priority: JobPriority, demand: DemandState, p: PrioritySettings): boolean {
+    if (t > this.record.until || slotOf(t, this.slotMs) < this.record.from) return false;
+    const a = this.allowance(t);
+    return a.requests - this.spentRequests >= 1 && a.tokens - this.spentTokens - this.reserved(t, priority, demand, p) >= tokens;
+  }
+
+  /** Earliest slot start after `now` within the lease at which the call would fit (nothing else spent), or undefined. */
+  nextFit(now: number, tokens: number, priority: JobPriority, demand: DemandState, p: PrioritySettings): number | undefined {
+    for (let j = slotOf(now, this.slotMs) + 1; j <= this.lastSlot; j++) {
+      const t = j * this.slotMs;
+      if (t > this.record.until) break;
+      if (this.fits(t, tokens, priority, demand, p)) return t;
+    }
+    return undefined;
+  }
+
+  /** Allowance accrued by `t` and not spent (carried into the next lease so a large job is not starved). */
+  unspent(t: number): { tokens: number; requests: number } {
+    const a = this.allowance(Math.min(t, this.record.until));
+    return { tokens: Math.max(0, a.tokens - this.spentTokens), requests: Math.max(0, a.requests - this.spentRequests) };
+  }
+
+  spend(t: number, tokens: number): void {
+    this.spentTokens += tokens;
+    this.spentRequests += 1;
+    const slot = slotOf(t, this.slotMs);
+    const s = this.spends.get(slot) ?? { tokens: 0, requests: 0 };
+    s.tokens += tokens;
+    s.requests += 1;
+    this.spends.set(slot, s);
+  }
+
+  /** What was really spent, slot by slot, for the report to the shared row. */
+  report(): SlotSpend[] {
+    return [...this.spends].map(([slot, s]) => ({ slot, tokens: s.tokens, requests: s.requests }));
+  }
+}

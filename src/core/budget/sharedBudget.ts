@@ -1,0 +1,315 @@
+/**
+ * The fleet-wide budget gate: one shared row per deployment (window.ts), leased in slices so that storage sees
+ * about one read and one conditional write per lease instead of per job.
+ *
+ * Lifecycle per deployment and instance:
+ * - admit(): if the held lease is about to end (or there is none), renew: read the row, settle leases that expired
+ *   (crashed holders), report what the old lease really spent per slot, apply pending observations (pause,
+ *   drift), reserve a new slice for the next leaseMs, and replace the row with If-Match. Then spend locally.
+ * - The lease length adapts so a lease covers about `jobsPerLease` jobs at this instance's pace (between
+ *   minLeaseMs and leaseMs): storage transactions per job stay ≈ 2 / jobsPerLease at steady state.
+ * - A lease wants what the instance used recently (×1.5) unless jobs were turned away, then it wants its fair
+ *   share plus whatever the other live leases left; a lease that turned out too small for real demand is renewed
+ *   early (at most once per `minRenewGapMs`).
+ * - observe(): remaining-* headers are kept and reconciled into the row at the next renewal (no extra write);
+ *   a 429 writes pauseUntil into the row at once, so every instance stops at its next renewal (≤ one lease).
+ * - No budget → { granted: false, retryAt } with the earliest moment the job would fit; never throws for quota,
+ *   and a storage failure keeps the current lease and answers "retry shortly".
+ */
+import { randomUUID } from 'node:crypto';
+import type { JobPriority } from '../jobs';
+import type { Admission, BudgetGate, DeploymentRef, QuotaSignal } from './gate';
+import { DEFAULT_PRIORITY, HeldLease, type DemandState, type PrioritySettings } from './lease';
+import type { BudgetRowStore, StoredBudgetRow } from './store';
+import {
+  DEFAULT_BUDGET_POLICY,
+  emptyRow,
+  grantLease,
+  limitsFor,
+  pruneRow,
+  reconcile,
+  reportLease,
+  type BudgetPolicy,
+  type BudgetRow,
+  type LeaseRecord,
+  type Limits,
+  type ServiceObservation,
+} from './window';
+
+export interface SharedBudgetOptions {
+  store: BudgetRowStore;
+  /** This instance's id in lease records. @default a random UUID */
+  owner?: string;
+  policy?: Partial<BudgetPolicy>;
+  priority?: Partial<PrioritySettings>;
+  /** Longest lease, ms. Setting `SLUICE_BUDGET_LEASE_MS`. @default 15000 */
+  leaseMs?: number;
+  /** Shortest lease (and the first one), ms. @default 2000 */
+  minLeaseMs?: number;
+  /** Jobs a lease should cover at this instance's recent pace. Setting `SLUICE_BUDGET_JOBS_PER_LEASE`. @default 16 */
+  jobsPerLease?: number;
+  /** Earliest early renewal after the previous one, ms. @default 1000 */
+  minRenewGapMs?: number;
+  /** Pause applied on a 429 without Retry-After, ms. @default 1000 */
+  defaultPauseMs?: number;
+  /** Called with storage errors (the gate carries on with its current lease). */
+  onError?: (err: unknown) => void;
+}
+
+interface DeploymentState {
+  key: string;
+  cached?: StoredBudgetRow;
+  lease?: HeldLease;
+  pauseUntil: number;
+  pendingPause: number;
+  observations: ServiceObservation[];
+  renewing?: Promise<void>;
+  lastRenewAt: number;
+  /** The last grant was sized by recent use, not by availability or fair share. */
+  demandLimited: boolean;
+  storageBackoffUntil: number;
+  /** Recent admissions [time, tokens], for pace and lease length. */
+  admitted: Array<[number, number]>;
+  lastDeniedAt: number;
+  demand: DemandState;
+}
+
+const RATE_WINDOW_MS = 20_000;
+const MAX_WRITE_ATTEMPTS = 6;
+const MAX_OBSERVATIONS = 4;
+
+export class SharedBudgetGate implements BudgetGate {
+  readonly owner: string;
+  private readonly store: BudgetRowStore;
+  private readonly policy: BudgetPolicy;
+  private readonly prio: PrioritySettings;
+  private readonly leaseMs: number;
+  private readonly minLeaseMs: number;
+  private readonly jobsPerLease: number;
+  private readonly minRenewGapMs: number;
+  private readonly defaultPauseMs: number;
+  private readonly onError: (err: unknown) => void;
+  private readonly states = new Map<string, DeploymentState>();
+  private readonly refs = new Map<string, DeploymentRef>();
+  private leaseCounter = 0;
+
+  constructor(options: SharedBudgetOptions) {
+    this.store = options.store;
+    this.owner = options.owner ?? randomUUID();
+    this.policy = { ...DEFAULT_BUDGET_POLICY, ...options.policy };
+    this.prio = { ...DEFAULT_PRIORITY, ...options.priority };
+    this.leaseMs = options.leaseMs ?? 15_000;
+    this.minLeaseMs = Math.min(options.minLeaseMs ?? 2_000, this.leaseMs);
+    this.jobsPerLease = options.jobsPerLease ?? 16;
+    this.minRenewGapMs = options.minRenewGapMs ?? 1_000;
+    this.defaultPauseMs = options.defaultPauseMs ?? 1_000;
+    this.onError = options.onError ?? (() => {});
+  }
+
+  async admit(target: DeploymentRef, tokens: number, priority: JobPriority, now: number): Promise<Admission> {
+    const st = this.stateOf(target);
+    const lim = limitsFor(target, this.policy);
+    if (priority === 'interactive') st.demand.lastInteractiveAt = now;
+    if (tokens > lim.tokens60) {
+      // Azure can never admit a call above the TPM; it answers 429 with retry-after 60.
+      return { granted: false, retryAt: now + 60_000, reason: 'tokens' };
+    }
+    if (st.pauseUntil > now) return { granted: false, retryAt: st.pauseUntil, reason: 'paused' };
+    while (st.renewing) await st.renewing;
+    if (this.needsRenewal(st, now)) await this.renewOnce(st, target, now, tokens, false);
+    if (st.pauseUntil > now) return { granted: false, retryAt: st.pauseUntil, reason: 'paused' };
+
+    if (this.trySpend(st, now, tokens, priority)) return { granted: true };
+    st.lastDeniedAt = now;
+    if (priority === 'batch') st.demand.batchWaitingSince ??= now;
+    if (st.lease && st.demandLimited && now - st.lastRenewAt >= this.minRenewGapMs && now >= st.storageBackoffUntil) {
+      // The lease was sized for a quieter past: take a fair-share one now rather than wait for this one to end.
+      await this.renewOnce(st, target, now, tokens, true);
+      if (this.trySpend(st, now, tokens, priority)) return { granted: true };
+    }
+    return this.denial(st, lim, now, tokens, priority);
+  }
+
+  async observe(target: DeploymentRef, signal: QuotaSignal, now: number): Promise<void> {
+    const st = this.stateOf(target);
+    if (signal.remainingTokens !== undefined || signal.remainingRequests !== undefined) {
+      st.observations.push({ at: now, remainingTokens: signal.remainingTokens, remainingRequests: signal.remainingRequests });
+      if (st.observations.length > MAX_OBSERVATIONS) st.observations.shift();
+    }
+    if (signal.status !== 429) return;
+    const until = now + (signal.retryAfterMs ?? this.defaultPauseMs);
+    if (until <= st.pendingPause || until <= st.pauseUntil) return;
+    st.pauseUntil = until;
+    st.pendingPause = until;
+    // Tell every instance now: write the pause into the row (keeping our lease as it is).
+    while (st.renewing) await st.renewing;
+    if (st.pendingPause === 0) return;
+    await this.single(st, now, () => this.write(st, target, now, { kind: 'pause' }));
+  }
+
+  /** Reports what every held lease spent and gives back the rest (graceful shutdown). `now` for fake clocks. */
+  async close(now = Date.now()): Promise<void> {
+    for (const st of this.states.values()) {
+      while (st.renewing) await st.renewing;
+      const target = this.refs.get(st.key);
+      if (!st.lease || !target) continue;
+      await this.single(st, now, () => this.write(st, target, now, { kind: 'release' }));
+    }
+  }
+
+  /** The lease this instance holds on a deployment (tests, diagnostics). */
+  heldLease(key: string): LeaseRecord | undefined {
+    return this.states.get(key)?.lease?.record;
+  }
+
+  private stateOf(target: DeploymentRef): DeploymentState {
+    this.refs.set(target.key, target);
+    let st = this.states.get(target.key);
+    if (!st) {
+      st = {
+        key: target.key,
+        pauseUntil: 0,
+        pendingPause: 0,
+        observations: [],
+        lastRenewAt: Number.NEGATIVE_INFINITY,
+        demandLimited: false,
+        storageBackoffUntil: 0,
+        admitted: [],
+        lastDeniedAt: Number.NEGATIVE_INFINITY,
+        demand: { lastInteractiveAt: Number.NEGATIVE_INFINITY },
+      };
+      this.states.set(target.key, st);
+    }
+    return st;
+  }
+
+  private needsRenewal(st: DeploymentState, now: number): boolean {
+    if (now < st.storageBackoffUntil) return false;
+    // Renew a little before the end so the next slice is in place when this one runs out.
+    return !st.lease || now >= st.lease.until - 2 * this.policy.slotMs;
+  }
+
+  private trySpend(st: DeploymentState, now: number, tokens: number, priority: JobPriority): boolean {
+    const lease = st.lease;
+    if (!lease || !lease.fits(now, tokens, priority, st.demand, this.prio)) return false;
+    lease.spend(now, tokens);
+    st.admitted.push([now, tokens]);
+    while (st.admitted.length > 0 && st.admitted[0]![0] < now - RATE_WINDOW_MS) st.admitted.shift();
+    if (priority === 'batch') st.demand.batchWaitingSince = undefined;
+    return true;
+  }
+
+  private denial(st: DeploymentState, lim: Limits, now: number, tokens: number, priority: JobPriority): Admission {
+    const lease = st.lease;
+    const inLease = lease?.nextFit(now, tokens, priority, st.demand, this.prio);
+    if (inLease !== undefined) return { granted: false, retryAt: inLease, reason: lease!.spentRequests >= lease!.allowance(inLease).requests ? 'requests' : 'tokens' };
+    // Beyond this lease: the next one starts at its end and accrues at about this lease's pace (at least a fair
+    // share of a fleet of one per lease seen in the row).
+    const from = Math.max(now + this.policy.slotMs, lease ? lease.until : now, st.storageBackoffUntil);
+    const leaseRate = lease ? lease.totalTokens / Math.max(1, lease.until - lease.record.from * this.policy.slotMs) : 0;
+    const live = Math.max(1, st.cached?.row.leases.filter((l) => l.until >= now).length ?? 1);
+    const rate = Math.max(leaseRate, lim.tokensPerSlot / this.policy.slotMs / live);
+    const retryAt = Math.min(now + 60_000, Math.ceil(from + tokens / rate));
+    const requestsShort = !!lease && lease.allowance(now).requests - lease.spentRequests < 1;
+    return { granted: false, retryAt, reason: requestsShort ? 'requests' : 'tokens' };
+  }
+
+  /** One renewal at a time per deployment; storage errors keep the old lease and back off. */
+  private single(st: DeploymentState, now: number, work: () => Promise<void>): Promise<void> {
+    const run = work()
+      .catch((err) => {
+        st.storageBackoffUntil = now + 1_000;
+        this.onError(err);
+      })
+      .finally(() => {
+        if (st.renewing === run) st.renewing = undefined;
+      });
+    st.renewing = run;
+    return run;
+  }
+
+  private renewOnce(st: DeploymentState, target: DeploymentRef, now: number, pendingTokens: number, wantAll: boolean): Promise<void> {
+    if (st.renewing) return st.renewing;
+    return this.single(st, now, () =>
+      this.write(st, target, now, { kind: 'renew', grant: (row, lim) => this.grant(st, row, lim, now, pendingTokens, wantAll) }),
+    );
+  }
+
+  /** Sizes and reserves the next lease on a fresh copy of the row. */
+  private grant(st: DeploymentState, row: BudgetRow, lim: Limits, now: number, pendingTokens: number, wantAll: boolean): LeaseRecord {
+    const recent = st.admitted.filter(([t]) => t >= now - RATE_WINDOW_MS);
+    const span = recent.length > 0 ? Math.max(this.policy.slotMs * 4, now - recent[0]![0]) : 0;
+    const jobRate = recent.length >= 3 ? recent.length / span : 0; // jobs per ms
+    const leaseMs = jobRate > 0 ? clamp(this.jobsPerLease / jobRate, this.minLeaseMs, this.leaseMs) : this.minLeaseMs;
+    const turnedAway = now - st.lastDeniedAt <= Math.max(leaseMs, this.minLeaseMs * 2);
+    const hungry = wantAll || turnedAway || recent.length < 3;
+    const tokenRate = recent.reduce((s, [, n]) => s + n, 0) / Math.max(1, span);
+    st.demandLimited = !hungry;
+    const weight = now - st.demand.lastInteractiveAt <= this.prio.interactiveMemoryMs ? 2 : 1;
+    this.leaseCounter += 1;
+    const carry = st.lease?.unspent(now) ?? { tokens: 0, requests: 0 };
+    const firstTokens = Math.max(pendingTokens, carry.tokens);
+    const firstRequests = Math.max(1, carry.requests);
+    return grantLease(
+      row,
+      {
+        id: `${this.owner}.${this.leaseCounter}`,
+        owner: this.owner,
+        now,
+        until: now + leaseMs,
+        weight,
+        want: hungry
+          ? { firstTokens, firstRequests, tokensPerSlot: Number.POSITIVE_INFINITY, requestsPerSlot: Number.POSITIVE_INFINITY }
+          : { firstTokens, firstRequests, tokensPerSlot: 1.5 * tokenRate * lim.slotMs, requestsPerSlot: 1.5 * jobRate * lim.slotMs },
+      },
+      lim,
+    );
+  }
+
+  /**
+   * Read-modify-write of the row with If-Match, retried on conflicts. Settles expired leases, applies
+   * observations and a pending pause; 'renew' and 'release' also report the held lease, and 'renew' grants the
+   * next one (none while paused). 'pause' leaves the held lease in place.
+   */
+  private async write(st: DeploymentState, target: DeploymentRef, now: number, mode: WriteMode): Promise<void> {
+    const lim = limitsFor(target, this.policy);
+    // Alone on the row (no other live lease last time): the cached ETag is likely current, skip the read.
+    const alone = st.cached && !st.cached.row.leases.some((l) => l.owner !== this.owner && l.until >= now);
+    let stored: StoredBudgetRow | undefined = alone ? st.cached : await this.store.read(st.key);
+    for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt++) {
+      if (!stored) {
+        const etag = await this.store.create(st.key, emptyRow(now, lim.slotMs));
+        stored = etag ? { row: emptyRow(now, lim.slotMs), etag } : await this.store.read(st.key);
+        if (!stored) continue;
+      }
+      const row = structuredClone(stored.row);
+      pruneRow(row, now, lim);
+      const renewing = mode.kind !== 'pause';
+      let granted: LeaseRecord | undefined;
+      if (renewing && st.lease) reportLease(row, st.lease.id, st.lease.report());
+      for (const obs of st.observations) reconcile(row, obs, target, lim);
+      row.pauseUntil = Math.max(row.pauseUntil, st.pendingPause);
+      if (mode.kind === 'renew' && row.pauseUntil <= now) granted = mode.grant(row, lim);
+      const etag = await this.store.replace(st.key, row, stored.etag);
+      if (etag) {
+        st.cached = { row, etag };
+        st.observations = [];
+        st.pendingPause = 0;
+        st.pauseUntil = Math.max(st.pauseUntil, row.pauseUntil);
+        if (renewing) {
+          st.lease = granted ? new HeldLease(granted, lim.slotMs) : undefined;
+          st.lastRenewAt = now;
+        }
+        return;
+      }
+      stored = await this.store.read(st.key);
+    }
+    throw new Error(`budget row ${st.key}: gave up after ${MAX_WRITE_ATTEMPTS} conflicting writes`);
+  }
+}
+
+type WriteMode = { kind: 'renew'; grant: (row: BudgetRow, lim: Limits) => LeaseRecord } | { kind: 'pause' } | { kind: 'release' };
+
+function clamp(v: number, lo: number, hi: number): number {
+  return Math.min(hi, Math.max(lo, v));
+}
