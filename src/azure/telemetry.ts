@@ -87,8 +87,9 @@ export interface ModelCall {
 }
 
 /**
- * One Azure OpenAI call as an Application Insights dependency (type "Azure OpenAI", name chat.completions,
- * resultCode = HTTP status) carrying job_id, attempt, region and deployment. No-op without a connection string.
+ * One Azure OpenAI call as an Application Insights dependency (type HTTP, name chat.completions, target = the
+ * endpoint host, resultCode = HTTP status) carrying job_id, attempt, region and deployment. No-op without a
+ * connection string.
  */
 export function trackModelCall(call: ModelCall, sink: TelemetrySink = telemetrySink()): void {
   if (!(sink instanceof AppInsightsSink)) return;
@@ -99,15 +100,18 @@ export function trackModelCall(call: ModelCall, sink: TelemetrySink = telemetryS
     /* keep region/deployment */
   }
   sink.client.trackDependency({
-    name: MODEL_CALL_DEPENDENCY,
-    dependencyTypeName: 'Azure OpenAI',
+    name: `${MODEL_CALL_DEPENDENCY}${call.deployment}/chat/completions`,
+    // HTTP type so resultCode carries the status (the SDK drops it for other types); data is the call's URL.
+    dependencyTypeName: 'HTTP',
     target,
-    data: `${call.region}/${call.deployment}`,
+    data: `${call.endpoint ? call.endpoint.replace(/\/$/, '') : `https://${target}`}/openai/deployments/${call.deployment}/chat/completions`,
     duration: call.durationMs,
     resultCode: String(call.status),
     success: call.success,
     time: new Date(call.startedAt ?? Date.now() - call.durationMs),
     properties: {
+      // With an HTTP method the exporter records it as an HTTP dependency: resultCode = status, name = "POST <path>".
+      'http.method': 'POST',
       job_id: call.jobId,
       attempt: String(call.attempt),
       region: call.region,

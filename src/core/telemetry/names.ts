@@ -66,8 +66,10 @@ export const EVENTS = {
   unpricedModel: 'SluiceUnpricedModel',
 } as const;
 
-/** Dependency name of one Azure OpenAI call (trackModelCall); type "Azure OpenAI". */
-export const MODEL_CALL_DEPENDENCY = 'chat.completions' as const;
+/** Name prefix of the dependency recorded per Azure OpenAI call (trackModelCall): type Http, name
+ *  "POST /openai/deployments/<deployment>/chat/completions", target = endpoint host, resultCode = HTTP status,
+ *  custom dimensions job_id, attempt, region, deployment, model, outcome. */
+export const MODEL_CALL_DEPENDENCY = 'POST /openai/deployments/' as const;
 
 /** Custom dimensions on every window metric. `window` = UTC minute start (ISO), the key to de-duplicate on. */
 export const WINDOW_DIMENSIONS = ['window', 'team', 'model', 'region', 'deployment'] as const;
