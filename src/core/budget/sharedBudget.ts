@@ -250,6 +250,7 @@ export class SharedBudgetGate implements BudgetGate {
     const carry = st.lease?.unspent(now) ?? { tokens: 0, requests: 0 };
     const firstTokens = Math.max(pendingTokens, carry.tokens);
     const firstRequests = Math.max(1, carry.requests);
+    const tokensPerRequest = recent.length > 0 ? recent.reduce((s, [, n]) => s + n, 0) / recent.length : Math.max(1, pendingTokens);
     return grantLease(
       row,
       {
@@ -259,8 +260,8 @@ export class SharedBudgetGate implements BudgetGate {
         until: now + leaseMs,
         weight,
         want: hungry
-          ? { firstTokens, firstRequests, tokensPerSlot: Number.POSITIVE_INFINITY, requestsPerSlot: Number.POSITIVE_INFINITY }
-          : { firstTokens, firstRequests, tokensPerSlot: 1.5 * tokenRate * lim.slotMs, requestsPerSlot: 1.5 * jobRate * lim.slotMs },
+          ? { firstTokens, firstRequests, tokensPerRequest, tokensPerSlot: Number.POSITIVE_INFINITY, requestsPerSlot: Number.POSITIVE_INFINITY }
+          : { firstTokens, firstRequests, tokensPerRequest, tokensPerSlot: 1.5 * tokenRate * lim.slotMs, requestsPerSlot: 1.5 * jobRate * lim.slotMs },
       },
       lim,
     );
@@ -274,7 +275,7 @@ export class SharedBudgetGate implements BudgetGate {
   private async write(st: DeploymentState, target: DeploymentRef, now: number, mode: WriteMode): Promise<void> {
     const lim = limitsFor(target, this.policy);
     // Alone on the row (no other live lease last time): the cached ETag is likely current, skip the read.
-    const alone = st.cached && !st.cached.row.leases.some((l) => l.owner !== this.owner && l.until >= now);
+    const alone = st.cached && !st.cached.row.leases.some((l) => l.owner !== this.owner);
     let stored: StoredBudgetRow | undefined = alone ? st.cached : await this.store.read(st.key);
     for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt++) {
       if (!stored) {

@@ -59,13 +59,13 @@ export interface BudgetPolicy {
   safety: number;
   /** Admission-to-arrival time plus clock skew between instances that windows absorb, ms. @default 250 */
   transitMs: number;
-  /** Pacing window, ms. @default 10000 */
+  /** Pacing window, ms. @default 2000 */
   paceWindowMs: number;
   /** How far above the even pace a pacing window may go, 0–1. @default 0.1 */
   paceBurst: number;
 }
 
-export const DEFAULT_BUDGET_POLICY: BudgetPolicy = { slotMs: 250, safety: 0.99, transitMs: 250, paceWindowMs: 10_000, paceBurst: 0.1 };
+export const DEFAULT_BUDGET_POLICY: BudgetPolicy = { slotMs: 250, safety: 0.99, transitMs: 250, paceWindowMs: 2_000, paceBurst: 0.05 };
 
 /** Limits of one deployment, per minute. */
 export interface DeploymentLimits {
@@ -86,6 +86,7 @@ export interface Limits {
   /** Even-pace reservation per slot, fleet-wide. */
   tokensPerSlot: number;
   requestsPerSlot: number;
+  paceBurst: number;
 }
 
 export function limitsFor(d: DeploymentLimits, p: BudgetPolicy): Limits {
@@ -105,6 +106,7 @@ export function limitsFor(d: DeploymentLimits, p: BudgetPolicy): Limits {
     requests10,
     tokensPerSlot: tokens60 / w60,
     requestsPerSlot: Math.min(requests10 / w10, d.rpm / w60),
+    paceBurst: p.paceBurst,
   };
 }
 
@@ -224,6 +226,9 @@ export interface LeaseWant {
   firstRequests: number;
   tokensPerSlot: number;
   requestsPerSlot: number;
+  /** Typical charge of one call: request slices follow token slices at 1.5 calls per this many tokens, so a
+   *  token-bound instance does not hoard the request budget. */
+  tokensPerRequest: number;
 }
 
 export interface GrantRequest {
@@ -260,13 +265,16 @@ export function grantLease(row: BudgetRow, req: GrantRequest, lim: Limits): Leas
   };
   for (let j = first; j <= last; j++) {
     const uncovered = others.some((l) => l.from + l.tokens.length - 1 < j);
-    const capTokens = uncovered ? lim.tokensPerSlot * share : Number.POSITIVE_INFINITY;
-    const capRequests = uncovered ? lim.requestsPerSlot * share : Number.POSITIVE_INFINITY;
+    // Spread, don't lump: a slice is at most the even pace (× burst) even when nobody else wants the slot.
+    const capTokens = lim.tokensPerSlot * (1 + lim.paceBurst) * (uncovered ? share : 1);
+    const capRequests = lim.requestsPerSlot * (1 + lim.paceBurst) * (uncovered ? share : 1);
     const wantTokens = Math.min(req.want.tokensPerSlot, capTokens) + (j === first ? req.want.firstTokens : 0);
     const roomTokens = Math.min(headroom(tok60, lim.tokens60, j, k1), headroom(tokPace, lim.tokensPace, j, Math.min(k1, j + lim.pace - 1)));
     const tokens = Math.floor(Math.min(wantTokens, roomTokens));
     const roomRequests = Math.min(headroom(req60, lim.requests60, j, k1), headroom(req10, lim.requests10, j, k1));
-    const requests = Math.floor(Math.min(Math.min(req.want.requestsPerSlot, capRequests) + (j === first ? req.want.firstRequests : 0), roomRequests) * 1000) / 1000;
+    const followTokens = (1.5 * tokens) / Math.max(1, req.want.tokensPerRequest);
+    const wantRequests = Math.min(req.want.requestsPerSlot, capRequests, followTokens) + (j === first ? req.want.firstRequests : 0);
+    const requests = Math.floor(Math.min(wantRequests, roomRequests) * 1000) / 1000;
     lease.tokens.push(tokens);
     lease.requests.push(requests);
     for (let k = j; k <= k1; k++) {

@@ -1,0 +1,131 @@
+/**
+ * Shared budget rows (src/core/budget/window.ts) in Table Storage: one entity per deployment in one partition.
+ * Every write is conditional: create fails if the row exists (409), replace carries the entity's ETag (412 if it
+ * moved). @azure/data-tables defaults updates to an unconditional "*", which would let two instances both spend
+ * the same slice, so the ETag is always passed. Each call is counted in `storageCounters.budgetTable` (through
+ * the counting HTTP client of storage.ts) and in this store's `stats`.
+ */
+import { createDefaultHttpClient } from '@azure/core-rest-pipeline';
+import { RestError, TableClient } from '@azure/data-tables';
+import type { BudgetRowStore, BudgetStoreStats, StoredBudgetRow } from '../core/budget/store';
+import type { BudgetRow, LeaseRecord } from '../core/budget/window';
+import { storageCounters, type StorageClients } from './storage';
+
+/** Table of budget rows. Setting `SLUICE_BUDGET_TABLE`. */
+export const DEFAULT_BUDGET_TABLE = 'sluicebudget';
+
+const PARTITION = 'budget';
+const inner = createDefaultHttpClient();
+
+interface BudgetEntity {
+  partitionKey: string;
+  rowKey: string;
+  /** DeploymentRef.key as given. */
+  ref: string;
+  base: number;
+  /** Settled tokens per slot, comma-separated base-36 integers. */
+  tokens: string;
+  requests: string;
+  /** JSON array of lease records. */
+  leases: string;
+  pauseUntil: number;
+}
+
+export class TableBudgetRowStore implements BudgetRowStore {
+  readonly stats: BudgetStoreStats = { reads: 0, writes: 0, conflicts: 0 };
+  private ready: Promise<void> | undefined;
+
+  constructor(private readonly table: TableClient) {}
+
+  /** Creates the table once per process (an existing table is fine). */
+  ensure(): Promise<void> {
+    this.ready ??= this.table.createTable().catch((err) => {
+      this.ready = undefined;
+      throw err;
+    });
+    return this.ready;
+  }
+
+  async read(key: string): Promise<StoredBudgetRow | undefined> {
+    await this.ensure();
+    this.stats.reads += 1;
+    try {
+      const entity = await this.table.getEntity<BudgetEntity>(PARTITION, encodeURIComponent(key));
+      return { row: fromEntity(entity), etag: entity.etag };
+    } catch (err) {
+      if (err instanceof RestError && err.statusCode === 404) return undefined;
+      throw err;
+    }
+  }
+
+  async create(key: string, row: BudgetRow): Promise<string | undefined> {
+    await this.ensure();
+    try {
+      const res = await this.table.createEntity(toEntity(key, row));
+      this.stats.writes += 1;
+      return res.etag;
+    } catch (err) {
+      if (err instanceof RestError && err.statusCode === 409) {
+        this.stats.conflicts += 1;
+        return undefined;
+      }
+      throw err;
+    }
+  }
+
+  async replace(key: string, row: BudgetRow, etag: string): Promise<string | undefined> {
+    await this.ensure();
+    try {
+      const res = await this.table.updateEntity(toEntity(key, row), 'Replace', { etag });
+      this.stats.writes += 1;
+      return res.etag;
+    } catch (err) {
+      // 412: the ETag moved; 404: the row vanished.
+      if (err instanceof RestError && (err.statusCode === 412 || err.statusCode === 404)) {
+        this.stats.conflicts += 1;
+        return undefined;
+      }
+      throw err;
+    }
+  }
+}
+
+/** The store on the configured account; its calls count in `storageCounters.budgetTable`. */
+export function createTableBudgetStore(storage: StorageClients, tableName = DEFAULT_BUDGET_TABLE): TableBudgetRowStore {
+  return new TableBudgetRowStore(storage.table(tableName, 'budgetTable'));
+}
+
+/** From a connection string (Azurite); calls count in `storageCounters.budgetTable`. */
+export function budgetStoreFromConnectionString(connectionString: string, tableName = DEFAULT_BUDGET_TABLE): TableBudgetRowStore {
+  const insecure = /DefaultEndpointsProtocol=http;|Endpoint=http:/.test(connectionString);
+  const httpClient = {
+    sendRequest: (req: Parameters<typeof inner.sendRequest>[0]) => ((storageCounters.budgetTable += 1), inner.sendRequest(req)),
+  };
+  return new TableBudgetRowStore(TableClient.fromConnectionString(connectionString, tableName, { allowInsecureConnection: insecure, httpClient }));
+}
+
+const encodeInts = (values: readonly number[]) => values.map((v) => Math.round(v).toString(36)).join(',');
+const decodeInts = (text: string) => (text === '' ? [] : text.split(',').map((v) => parseInt(v, 36)));
+
+function toEntity(key: string, row: BudgetRow): BudgetEntity {
+  return {
+    partitionKey: PARTITION,
+    rowKey: encodeURIComponent(key),
+    ref: key,
+    base: row.base,
+    tokens: encodeInts(row.tokens),
+    requests: encodeInts(row.requests),
+    leases: JSON.stringify(row.leases),
+    pauseUntil: row.pauseUntil,
+  };
+}
+
+function fromEntity(e: BudgetEntity): BudgetRow {
+  return {
+    base: Number(e.base),
+    tokens: decodeInts(e.tokens ?? ''),
+    requests: decodeInts(e.requests ?? ''),
+    leases: JSON.parse(e.leases || '[]') as LeaseRecord[],
+    pauseUntil: Number(e.pauseUntil ?? 0),
+  };
+}
