@@ -14,7 +14,7 @@ import { WINDOW_METRICS } from '../src/core/telemetry/names';
 import type { UsageRow } from '../src/core/telemetry/usage';
 import { MINUTE_MS, nextWindow, windowOf, windowStart } from '../src/core/telemetry/windows';
 import { RollupTable } from '../src/azure/rollupTable';
-import { tableClientFromConnectionString, toEntity, UsageTable } from '../src/azure/usageTable';
+import { shardOf, tableClientFromConnectionString, toEntity, USAGE_SHARDS, UsageTable } from '../src/azure/usageTable';
 import { printTable } from './report';
 
 const WINDOW = '202611231951';
@@ -41,12 +41,14 @@ function prng(seed: number) {
   };
 }
 
+const jobIdOf = (i: number) => `job_${String(i).padStart(8, '0')}`;
+
 function makeRow(i: number, rand: () => number, start: number): UsageRow {
   const queueWaitMs = Math.round(Math.exp(rand() * 9)); // 1 ms … 8 s
   const modelLatencyMs = Math.round(200 + Math.exp(3 + rand() * 6)); // ~220 ms … 3.4 s
   const ok = rand() > 0.02;
   return {
-    jobId: `job_${String(i).padStart(8, '0')}`,
+    jobId: jobIdOf(i),
     window: WINDOW,
     team: TEAMS[i % TEAMS.length]!,
     model: 'gpt-4o-mini',
@@ -81,36 +83,36 @@ interface Exact {
   [team: string]: Record<string, Float64Array>;
 }
 
+/**
+ * Writes shard partition by shard partition, 100 rows per transaction. (Azurite keeps a sorted index on
+ * PartitionKey; interleaving partitions makes every insert shift it, which is quadratic in the emulator only.)
+ */
 async function writeRows(conn: string, table: string, n: number): Promise<{ exact: Exact; seconds: number }> {
   const usage = new UsageTable(tableClientFromConnectionString(conn, table));
   await usage.ensureTable();
-  const rand = prng(42);
   const start = windowStart(WINDOW);
   const values: Record<string, Record<string, number[]>> = {};
   for (const t of TEAMS) values[t] = { queue_wait: [], model: [], total: [] };
+  const shardOfRow = new Uint8Array(n);
+  for (let i = 0; i < n; i += 1) shardOfRow[i] = shardOf(jobIdOf(i));
   const t0 = performance.now();
-  const CHUNK = 8_000;
-  for (let from = 0; from < n; from += CHUNK) {
-    const byPartition = new Map<string, Array<ReturnType<typeof toEntity>>>();
-    for (let i = from; i < Math.min(n, from + CHUNK); i += 1) {
-      const r = makeRow(i, rand, start);
+  for (let shard = 0; shard < USAGE_SHARDS; shard += 1) {
+    let batch: Array<ReturnType<typeof toEntity>> = [];
+    const flush = async () => {
+      if (batch.length) await usage.client.submitTransaction(batch.map((e) => ['create', e] as ['create', typeof e]));
+      batch = [];
+    };
+    for (let i = 0; i < n; i += 1) {
+      if (shardOfRow[i] !== shard) continue;
+      const r = makeRow(i, prng(i * 7919 + 1), start);
       const v = values[r.team]!;
       v.queue_wait!.push(r.queueWaitMs!);
       if (r.modelLatencyMs !== null) v.model!.push(r.modelLatencyMs);
       v.total!.push(r.totalLatencyMs!);
-      const e = toEntity(r);
-      const list = byPartition.get(e.partitionKey) ?? [];
-      list.push(e);
-      byPartition.set(e.partitionKey, list);
+      batch.push(toEntity(r));
+      if (batch.length === 100) await flush();
     }
-    // One batch of 100 per partition at a time, the eight shard partitions side by side.
-    await Promise.all(
-      [...byPartition.values()].map(async (list) => {
-        for (let i = 0; i < list.length; i += 100) {
-          await usage.client.submitTransaction(list.slice(i, i + 100).map((e) => ['create', e] as ['create', typeof e]));
-        }
-      }),
-    );
+    await flush();
   }
   const exact: Exact = {};
   for (const [team, kinds] of Object.entries(values)) {
