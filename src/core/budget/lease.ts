@@ -6,11 +6,12 @@
  * accounts for that, see window.ts), so allowance accumulates: A(t) = slices of slots ≤ slot(t).
  *
  * Priority, within an instance (across instances, interactive demand doubles the lease's fair-share weight):
- * - while interactive demand was seen in the last `interactiveMemoryMs`, batch may not touch the interactive
- *   share (1 − batchShare) of what accrued in the last `reserveWindowMs`; older unused allowance is free for
- *   either, so a quiet interactive tenant wastes nothing;
- * - batch is never starved: once batch has been waiting, interactive leaves batch a floor of the recent accrual,
- *   growing from `batchFloorMin` to `batchFloorMax` over `batchAgingMs` of waiting.
+ * - while interactive demand was seen in the last `interactiveMemoryMs`, batch may spend at most `batchShare` of
+ *   what accrued in the last `reserveWindowMs`; interactive may spend all of it, so when both wait interactive
+ *   goes first, and allowance interactive leaves unused is still batch's (nothing is wasted);
+ * - batch is never starved: once batch has been waiting, interactive may spend at most (1 − floor) of the recent
+ *   accrual, the floor growing from `batchFloorMin` to `batchFloorMax` over `batchAgingMs` of waiting.
+ * (A single call larger than its share still goes when the allowance is there, or it could never run.)
  */
 import type { JobPriority } from '../jobs';
 import { slotOf, type LeaseRecord, type SlotSpend } from './window';
@@ -20,7 +21,7 @@ export interface PrioritySettings {
   interactiveMemoryMs: number;
   /** Share of recent accrual batch may use while interactive demand is around, 0–1. @default 0.5 */
   batchShare: number;
-  /** "Recent accrual" that the shares apply to, ms. @default 2000 */
+  /** "Recent accrual" that the shares apply to, ms. @default 5000 */
   reserveWindowMs: number;
   /** Share of recent accrual kept for batch once batch waits, rising from min to max, 0–1. @default 0.1, 0.5 */
   batchFloorMin: number;
@@ -32,7 +33,7 @@ export interface PrioritySettings {
 export const DEFAULT_PRIORITY: PrioritySettings = {
   interactiveMemoryMs: 10_000,
   batchShare: 0.5,
-  reserveWindowMs: 2_000,
+  reserveWindowMs: 5_000,
   batchFloorMin: 0.1,
   batchFloorMax: 0.5,
   batchAgingMs: 30_000,
@@ -48,7 +49,7 @@ export interface DemandState {
 export class HeldLease {
   spentTokens = 0;
   spentRequests = 0;
-  private readonly spends = new Map<number, { tokens: number; requests: number }>();
+  private readonly spends = new Map<number, { tokens: number; requests: number; interactive: number; batch: number }>();
   private readonly cumTokens: number[] = [];
   private readonly cumRequests: number[] = [];
   readonly lastSlot: number;
@@ -88,22 +89,34 @@ export class HeldLease {
     return { tokens: this.cumTokens[i]!, requests: this.cumRequests[i]! };
   }
 
-  /** Tokens held back from `priority` at `t` for the other priority (see the file comment). */
-  private reserved(t: number, priority: JobPriority, demand: DemandState, p: PrioritySettings): number {
+  /** Tokens this priority spent in the last `windowMs` before `t`. */
+  private recentSpent(t: number, windowMs: number, priority: JobPriority): number {
+    const from = slotOf(t - windowMs, this.slotMs);
+    const to = slotOf(t, this.slotMs);
+    let n = 0;
+    for (const [slot, s] of this.spends) if (slot > from && slot <= to) n += s[priority];
+    return n;
+  }
+
+  /** Whether `priority` is within its share of the recent accrual (see the file comment). */
+  private withinShare(t: number, tokens: number, priority: JobPriority, demand: DemandState, p: PrioritySettings): boolean {
     const recent = this.allowance(t).tokens - this.allowance(t - p.reserveWindowMs).tokens;
-    if (priority === 'batch') {
-      return t - demand.lastInteractiveAt <= p.interactiveMemoryMs ? (1 - p.batchShare) * recent : 0;
-    }
-    if (demand.batchWaitingSince === undefined) return 0;
+    const mine = this.recentSpent(t, p.reserveWindowMs, priority) + tokens;
+    // What a whole reserve window of this lease accrues: a call too big for its share of that is let through.
+    const durationMs = Math.max(this.slotMs, this.record.until - this.record.from * this.slotMs);
+    const fullWindow = this.totalTokens * Math.min(1, p.reserveWindowMs / durationMs);
+    const share = (s: number) => mine <= s * recent || tokens > s * fullWindow;
+    if (priority === 'batch') return t - demand.lastInteractiveAt > p.interactiveMemoryMs || share(p.batchShare);
+    if (demand.batchWaitingSince === undefined) return true;
     const aged = Math.min(1, Math.max(0, t - demand.batchWaitingSince) / p.batchAgingMs);
-    return (p.batchFloorMin + (p.batchFloorMax - p.batchFloorMin) * aged) * recent;
+    return share(1 - (p.batchFloorMin + (p.batchFloorMax - p.batchFloorMin) * aged));
   }
 
   /** Whether a call charging `tokens` fits at `t`. */
   fits(t: number, tokens: number, priority: JobPriority, demand: DemandState, p: PrioritySettings): boolean {
     if (t > this.record.until || slotOf(t, this.slotMs) < this.record.from) return false;
     const a = this.allowance(t);
-    return a.requests - this.spentRequests >= 1 && a.tokens - this.spentTokens - this.reserved(t, priority, demand, p) >= tokens;
+    return a.requests - this.spentRequests >= 1 && a.tokens - this.spentTokens >= tokens && this.withinShare(t, tokens, priority, demand, p);
   }
 
   /** Earliest slot start after `now` within the lease at which the call would fit (nothing else spent), or undefined. */
@@ -122,13 +135,14 @@ export class HeldLease {
     return { tokens: Math.max(0, a.tokens - this.spentTokens), requests: Math.max(0, a.requests - this.spentRequests) };
   }
 
-  spend(t: number, tokens: number): void {
+  spend(t: number, tokens: number, priority: JobPriority): void {
     this.spentTokens += tokens;
     this.spentRequests += 1;
     const slot = slotOf(t, this.slotMs);
-    const s = this.spends.get(slot) ?? { tokens: 0, requests: 0 };
+    const s = this.spends.get(slot) ?? { tokens: 0, requests: 0, interactive: 0, batch: 0 };
     s.tokens += tokens;
     s.requests += 1;
+    s[priority] += tokens;
     this.spends.set(slot, s);
   }
 

@@ -192,7 +192,7 @@ export class SharedBudgetGate implements BudgetGate {
   private trySpend(st: DeploymentState, now: number, tokens: number, priority: JobPriority): boolean {
     const lease = st.lease;
     if (!lease || !lease.fits(now, tokens, priority, st.demand, this.prio)) return false;
-    lease.spend(now, tokens);
+    lease.spend(now, tokens, priority);
     st.admitted.push([now, tokens]);
     while (st.admitted.length > 0 && st.admitted[0]![0] < now - RATE_WINDOW_MS) st.admitted.shift();
     if (priority === 'batch') st.demand.batchWaitingSince = undefined;

@@ -16,7 +16,7 @@
  *   each slot (exact from then on) and its unused slices vanish. A lease whose holder crashed is settled by the
  *   next writer at its `until` slot (the latest moment it could have been spent): it expires by itself and the
  *   fleet never over-admits while leases change hands.
- * - Pacing: reservations in any paceWindowMs (10 s) stay under that window's share of TPM × (1 + paceBurst), so
+ * - Pacing: no slice exceeds the even pace × (1 + paceBurst), and reservations in any paceWindowMs (2 s) stay under that window's share of TPM × (1 + paceBurst), so
  *   admissions are spread over the minute instead of spent at its top. The 60 s check stays the hard limit.
  * - Requests carry no safety factor (they are counted exactly); tokens get `safety` because prompt counts are
  *   estimates.
@@ -65,7 +65,7 @@ export interface BudgetPolicy {
   paceBurst: number;
 }
 
-export const DEFAULT_BUDGET_POLICY: BudgetPolicy = { slotMs: 250, safety: 0.99, transitMs: 250, paceWindowMs: 2_000, paceBurst: 0.05 };
+export const DEFAULT_BUDGET_POLICY: BudgetPolicy = { slotMs: 250, safety: 0.99, transitMs: 250, paceWindowMs: 2_000, paceBurst: 0.1 };
 
 /** Limits of one deployment, per minute. */
 export interface DeploymentLimits {

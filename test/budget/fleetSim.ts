@@ -1,0 +1,157 @@
+/**
+ * A fleet of gates on one in-memory row, driven by a fake clock, with every admitted call replayed into the
+ * simulator's own sliding-window rate limiter (the thing Sluice must stay under).
+ */
+import { SlidingWindowRateLimiter } from '../../local/simulator/rateLimiter';
+import type { DeploymentRef } from '../../src/core/budget/gate';
+import { SharedBudgetGate, type SharedBudgetOptions } from '../../src/core/budget/sharedBudget';
+import { MemoryBudgetRowStore } from '../../src/core/budget/store';
+import type { JobPriority } from '../../src/core/jobs';
+
+export function deployment(tpm: number, rpm = Math.floor((tpm * 6) / 1000)): DeploymentRef {
+  return { key: 'http://sim.test|gpt-4o-mini', region: 'test', deployment: 'gpt-4o-mini', tpm, rpm };
+}
+
+/** Deterministic PRNG (mulberry32). */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export interface Send {
+  /** When the call reached the service (admission + transit). */
+  at: number;
+  tokens: number;
+  instance: number;
+  priority: JobPriority;
+  /** When the job first asked. */
+  queuedAt: number;
+}
+
+export interface FleetOptions {
+  ref: DeploymentRef;
+  instances: number;
+  /** Jobs in flight per instance. */
+  concurrency: number;
+  durationMs: number;
+  seed: number;
+  /** Charge of a new job. */
+  charge: (rand: () => number) => number;
+  /** Priority of a new job. @default batch */
+  priority?: (rand: () => number, instance: number) => JobPriority;
+  /** Model call latency, ms. @default 300–1300 */
+  latency?: (rand: () => number) => number;
+  /** Admission → arrival at the service, ms. @default 0–200 */
+  transit?: (rand: () => number) => number;
+  /** Instance i stops dead (no close, no report) at this time. */
+  crashAt?: (instance: number) => number | undefined;
+  /** Instance i starts at this time. @default 0 */
+  startAt?: (instance: number) => number;
+  gate?: Partial<SharedBudgetOptions>;
+  stepMs?: number;
+  /** Waits up to this long are held by the worker; longer ones park the job in the queue. @default 2000 */
+  holdMs?: number;
+  t0?: number;
+}
+
+export interface FleetResult {
+  sends: Send[];
+  store: MemoryBudgetRowStore;
+  gates: SharedBudgetGate[];
+  /** 429s the simulator's limiter gave (must be 0). */
+  rejected: number;
+  denials: number;
+  t0: number;
+  /** Jobs still parked at the end. */
+  parked: number;
+}
+
+export async function runFleet(o: FleetOptions): Promise<FleetResult> {
+  const rand = prng(o.seed);
+  const store = new MemoryBudgetRowStore();
+  const t0 = o.t0 ?? 1_700_000_000_000;
+  const step = o.stepMs ?? 20;
+  const holdMs = o.holdMs ?? 2_000;
+  const gates = Array.from({ length: o.instances }, (_, i) => new SharedBudgetGate({ store, owner: `i${i}`, ...o.gate }));
+  interface Job {
+    readyAt: number;
+    charge: number;
+    priority: JobPriority;
+    queuedAt: number;
+  }
+  // The shared queue: an endless backlog plus parked jobs that become visible again at their retryAt.
+  const parked: Job[] = [];
+  const nextJob = (i: number, t: number): Job => {
+    let best = -1;
+    for (let k = 0; k < parked.length; k++) {
+      if (parked[k]!.readyAt <= t && (best < 0 || parked[k]!.readyAt < parked[best]!.readyAt)) best = k;
+    }
+    if (best >= 0) return { ...parked.splice(best, 1)[0]!, readyAt: t };
+    return { readyAt: t, charge: o.charge(rand), priority: o.priority?.(rand, i) ?? 'batch', queuedAt: t };
+  };
+  const workers: Array<Array<Job | undefined>> = gates.map(() => Array.from({ length: o.concurrency }, () => undefined));
+  const busyUntil: number[][] = gates.map(() => Array.from({ length: o.concurrency }, () => 0));
+  const sends: Send[] = [];
+  let denials = 0;
+  for (let t = t0; t < t0 + o.durationMs; t += step) {
+    for (let i = 0; i < gates.length; i++) {
+      const crash = o.crashAt?.(i);
+      if (crash !== undefined && t >= t0 + crash) continue;
+      if (t < t0 + (o.startAt?.(i) ?? 0)) continue;
+      for (let s = 0; s < o.concurrency; s++) {
+        if (busyUntil[i]![s]! > t) continue;
+        const job = (workers[i]![s] ??= nextJob(i, t));
+        if (job.readyAt > t) continue;
+        const a = await gates[i]!.admit(o.ref, job.charge, job.priority, t);
+        if (a.granted) {
+          const transit = o.transit?.(rand) ?? rand() * 200;
+          sends.push({ at: t + transit, tokens: job.charge, instance: i, priority: job.priority, queuedAt: job.queuedAt });
+          busyUntil[i]![s] = t + transit + (o.latency?.(rand) ?? 300 + rand() * 1000);
+          workers[i]![s] = undefined;
+        } else {
+          denials += 1;
+          if (!(a.retryAt > t)) throw new Error(`retryAt ${a.retryAt} is not after now ${t}`);
+          job.readyAt = a.retryAt;
+          if (a.retryAt - t > holdMs) {
+            parked.push(job);
+            workers[i]![s] = undefined;
+          }
+        }
+      }
+    }
+  }
+  sends.sort((a, b) => a.at - b.at);
+  let now = t0;
+  const limiter = new SlidingWindowRateLimiter({ tpm: o.ref.tpm, rpm: o.ref.rpm }, { now: () => now });
+  let rejected = 0;
+  for (const s of sends) {
+    now = s.at;
+    if (!limiter.tryAdmit(s.tokens).admitted) rejected += 1;
+  }
+  return { sends, store, gates, rejected, denials, t0, parked: parked.length };
+}
+
+/** Largest sum of `value` over any window of `windowMs` (sends sorted by time). */
+export function maxWindow(sends: readonly Send[], windowMs: number, value: (s: Send) => number): number {
+  let best = 0;
+  let sum = 0;
+  let head = 0;
+  for (const s of sends) {
+    sum += value(s);
+    while (sends[head]!.at <= s.at - windowMs) sum -= value(sends[head++]!);
+    best = Math.max(best, sum);
+  }
+  return best;
+}
+
+/** Tokens sent in [from, to) ÷ what the quota allows in that span. */
+export function utilisation(sends: readonly Send[], tpm: number, from: number, to: number): number {
+  const tokens = sends.filter((s) => s.at >= from && s.at < to).reduce((n, s) => n + s.tokens, 0);
+  return tokens / ((tpm * (to - from)) / 60_000);
+}

@@ -1,0 +1,146 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { SharedBudgetGate } from '../../src/core/budget/sharedBudget';
+import { MemoryBudgetRowStore, transactions } from '../../src/core/budget/store';
+import { deployment, maxWindow, runFleet, utilisation } from './fleetSim';
+
+const T0 = 1_700_000_000_000;
+
+test('fleet property: 4 instances, random jobs, 4 simulated minutes: no window over quota, ≥ 0.97 used, ≤ 0.2 tx/job', async () => {
+  for (const seed of [1, 2]) {
+    const ref = deployment(300_000, 1_800);
+    const minutes = 4;
+    const r = await runFleet({
+      ref,
+      instances: 4,
+      concurrency: 16,
+      durationMs: minutes * 60_000,
+      seed,
+      charge: (rnd) => Math.round(50 + rnd() * 1_950) + Math.round(50 + rnd() * 450),
+    });
+    assert.equal(r.rejected, 0, 'the simulator limiter never refuses a call the budget admitted');
+    assert.ok(maxWindow(r.sends, 60_000, (s) => s.tokens) <= ref.tpm * 0.99);
+    assert.ok(maxWindow(r.sends, 10_000, () => 1) <= Math.ceil(ref.rpm / 6));
+    assert.ok(maxWindow(r.sends, 60_000, () => 1) <= ref.rpm);
+    const u = utilisation(r.sends, ref.tpm, r.t0 + 60_000, r.t0 + minutes * 60_000);
+    assert.ok(u >= 0.97, `seed ${seed}: steady-state utilisation ${u.toFixed(4)}`);
+    const tx = transactions(r.store.stats) / r.sends.length;
+    assert.ok(tx <= 0.2, `seed ${seed}: ${tx.toFixed(3)} budget transactions per job`);
+  }
+});
+
+test('request-bound fleet (tiny jobs): every 10 s window stays ≤ RPM/6 and 60 s ≤ RPM', async () => {
+  const ref = deployment(300_000, 600);
+  const r = await runFleet({ ref, instances: 3, concurrency: 8, durationMs: 2 * 60_000, seed: 3, charge: (rnd) => 20 + Math.round(rnd() * 80) });
+  assert.equal(r.rejected, 0);
+  assert.ok(maxWindow(r.sends, 10_000, () => 1) <= 100);
+  assert.ok(maxWindow(r.sends, 60_000, () => 1) <= 600);
+  assert.ok(r.sends.length >= 0.85 * 600 * 2 * (59 / 60), `sent ${r.sends.length} calls in 2 minutes`);
+});
+
+test('a crashed instance: its lease expires by itself, the survivors take over and never over-admit', async () => {
+  const ref = deployment(120_000, 720);
+  const r = await runFleet({
+    ref,
+    instances: 3,
+    concurrency: 8,
+    durationMs: 3 * 60_000,
+    seed: 4,
+    charge: (rnd) => 200 + Math.round(rnd() * 1_500),
+    crashAt: (i) => (i === 0 ? 45_000 : undefined),
+  });
+  assert.equal(r.rejected, 0);
+  assert.ok(maxWindow(r.sends, 60_000, (s) => s.tokens) <= ref.tpm * 0.99);
+  assert.ok(r.sends.some((s) => s.instance === 0));
+  assert.ok(!r.sends.some((s) => s.instance === 0 && s.at > r.t0 + 45_000 + 250));
+  const u = utilisation(r.sends, ref.tpm, r.t0 + 120_000, r.t0 + 180_000);
+  assert.ok(u >= 0.9, `survivors use the quota after the crash: ${u.toFixed(3)}`);
+  const row = r.store.peek(ref.key)!;
+  assert.ok(!row.leases.some((l) => l.owner === 'i0'), 'the dead lease was settled');
+});
+
+test('a 429 with Retry-After pauses the deployment for every instance, through the shared row', async () => {
+  const store = new MemoryBudgetRowStore();
+  const ref = deployment(60_000, 360);
+  const a = new SharedBudgetGate({ store, owner: 'a' });
+  const b = new SharedBudgetGate({ store, owner: 'b' });
+  assert.deepEqual(await a.admit(ref, 500, 'batch', T0), { granted: true });
+  await a.observe(ref, { status: 429, retryAfterMs: 7_000 }, T0 + 100);
+  assert.equal(store.peek(ref.key)!.pauseUntil, T0 + 7_100);
+  const seen = await b.admit(ref, 500, 'batch', T0 + 200);
+  assert.deepEqual(seen, { granted: false, retryAt: T0 + 7_100, reason: 'paused' });
+  assert.equal((await a.admit(ref, 500, 'interactive', T0 + 300)).granted, false);
+  assert.equal((await b.admit(ref, 500, 'batch', T0 + 7_200)).granted, true);
+});
+
+test('remaining-tokens headers correct drift: a foreign consumer shrinks what the fleet is given', async () => {
+  const store = new MemoryBudgetRowStore();
+  const ref = deployment(60_000, 360);
+  const gate = new SharedBudgetGate({ store, owner: 'a', minLeaseMs: 2_000 });
+  assert.equal((await gate.admit(ref, 100, 'batch', T0)).granted, true);
+  // The service says 50,000 of the 60,000 are gone (someone else shares the deployment).
+  await gate.observe(ref, { status: 200, remainingTokens: 10_000, remainingRequests: 300 }, T0 + 500);
+  let granted = 100;
+  for (let t = T0 + 2_000; t < T0 + 40_000; t += 50) {
+    if ((await gate.admit(ref, 100, 'batch', t)).granted) granted += 100;
+  }
+  assert.ok(granted <= 60_000 * 0.99 - 50_000 + 100, `granted ${granted} within the 60 s after the drift`);
+  assert.ok(granted >= 5_000, `still admits what is left: ${granted}`);
+});
+
+test('no budget: the answer is a retryAt in the future, never an exception, never a grant', async () => {
+  const store = new MemoryBudgetRowStore();
+  const ref = deployment(6_000, 36);
+  const gate = new SharedBudgetGate({ store, owner: 'a' });
+  const results = [];
+  for (let i = 0; i < 20; i++) results.push(await gate.admit(ref, 1_000, 'batch', T0 + i));
+  const denied = results.filter((r) => !r.granted);
+  assert.ok(denied.length >= 15);
+  for (const r of denied) assert.ok(!r.granted && r.retryAt > T0 + 19);
+  // A call above the whole TPM can never run: Azure's answer is "in 60 s" too.
+  assert.deepEqual(await gate.admit(ref, 7_000, 'batch', T0 + 30), { granted: false, retryAt: T0 + 60_030, reason: 'tokens' });
+});
+
+test('priority: when both wait, interactive is admitted first', async () => {
+  const store = new MemoryBudgetRowStore();
+  const ref = deployment(120_000, 720);
+  const gate = new SharedBudgetGate({ store, owner: 'a' });
+  // Interactive demand is present; then a batch and an interactive job of the same size both have to wait.
+  assert.equal((await gate.admit(ref, 100, 'interactive', T0)).granted, true);
+  const t = T0 + 10;
+  const b = await gate.admit(ref, 1_500, 'batch', t);
+  const i = await gate.admit(ref, 1_500, 'interactive', t);
+  assert.ok(!i.granted && !b.granted);
+  assert.ok(i.retryAt < b.retryAt, `interactive retryAt ${i.retryAt - t} ms, batch ${b.retryAt - t} ms`);
+  // At interactive's retryAt, batch (asking first) is still refused and interactive gets in.
+  assert.equal((await gate.admit(ref, 1_500, 'batch', i.retryAt)).granted, false);
+  assert.equal((await gate.admit(ref, 1_500, 'interactive', i.retryAt)).granted, true);
+});
+
+test('priority: interactive that always asks first cannot starve batch (aging floor)', async () => {
+  const store = new MemoryBudgetRowStore();
+  const ref = deployment(60_000, 360);
+  const gate = new SharedBudgetGate({ store, owner: 'a' });
+  const granted = { interactive: 0, batch: 0 };
+  for (let t = T0; t < T0 + 120_000; t += 50) {
+    // Interactive demand without end, served first at every instant...
+    while ((await gate.admit(ref, 400, 'interactive', t)).granted) granted.interactive += 400;
+    // ...then one batch job asks.
+    if ((await gate.admit(ref, 400, 'batch', t)).granted) granted.batch += 400;
+  }
+  const total = granted.interactive + granted.batch;
+  assert.ok(granted.batch >= 0.1 * total, `batch got ${granted.batch} of ${total} tokens`);
+  assert.ok(granted.interactive > granted.batch, `interactive ${granted.interactive}, batch ${granted.batch}`);
+});
+
+test('close() reports the lease: its unused slices are freed for the others', async () => {
+  const store = new MemoryBudgetRowStore();
+  const ref = deployment(60_000, 360);
+  const gate = new SharedBudgetGate({ store, owner: 'a' });
+  assert.equal((await gate.admit(ref, 800, 'batch', T0)).granted, true);
+  assert.equal(store.peek(ref.key)!.leases.length, 1);
+  await gate.close(T0 + 100);
+  const row = store.peek(ref.key)!;
+  assert.equal(row.leases.length, 0);
+  assert.equal(row.tokens.reduce((s, v) => s + v, 0), 800);
+});
