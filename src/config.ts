@@ -91,8 +91,23 @@ export interface SluiceConfig {
   /** Jobs waiting in the queue beyond which submit answers 429; 0 disables. @default 100000 */
   maxBacklog: number;
   breaker: BreakerSettings;
+  budget: BudgetSettings;
   /** Files, batches and the submission queue (src/core/batch/settings.ts). */
   batch: BatchSettings;
+}
+
+/** The shared TPM/RPM budget per deployment (see docs/budget.md). */
+export interface BudgetSettings {
+  /** false: no shared accounting (every call is sent; only for comparison runs). @default true */
+  enabled: boolean;
+  /** Table of budget rows, one per deployment. @default "sluicebudget" */
+  table: string;
+  /** Longest budget lease an instance takes, ms. @default 15000 */
+  leaseMs: number;
+  /** Jobs one lease should cover at this instance's recent pace. @default 16 */
+  jobsPerLease: number;
+  /** Share of the quota Sluice plans to use (headroom for clock skew and estimates). @default 0.99 */
+  safety: number;
 }
 
 /** The shared circuit breaker per deployment (see docs/failover.md). */
@@ -145,6 +160,14 @@ function intSetting(env: Env, name: string, fallback: number, min = 1): number {
   if (raw === undefined || raw.trim() === '') return fallback;
   const n = Number(raw);
   if (!Number.isInteger(n) || n < min) throw new ConfigError(name, `expected an integer ≥ ${min}, got "${raw}"`);
+  return n;
+}
+
+function fractionSetting(env: Env, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0 || n > 1) throw new ConfigError(name, `expected a number in (0, 1], got "${raw}"`);
   return n;
 }
 
@@ -250,6 +273,13 @@ export function loadConfig(env: Env = process.env): SluiceConfig {
       cooldownMs: intSetting(env, 'SLUICE_BREAKER_COOLDOWN_MS', 15_000),
       probeLeaseMs: intSetting(env, 'SLUICE_BREAKER_PROBE_LEASE_MS', 30_000),
       cacheMs: intSetting(env, 'SLUICE_BREAKER_CACHE_MS', 1_000, 0),
+    },
+    budget: {
+      enabled: boolSetting(env, 'SLUICE_BUDGET_ENABLED', true),
+      table: nameSetting(env, 'SLUICE_BUDGET_TABLE', 'sluicebudget', tableName, 'is not a valid table name'),
+      leaseMs: intSetting(env, 'SLUICE_BUDGET_LEASE_MS', 15_000, 1_000),
+      jobsPerLease: intSetting(env, 'SLUICE_BUDGET_JOBS_PER_LEASE', 16),
+      safety: fractionSetting(env, 'SLUICE_BUDGET_SAFETY', 0.99),
     },
     batch: loadBatchSettings(env),
   };

@@ -4,6 +4,8 @@
  */
 import { getConfig, type SluiceConfig } from '../config';
 import { UnlimitedBudget, type BudgetGate } from '../core/budget/gate';
+import { SharedBudgetGate } from '../core/budget/sharedBudget';
+import { createTableBudgetStore } from '../azure/budgetTable';
 import { alwaysClosed, SharedEndpointHealth, type EndpointHealth } from '../core/breaker/health';
 import { deploymentRef } from '../core/routing';
 import { createTableBreakerStore } from '../azure/breakerTable';
@@ -82,7 +84,15 @@ export function buildServices(config: SluiceConfig): Services {
   const faultPoint = crashFaultPoint();
   watchForShutdown();
   const model = new AzureOpenAIModelClient(config.openaiApiVersion, config.storage.clientId);
-  const budget: BudgetGate = new UnlimitedBudget();
+  const budget: BudgetGate = config.budget.enabled
+    ? new SharedBudgetGate({
+        store: createTableBudgetStore(storage, config.budget.table),
+        leaseMs: config.budget.leaseMs,
+        jobsPerLease: config.budget.jobsPerLease,
+        policy: { safety: config.budget.safety },
+        onError: (err) => console.warn(`budget table unavailable: ${(err as Error).message}`),
+      })
+    : new UnlimitedBudget();
   const health: EndpointHealth = config.breaker.enabled
     ? new SharedEndpointHealth({
         store: createTableBreakerStore(storage, config.breaker.table),
@@ -145,6 +155,11 @@ export function buildServices(config: SluiceConfig): Services {
 /** The process-wide services (config is read and validated on first call). */
 export function getServices(): Services {
   services ??= buildServices(getConfig());
+  return services;
+}
+
+/** The services if this process built them (shutdown hooks must not build them just to close them). */
+export function builtServices(): Services | undefined {
   return services;
 }
 
