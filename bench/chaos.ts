@@ -294,15 +294,15 @@ async function main(): Promise<void> {
     const failedCodes: Record<string, number> = {};
     let redelivered = 0;
     let terminal = 0, lost = 0, stuckRunning = 0, stuckOther = 0, wrong = 0, poisonNoReason = 0, poisoned = 0, succeeded = 0;
-    const duplicates: { id: string; calls: number; explained: boolean }[] = [];
+    const duplicates: { id: string; calls: number; explained: boolean; outcomes: string }[] = [];
     for (const j of all) {
       const view = j.id ? views.get(j.id) : undefined;
       if (!view || view.status === 'missing') {
         lost += 1;
         continue;
       }
-      if (TERMINAL.has(view.status)) terminal += 1;
       if ((view.dequeue_count ?? 1) > 1) redelivered += 1;
+      if (TERMINAL.has(view.status)) terminal += 1;
       else if (view.status === 'running') stuckRunning += 1;
       else stuckOther += 1;
       if (view.status === 'succeeded') {
@@ -320,7 +320,10 @@ async function main(): Promise<void> {
       if (answered.length > 1) {
         const firstAnswer = Math.min(...answered);
         const explained = ledger.diedHolding(j.id!).some((killedAt) => killedAt >= firstAnswer);
-        duplicates.push({ id: j.id!, calls: answered.length, explained });
+        // The worker's own record of its calls: a 'timeout' before the 'ok' means the worker gave up on a call the
+        // simulator did answer (a client-side timeout racing the answer), not a crash.
+        const outcomes = ((view.regions_tried ?? []) as { outcome: string }[]).map((r) => r.outcome).join(',');
+        duplicates.push({ id: j.id!, calls: answered.length, explained, outcomes });
       }
     }
     const batchDone = batchView?.status === 'completed';
@@ -346,7 +349,8 @@ async function main(): Promise<void> {
       ['batch', batchId ? `${batchView?.status} ${JSON.stringify(batchView?.request_counts ?? {})}` : 'none'],
       ['run time / drain after chaos', `${((drainedAt - t0) / 1000).toFixed(0)} s`],
     ]);
-    for (const d of duplicates.filter((x) => !x.explained)) console.log(`unexplained duplicate: ${d.id} (${d.calls} answered calls)`);
+    for (const d of duplicates.filter((x) => !x.explained)) console.log(`duplicate not explained by a kill: ${d.id} (${d.calls} answered calls; worker saw: ${d.outcomes})`);
+    for (const j of all.filter((x) => x.id && !TERMINAL.has(views.get(x.id)?.status))) console.log(`not terminal: ${JSON.stringify(views.get(j.id!))}`);
     console.log(JSON.stringify({
       jobs: all.length,
       terminal,
