@@ -245,7 +245,11 @@ async function run(deps: WorkerDeps, job: JobRecord, etag: string, clock: Clock,
         // Breaker first: the instance stops sending here at once, before the budget's storage write.
         const outcome = outcomeOf(err);
         if (outcome) await health.report(ref, outcome, clock.now());
-        await deps.budget.observe(ref, { ...quotaSignal(error.status, (n) => headers?.get(n) ?? null), retryAfterMs: error.retryAfterMs }, clock.now());
+        // A Retry-After over the cap (a spent daily quota) is the breaker's business: it opens and probes. The budget
+        // then gets only a token pause, or it would freeze the deployment for a day even after the probe succeeds.
+        const overCap = (error.retryAfterMs ?? 0) > deps.settings.maxRetryDelayMs;
+        const signal = quotaSignal(error.status, (n) => headers?.get(n) ?? null);
+        await deps.budget.observe(ref, { ...signal, retryAfterMs: overCap ? 1_000 : error.retryAfterMs }, clock.now());
         if (!error.retryable) {
           log('warn', `failed: ${error.code}: ${error.message}`, fields);
           return finish(deps, job, etag, log, { code: error.code, message: error.message });

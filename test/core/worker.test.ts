@@ -113,3 +113,12 @@ test('a job claimed by a live worker is deferred until the claim runs out; an ex
   s.clock.t += 6000;
   assert.equal(await processJob(s.deps, s.job.id), 'succeeded');
 });
+
+test('a Retry-After over the cap opens no day-long budget pause (the breaker handles it); a short one is passed on', async () => {
+  const pauses: Array<number | undefined> = [];
+  const budget: BudgetGate = { admit: async () => ({ granted: true }), observe: async (_t, signal) => void pauses.push(signal.retryAfterMs) };
+  let calls = 0;
+  const s = setup({ chat: async () => { calls += 1; if (calls === 1) throw new RateLimitedError('daily quota', 86_400_000); if (calls === 2) throw new RateLimitedError('busy', 3_000); return { body: okBody, status: 200, header: () => null }; } }, budget);
+  await processJob(s.deps, s.job.id);
+  assert.deepEqual(pauses.slice(0, 2), [1_000, 3_000]);
+});

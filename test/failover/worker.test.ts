@@ -6,6 +6,7 @@
 import { after, before, beforeEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startStack, type RunningStack } from '../../local/stack';
+import { DEFAULT_SIMULATOR_CONFIG, type SimulatorConfig } from '../../local/simulator';
 import { storageClients } from '../../src/azure/storage';
 import { DEFAULT_BREAKER_TABLE } from '../../src/azure/breakerTable';
 import { call, chatJob, eventually, waitForJob } from '../support/api';
@@ -29,10 +30,19 @@ interface JobView {
   error?: { code: string };
 }
 
+/** Both regions with quota far above what these tests send, so only faults (not the shared budget) move work. */
+const roomySim: SimulatorConfig = {
+  ...DEFAULT_SIMULATOR_CONFIG,
+  latency: { firstTokenMs: 0, perTokenMs: 0 },
+  regions: DEFAULT_SIMULATOR_CONFIG.regions.map((r) => ({ ...r, port: 0, deployments: r.deployments.map((d) => ({ ...d, tpm: 2_000_000, rpm: 20_000 })) })),
+  adminPort: 0,
+};
+
 let stack: RunningStack;
 
 before(async () => {
   stack = await startStack({
+    simulator: roomySim,
     workers: WORKERS,
     env: {
       SLUICE_BREAKER_COOLDOWN_MS: String(COOLDOWN_MS),
