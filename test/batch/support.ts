@@ -15,7 +15,7 @@ export async function startBatchStack(opts: StackOptions = {}): Promise<RunningS
   return startStack({
     simulator: fastSimulator(),
     ...opts,
-    env: { SLUICE_BATCH_SWEEP_SCHEDULE: '*/1 * * * * *', ...opts.env },
+    env: { SLUICE_BATCH_SWEEP_SCHEDULE: '*/1 * * * * *', SLUICE_BATCH_LEASE_S: '5', ...opts.env },
     hostJson: { extensions: { queues: { maxPollingInterval: '00:00:00.200', visibilityTimeout: '00:00:00.500', batchSize: 32, newBatchThreshold: 16 } } },
   });
 }
