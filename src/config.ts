@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { KNOWN_MODELS } from './core/models';
 import { ConfigError } from './configError';
 import { loadBatchSettings, type BatchSettings } from './core/batch/settings';
+import { loadTelemetrySettings, type TelemetrySettings } from './core/telemetry/settings';
 
 export { ConfigError };
 
@@ -94,6 +95,8 @@ export interface SluiceConfig {
   budget: BudgetSettings;
   /** Files, batches and the submission queue (src/core/batch/settings.ts). */
   batch: BatchSettings;
+  /** Usage rows, rollup, prices and cost budgets (src/core/telemetry/settings.ts). */
+  telemetry: TelemetrySettings;
 }
 
 /** The shared TPM/RPM budget per deployment (see docs/budget.md). */
@@ -282,6 +285,7 @@ export function loadConfig(env: Env = process.env): SluiceConfig {
       safety: fractionSetting(env, 'SLUICE_BUDGET_SAFETY', 0.99),
     },
     batch: loadBatchSettings(env),
+    telemetry: loadTelemetrySettings(env),
   };
 }
 

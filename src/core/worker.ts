@@ -57,6 +57,8 @@ export interface WorkerDeps {
   random?: () => number;
   /** Called once when the job reaches a terminal state (usage records, telemetry). Failures are logged, not thrown. */
   onFinished?(job: JobRecord): Promise<void>;
+  /** Called after every model call, ok or not (a telemetry dependency carrying the job id). Must not throw. */
+  onModelCall?(call: ModelCallRecord): void;
   /**
    * Issue 11 (crash recovery): enqueues a recovery message for the job, visible `delayMs` from now (just after the
    * claim runs out), and returns a function that deletes it again. Sent before every claim, so a worker killed at any
@@ -79,6 +81,23 @@ const CLAIM_MARGIN_MS = 30_000;
 const CLAIM_RENEW_MARGIN_MS = 10_000;
 /** The recovery message becomes visible this long after the claim ends, ms. */
 const WATCHDOG_LAG_MS = 1_000;
+
+/** One model call, for telemetry. */
+export interface ModelCallRecord {
+  jobId: string;
+  attempt: number;
+  region: string;
+  deployment: string;
+  model: string;
+  endpoint: string;
+  startedAt: number;
+  durationMs: number;
+  /** HTTP status, 0 when no response arrived. */
+  status: number;
+  success: boolean;
+  /** Stable error code or "ok". */
+  outcome: string;
+}
 
 export type WorkerOutcome = 'succeeded' | 'failed' | 'waiting' | 'already-finished' | 'claimed-elsewhere' | 'missing';
 
@@ -229,6 +248,7 @@ async function run(deps: WorkerDeps, job: JobRecord, etag: string, clock: Clock,
         deps.faultPoint?.('after-call', job.id); // test-only (issue 11)
         const finished = clock.now();
         job.regionsTried.push({ region: endpoint.region, deployment: endpoint.deployment, at: started, status: result.status, outcome: 'ok' });
+        deps.onModelCall?.({ ...callFields(job, endpoint, started, finished), status: result.status, success: true, outcome: 'ok' });
         await deps.budget.observe(ref, quotaSignal(result.status, result.header), finished);
         await health.report(ref, { ok: true }, finished);
         job.response = result.body;
@@ -241,6 +261,7 @@ async function run(deps: WorkerDeps, job: JobRecord, etag: string, clock: Clock,
       } catch (err) {
         const error = err instanceof SluiceError ? err : new UpstreamUnavailableError('worker_error', String(err));
         job.regionsTried.push({ region: endpoint.region, deployment: endpoint.deployment, at: started, status: error.status, outcome: error.code });
+        deps.onModelCall?.({ ...callFields(job, endpoint, started, clock.now()), status: error.status, success: false, outcome: error.code });
         const headers = (err as { headers?: Headers }).headers;
         // Breaker first: the instance stops sending here at once, before the budget's storage write.
         const outcome = outcomeOf(err);
@@ -279,6 +300,19 @@ async function run(deps: WorkerDeps, job: JobRecord, etag: string, clock: Clock,
     }
     return park(deps, job, etag, retryAt, log);
   }
+}
+
+function callFields(job: JobRecord, endpoint: EndpointSettings, started: number, finished: number) {
+  return {
+    jobId: job.id,
+    attempt: job.attempts,
+    region: endpoint.region,
+    deployment: endpoint.deployment,
+    model: job.model,
+    endpoint: endpoint.endpoint,
+    startedAt: started,
+    durationMs: finished - started,
+  };
 }
 
 function quotaSignal(status: number, header: (name: string) => string | null) {

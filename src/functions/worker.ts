@@ -8,6 +8,8 @@ import { processJob } from '../core/worker';
 import { parseJobMessage } from '../azure/jobQueue';
 import { contextLogger } from '../runtime/http';
 import { getServices } from '../runtime/services';
+import { getTelemetryServices } from '../runtime/telemetry';
+import { trackModelCall } from '../azure/telemetry';
 
 export async function worker(message: unknown, context: InvocationContext): Promise<void> {
   const parsed = parseJobMessage(message);
@@ -16,8 +18,18 @@ export async function worker(message: unknown, context: InvocationContext): Prom
     return;
   }
   const services = getServices();
+  const telemetry = getTelemetryServices();
+  const log = contextLogger(context);
+  const deps = services.workerDeps(log);
+  const batchHook = deps.onFinished;
+  // A finished job feeds its batch (if any) and its usage row; one failing must not stop the other.
+  deps.onFinished = async (job) => {
+    const results = await Promise.allSettled([batchHook?.(job), telemetry.recordUsage(job, (m) => log('warn', m, { jobId: job.id }))]);
+    for (const r of results) if (r.status === 'rejected') log('warn', `after-finish hook failed: ${(r.reason as Error)?.message ?? r.reason}`, { jobId: job.id });
+  };
+  deps.onModelCall = (call) => trackModelCall(call, telemetry.sink);
   const dequeueCount = Number(context.triggerMetadata?.dequeueCount ?? 1);
-  const outcome = await processJob(services.workerDeps(contextLogger(context)), parsed.id, { dequeueCount });
+  const outcome = await processJob(deps, parsed.id, { dequeueCount });
   context.info(`[job=${parsed.id}] delivery ${dequeueCount} → ${outcome}`);
 }
 

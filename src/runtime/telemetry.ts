@@ -5,7 +5,7 @@
 import { systemClock } from '../core/worker';
 import type { JobRecord } from '../core/jobs';
 import { watermarkCuts, type DeploymentLimits, type Gauge, type RollupDeps, type TelemetrySink } from '../core/telemetry/rollup';
-import { loadTelemetrySettings, type TelemetrySettings } from '../core/telemetry/settings';
+import type { TelemetrySettings } from '../core/telemetry/settings';
 import { recordJobUsage, type UsageRow } from '../core/telemetry/usage';
 import { GAUGE_METRICS } from '../core/telemetry/names';
 import { RollupTable } from '../azure/rollupTable';
@@ -27,11 +27,14 @@ export interface TelemetryServices {
 }
 
 let cached: TelemetryServices | undefined;
+let cachedFor: object | undefined;
 
+/** Built once per shared Services instance (a reset of those, e.g. by the local stack, rebuilds these too). */
 export function getTelemetryServices(): TelemetryServices {
-  if (cached) return cached;
   const services = getServices();
-  const settings = loadTelemetrySettings(process.env);
+  if (cached && cachedFor === services) return cached;
+  cachedFor = services;
+  const settings = services.config.telemetry;
   const usage = new UsageTable(services.storage.table(settings.usageTable));
   const rollup = new RollupTable(services.storage.table(settings.rollupTable));
   const sink = telemetrySink(process.env);

@@ -60,6 +60,16 @@ test('submit → queued → succeeded with the chat.completion, usage, region an
   assert.ok(job.latency_ms >= 0);
   assert.ok(job.started_at && job.completed_at);
   assert.equal(modelCalls(job.id).length, 1);
+
+  // The finished job left one usage row (tokens and cost) for the rollup.
+  const usage = TableClient.fromConnectionString(stack.connectionString, 'sluiceusage', { allowInsecureConnection: true });
+  const rows = await eventually('the usage row', async () => {
+    const found = [];
+    for await (const e of usage.listEntities({ queryOptions: { filter: `RowKey eq '${job.id}'` } })) found.push(e);
+    return found.length ? found : undefined;
+  });
+  assert.equal(rows.length, 1);
+  assert.equal(rows[0]!.completionTokens ?? rows[0]!.completion_tokens, job.usage.completion_tokens);
 });
 
 test('the same Idempotency-Key returns the same job and never enqueues twice; a different body is 422', async () => {

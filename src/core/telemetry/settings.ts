@@ -3,7 +3,7 @@
  * (SluiceConfig.telemetry = loadTelemetrySettings(env)); until then the rollup and usage functions call it.
  */
 import { z } from 'zod';
-import { ConfigError } from '../../config';
+import { ConfigError } from '../../configError';
 import type { PriceOverrides } from './prices';
 
 export interface TelemetrySettings {
