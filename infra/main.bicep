@@ -78,6 +78,9 @@ param alertEmail string
 @description('NCRONTAB schedule of the batch sweep (a timer binding, so it must be an app setting). Every run wakes the app: every 5 s (the code default) means Flex Consumption never scales to zero.')
 param batchSweepSchedule string = '*/5 * * * * *'
 
+@description('NCRONTAB schedule of the telemetry rollup (a timer binding, %SLUICE_ROLLUP_SCHEDULE%, so it must be an app setting). Default: every minute, DEFAULT_ROLLUP_SCHEDULE in src/core/telemetry/settings.ts. Each run wakes the app.')
+param rollupSchedule string = '0 */1 * * * *'
+
 @description('Private endpoints for storage and Azure OpenAI, VNet integration for the app, private DNS zones.')
 param enablePrivateNetworking bool = false
 
@@ -86,7 +89,7 @@ param alertThresholds object = {
   throttledSharePercent: 20
   failedJobs: 5
   p95LatencyMs: 60000
-  queueAgeSeconds: 300
+  jobsWaiting: 1000
   queueDepth: 1000
   failovers: 10
 }
@@ -98,7 +101,7 @@ var resourceToken = toLower(uniqueString(subscription().id, environmentName, loc
 var tags = { 'azd-env-name': environmentName }
 
 // Storage names: the one definition both the resources and the app settings use. Equal to the defaults in
-// src/config.ts (test/infra/storage.test.ts checks both directions).
+// src/config.ts and src/core/telemetry/settings.ts (test/infra/storage.test.ts checks both directions).
 var jobsQueueName = 'sluice-jobs'
 var jobsPoisonQueueName = '${jobsQueueName}-poison'
 var submitQueueName = 'sluice-submit'
@@ -111,6 +114,7 @@ var batchesTableName = 'sluicebatches'
 var breakerTableName = 'sluicebreakers'
 var budgetTableName = 'sluicebudget'
 var usageTableName = 'sluiceusage'
+var rollupTableName = 'sluicerollup'
 var payloadContainerName = 'sluice-payloads'
 var filesContainerName = 'sluice-files'
 var deploymentContainerName = 'app-package'
@@ -147,6 +151,11 @@ var sluiceSettings = {
   SLUICE_BATCH_SWEEP_SCHEDULE: batchSweepSchedule
   SLUICE_BREAKER_TABLE: breakerTableName
   SLUICE_BUDGET_TABLE: budgetTableName
+  SLUICE_USAGE_TABLE: usageTableName
+  SLUICE_ROLLUP_TABLE: rollupTableName
+  SLUICE_ROLLUP_SCHEDULE: rollupSchedule
+  // Overall monthly budget for Sluice's own alerts (loadTelemetrySettings: a number ≥ 0, USD); the same amount as
+  // the resource-group Consumption budget.
   SLUICE_BUDGET_MONTHLY_USD: string(budgetMonthlyUsd)
 }
 
@@ -186,7 +195,7 @@ module storage 'app/storage.bicep' = {
     tags: tags
     publicNetworkAccess: enablePrivateNetworking ? 'Disabled' : 'Enabled'
     queues: [jobsQueueName, jobsPoisonQueueName, submitQueueName, submitPoisonQueueName, submitDeadLetterQueueName, batchQueueName, batchPoisonQueueName]
-    tables: [jobsTableName, batchesTableName, breakerTableName, budgetTableName, usageTableName]
+    tables: [jobsTableName, batchesTableName, breakerTableName, budgetTableName, usageTableName, rollupTableName]
     containers: [payloadContainerName, filesContainerName, deploymentContainerName]
   }
 }

@@ -1,12 +1,13 @@
 // Email action group and log alerts on the telemetry Sluice writes to Application Insights. Event and metric names
 // are the app's (src/core/telemetry/names.ts; test/infra/telemetry.test.ts keeps them in step). Upstream 429s and
-// latency come from the Azure OpenAI calls Application Insights records as dependencies.
+// latency come from the Azure OpenAI calls recorded as dependencies (name "POST /openai/deployments/<deployment>/...").
+// Metrics land in customMetrics with the value in valueSum (one series per window or per rollup run).
 param namePrefix string
 param location string
 param tags object = {}
 param applicationInsightsId string
 param alertEmail string
-@description('{throttledSharePercent, failedJobs, p95LatencyMs, queueAgeSeconds, queueDepth, failovers}')
+@description('{throttledSharePercent, failedJobs, p95LatencyMs, jobsWaiting, queueDepth, failovers}')
 param thresholds object
 
 resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = {
@@ -39,7 +40,7 @@ var rules = [
     threshold: thresholds.throttledSharePercent
     query: '''
 dependencies
-| where target has ".openai.azure.com"
+| where name startswith "POST /openai/deployments/"
 | summarize calls = count(), throttled = countif(resultCode == "429")
 | extend throttled_pct = iff(calls == 0, 0.0, 100.0 * throttled / calls)
 | project throttled_pct
@@ -55,9 +56,9 @@ dependencies
     column: 'failed'
     threshold: thresholds.failedJobs
     query: '''
-customEvents
-| where name == "sluice.job_failed"
-| summarize failed = count()
+customMetrics
+| where name == "sluice.jobs.failed"
+| summarize failed = sum(valueSum)
 '''
   }
   {
@@ -71,23 +72,25 @@ customEvents
     threshold: thresholds.p95LatencyMs
     query: '''
 dependencies
-| where target has ".openai.azure.com"
+| where name startswith "POST /openai/deployments/"
 | summarize p95_ms = percentile(duration, 95)
 '''
   }
+  // Sluice emits no queue-age metric, so the former "oldest job in the queue" alert is replaced by this one on jobs
+  // waiting (sluice.jobs.waiting, sent when the host supplies the count) next to the queue-depth alert below.
   {
-    key: 'queue-age'
-    title: 'Oldest job waiting in the queue (s)'
+    key: 'jobs-waiting'
+    title: 'Jobs waiting'
     description: 'Workers are not keeping up, or every deployment is out of quota.'
     severity: 2
     window: 'PT15M'
     aggregation: 'Maximum'
-    column: 'age_s'
-    threshold: thresholds.queueAgeSeconds
+    column: 'waiting'
+    threshold: thresholds.jobsWaiting
     query: '''
 customMetrics
-| where name == "sluice.queue_age_ms"
-| summarize age_s = max(valueMax) / 1000.0
+| where name == "sluice.jobs.waiting"
+| summarize waiting = max(valueSum)
 '''
   }
   {
@@ -101,8 +104,8 @@ customMetrics
     threshold: thresholds.queueDepth
     query: '''
 customMetrics
-| where name == "sluice.queue_depth"
-| summarize depth = max(valueMax)
+| where name == "sluice.queue.depth" and not(tostring(customDimensions.queue) endswith "-poison")
+| summarize depth = max(valueSum)
 '''
   }
   {
@@ -115,9 +118,9 @@ customMetrics
     column: 'failovers'
     threshold: thresholds.failovers
     query: '''
-customEvents
-| where name == "sluice.failover"
-| summarize failovers = count()
+customMetrics
+| where name == "sluice.failovers"
+| summarize failovers = sum(valueSum)
 '''
   }
   {
@@ -131,7 +134,7 @@ customEvents
     threshold: 0
     query: '''
 customEvents
-| where name == "sluice.budget_threshold"
+| where name == "SluiceBudgetThreshold"
 | summarize crossings = count()
 '''
   }

@@ -95,7 +95,7 @@ var parts = [
   }, ai, false)
   logTile(6, 10, 6, 4, '429s and failovers', kql.throttlingAndFailover, 'StackedColumn', timeChart('n', 'series', 'Sum'), ai, false)
   logTile(0, 14, 6, 4, 'Quota use per deployment (% of TPM)', kql.quotaUtilization, 'Line', timeChart('utilization_pct', 'deployment', 'Max'), ai, false)
-  logTile(6, 14, 6, 4, 'Jobs queue: depth and oldest age (s)', kql.queue, 'Line', timeChart('value', 'series', 'Max'), ai, false)
+  logTile(6, 14, 6, 4, 'Queues: depth and jobs waiting', kql.queue, 'Line', timeChart('value', 'series', 'Max'), ai, false)
   logTile(0, 18, 12, 4, 'Month-to-date cost vs budget, projected (USD)', kql.costVsBudget, 'Line', {
     xAxis: axis('day', 'datetime')
     yAxis: [axis('mtd_usd', 'real'), axis('projected_usd', 'real'), axis('budget_usd', 'real')]

@@ -19,6 +19,28 @@ const OPTIONAL_SETTINGS: Record<string, string> = {
   SLUICE_BATCH_FANOUT_CHUNK: '2500',
   SLUICE_BATCH_CONCURRENCY: '64',
   SLUICE_BATCH_LEASE_S: '60',
+  SLUICE_MAX_BACKLOG: '100000',
+  SLUICE_BREAKER_ENABLED: 'true',
+  SLUICE_BREAKER_FAILURE_THRESHOLD: '3',
+  SLUICE_BREAKER_WINDOW_MS: '30000',
+  SLUICE_BREAKER_COOLDOWN_MS: '15000',
+  SLUICE_BREAKER_PROBE_LEASE_MS: '30000',
+  SLUICE_BREAKER_CACHE_MS: '1000',
+  SLUICE_BUDGET_ENABLED: 'true',
+  SLUICE_BUDGET_LEASE_MS: '15000',
+  SLUICE_BUDGET_JOBS_PER_LEASE: '16',
+  SLUICE_BUDGET_SAFETY: '0.99',
+  SLUICE_PRICES: 'none: built-in price table (src/core/telemetry/prices.json)',
+  SLUICE_BUDGET_THRESHOLDS: '50,80,100',
+  SLUICE_TEAM_BUDGETS: 'none',
+  SLUICE_QUOTA_ADVICE_MINUTES: '15',
+  SLUICE_QUOTA_ADVICE_PERCENT: '80',
+  SLUICE_ROLLUP_LATENESS_SECONDS: '120',
+  // Read by the CLI (src/cli/sluice.ts), not by the Function App.
+  SLUICE_URL: 'CLI only: http://127.0.0.1:7071/api',
+  // Fault injection for the crash tests (src/runtime/services.ts): never set these on the Function App.
+  SLUICE_FAULT_CRASH_AT: 'test-only, unset in Azure',
+  SLUICE_FAULT_CRASH_JOB: 'test-only, unset in Azure',
   // The alternative to the three service URIs infra sets.
   AzureWebJobsStorage__accountName: 'derived from the service URIs',
 };
