@@ -26,6 +26,9 @@ export interface TelemetryServices {
   rollupDeps(log: RollupDeps['log']): RollupDeps;
 }
 
+/** Most waiting jobs counted per rollup run (the gauge saturates there). */
+const WAITING_COUNT_CAP = 10_000;
+
 let cached: TelemetryServices | undefined;
 let cachedFor: object | undefined;
 
@@ -45,6 +48,8 @@ export function getTelemetryServices(): TelemetryServices {
     for (const q of [services.queue, services.poisonQueue]) {
       out.push({ name: GAUGE_METRICS.queueDepth, value: await q.depth(), properties: { queue: q.name } });
     }
+    // A filtered scan once per rollup run, capped: enough to alert on a growing wait without reading every job.
+    out.push({ name: GAUGE_METRICS.jobsWaiting, value: await services.jobs.countByStatus('waiting', WAITING_COUNT_CAP), properties: {} });
     return out;
   };
   cached = {
