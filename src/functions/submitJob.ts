@@ -1,7 +1,7 @@
 /** POST /api/v1/jobs — validate, record the job (status queued), enqueue its id, answer 202. */
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { ValidationError } from '../core/errors';
-import { backlogVerdict } from '../core/backpressure';
+import { backlogVerdict, overQuotaCeiling } from '../core/backpressure';
 import { chargeOf, toJobView } from '../core/jobs';
 import { hashBody, parseSubmitBody, prepareJob } from '../core/submit';
 import { errorBody, errorResponse, json, readJsonBody } from '../runtime/http';
@@ -21,6 +21,15 @@ export async function submitJob(request: HttpRequest, context: InvocationContext
     }
     const body = parseSubmitBody(await readJsonBody(request, config.maxRequestBytes));
     const job = prepareJob(body, { models: config.models, now: Date.now(), idempotencyKey });
+
+    const ceiling = overQuotaCeiling(chargeOf(job), config.endpoints.filter((e) => e.model === job.model).map((e) => e.tpm), config.budget.enabled ? config.budget.safety : 1);
+    if (ceiling !== undefined) {
+      throw new ValidationError(
+        `request: this job is charged ${chargeOf(job)} tokens (${job.promptTokens} prompt + ${job.maxOutputTokens} max output), more than any deployment of "${job.model}" admits per minute (${ceiling}); lower max_tokens or split the prompt`,
+        'request.max_tokens',
+        'exceeds_deployment_quota',
+      );
+    }
 
     if (config.maxBacklog > 0) {
       const tpm = config.endpoints.filter((e) => e.model === job.model).reduce((sum, e) => sum + e.tpm, 0);

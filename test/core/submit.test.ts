@@ -4,7 +4,7 @@ import { parseSubmitBody, prepareJob, jobIdFor, JOB_ID_PATTERN } from '../../src
 import { ValidationError } from '../../src/core/errors';
 import { KNOWN_MODELS } from '../../src/core/models';
 import { countPromptTokens } from '../../src/core/tokens';
-import { backlogVerdict } from '../../src/core/backpressure';
+import { backlogVerdict, overQuotaCeiling } from '../../src/core/backpressure';
 
 const models = { 'gpt-4o-mini': KNOWN_MODELS['gpt-4o-mini']! };
 const ok = { request: { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], max_tokens: 10 } };
@@ -68,4 +68,9 @@ test('backpressure refuses past the bound with a Retry-After from the drain rate
   // 11 jobs over the bound at 1,000 tokens each, 60,000 TPM = 1,000 tokens/s → 11 s.
   assert.deepEqual(backlogVerdict(110, 100, 1000, 60_000), { accept: false, retryAfterS: 11 });
   assert.deepEqual(backlogVerdict(10_000_000, 100, 1000, 60_000), { accept: false, retryAfterS: 3600 }, 'capped at an hour');
+});
+
+test('a job larger than any deployment admits per minute is refused instead of waiting forever', () => {
+  assert.equal(overQuotaCeiling(1000, [30_000, 10_000], 0.99), undefined);
+  assert.equal(overQuotaCeiling(29_701, [30_000, 10_000], 0.99), 29_700);
 });
