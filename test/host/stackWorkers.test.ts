@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { startStack, type RunningStack } from '../../local/stack';
 import { submit, waitForFinalStatus } from './stackSupport';
+import { eventually } from '../support/api';
 
 let stack: RunningStack;
 
@@ -25,5 +26,8 @@ test('a worker process runs the job; a replacement worker takes over after a kil
   stack.startWorker();
   const second = await submit(stack.baseUrl);
   assert.equal((await waitForFinalStatus(stack.baseUrl, second.id, () => stack.logs())).status, 'succeeded');
-  assert.ok(stack.logs().some((l) => l.startsWith('[worker 1]') && l.includes("Executed 'Functions.worker' (Succeeded")));
+  // The job's status is stored before the invocation returns; its "Executed" line follows a moment later.
+  await eventually('the replacement worker to log the invocation', async () =>
+    stack.logs().some((l) => l.startsWith('[worker 1]') && l.includes("Executed 'Functions.worker' (Succeeded")),
+  );
 });
