@@ -4,7 +4,8 @@
  * (412 if it moved). @azure/data-tables defaults updates to an unconditional "*", which would let two instances
  * both win the half-open probe.
  */
-import { RestError, type TableClient } from '@azure/data-tables';
+import type { TableClient } from '@azure/data-tables';
+import { readRow, tableCreator, writeRowIfUnchanged } from './conditionalRows';
 import type { BreakerState } from '../core/breaker';
 import type { BreakerStore, BreakerStoreStats, StoredBreaker } from '../core/breaker/store';
 import type { StorageClients } from './storage';
@@ -33,49 +34,26 @@ interface BreakerEntity {
 export class TableBreakerStore implements BreakerStore {
   /** One count per storage transaction this store made. */
   readonly stats: BreakerStoreStats = { reads: 0, writes: 0, conflicts: 0, lists: 0 };
-  private ready: Promise<void> | undefined;
-
-  constructor(private readonly table: TableClient) {}
-
   /** Creates the table once per process (an existing table is fine). */
-  ensure(): Promise<void> {
-    this.ready ??= this.table.createTable().catch((err) => {
-      this.ready = undefined;
-      throw err;
-    });
-    return this.ready;
+  readonly ensure: () => Promise<void>;
+
+  constructor(private readonly table: TableClient) {
+    this.ensure = tableCreator(table);
   }
 
   async read(key: string): Promise<StoredBreaker | undefined> {
     await this.ensure();
     this.stats.reads += 1;
-    try {
-      const entity = await this.table.getEntity<BreakerEntity>(PARTITION, rowKeyOf(key));
-      return { state: fromEntity(entity), etag: entity.etag };
-    } catch (err) {
-      if (err instanceof RestError && err.statusCode === 404) return undefined;
-      throw err;
-    }
+    const entity = await readRow<BreakerEntity>(this.table, PARTITION, rowKeyOf(key));
+    return entity && { state: fromEntity(entity), etag: entity.etag };
   }
 
   async write(key: string, state: BreakerState, etag: string | undefined): Promise<string | undefined> {
     await this.ensure();
-    const entity = toEntity(key, state);
-    try {
-      const res =
-        etag === undefined
-          ? await this.table.createEntity(entity)
-          : await this.table.updateEntity(entity, 'Replace', { etag });
-      this.stats.writes += 1;
-      return res.etag ?? etag ?? '';
-    } catch (err) {
-      // 409: someone inserted first; 412: the ETag moved; 404: the row vanished under an update.
-      if (err instanceof RestError && (err.statusCode === 409 || err.statusCode === 412 || err.statusCode === 404)) {
-        this.stats.conflicts += 1;
-        return undefined;
-      }
-      throw err;
-    }
+    const written = await writeRowIfUnchanged(this.table, toEntity(key, state), etag);
+    if (written === undefined) this.stats.conflicts += 1;
+    else this.stats.writes += 1;
+    return written;
   }
 
   async list(): Promise<Array<{ key: string } & StoredBreaker>> {

@@ -6,7 +6,8 @@
  * the counting HTTP client of storage.ts) and in this store's `stats`.
  */
 import { createDefaultHttpClient } from '@azure/core-rest-pipeline';
-import { RestError, TableClient } from '@azure/data-tables';
+import { TableClient } from '@azure/data-tables';
+import { readRow, tableCreator, writeRowIfUnchanged } from './conditionalRows';
 import type { BudgetRowStore, BudgetStoreStats, StoredBudgetRow } from '../core/budget/store';
 import type { BudgetRow, LeaseRecord } from '../core/budget/window';
 import { storageCounters, type StorageClients } from './storage';
@@ -33,60 +34,36 @@ interface BudgetEntity {
 
 export class TableBudgetRowStore implements BudgetRowStore {
   readonly stats: BudgetStoreStats = { reads: 0, writes: 0, conflicts: 0 };
-  private ready: Promise<void> | undefined;
-
-  constructor(private readonly table: TableClient) {}
-
   /** Creates the table once per process (an existing table is fine). */
-  ensure(): Promise<void> {
-    this.ready ??= this.table.createTable().catch((err) => {
-      this.ready = undefined;
-      throw err;
-    });
-    return this.ready;
+  readonly ensure: () => Promise<void>;
+
+  constructor(private readonly table: TableClient) {
+    this.ensure = tableCreator(table);
   }
 
   async read(key: string): Promise<StoredBudgetRow | undefined> {
     await this.ensure();
     this.stats.reads += 1;
-    try {
-      const entity = await this.table.getEntity<BudgetEntity>(PARTITION, encodeURIComponent(key));
-      return { row: fromEntity(entity), etag: entity.etag };
-    } catch (err) {
-      if (err instanceof RestError && err.statusCode === 404) return undefined;
-      throw err;
-    }
+    const entity = await readRow<BudgetEntity>(this.table, PARTITION, encodeURIComponent(key));
+    return entity && { row: fromEntity(entity), etag: entity.etag };
   }
 
-  async create(key: string, row: BudgetRow): Promise<string | undefined> {
-    await this.ensure();
-    try {
-      const res = await this.table.createEntity(toEntity(key, row));
-      this.stats.writes += 1;
-      return res.etag;
-    } catch (err) {
-      if (err instanceof RestError && err.statusCode === 409) {
-        this.stats.conflicts += 1;
-        return undefined;
-      }
-      throw err;
-    }
+  /** Inserts the row if absent; undefined when another instance created it first. */
+  create(key: string, row: BudgetRow): Promise<string | undefined> {
+    return this.write(key, row, undefined);
   }
 
-  async replace(key: string, row: BudgetRow, etag: string): Promise<string | undefined> {
+  /** Replaces the row if unchanged since `etag`; undefined when it moved. */
+  replace(key: string, row: BudgetRow, etag: string): Promise<string | undefined> {
+    return this.write(key, row, etag);
+  }
+
+  private async write(key: string, row: BudgetRow, etag: string | undefined): Promise<string | undefined> {
     await this.ensure();
-    try {
-      const res = await this.table.updateEntity(toEntity(key, row), 'Replace', { etag });
-      this.stats.writes += 1;
-      return res.etag;
-    } catch (err) {
-      // 412: the ETag moved; 404: the row vanished.
-      if (err instanceof RestError && (err.statusCode === 412 || err.statusCode === 404)) {
-        this.stats.conflicts += 1;
-        return undefined;
-      }
-      throw err;
-    }
+    const written = await writeRowIfUnchanged(this.table, toEntity(key, row), etag);
+    if (written === undefined) this.stats.conflicts += 1;
+    else this.stats.writes += 1;
+    return written;
   }
 }
 
