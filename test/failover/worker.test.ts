@@ -123,11 +123,16 @@ test('primary refuses connections: jobs fail over, and within a cache period no 
 
 test('a 429 asking for a day fails over at once instead of parking the job', async () => {
   stack.sim!.setFault(PRIMARY, { errorRate: { '429': 1 }, retryAfterSeconds: 86_400 });
-  const started = Date.now();
-  const [job] = await finished(await submit(1, 'daily-quota'), 20_000);
-  assert.equal(job!.status, 'succeeded');
-  assert.equal(job!.region, SECONDARY);
-  assert.ok(Date.now() - started < 10_000, 'no stall on the Retry-After');
+  // The first job that reaches the primary meets the daily-quota 429 (a job the shared budget sends straight to the
+  // secondary doesn't; bounded retries cover that).
+  let job: JobView | undefined;
+  for (let i = 0; i < 5 && !job?.regions_tried.some((a) => a.region === PRIMARY); i += 1) {
+    const started = Date.now();
+    [job] = await finished(await submit(1, `daily-quota-${i}`), 20_000);
+    assert.equal(job!.status, 'succeeded');
+    assert.equal(job!.region, SECONDARY);
+    assert.ok(Date.now() - started < 10_000, 'no stall on the Retry-After');
+  }
   assert.deepEqual(job!.regions_tried.map((a) => [a.region, a.status]), [
     [PRIMARY, 429],
     [SECONDARY, 200],
