@@ -6,6 +6,7 @@
 import type { TableClient } from '@azure/data-tables';
 import { ConflictError, type StateStore, type StateValue, type Versioned, type WriteResult } from '../core/telemetry/store';
 import { commitTimeOfEtag } from './usageTable';
+import { tableCreator } from './conditionalRows';
 
 const SYSTEM = new Set(['partitionKey', 'rowKey', 'etag', 'timestamp', 'odata.metadata', 'odata.etag']);
 
@@ -25,20 +26,11 @@ function conflict(err: unknown, what: string): never {
 }
 
 export class RollupTable implements StateStore {
-  private ready: Promise<void> | undefined;
+  /** Creates the table once per process (an existing table is fine). */
+  readonly ensureTable: () => Promise<void>;
 
-  constructor(readonly client: TableClient) {}
-
-  ensureTable(): Promise<void> {
-    this.ready ??= this.client.createTable().then(
-      () => undefined,
-      (err: { statusCode?: number }) => {
-        if (err?.statusCode === 409) return;
-        this.ready = undefined;
-        throw err;
-      },
-    );
-    return this.ready;
+  constructor(readonly client: TableClient) {
+    this.ensureTable = tableCreator(client);
   }
 
   private result(etag: string | undefined, what: string): WriteResult {

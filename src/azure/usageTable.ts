@@ -10,6 +10,7 @@ import { TableClient, type TableEntityResult } from '@azure/data-tables';
 import { normalizeCommitTime } from '../core/telemetry/store';
 import type { CallRef, UsageRow, UsageRowStore } from '../core/telemetry/usage';
 import type { UsageRowSource } from '../core/telemetry/rollup';
+import { tableCreator } from './conditionalRows';
 
 export const USAGE_SHARDS = 8;
 /** Entities per page when reading a window. */
@@ -87,21 +88,11 @@ export function fromEntity(e: Record<string, unknown>): UsageRow {
 }
 
 export class UsageTable implements UsageRowStore, UsageRowSource {
-  private ready: Promise<void> | undefined;
+  /** Creates the table once per process (an existing table is fine). */
+  readonly ensureTable: () => Promise<void>;
 
-  constructor(readonly client: TableClient) {}
-
-  /** Creates the table once per process (409 = exists). */
-  ensureTable(): Promise<void> {
-    this.ready ??= this.client.createTable().then(
-      () => undefined,
-      (err: { statusCode?: number }) => {
-        if (err?.statusCode === 409) return;
-        this.ready = undefined;
-        throw err;
-      },
-    );
-    return this.ready;
+  constructor(readonly client: TableClient) {
+    this.ensureTable = tableCreator(client);
   }
 
   async insert(row: UsageRow): Promise<{ result: 'inserted' | 'exists'; committedAt?: string }> {
