@@ -18,7 +18,10 @@ after(async () => {
 test('a worker process runs the job; a replacement worker takes over after a kill', async () => {
   const first = await submit(stack.baseUrl);
   assert.equal((await waitForFinalStatus(stack.baseUrl, first.id, () => stack.logs())).status, 'succeeded');
-  assert.ok(stack.logs().some((l) => l.startsWith('[worker 0]') && l.includes("Executed 'Functions.worker' (Succeeded")));
+  // The job's status is stored before the invocation returns; its "Executed" line follows a moment later.
+  await eventually('the first worker to log the invocation', async () =>
+    stack.logs().some((l) => l.startsWith('[worker 0]') && l.includes("Executed 'Functions.worker' (Succeeded")),
+  );
 
   const exited = new Promise((resolve) => stack.workerProcesses[0]!.once('exit', resolve));
   stack.killWorker(0, 'SIGKILL');
