@@ -13,7 +13,7 @@
  * Prints a table and, as the last line, one JSON object.
  */
 import { randomUUID } from 'node:crypto';
-import { startStack, type RunningStack } from '../local/stack';
+import { authHeaders, startStack, type RunningStack } from '../local/stack';
 import { DEFAULT_SIMULATOR_CONFIG, type FaultSpec, type SimulatorConfig } from '../local/simulator';
 import { jobIdFor } from '../src/core/submit';
 import { printTable } from './report';
@@ -75,7 +75,7 @@ class WorkerLedger {
 
 async function post(base: string, path: string, init: RequestInit): Promise<{ status: number; headers: Headers; body: any }> {
   try {
-    const res = await fetch(`${base}${path}`, init);
+    const res = await fetch(`${base}${path}`, { ...init, headers: { ...authHeaders(base), ...(init.headers as Record<string, string>) } });
     const text = await res.text();
     let body: unknown = text;
     try {
@@ -254,7 +254,7 @@ async function main(): Promise<void> {
       for (const key of ['output_file_id', 'error_file_id']) {
         const fileId = batchView[key];
         if (!fileId) continue;
-        const res = await fetch(`${base}/v1/files/${fileId}/content`);
+        const res = await fetch(`${base}/v1/files/${fileId}/content`, { headers: authHeaders(base) });
         for (const l of (await res.text()).split('\n').filter((s) => s.trim())) {
           const parsed = JSON.parse(l);
           batchResults.set(parsed.custom_id, parsed);

@@ -10,6 +10,7 @@
  *
  * Prints a table, then as the last line one JSON object.
  */
+import { authHeaders } from '../local/stack';
 import { spawn } from 'node:child_process';
 import { startStack } from '../local/stack';
 import { DEFAULT_SIMULATOR_CONFIG, type FaultSpec, type SimulatorConfig } from '../local/simulator';
@@ -90,7 +91,7 @@ function int(name: string, fallback: number): number {
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 async function api<T>(baseUrl: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
-  const res = await fetch(`${baseUrl}${path}`, body === undefined ? {} : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const res = await fetch(`${baseUrl}${path}`, body === undefined ? { headers: authHeaders(baseUrl) } : { method: 'POST', headers: { 'content-type': 'application/json', ...authHeaders(baseUrl) }, body: JSON.stringify(body) });
   return { status: res.status, body: (await res.json()) as T };
 }
 

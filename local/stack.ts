@@ -6,6 +6,10 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startAzurite, type RunningAzurite } from './azurite';
 import { startFunctionsHost, type RunningFunctionsHost } from './host';
+import { TableClient } from '@azure/data-tables';
+import { TeamStore } from '../src/azure/teamTable';
+import { ensureTeamWithKey } from '../src/core/teams/admin';
+import { laneCount } from '../src/core/teams/settings';
 import { DEFAULT_SIMULATOR_CONFIG, defaultRpmForTpm, startSimulator, type RunningSimulator, type SimulatorConfig } from './simulator';
 
 export interface StackOptions {
@@ -20,6 +24,9 @@ export interface StackOptions {
   azurite?: { inMemory?: boolean };
   /** Merged over host.json for the in-process host and the workers (e.g. a short visibilityTimeout). */
   hostJson?: object;
+  /** Issue 10: create team "default" with a member key and team "admin" with an admin key before the app starts.
+   *  @default true */
+  bootstrapKeys?: boolean;
   /** Receives host and worker log lines. @default kept in memory (see RunningStack.logs); SLUICE_STACK_LOG=1 prints them */
   log?: (line: string) => void;
 }
@@ -32,6 +39,10 @@ export interface RunningStack {
   azurite: RunningAzurite;
   /** App settings the stack set (also in process.env until stop()). */
   env: Record<string, string>;
+  /** A member key of team "default" (issue 10), unless bootstrapKeys was false. */
+  apiKey?: string;
+  /** An admin key (team "admin"), unless bootstrapKeys was false. */
+  adminKey?: string;
   workerProcesses: ChildProcess[];
   /** Sends `signal` (default SIGTERM: graceful drain; SIGKILL for a crash) to worker i. */
   killWorker(i: number, signal?: NodeJS.Signals): void;
@@ -42,8 +53,8 @@ export interface RunningStack {
   stop(): Promise<void>;
 }
 
-/** Name of the queue-triggered function that runs jobs; worker processes run only it. */
-export const WORKER_FUNCTION = 'worker';
+/** The queue-triggered functions that run jobs (one per queue lane); worker processes run only them. */
+export const WORKER_FUNCTION = 'worker*';
 const PROJECT_ROOT = resolve(__dirname, '..', '..');
 const SIMULATOR_API_KEY = 'local-simulator-key';
 const LOG_LINES_KEPT = 2000;
@@ -129,6 +140,11 @@ export async function startStack(opts: StackOptions = {}): Promise<RunningStack>
     }
     resetAppCaches();
 
+    let keys: { apiKey: string; adminKey: string } | undefined;
+    if (opts.bootstrapKeys !== false) {
+      keys = await bootstrapKeys(azurite.connectionString, env.SLUICE_TEAMS_TABLE ?? 'sluiceteams', laneCount(env));
+    }
+
     const workers = opts.workers ?? 0;
     const host: RunningFunctionsHost = await startFunctionsHost({
       rootDir: PROJECT_ROOT,
@@ -170,8 +186,14 @@ export async function startStack(opts: StackOptions = {}): Promise<RunningStack>
     cleanups.push(() => Promise.all(workerProcesses.map(stopChild)).then(() => undefined));
     await Promise.all(Array.from({ length: workers }, () => spawnWorker().ready));
 
+    const baseUrl = [host.url, host.routePrefix].filter((s) => s !== '').join('/');
+    if (keys) {
+      stackKeys.set(baseUrl, keys.apiKey);
+      cleanups.push(() => void stackKeys.delete(baseUrl));
+    }
     return {
-      baseUrl: [host.url, host.routePrefix].filter((s) => s !== '').join('/'),
+      baseUrl,
+      ...(keys ?? {}),
       connectionString: azurite.connectionString,
       sim,
       azurite,
@@ -190,6 +212,24 @@ export async function startStack(opts: StackOptions = {}): Promise<RunningStack>
     await cleanup();
     throw err;
   }
+}
+
+/** The default member key of each running stack, by base URL (test helpers send it unless told otherwise). */
+export const stackKeys = new Map<string, string>();
+
+/** `{ 'api-key': … }` for a running stack's default key (empty when it has none): for raw fetch calls. */
+export function authHeaders(baseUrl: string): Record<string, string> {
+  const key = stackKeys.get(baseUrl);
+  return key ? { 'api-key': key } : {};
+}
+
+/** Issue 10: a local team and admin, as `npm start` and the tests need them. The keys exist only in this Azurite. */
+export async function bootstrapKeys(connectionString: string, table: string, lanes: number): Promise<{ apiKey: string; adminKey: string }> {
+  const store = new TeamStore(TableClient.fromConnectionString(connectionString, table, { allowInsecureConnection: true }));
+  const now = Date.now();
+  const member = await ensureTeamWithKey(store, 'default', 'member', lanes, now, 'local member key');
+  const admin = await ensureTeamWithKey(store, 'admin', 'admin', lanes, now, 'local admin key');
+  return { apiKey: member.key, adminKey: admin.key };
 }
 
 /** SIGTERM (graceful drain), SIGKILL after 15 s. */

@@ -6,7 +6,12 @@ import { startFunctionsHost, type RunningFunctionsHost } from './host';
 import { loadLocalSettings } from './host/settings';
 import { loadSimulatorConfig, startSimulator, type RunningSimulator } from './simulator';
 import { describeSimulator, withCliPorts } from './simulator/cli';
-import { endpointsFromSimulator } from './stack';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { TableClient } from '@azure/data-tables';
+import { bootstrapKeys, endpointsFromSimulator } from './stack';
+import { TeamStore } from '../src/azure/teamTable';
+import { keyState, parseKey } from '../src/core/teams/model';
+import { laneCount } from '../src/core/teams/settings';
 
 const ROOT_DIR = resolve(__dirname, '..', '..');
 const AZURITE_PORTS = { blobPort: 10000, queuePort: 10001, tablePort: 10002 };
@@ -32,6 +37,7 @@ async function main(): Promise<void> {
   let azurite: RunningAzurite | undefined;
   let sim: RunningSimulator | undefined;
   let host: RunningFunctionsHost | undefined;
+  let keys: { apiKey: string; adminKey: string } | undefined;
   const stopAll = async () => {
     await host?.close().catch((err: unknown) => console.error(err));
     await sim?.close().catch((err: unknown) => console.error(err));
@@ -69,6 +75,7 @@ async function main(): Promise<void> {
       console.log('Simulator: not started (SLUICE_ENDPOINTS is set)');
     }
 
+    if (azurite) keys = await localKeys(azurite.connectionString);
     host = await startFunctionsHost({ rootDir: ROOT_DIR });
   } catch (err) {
     console.error(`\nnpm start failed: ${err instanceof Error ? err.message : String(err)}`);
@@ -77,13 +84,44 @@ async function main(): Promise<void> {
   }
 
   const api = `${host.url}/${host.routePrefix}`.replace(/\/$/, '');
+  const keyLines = keys
+    ? `Local keys (kept in .azurite/sluice-local-keys.json; they exist only in this local Azurite):
+  team "default" (member): ${keys.apiKey}
+  team "admin"   (admin):  ${keys.adminKey}
+`
+    : 'No local keys were created (storage is not the local Azurite): create a team and key with `npx sluice teams` (see README).\n';
+  const key = keys?.apiKey ?? '<your key>';
   console.log(`
 Sluice is running locally: ${api}
-Try:
-  curl -s -X POST ${api}/v1/jobs -H 'content-type: application/json' -d '{"request":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello"}],"max_tokens":50}}'
-  curl -s ${api}/v1/jobs/<id>
+${keyLines}Try:
+  export SLUICE_API_KEY=${key}
+  curl -s -X POST ${api}/v1/jobs -H "api-key: $SLUICE_API_KEY" -H 'content-type: application/json' -d '{"request":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello"}],"max_tokens":50}}'
+  curl -s ${api}/v1/jobs/<id> -H "api-key: $SLUICE_API_KEY"
   curl -s ${api}/v1/health
 Ctrl-C stops everything.`);
+}
+
+/** Reuses the keys of an earlier `npm start` while they still work in this Azurite, else creates new ones. */
+async function localKeys(connectionString: string): Promise<{ apiKey: string; adminKey: string }> {
+  const file = resolve(ROOT_DIR, '.azurite', 'sluice-local-keys.json');
+  const table = process.env.SLUICE_TEAMS_TABLE ?? 'sluiceteams';
+  if (existsSync(file)) {
+    try {
+      const saved = JSON.parse(readFileSync(file, 'utf8')) as { apiKey: string; adminKey: string };
+      const store = new TeamStore(TableClient.fromConnectionString(connectionString, table, { allowInsecureConnection: true }));
+      const usable = async (key: string) => {
+        const parsed = parseKey(key);
+        const record = parsed ? await store.getKey(parsed.id) : undefined;
+        return record !== undefined && keyState(record, Date.now()) === 'active';
+      };
+      if ((await usable(saved.apiKey)) && (await usable(saved.adminKey))) return saved;
+    } catch {
+      // unreadable or stale: make new ones
+    }
+  }
+  const keys = await bootstrapKeys(connectionString, table, laneCount());
+  writeFileSync(file, JSON.stringify(keys, null, 2), { mode: 0o600 });
+  return keys;
 }
 
 main().catch((err: unknown) => {

@@ -10,6 +10,7 @@ import { KNOWN_MODELS } from './core/models';
 import { ConfigError } from './configError';
 import { loadBatchSettings, type BatchSettings } from './core/batch/settings';
 import { loadTelemetrySettings, type TelemetrySettings } from './core/telemetry/settings';
+import { loadTeamSettings, type TeamSettings } from './core/teams/settings';
 
 export { ConfigError };
 
@@ -97,6 +98,8 @@ export interface SluiceConfig {
   batch: BatchSettings;
   /** Usage rows, rollup, prices and cost budgets (src/core/telemetry/settings.ts). */
   telemetry: TelemetrySettings;
+  /** Teams, API keys, Entra ID mapping and queue lanes (src/core/teams/settings.ts). */
+  teams: TeamSettings;
 }
 
 /** The shared TPM/RPM budget per deployment (see docs/budget.md). */
@@ -286,6 +289,7 @@ export function loadConfig(env: Env = process.env): SluiceConfig {
     },
     batch: loadBatchSettings(env),
     telemetry: loadTelemetrySettings(env),
+    teams: loadTeamSettings(env),
   };
 }
 

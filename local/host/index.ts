@@ -52,14 +52,19 @@ function triggerType(fn: RegisteredFunction): string {
   return String(fn.metadata.bindings[triggerBindingName(fn)]!.type).toLowerCase();
 }
 
+/** A name, or a prefix ending in `*` ("worker*" is every queue lane's worker). */
+function matches(pattern: string, name: string): boolean {
+  return pattern.endsWith('*') ? name.startsWith(pattern.slice(0, -1)) : name === pattern;
+}
+
 function selectFunctions(files: string[], only: string[] | undefined, exclude: string[] = []): RegisteredFunction[] {
   const fileSet = new Set(files);
   const loaded = registeredFunctions().filter((fn) => fn.sourceFile !== undefined && fileSet.has(fn.sourceFile));
-  const unknown = [...(only ?? []), ...exclude].filter((name) => !loaded.some((fn) => fn.metadata.name === name));
+  const unknown = [...(only ?? []), ...exclude].filter((p) => !loaded.some((fn) => matches(p, fn.metadata.name)));
   if (unknown.length) {
     throw new Error(`unknown function(s) ${unknown.join(', ')}; registered: ${loaded.map((fn) => fn.metadata.name).join(', ')}`);
   }
-  return loaded.filter((fn) => (!only || only.includes(fn.metadata.name)) && !exclude.includes(fn.metadata.name));
+  return loaded.filter((fn) => (!only || only.some((p) => matches(p, fn.metadata.name))) && !exclude.some((p) => matches(p, fn.metadata.name)));
 }
 
 function describe(fn: RegisteredFunction, url: string, routePrefix: string): string {

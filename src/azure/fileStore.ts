@@ -76,11 +76,13 @@ export class FileStore implements FileRepository {
       bytes: bytes ?? 0,
       createdAt: Number(m.createdat ?? created?.getTime() ?? 0),
       lines: Number(m.lines ?? 0),
+      team: m.team ?? 'default',
     };
   }
 
   /** Streams `content` into a new file, enforcing the limits as it goes. Nothing is left behind on failure. */
-  async upload(content: Readable, filename: string, purpose: FilePurpose, limits: UploadLimits, now = Date.now()): Promise<FileRecord> {
+  /** `team` owns the file (issue 10): only it (and admins) can see it. */
+  async upload(content: Readable, filename: string, purpose: FilePurpose, limits: UploadLimits, now = Date.now(), team = 'default'): Promise<FileRecord> {
     await this.ensure();
     const id = newFileId(now);
     const counter = new LimitCounter(limits);
@@ -93,7 +95,7 @@ export class FileStore implements FileRepository {
     content.pipe(counter);
     const blob = this.container.getBlockBlobClient(id);
     // Metadata is part of the commit, so a listed file always has it; line count travels in metadata too.
-    const metadata = { filename: encodeURIComponent(filename), purpose, createdat: String(now) };
+    const metadata = { filename: encodeURIComponent(filename), purpose, createdat: String(now), team };
     storageCounters.blob += 1;
     try {
       await blob.uploadStream(counter, BLOCK_BYTES, UPLOAD_CONCURRENCY, { metadata, blobHTTPHeaders: { blobContentType: 'application/jsonl' } });
@@ -103,7 +105,7 @@ export class FileStore implements FileRepository {
     }
     if (counter.errored) throw counter.errored;
     await blob.setMetadata({ ...metadata, lines: String(counter.lines) });
-    return { id, filename, purpose, bytes: counter.bytes, createdAt: now, lines: counter.lines };
+    return { id, filename, purpose, bytes: counter.bytes, createdAt: now, lines: counter.lines, team };
   }
 
   async get(id: string): Promise<FileRecord | undefined> {
@@ -118,13 +120,15 @@ export class FileStore implements FileRepository {
   }
 
   /** Newest first (ids carry an inverted timestamp). */
-  async list(opts: { purpose?: string; after?: string; limit: number }): Promise<FileRecord[]> {
+  /** Newest first; only `team`'s files when given (a blob listing filtered by metadata: fine at batch-file counts). */
+  async list(opts: { purpose?: string; after?: string; limit: number; team?: string }): Promise<FileRecord[]> {
     await this.ensure();
     const out: FileRecord[] = [];
     for await (const item of this.container.listBlobsFlat({ includeMetadata: true })) {
       if (opts.after && item.name <= opts.after) continue;
       const record = this.toRecord(item.name, item.metadata, item.properties.contentLength, item.properties.createdOn);
       if (opts.purpose && record.purpose !== opts.purpose) continue;
+      if (opts.team !== undefined && record.team !== opts.team) continue;
       out.push(record);
       if (out.length >= opts.limit) break;
     }
@@ -154,14 +158,14 @@ export class FileStore implements FileRepository {
     }
   }
 
-  writer(filename: string, purpose: FilePurpose): FileWriter {
+  writer(filename: string, purpose: FilePurpose, team = 'default'): FileWriter {
     const now = Date.now();
     const id = newFileId(now);
     const pass = new PassThrough();
     let bytes = 0;
     let lines = 0;
     const blob = this.container.getBlockBlobClient(id);
-    const metadata = { filename: encodeURIComponent(filename), purpose, createdat: String(now) };
+    const metadata = { filename: encodeURIComponent(filename), purpose, createdat: String(now), team };
     const uploaded = this.ensure().then(() => blob.uploadStream(pass, BLOCK_BYTES, UPLOAD_CONCURRENCY, { metadata, blobHTTPHeaders: { blobContentType: 'application/jsonl' } }));
     uploaded.catch(() => undefined); // observed in write()/close()
     return {
@@ -175,7 +179,7 @@ export class FileStore implements FileRepository {
         pass.end();
         await uploaded;
         await blob.setMetadata({ ...metadata, lines: String(lines) });
-        return { id, filename, purpose, bytes, createdAt: now, lines };
+        return { id, filename, purpose, bytes, createdAt: now, lines, team };
       },
     };
   }

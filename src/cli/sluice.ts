@@ -4,7 +4,9 @@
  *   sluice batch submit prompts.jsonl [--model gpt-4o-mini] [--wait]
  *   sluice batch status|cancel <id>      sluice batch results <id> -o out.jsonl [-e errors.jsonl]
  *   sluice jobs submit --model m --prompt "…"      sluice jobs get <id>
- * Server: --url, else SLUICE_URL, else http://127.0.0.1:7071/api.
+ *   sluice teams list|create <id>|update <id>     sluice keys list|create|revoke <team> [key id]   (admin key)
+ *   sluice bootstrap --team <id>                  (first admin key, straight to storage: see README "Teams")
+ * Server: --url, else SLUICE_URL, else http://127.0.0.1:7071/api. Key: --api-key, else SLUICE_API_KEY.
  */
 import { createReadStream, createWriteStream, mkdtempSync, openAsBlob, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,13 +29,14 @@ class CliError extends Error {
 
 interface Globals {
   url: string;
+  apiKey?: string;
 }
 
 async function request(g: Globals, path: string, init: RequestInit = {}): Promise<Response> {
   const url = `${g.url.replace(/\/$/, '')}${path}`;
   let res: Response;
   try {
-    res = await fetch(url, init);
+    res = await fetch(url, { ...init, headers: { ...(g.apiKey ? { 'api-key': g.apiKey } : {}), ...(init.headers as Record<string, string>) } });
   } catch (err) {
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
     throw new CliError(`cannot reach Sluice at ${g.url} (${cause?.code ?? cause?.message ?? (err as Error).message}). Is it running? Set --url or SLUICE_URL.`, 2);
@@ -47,7 +50,8 @@ async function request(g: Globals, path: string, init: RequestInit = {}): Promis
     } catch {
       // not JSON
     }
-    throw new CliError(`${init.method ?? 'GET'} ${path} failed: HTTP ${res.status} ${message}`);
+    const hint = res.status === 401 ? ' (set --api-key or SLUICE_API_KEY)' : '';
+    throw new CliError(`${init.method ?? 'GET'} ${path} failed: HTTP ${res.status} ${message}${hint}`);
   }
   return res;
 }
@@ -148,7 +152,11 @@ async function download(g: Globals, fileId: string, to: string): Promise<void> {
 export function buildProgram(): Command {
   const program = new Command('sluice').description('Submit and follow batches and jobs on Sluice').showHelpAfterError();
   program.addOption(new Option('--url <url>', 'Sluice API base URL').env('SLUICE_URL').default(DEFAULT_URL));
-  const globals = (): Globals => ({ url: program.opts<{ url: string }>().url });
+  program.addOption(new Option('--api-key <key>', 'Sluice API key (never printed)').env('SLUICE_API_KEY'));
+  const globals = (): Globals => {
+    const o = program.opts<{ url: string; apiKey?: string }>();
+    return { url: o.url, ...(o.apiKey ? { apiKey: o.apiKey } : {}) };
+  };
 
   const batch = program.command('batch').description('OpenAI-format batch files');
   batch
@@ -227,7 +235,55 @@ export function buildProgram(): Command {
       console.log(JSON.stringify(res));
     });
   jobs.command('get <id>').action(async (id: string) => console.log(JSON.stringify(await getJson(globals(), `/v1/jobs/${id}`), null, 2)));
+  addTeamCommands(program, globals);
   return program;
+}
+
+/** Admin commands over /api/v1/admin (issue 10), and the storage-level bootstrap of the first admin key. */
+function addTeamCommands(program: Command, globals: () => Globals): void {
+  const print = (v: unknown) => console.log(JSON.stringify(v, null, 2));
+  const send = (method: string, path: string, body?: unknown) =>
+    getJson(globals(), path, { method, headers: { 'content-type': 'application/json' }, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+  const teamSettings = (o: Record<string, string | undefined>) => ({
+    ...(o.weight !== undefined ? { weight: Number(o.weight) } : {}),
+    ...(o.maxBacklog !== undefined ? { max_backlog: Number(o.maxBacklog) } : {}),
+    ...(o.monthlyBudget !== undefined ? { monthly_budget_usd: Number(o.monthlyBudget) } : {}),
+    ...(o.budgetAction !== undefined ? { budget_action: o.budgetAction } : {}),
+    ...(o.guaranteedTpm !== undefined ? { guaranteed_tpm: JSON.parse(o.guaranteedTpm) as Record<string, number> } : {}),
+  });
+  const withTeamOptions = (c: Command) =>
+    c
+      .option('--weight <w>', 'share of a contended deployment relative to other teams')
+      .option('--max-backlog <n>', 'most jobs waiting in the team lane (0 = no team limit)')
+      .option('--monthly-budget <usd>', 'monthly spend limit in USD (0 = none)')
+      .option('--budget-action <warn|stop>', 'at 100 % of the budget: warn, or stop accepting work')
+      .option('--guaranteed-tpm <json>', 'guaranteed TPM per model, e.g. \'{"gpt-4o-mini":20000}\'');
+  const teams = program.command('teams').description('manage teams (admin key)');
+  teams.command('list').action(async () => print(await getJson(globals(), '/v1/admin/teams')));
+  withTeamOptions(teams.command('create <id>')).action(async (id: string, o: Record<string, string>) => print(await send('POST', '/v1/admin/teams', { id, ...teamSettings(o) })));
+  withTeamOptions(teams.command('update <id>')).action(async (id: string, o: Record<string, string>) => print(await send('PATCH', `/v1/admin/teams/${id}`, teamSettings(o))));
+  const keys = program.command('keys').description("manage a team's API keys (admin key)");
+  keys.command('list <team>').action(async (team: string) => print(await getJson(globals(), `/v1/admin/teams/${team}/keys`)));
+  keys
+    .command('create <team>')
+    .option('--name <name>')
+    .option('--admin', 'an admin key', false)
+    .option('--expires-in <seconds>')
+    .action(async (team: string, o: { name?: string; admin: boolean; expiresIn?: string }) =>
+      print(await send('POST', `/v1/admin/teams/${team}/keys`, { ...(o.name ? { name: o.name } : {}), role: o.admin ? 'admin' : 'member', ...(o.expiresIn ? { expires_in_s: Number(o.expiresIn) } : {}) })),
+    );
+  keys.command('revoke <team> <keyId>').action(async (team: string, keyId: string) => print(await send('DELETE', `/v1/admin/teams/${team}/keys/${keyId}`)));
+  program
+    .command('bootstrap')
+    .description('create a team and an admin key directly in the teams table (first admin; needs storage access)')
+    .requiredOption('--team <id>', 'team of the admin key, e.g. platform')
+    .option('--connection-string <cs>', 'storage connection string (else --account with your Azure identity)')
+    .option('--account <name>', 'storage account name (identity-based; Storage Table Data Contributor needed)')
+    .option('--table <name>', 'teams table', 'sluiceteams')
+    .action(async (o: { team: string; connectionString?: string; account?: string; table: string }) => {
+      const { bootstrapAdmin } = await import('./bootstrap.js');
+      print(await bootstrapAdmin(o));
+    });
 }
 
 if (require.main === module) {

@@ -9,6 +9,7 @@ import { BATCH_ID_PATTERN, toBatchView, type BatchRecord } from '../core/batch/m
 import { errorBody, errorResponse, json, readJsonBody } from '../runtime/http';
 import { getBatchServices } from '../runtime/batchServices';
 import { getServices } from '../runtime/services';
+import { authorize, canSee } from '../runtime/auth';
 
 const notFound = (id: string) => json(404, errorBody('batch_not_found', `No batch found with id '${id}'.`, 'id'));
 
@@ -20,9 +21,12 @@ async function withLiveCounts(batch: BatchRecord): Promise<BatchRecord> {
 
 export async function createBatch(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   try {
+    const auth = await authorize(request);
+    if (auth.denied) return auth.denied;
+    const { team } = auth.principal;
     const { files, batches, settings, poke } = getBatchServices();
     const body = await readJsonBody(request, getServices().config.maxRequestBytes);
-    const batch = await prepareBatch(body, { now: Date.now(), completionWindowS: settings.completionWindowS, getFile: (id) => files.get(id) });
+    const batch = await prepareBatch(body, { now: Date.now(), completionWindowS: settings.completionWindowS, getFile: (id) => files.get(id), team: team.id, lane: team.lane });
     await batches.create(batch);
     await batches.setActive(batch.id, true);
     await poke(batch.id);
@@ -36,8 +40,10 @@ export async function createBatch(request: HttpRequest, context: InvocationConte
 export async function getBatch(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   const id = request.params.id ?? '';
   try {
+    const auth = await authorize(request);
+    if (auth.denied) return auth.denied;
     const stored = BATCH_ID_PATTERN.test(id) ? await getBatchServices().batches.get(id) : undefined;
-    return stored ? json(200, toBatchView(await withLiveCounts(stored.batch))) : notFound(id);
+    return stored && canSee(auth.principal, stored.batch.team) ? json(200, toBatchView(await withLiveCounts(stored.batch))) : notFound(id);
   } catch (err) {
     return errorResponse(err, context);
   }
@@ -46,8 +52,12 @@ export async function getBatch(request: HttpRequest, context: InvocationContext)
 export async function cancelBatch(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   const id = request.params.id ?? '';
   try {
+    const auth = await authorize(request);
+    if (auth.denied) return auth.denied;
     const { batches, poke } = getBatchServices();
-    const batch = BATCH_ID_PATTERN.test(id) ? await requestCancel(batches, id, Date.now()) : undefined;
+    const owned = BATCH_ID_PATTERN.test(id) ? await batches.get(id) : undefined;
+    if (!owned || !canSee(auth.principal, owned.batch.team)) return notFound(id);
+    const batch = await requestCancel(batches, id, Date.now());
     if (!batch) return notFound(id);
     await poke(id);
     context.info(`[batch=${id}] cancel requested (status ${batch.status})`);
@@ -59,14 +69,29 @@ export async function cancelBatch(request: HttpRequest, context: InvocationConte
 
 export async function listBatches(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   try {
+    const auth = await authorize(request);
+    if (auth.denied) return auth.denied;
     const limit = Math.min(100, Math.max(1, Number(request.query.get('limit') ?? 20) || 20));
-    const after = request.query.get('after') ?? undefined;
-    const page = await getBatchServices().batches.list(after, limit + 1);
+    const page = await ownBatches(auth.principal, request.query.get('after') ?? undefined, limit + 1);
     const data = page.slice(0, limit).map(toBatchView);
     return json(200, { object: 'list', data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: page.length > limit });
   } catch (err) {
     return errorResponse(err, context);
   }
+}
+
+/** Up to `limit` batches the caller may see, newest first, after the cursor (pages through other teams' rows). */
+async function ownBatches(principal: Parameters<typeof canSee>[0], after: string | undefined, limit: number): Promise<BatchRecord[]> {
+  const { batches } = getBatchServices();
+  const out: BatchRecord[] = [];
+  let cursor = after;
+  for (let pages = 0; pages < 20 && out.length < limit; pages += 1) {
+    const page = await batches.list(cursor, 200);
+    out.push(...page.filter((b) => canSee(principal, b.team)));
+    if (page.length < 200) break;
+    cursor = page.at(-1)!.id;
+  }
+  return out.slice(0, limit);
 }
 
 app.http('createBatch', { methods: ['POST'], route: 'v1/batches', authLevel: 'anonymous', handler: createBatch });

@@ -11,11 +11,13 @@ import { ValidationError } from '../core/errors';
 import { FILE_ID_PATTERN, toFileView, type FileRecord } from '../core/batch/model';
 import { errorBody, errorResponse, json } from '../runtime/http';
 import { getBatchServices } from '../runtime/batchServices';
+import { authorize, canSee } from '../runtime/auth';
+import type { Principal } from '../core/teams/auth';
 
 const notFound = (id: string) => json(404, errorBody('file_not_found', `No such File object: ${id}`, 'id'));
 
 /** Parses the multipart body as it arrives; the `file` part is streamed to storage, never buffered whole. */
-async function receiveUpload(request: HttpRequest): Promise<{ file: FileRecord; purpose: string | undefined }> {
+async function receiveUpload(request: HttpRequest, team: string): Promise<{ file: FileRecord; purpose: string | undefined }> {
   const { files, settings } = getBatchServices();
   const type = request.headers.get('content-type') ?? '';
   if (!/^multipart\/form-data/i.test(type)) {
@@ -31,7 +33,7 @@ async function receiveUpload(request: HttpRequest): Promise<{ file: FileRecord; 
   parser.on('file', (name, stream, info) => {
     if (name !== 'file' || upload) return void stream.resume();
     // Only purpose "batch" is accepted, so the file can be stored before the purpose field (which may come later).
-    upload = files.upload(stream, info.filename || 'upload.jsonl', 'batch', { maxBytes: settings.maxFileBytes, maxLines: settings.maxFileLines });
+    upload = files.upload(stream, info.filename || 'upload.jsonl', 'batch', { maxBytes: settings.maxFileBytes, maxLines: settings.maxFileLines }, Date.now(), team);
     upload.catch(() => undefined); // awaited below
   });
   const parsed = new Promise<void>((resolve, reject) => {
@@ -53,7 +55,9 @@ async function receiveUpload(request: HttpRequest): Promise<{ file: FileRecord; 
 
 export async function createFile(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   try {
-    const { file, purpose } = await receiveUpload(request);
+    const auth = await authorize(request);
+    if (auth.denied) return auth.denied;
+    const { file, purpose } = await receiveUpload(request, auth.principal.team.id);
     if (purpose !== 'batch') {
       await getBatchServices().files.delete(file.id);
       throw new ValidationError(purpose === undefined ? 'purpose: is required ("batch")' : `purpose: "${purpose}" is not supported; use "batch"`, 'purpose');
@@ -70,7 +74,10 @@ export async function listFiles(request: HttpRequest, context: InvocationContext
     const limit = Math.min(10_000, Math.max(1, Number(request.query.get('limit') ?? 10_000) || 10_000));
     const after = request.query.get('after') ?? undefined;
     const purpose = request.query.get('purpose') ?? undefined;
-    const page = await getBatchServices().files.list({ purpose, after, limit: limit + 1 });
+    const auth = await authorize(request);
+    if (auth.denied) return auth.denied;
+    const team = auth.principal.role === 'admin' ? undefined : auth.principal.team.id;
+    const page = await getBatchServices().files.list({ purpose, after, limit: limit + 1, ...(team !== undefined ? { team } : {}) });
     const data = page.slice(0, limit).map(toFileView);
     return json(200, { object: 'list', data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: page.length > limit });
   } catch (err) {
@@ -81,7 +88,9 @@ export async function listFiles(request: HttpRequest, context: InvocationContext
 export async function getFile(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   const id = request.params.id ?? '';
   try {
-    const file = FILE_ID_PATTERN.test(id) ? await getBatchServices().files.get(id) : undefined;
+    const auth = await authorize(request);
+    if (auth.denied) return auth.denied;
+    const file = await visibleFile(auth.principal, id);
     return file ? json(200, toFileView(file)) : notFound(id);
   } catch (err) {
     return errorResponse(err, context);
@@ -91,8 +100,10 @@ export async function getFile(request: HttpRequest, context: InvocationContext):
 export async function getFileContent(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   const id = request.params.id ?? '';
   try {
+    const auth = await authorize(request);
+    if (auth.denied) return auth.denied;
     const { files } = getBatchServices();
-    const file = FILE_ID_PATTERN.test(id) ? await files.get(id) : undefined;
+    const file = await visibleFile(auth.principal, id);
     if (!file) return notFound(id);
     const stream = await files.download(id);
     return {
@@ -108,11 +119,19 @@ export async function getFileContent(request: HttpRequest, context: InvocationCo
 export async function deleteFile(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   const id = request.params.id ?? '';
   try {
-    const deleted = FILE_ID_PATTERN.test(id) && (await getBatchServices().files.delete(id));
+    const auth = await authorize(request);
+    if (auth.denied) return auth.denied;
+    const deleted = (await visibleFile(auth.principal, id)) !== undefined && (await getBatchServices().files.delete(id));
     return deleted ? json(200, { id, object: 'file', deleted: true }) : notFound(id);
   } catch (err) {
     return errorResponse(err, context);
   }
+}
+
+/** The file if it exists and the caller may see it; another team's file is answered like a missing one. */
+async function visibleFile(principal: Principal, id: string): Promise<FileRecord | undefined> {
+  const file = FILE_ID_PATTERN.test(id) ? await getBatchServices().files.get(id) : undefined;
+  return file && canSee(principal, file.team) ? file : undefined;
 }
 
 app.http('createFile', { methods: ['POST'], route: 'v1/files', authLevel: 'anonymous', handler: createFile });

@@ -7,6 +7,8 @@ import { markPoisoned } from '../core/poison';
 import { parseJobMessage } from '../azure/jobQueue';
 import { contextLogger } from '../runtime/http';
 import { getServices } from '../runtime/services';
+import { allLanes, laneSuffix } from '../core/teams/lanes';
+import { laneCount } from '../core/teams/settings';
 
 export async function poisonJobs(message: unknown, context: InvocationContext): Promise<void> {
   const parsed = parseJobMessage(message);
@@ -18,4 +20,8 @@ export async function poisonJobs(message: unknown, context: InvocationContext): 
   await markPoisoned(jobs, parsed.id, Date.now(), contextLogger(context));
 }
 
-app.storageQueue('poisonJobs', { queueName: '%SLUICE_JOBS_QUEUE%-poison', connection: 'AzureWebJobsStorage', handler: poisonJobs });
+// One per queue lane (issue 10): the host moves a message to "<its queue>-poison".
+for (const lane of allLanes(laneCount())) {
+  const suffix = laneSuffix(lane);
+  app.storageQueue(`poisonJobs${suffix.replace(/-/g, '_')}`, { queueName: `%SLUICE_JOBS_QUEUE%${suffix}-poison`, connection: 'AzureWebJobsStorage', handler: poisonJobs });
+}

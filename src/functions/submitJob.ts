@@ -6,6 +6,9 @@ import { chargeOf, toJobView } from '../core/jobs';
 import { hashBody, parseSubmitBody, prepareJob } from '../core/submit';
 import { errorBody, errorResponse, json, readJsonBody } from '../runtime/http';
 import { getServices } from '../runtime/services';
+import { authorize } from '../runtime/auth';
+import { laneOf } from '../core/teams/lanes';
+import { teamAdmission } from '../runtime/teamLimits';
 
 const IDEMPOTENCY_KEY_MAX = 255;
 /** How stale the queue depth used for backpressure may be, ms. */
@@ -14,13 +17,17 @@ const BACKLOG_CHECK_MS = 2_000;
 export async function submitJob(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   try {
     // Issue 11: submit's own stores retry storage only briefly, so an outage answers 503 within ~2 s, not ~30 s.
-    const { config, submit: { jobs, queue } } = getServices();
+    const auth = await authorize(request);
+    if (auth.denied) return auth.denied;
+    const team = auth.principal.team;
+    const { config, submit: { jobs, queue: anyQueue, queueFor } } = getServices();
     const idempotencyKey = request.headers.get('idempotency-key') ?? undefined;
     if (idempotencyKey !== undefined && (idempotencyKey.length === 0 || idempotencyKey.length > IDEMPOTENCY_KEY_MAX)) {
       throw new ValidationError(`Idempotency-Key: must be 1 to ${IDEMPOTENCY_KEY_MAX} characters`, 'Idempotency-Key');
     }
     const body = parseSubmitBody(await readJsonBody(request, config.maxRequestBytes));
-    const job = prepareJob(body, { models: config.models, now: Date.now(), idempotencyKey });
+    const job = prepareJob(body, { models: config.models, now: Date.now(), idempotencyKey, team: team.id });
+    const queue = queueFor(laneOf(team.lane, job.priority, config.teams.lanes));
 
     const ceiling = overQuotaCeiling(chargeOf(job), config.endpoints.filter((e) => e.model === job.model).map((e) => e.tpm), config.budget.enabled ? config.budget.safety : 1);
     if (ceiling !== undefined) {
@@ -31,9 +38,13 @@ export async function submitJob(request: HttpRequest, context: InvocationContext
       );
     }
 
+    // Issue 10: the team's monthly budget (stop-at-100 % teams) and its own backlog limit.
+    const refused = await teamAdmission(team, job, queue);
+    if (refused) return refused;
+
     if (config.maxBacklog > 0) {
       const tpm = config.endpoints.filter((e) => e.model === job.model).reduce((sum, e) => sum + e.tpm, 0);
-      const verdict = backlogVerdict(await queue.recentDepth(BACKLOG_CHECK_MS), config.maxBacklog, chargeOf(job), tpm);
+      const verdict = backlogVerdict(await anyQueue.recentDepth(BACKLOG_CHECK_MS), config.maxBacklog, chargeOf(job), tpm);
       if (!verdict.accept) {
         return json(429, errorBody('backlog_full', `Sluice's backlog is over ${config.maxBacklog} jobs; nothing was written. Retry after ${verdict.retryAfterS} s.`, undefined, 'rate_limit_error'), {
           'retry-after': String(verdict.retryAfterS),

@@ -9,11 +9,15 @@ import { WATERMARK } from '../core/telemetry/rollup';
 import { windowIso } from '../core/telemetry/windows';
 import { errorResponse, json } from '../runtime/http';
 import { getTelemetryServices } from '../runtime/telemetry';
+import { authorize } from '../runtime/auth';
 
 export async function usage(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   try {
+    const auth = await authorize(request);
+    if (auth.denied) return auth.denied;
     const now = Date.now();
-    const q = parseUsageQuery(request.query, now);
+    // Issue 10: a member sees its own team's usage only; an admin sees every team's (or one, with ?team=).
+    const q = parseUsageQuery(request.query, now, auth.principal.role === 'admin' ? request.query.get('team') ?? undefined : auth.principal.team.id);
     const { rollup, settings } = getTelemetryServices();
     const [{ groups, total }, month, watermark] = await Promise.all([
       queryUsage(rollup, q),
@@ -30,7 +34,9 @@ export async function usage(request: HttpRequest, context: InvocationContext): P
       closed_through: closedThrough ? new Date(Date.parse(windowIso(closedThrough)) + 60_000).toISOString() : null,
       data: groups,
       total,
-      month_to_date: month,
+      // A member sees its own team's month-to-date line only; the fleet and deployment totals are the admin's.
+      month_to_date: q.team === undefined ? month : { ...month, scopes: month.scopes.filter((s) => s.scope === 'team' && s.name === q.team) },
+      ...(q.team !== undefined ? { team: q.team } : {}),
     });
   } catch (err) {
     if (err instanceof ValidationError) {

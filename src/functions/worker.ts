@@ -10,8 +10,11 @@ import { contextLogger } from '../runtime/http';
 import { getServices } from '../runtime/services';
 import { getTelemetryServices } from '../runtime/telemetry';
 import { trackModelCall } from '../azure/telemetry';
+import { allLanes, laneSuffix, type Lane } from '../core/teams/lanes';
+import { laneCount } from '../core/teams/settings';
 
-export async function worker(message: unknown, context: InvocationContext): Promise<void> {
+/** Runs one job from the lane's queue; requeues and recovery messages go back to the same queue. */
+export async function worker(message: unknown, context: InvocationContext, lane?: Lane): Promise<void> {
   const parsed = parseJobMessage(message);
   if (!parsed) {
     context.warn(`unreadable jobs-queue message dropped: ${JSON.stringify(message).slice(0, 200)}`);
@@ -20,7 +23,7 @@ export async function worker(message: unknown, context: InvocationContext): Prom
   const services = getServices();
   const telemetry = getTelemetryServices();
   const log = contextLogger(context);
-  const deps = services.workerDeps(log);
+  const deps = services.workerDeps(log, lane);
   const batchHook = deps.onFinished;
   // A finished job feeds its batch (if any) and its usage row; one failing must not stop the other.
   deps.onFinished = async (job) => {
@@ -33,4 +36,12 @@ export async function worker(message: unknown, context: InvocationContext): Prom
   context.info(`[job=${parsed.id}] delivery ${dequeueCount} → ${outcome}`);
 }
 
-app.storageQueue('worker', { queueName: '%SLUICE_JOBS_QUEUE%', connection: 'AzureWebJobsStorage', handler: worker });
+// Issue 10: one registration per queue lane (see src/core/teams/lanes.ts). Lane 0 interactive keeps the name "worker".
+for (const lane of allLanes(laneCount())) {
+  const suffix = laneSuffix(lane);
+  app.storageQueue(`worker${suffix.replace(/-/g, '_')}`, {
+    queueName: `%SLUICE_JOBS_QUEUE%${suffix}`,
+    connection: 'AzureWebJobsStorage',
+    handler: (message, context) => worker(message, context, lane),
+  });
+}

@@ -15,6 +15,9 @@ import { encodeJobMessage, JobQueue } from '../azure/jobQueue';
 import { JobStore } from '../azure/jobStore';
 import { AzureOpenAIModelClient } from '../azure/openaiClient';
 import { isStorageUnavailable, storageClients, storageCounters, type StorageClients } from '../azure/storage';
+import { TeamStore } from '../azure/teamTable';
+import { Authenticator } from '../core/teams/auth';
+import { allLanes, laneSuffix, type Lane } from '../core/teams/lanes';
 // Issue 8: batch lines and queue submissions react when their job finishes (completion marker, reply_to).
 import { batchJobFinished } from './batchServices';
 
@@ -28,8 +31,15 @@ export interface Services {
   budget: BudgetGate;
   health: EndpointHealth;
   /** Issue 11: the job table and queue for submit, with bounded SDK retries so a storage outage is a prompt 503. */
-  submit: { jobs: JobStore; queue: JobQueue };
-  workerDeps(log: JobLogger): WorkerDeps;
+  submit: { jobs: JobStore; queue: JobQueue; queueFor(lane: Lane): JobQueue };
+  /** Issue 10: the jobs queue of a lane (lane 0 interactive is `queue`). */
+  queueFor(lane: Lane): JobQueue;
+  /** Every lane's queue, interactive lanes first. */
+  laneQueues(): Array<{ lane: Lane; queue: JobQueue }>;
+  teams: TeamStore;
+  auth: Authenticator;
+  /** Worker wiring; `lane` is the queue the message came from (requeues and recovery go back to it). */
+  workerDeps(log: JobLogger, lane?: Lane): WorkerDeps;
 }
 
 let services: Services | undefined;
@@ -71,16 +81,22 @@ function crashFaultPoint(): WorkerDeps['faultPoint'] {
 export function buildServices(config: SluiceConfig): Services {
   const storage = storageClients(config.storage);
   const jobs = new JobStore(storage.table(config.jobsTable), storage.container(config.payloadContainer));
-  const queue = new JobQueue(storage.queue(config.jobsQueue));
-  const poisonQueue = new JobQueue(storage.queue(`${config.jobsQueue}-poison`));
   const promptStorage = storageClients(config.storage, 'prompt');
+  const lanes = allLanes(config.teams.lanes);
+  const laneName = (lane: Lane) => `${config.jobsQueue}${laneSuffix(lane)}`;
+  const laneKey = (lane: Lane) => `${lane.lane}/${lane.priority}`;
+  const workerQueues = new Map(lanes.map((l) => [laneKey(l), new JobQueue(storage.queue(laneName(l)))]));
+  const submitQueues = new Map(lanes.map((l) => [laneKey(l), new JobQueue(promptStorage.queue(laneName(l)))]));
+  const pick = (queues: Map<string, JobQueue>, lane: Lane) => queues.get(laneKey({ lane: lane.lane % config.teams.lanes, priority: lane.priority }))!;
+  const queue = pick(workerQueues, { lane: 0, priority: 'interactive' });
+  const poisonQueue = new JobQueue(storage.queue(`${config.jobsQueue}-poison`));
   const submit = {
     jobs: new JobStore(promptStorage.table(config.jobsTable), promptStorage.container(config.payloadContainer)),
-    queue: new JobQueue(promptStorage.queue(config.jobsQueue)),
+    queue: pick(submitQueues, { lane: 0, priority: 'interactive' }),
+    queueFor: (lane: Lane) => pick(submitQueues, lane),
   };
-  // Issue 11: recovery messages are sent with the plain client because deleting one needs the id and pop receipt
-  // that JobQueue.send does not return.
-  const jobsQueueClient = storage.queue(config.jobsQueue);
+  const teams = new TeamStore(storage.table(config.teams.table));
+  const auth = new Authenticator({ repo: teams, cacheMs: config.teams.authCacheMs, ...(config.teams.entra ? { entra: config.teams.entra } : {}) });
   const faultPoint = crashFaultPoint();
   watchForShutdown();
   const model = new AzureOpenAIModelClient(config.openaiApiVersion, config.storage.clientId);
@@ -118,9 +134,18 @@ export function buildServices(config: SluiceConfig): Services {
     budget,
     health,
     submit,
-    workerDeps: (log) => ({
+    queueFor: (lane) => pick(workerQueues, lane),
+    laneQueues: () => lanes.map((lane) => ({ lane, queue: pick(workerQueues, lane) })),
+    teams,
+    auth,
+    workerDeps: (log, lane = { lane: 0, priority: 'interactive' }) => {
+      const home = pick(workerQueues, lane);
+      // Issue 11: recovery messages are sent with the plain client because deleting one needs the id and pop receipt
+      // that JobQueue.send does not return.
+      const homeClient = storage.queue(home.name);
+      return {
       jobs,
-      requeue: (id, delayMs) => queue.send({ id }, delayMs),
+      requeue: (id, delayMs) => home.send({ id }, delayMs),
       model,
       budget,
       health,
@@ -136,19 +161,20 @@ export function buildServices(config: SluiceConfig): Services {
       onFinished: batchJobFinished, // issue 8
       // Issue 11: crash recovery, storage retries, shutdown, test-only faults (docs/reliability.md).
       watchdog: async (id, delayMs) => {
-        await queue.ensure();
+        await home.ensure();
         const visibilityTimeout = Math.max(1, Math.ceil(delayMs / 1000));
         storageCounters.queue += 1;
-        const sent = await jobsQueueClient.sendMessage(encodeJobMessage({ id }), { visibilityTimeout, messageTimeToLive: -1 });
+        const sent = await homeClient.sendMessage(encodeJobMessage({ id }), { visibilityTimeout, messageTimeToLive: -1 });
         return async () => {
           storageCounters.queue += 1;
-          await jobsQueueClient.deleteMessage(sent.messageId, sent.popReceipt);
+          await homeClient.deleteMessage(sent.messageId, sent.popReceipt);
         };
       },
       isStorageOutage: isStorageUnavailable,
       stopping: () => stopping,
       ...(faultPoint ? { faultPoint } : {}),
-    }),
+      };
+    },
   };
 }
 

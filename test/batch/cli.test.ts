@@ -22,7 +22,7 @@ after(async () => {
 
 function sluice(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolveRun) => {
-    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, SLUICE_URL: stack.baseUrl, ...env }, timeout: 90_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, SLUICE_URL: stack.baseUrl, SLUICE_API_KEY: stack.apiKey!, ...env }, timeout: 90_000 }, (err, stdout, stderr) => {
       resolveRun({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });

@@ -132,6 +132,7 @@ test('a crash half-way through fan-out resumes from the checkpoint: no line lost
     now: Date.now(),
     completionWindowS: 3600,
     getFile: (id) => batch.files.get(id),
+    team: 'default', // the uploader's team (the stack's default key)
   });
   await batch.batches.create(record);
   const deps = batch.driverDeps();
@@ -153,8 +154,8 @@ test('a crash half-way through fan-out resumes from the checkpoint: no line lost
   await new Promise((r) => setTimeout(r, 1000));
   const calls = simCallsByJob(stack);
   for (let i = 0; i < 150; i += 1) {
-    const id = jobIdFor('crashers', lineKey(record.id, `crash-${i}`));
+    const id = jobIdFor('default', lineKey(record.id, `crash-${i}`));
     assert.equal(calls.get(id), 1, `crash-${i} ran ${calls.get(id) ?? 0} times`);
-    if (i === 45) assert.equal((await getServices().jobs.get(id))?.job.team, 'crashers');
+    if (i === 45) assert.equal((await getServices().jobs.get(id))?.job.team, 'default');
   }
 });

@@ -11,7 +11,7 @@ let client: OpenAI;
 
 before(async () => {
   stack = await startBatchStack();
-  client = new OpenAI({ baseURL: `${stack.baseUrl}/v1`, apiKey: 'x', maxRetries: 0 });
+  client = new OpenAI({ baseURL: `${stack.baseUrl}/v1`, apiKey: stack.apiKey!, maxRetries: 0 });
 });
 
 after(async () => {

@@ -1,5 +1,5 @@
 /** Helpers for the batch integration tests: a stack with fast sweeps and a generous simulator, JSONL builders. */
-import { startStack, type RunningStack, type StackOptions } from '../../local/stack';
+import { authHeaders, startStack, type RunningStack, type StackOptions } from '../../local/stack';
 import type { SimulatorConfig } from '../../local/simulator/index';
 import { call, eventually } from '../support/api';
 
@@ -67,7 +67,7 @@ export async function waitForBatch(baseUrl: string, id: string, statuses: string
 }
 
 export async function fileText(baseUrl: string, id: string): Promise<string> {
-  const res = await fetch(`${baseUrl}/v1/files/${id}/content`);
+  const res = await fetch(`${baseUrl}/v1/files/${id}/content`, { headers: authHeaders(baseUrl) });
   if (res.status !== 200) throw new Error(`content of ${id}: HTTP ${res.status}`);
   return res.text();
 }

@@ -1,5 +1,6 @@
 /** Helpers for integration tests that talk to the running app over real HTTP. */
 import assert from 'node:assert/strict';
+import { stackKeys } from '../../local/stack';
 
 export interface ApiResponse<T = any> {
   status: number;
@@ -7,12 +8,19 @@ export interface ApiResponse<T = any> {
   body: T;
 }
 
-export async function call<T = any>(baseUrl: string, path: string, init: RequestInit & { json?: unknown } = {}): Promise<ApiResponse<T>> {
-  const { json, ...rest } = init;
+/**
+ * One request to the app. Sends the stack's default member key (issue 10) unless the call sets `api-key` or
+ * `authorization` itself, or passes `key: null` to send no credentials, or `key: '<another key>'`.
+ */
+export async function call<T = any>(baseUrl: string, path: string, init: RequestInit & { json?: unknown; key?: string | null } = {}): Promise<ApiResponse<T>> {
+  const { json, key, ...rest } = init;
+  const given = (rest.headers ?? {}) as Record<string, string>;
+  const explicit = Object.keys(given).some((h) => /^(api-key|authorization)$/i.test(h));
+  const useKey = key === undefined ? stackKeys.get(baseUrl) : key;
   const res = await fetch(`${baseUrl}${path}`, {
     ...rest,
     ...(json !== undefined ? { body: JSON.stringify(json), method: rest.method ?? 'POST' } : {}),
-    headers: { ...(json !== undefined ? { 'content-type': 'application/json' } : {}), ...(rest.headers as Record<string, string>) },
+    headers: { ...(json !== undefined ? { 'content-type': 'application/json' } : {}), ...(!explicit && useKey ? { 'api-key': useKey } : {}), ...given },
   });
   const text = await res.text();
   let body: unknown = text;

@@ -2,6 +2,7 @@
  * Against real Azurite and the real app: usage rows recorded through the Table store (idempotent, sharded), two
  * racing rollups over the Table state, then GET /api/v1/usage through the local Functions host.
  */
+import { authHeaders } from '../../local/stack';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startStack } from '../../local/stack';
@@ -49,7 +50,7 @@ test('usage rows → racing rollups → GET /api/v1/usage, on Azurite through th
     assert.equal(sink.events('SluiceBudgetThreshold').filter((e) => e.properties.scope === 'team').length, 6, 'search: actual and projected × 3 thresholds, once');
 
     const from = new Date(base - 60_000).toISOString();
-    const res = await fetch(`${stack.baseUrl}/v1/usage?from=${from}&group_by=model`);
+    const res = await fetch(`${stack.baseUrl}/v1/usage?from=${from}&group_by=model`, { headers: authHeaders(stack.baseUrl) });
     const body = (await res.json()) as any;
     assert.equal(res.status, 200, JSON.stringify(body));
     assert.equal(body.group_by, 'model');
@@ -63,7 +64,7 @@ test('usage rows → racing rollups → GET /api/v1/usage, on Azurite through th
     assert.equal(body.month_to_date.scopes[0].budget_usd, 100);
 
     for (const [query, param] of [['from=nope', 'from'], ['group_by=colour', 'group_by'], ['from=2020-01-01', 'from'], ['from=2026-11-23T10:00:00Z&to=2026-11-23T09:00:00Z', 'from']] as const) {
-      const bad = await fetch(`${stack.baseUrl}/v1/usage?${query}`);
+      const bad = await fetch(`${stack.baseUrl}/v1/usage?${query}`, { headers: authHeaders(stack.baseUrl) });
       const err = (await bad.json()) as any;
       assert.equal(bad.status, 400, query);
       assert.equal(err.error.code, 'invalid_parameter');

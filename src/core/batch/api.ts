@@ -21,6 +21,10 @@ export interface CreateBatchOptions {
   /** Seconds until unfinished lines expire (SLUICE_BATCH_COMPLETION_WINDOW_S). */
   completionWindowS: number;
   getFile(id: string): Promise<FileRecord | undefined>;
+  /** The creating team (issue 10): owns the batch, its jobs and outputs, and must own the input file. */
+  team: string;
+  /** That team's queue lane. */
+  lane?: number;
 }
 
 /** Validates a create request and builds the batch record (status validating, lines checked by the driver). */
@@ -33,7 +37,8 @@ export async function prepareBatch(body: unknown, opts: CreateBatchOptions): Pro
   }
   const req = parsed.data;
   const file = await opts.getFile(req.input_file_id);
-  if (!file) throw new ValidationError(`input_file_id: no file with id "${req.input_file_id}"`, 'input_file_id', 'file_not_found', 404);
+  // Another team's file is answered exactly like a missing one (issue 10).
+  if (!file || file.team !== opts.team) throw new ValidationError(`input_file_id: no file with id "${req.input_file_id}"`, 'input_file_id', 'file_not_found', 404);
   if (file.purpose !== 'batch') throw new ValidationError(`input_file_id: file ${file.id} has purpose "${file.purpose}", expected "batch"`, 'input_file_id');
   const metadata = req.metadata ?? {};
   return {
@@ -43,7 +48,8 @@ export async function prepareBatch(body: unknown, opts: CreateBatchOptions): Pro
     inputFileId: file.id,
     completionWindow: req.completion_window,
     metadata,
-    team: metadata.team ?? 'default',
+    team: opts.team,
+    ...(opts.lane !== undefined ? { lane: opts.lane } : {}),
     createdAt: opts.now,
     expiresAt: opts.now + opts.completionWindowS * 1000,
     total: file.lines,

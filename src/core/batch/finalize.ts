@@ -90,8 +90,8 @@ class LazyWriter {
 async function writeResults(deps: DriverDeps, owned: OwnedBatch): Promise<void> {
   const b = owned.batch;
   if (!b.stopReason) await owned.save({ status: 'finalizing', finalizingAt: owned.now() });
-  const output = new LazyWriter(() => deps.files.writer(`${b.id}_output.jsonl`, 'batch_output'));
-  const errors = new LazyWriter(() => deps.files.writer(`${b.id}_error.jsonl`, 'batch_output'));
+  const output = new LazyWriter(() => deps.files.writer(`${b.id}_output.jsonl`, 'batch_output', b.team));
+  const errors = new LazyWriter(() => deps.files.writer(`${b.id}_error.jsonl`, 'batch_output', b.team));
   const counts: LineCounts = emptyCounts();
   const window = deps.settings.concurrency * 4;
   let index = 0;

@@ -35,8 +35,10 @@ export interface BatchRecord {
   inputFileId: string;
   completionWindow: string;
   metadata: Record<string, string>;
-  /** Owner of every line's job (metadata.team until authentication lands). */
+  /** Owner of the batch and every line's job: the team whose key created it (issue 10). */
   team: string;
+  /** The team's queue lane when the batch was created (issue 10). @default 0 */
+  lane?: number;
   createdAt: number;
   /** When unfinished lines expire. */
   expiresAt: number;
@@ -151,6 +153,8 @@ export interface FileRecord {
   createdAt: number;
   /** Requests counted at upload (non-blank lines); output files: lines written. */
   lines: number;
+  /** Owner (issue 10): the uploading team, or the batch's team for output files. */
+  team: string;
 }
 
 /** The OpenAI File object. Files are usable once stored, hence always `processed`. */

@@ -38,7 +38,7 @@ export interface FileRepository {
   /** Non-blank lines from `fromByte` (a ranged read), numbered from `fromLineNo`. */
   lines(id: string, fromByte?: number, fromLineNo?: number): AsyncIterable<JsonlLine>;
   /** A new file written as a stream, one line at a time. */
-  writer(filename: string, purpose: FilePurpose): FileWriter;
+  writer(filename: string, purpose: FilePurpose, team?: string): FileWriter;
 }
 
 export interface BatchJobPort {

@@ -18,6 +18,8 @@ export interface UsageQuery {
   from: number;
   to: number;
   groupBy: GroupDimension;
+  /** Only this team's usage (issue 10: a member's view). */
+  team?: string;
 }
 
 function invalid(param: string, message: string): never {
@@ -32,7 +34,7 @@ function time(param: string, raw: string | null): number | undefined {
 }
 
 /** Defaults: to = now, from = to − 24 h, group_by = team. Times are floored to the minute. */
-export function parseUsageQuery(params: { get(name: string): string | null }, now: number): UsageQuery {
+export function parseUsageQuery(params: { get(name: string): string | null }, now: number, team?: string): UsageQuery {
   const to = time('to', params.get('to')) ?? now;
   const from = time('from', params.get('from')) ?? to - DAY_MS;
   const groupBy = params.get('group_by') ?? 'team';
@@ -41,7 +43,7 @@ export function parseUsageQuery(params: { get(name: string): string | null }, no
   const t = Math.floor(to / MINUTE_MS) * MINUTE_MS;
   if (f >= t) invalid('from', 'from: must be at least a minute before to');
   if (t - f > MAX_RANGE_MS) invalid('from', `from: the range may span at most ${MAX_RANGE_MS / DAY_MS} days`);
-  return { from: f, to: t, groupBy: groupBy as GroupDimension };
+  return { from: f, to: t, groupBy: groupBy as GroupDimension, ...(team !== undefined ? { team } : {}) };
 }
 
 /** Partition ranges [from, to) of the rollup table covering [from, to): whole days, whole hours, then minutes. */
@@ -88,6 +90,7 @@ export async function queryUsage(store: StateStore, q: UsageQuery): Promise<{ gr
     for await (const page of store.list(fromPk, toPk)) {
       for (const { value } of page) {
         const g = GroupAggregate.fromRecord(value);
+        if (q.team !== undefined && g.key.team !== q.team) continue;
         const k = g.key[q.groupBy];
         let m = merged.get(k);
         if (!m) merged.set(k, (m = new GroupAggregate({ team: '*', model: '*', region: '*', deployment: '*', [q.groupBy]: k })));

@@ -1,0 +1,160 @@
+/**
+ * Who is calling (issue 10). A request carries a Sluice API key (`api-key: slk_…` or `Authorization: Bearer slk_…`,
+ * so the openai SDKs work with `apiKey` unchanged) or, in Azure, a Microsoft Entra ID token that App Service
+ * Authentication has already validated and turned into the `x-ms-client-principal` header.
+ *
+ * Lookups are cached per process for `cacheMs` (a revoked key stops working on other instances within that time;
+ * the instance that revoked it forgets it at once). Failures are cached briefly too, so a flood of bad keys costs
+ * one storage read per key per interval, not one per request.
+ */
+import { keyState, parseKey, secretMatches, type KeyRole, type Team, type TeamRepository } from './model';
+
+export interface Principal {
+  team: Team;
+  role: KeyRole;
+  /** How the caller proved who they are: `key:<key id>` or `entra:<object id>`. Safe to log (never the secret). */
+  via: string;
+  /** When the key used ends (cached grants end with it), epoch ms. */
+  expiresAt?: number;
+}
+
+export type AuthResult = { ok: true; principal: Principal } | { ok: false; code: 'missing_credentials' | 'invalid_api_key' | 'team_disabled' | 'unmapped_principal'; message: string };
+
+/** Entra ID principal → team mapping: selectors `app:<application id>`, `group:<object id>`, `role:<app role>`, `oid:<object id>`. */
+export interface EntraMapping {
+  teams: Record<string, string>;
+  /** Selectors whose principals are admins. */
+  admins: string[];
+  /** Team for admins that no selector maps to a team. @default "admin" */
+  adminTeam: string;
+}
+
+export interface AuthenticatorOptions {
+  repo: TeamRepository;
+  /** How long a key or team lookup is reused, ms. @default 30000 */
+  cacheMs?: number;
+  /** How long a failed lookup is reused, ms. @default 5000 */
+  negativeCacheMs?: number;
+  /** Set only where App Service Authentication fronts the app (it strips client-sent x-ms-client-principal). */
+  entra?: EntraMapping;
+}
+
+type HeaderGetter = (name: string) => string | null | undefined;
+
+interface Cached<T> {
+  value: T;
+  until: number;
+}
+
+export class Authenticator {
+  private readonly keys = new Map<string, Cached<AuthResult>>();
+  private readonly teams = new Map<string, Cached<Team | undefined>>();
+  private readonly cacheMs: number;
+  private readonly negativeMs: number;
+
+  constructor(private readonly opts: AuthenticatorOptions) {
+    this.cacheMs = opts.cacheMs ?? 30_000;
+    this.negativeMs = opts.negativeCacheMs ?? 5_000;
+  }
+
+  async authenticate(header: HeaderGetter, now: number): Promise<AuthResult> {
+    const presented = presentedKey(header);
+    if (presented !== undefined) return this.byKey(presented, now);
+    const principalHeader = this.opts.entra ? header('x-ms-client-principal') : undefined;
+    if (principalHeader) return this.byEntra(principalHeader, now);
+    return { ok: false, code: 'missing_credentials', message: 'No API key: send it as the api-key header or as Authorization: Bearer <key>.' };
+  }
+
+  /** Forget cached answers for a key (after revoking it) or for every key (after changing a team). */
+  forget(keyId?: string): void {
+    if (keyId === undefined) {
+      this.keys.clear();
+      this.teams.clear();
+      return;
+    }
+    for (const k of this.keys.keys()) if (k.startsWith(`slk_${keyId}_`)) this.keys.delete(k);
+  }
+
+  private async byKey(presented: string, now: number): Promise<AuthResult> {
+    const hit = this.keys.get(presented);
+    if (hit && hit.until > now && !(hit.value.ok && (hit.value.principal.expiresAt ?? Infinity) <= now)) return hit.value;
+    const result = await this.lookupKey(presented, now);
+    // Never cache more than one answer per distinct garbage string for long: bound the map.
+    if (this.keys.size > 10_000) this.keys.clear();
+    this.keys.set(presented, { value: result, until: now + (result.ok ? this.cacheMs : this.negativeMs) });
+    return result;
+  }
+
+  private async lookupKey(presented: string, now: number): Promise<AuthResult> {
+    const invalid: AuthResult = { ok: false, code: 'invalid_api_key', message: 'Incorrect API key provided, or the key was revoked or has expired.' };
+    const parsed = parseKey(presented);
+    if (!parsed) return invalid;
+    const record = await this.opts.repo.getKey(parsed.id);
+    if (!record || !secretMatches(parsed.secret, record.hash) || keyState(record, now) !== 'active') return invalid;
+    const team = await this.team(record.team, now);
+    if (!team) return invalid;
+    if (team.disabled) return { ok: false, code: 'team_disabled', message: `Team "${team.id}" is disabled; ask a Sluice admin.` };
+    return { ok: true, principal: { team, role: record.role, via: `key:${record.id}`, ...(record.expiresAt !== undefined ? { expiresAt: record.expiresAt } : {}) } };
+  }
+
+  private async byEntra(encoded: string, now: number): Promise<AuthResult> {
+    const entra = this.opts.entra!;
+    const claims = decodeClientPrincipal(encoded);
+    const unmapped: AuthResult = { ok: false, code: 'unmapped_principal', message: 'This Entra ID principal is not mapped to a Sluice team.' };
+    if (!claims) return unmapped;
+    const selectors = selectorsOf(claims);
+    const admin = selectors.some((s) => entra.admins.includes(s));
+    const mapped = selectors.map((s) => entra.teams[s]).find((t) => t !== undefined) ?? (admin ? entra.adminTeam : undefined);
+    if (!mapped) return unmapped;
+    const team = await this.team(mapped, now);
+    if (!team) return { ...unmapped, message: `This Entra ID principal maps to team "${mapped}", which does not exist.` };
+    if (team.disabled) return { ok: false, code: 'team_disabled', message: `Team "${team.id}" is disabled; ask a Sluice admin.` };
+    const oid = claims.get('http://schemas.microsoft.com/identity/claims/objectidentifier')?.[0] ?? claims.get('oid')?.[0] ?? 'unknown';
+    return { ok: true, principal: { team, role: admin ? 'admin' : 'member', via: `entra:${oid}` } };
+  }
+
+  private async team(id: string, now: number): Promise<Team | undefined> {
+    const hit = this.teams.get(id);
+    if (hit && hit.until > now) return hit.value;
+    const team = await this.opts.repo.getTeam(id);
+    this.teams.set(id, { value: team, until: now + (team ? this.cacheMs : this.negativeMs) });
+    return team;
+  }
+}
+
+/** The key from `api-key`, or from `Authorization: Bearer` when it is not an Entra token (those come via Easy Auth). */
+export function presentedKey(header: HeaderGetter): string | undefined {
+  const apiKey = header('api-key')?.trim();
+  if (apiKey) return apiKey;
+  const authz = header('authorization')?.trim();
+  const m = authz ? /^Bearer\s+(\S+)$/i.exec(authz) : null;
+  if (!m) return undefined;
+  // A JWT (three dot-separated parts) is an Entra token that App Service Authentication validates, not a Sluice key.
+  return m[1]!.split('.').length === 3 ? undefined : m[1]!;
+}
+
+/** Claims of App Service Authentication's `x-ms-client-principal` (base64 JSON), by type. */
+export function decodeClientPrincipal(encoded: string): Map<string, string[]> | undefined {
+  try {
+    const parsed = JSON.parse(Buffer.from(encoded, 'base64').toString('utf8')) as { claims?: Array<{ typ?: unknown; val?: unknown }> };
+    if (!Array.isArray(parsed.claims)) return undefined;
+    const claims = new Map<string, string[]>();
+    for (const c of parsed.claims) {
+      if (typeof c.typ !== 'string' || typeof c.val !== 'string') continue;
+      claims.set(c.typ, [...(claims.get(c.typ) ?? []), c.val]);
+    }
+    return claims;
+  } catch {
+    return undefined;
+  }
+}
+
+function selectorsOf(claims: Map<string, string[]>): string[] {
+  const all = (...types: string[]) => types.flatMap((t) => claims.get(t) ?? []);
+  return [
+    ...all('appid', 'azp').map((v) => `app:${v}`),
+    ...all('groups').map((v) => `group:${v}`),
+    ...all('roles', 'http://schemas.microsoft.com/ws/2008/06/identity/claims/role').map((v) => `role:${v}`),
+    ...all('oid', 'http://schemas.microsoft.com/identity/claims/objectidentifier').map((v) => `oid:${v}`),
+  ];
+}
