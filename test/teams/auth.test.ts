@@ -1,0 +1,118 @@
+// Unit tests of who-is-calling (issue 10) with an in-memory team repository and a fake clock.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Authenticator, presentedKey } from '../../src/core/teams/auth';
+import { leastUsedLane, mintKey, newTeam, type ApiKeyRecord, type Team, type TeamRepository } from '../../src/core/teams/model';
+
+class MemoryTeams implements TeamRepository {
+  teams = new Map<string, Team>();
+  keys = new Map<string, ApiKeyRecord>();
+  keyReads = 0;
+  async getTeam(id: string) {
+    return this.teams.get(id);
+  }
+  async listTeams() {
+    return [...this.teams.values()];
+  }
+  async createTeam(team: Team) {
+    if (this.teams.has(team.id)) return false;
+    this.teams.set(team.id, team);
+    return true;
+  }
+  async putTeam(team: Team) {
+    this.teams.set(team.id, team);
+  }
+  async getKey(id: string) {
+    this.keyReads += 1;
+    return this.keys.get(id);
+  }
+  async listKeys(team: string) {
+    return [...this.keys.values()].filter((k) => k.team === team);
+  }
+  async putKey(key: ApiKeyRecord) {
+    this.keys.set(key.id, key);
+  }
+}
+
+function setup() {
+  const repo = new MemoryTeams();
+  repo.teams.set('search', newTeam({ id: 'search' }, 0, 0));
+  repo.teams.set('platform', newTeam({ id: 'platform' }, 1, 0));
+  const { key, record } = mintKey('search', { role: 'member', now: 0, expiresAt: 100_000 });
+  repo.keys.set(record.id, record);
+  return { repo, key, record };
+}
+
+const headers = (h: Record<string, string>) => (name: string) => h[name.toLowerCase()];
+
+test('a key is accepted as api-key or Bearer, looked up once per cache interval, and refused after it expires', async () => {
+  const { repo, key } = setup();
+  const auth = new Authenticator({ repo, cacheMs: 30_000 });
+  const a = await auth.authenticate(headers({ 'api-key': key }), 1_000);
+  assert.ok(a.ok && a.principal.team.id === 'search' && a.principal.role === 'member');
+  const b = await auth.authenticate(headers({ authorization: `Bearer ${key}` }), 2_000);
+  assert.ok(b.ok);
+  assert.equal(repo.keyReads, 1, 'the second request is served from the cache');
+  const expired = await auth.authenticate(headers({ 'api-key': key }), 100_000);
+  assert.equal(expired.ok, false, 'a cached grant ends when the key expires');
+});
+
+test('revocation: the revoking instance forgets at once; others within the cache interval', async () => {
+  const { repo, key, record } = setup();
+  const here = new Authenticator({ repo, cacheMs: 30_000 });
+  const elsewhere = new Authenticator({ repo, cacheMs: 30_000 });
+  assert.ok((await here.authenticate(headers({ 'api-key': key }), 0)).ok);
+  assert.ok((await elsewhere.authenticate(headers({ 'api-key': key }), 0)).ok);
+  repo.keys.set(record.id, { ...record, revokedAt: 10 });
+  here.forget(record.id);
+  assert.equal((await here.authenticate(headers({ 'api-key': key }), 20)).ok, false);
+  assert.equal((await elsewhere.authenticate(headers({ 'api-key': key }), 30_001)).ok, false);
+});
+
+test('wrong secrets, unknown ids, garbage and missing credentials are refused with distinct codes', async () => {
+  const { repo, key } = setup();
+  const auth = new Authenticator({ repo });
+  const wrong = key.slice(0, -1) + (key.endsWith('A') ? 'B' : 'A');
+  const r1 = await auth.authenticate(headers({ 'api-key': wrong }), 0);
+  assert.ok(!r1.ok && r1.code === 'invalid_api_key');
+  const r2 = await auth.authenticate(headers({ 'api-key': 'slk_0000000000000000_' + 'a'.repeat(43) }), 0);
+  assert.ok(!r2.ok && r2.code === 'invalid_api_key');
+  const r3 = await auth.authenticate(headers({}), 0);
+  assert.ok(!r3.ok && r3.code === 'missing_credentials');
+  repo.teams.set('search', { ...repo.teams.get('search')!, disabled: true });
+  const r4 = await new Authenticator({ repo }).authenticate(headers({ 'api-key': key }), 0);
+  assert.ok(!r4.ok && r4.code === 'team_disabled');
+});
+
+test('Entra ID: x-ms-client-principal is trusted only when a mapping is configured; app, group and role selectors map to teams', async () => {
+  const { repo } = setup();
+  const principal = (claims: Array<[string, string]>) => Buffer.from(JSON.stringify({ auth_typ: 'aad', claims: claims.map(([typ, val]) => ({ typ, val })) })).toString('base64');
+  const app = principal([['appid', '11111111-aaaa'], ['oid', 'o1']]);
+  const noMapping = new Authenticator({ repo });
+  const r0 = await noMapping.authenticate(headers({ 'x-ms-client-principal': app }), 0);
+  assert.ok(!r0.ok && r0.code === 'missing_credentials', 'without a mapping the header is ignored');
+
+  const auth = new Authenticator({ repo, entra: { teams: { 'app:11111111-aaaa': 'search', 'group:g-1': 'search' }, admins: ['role:Sluice.Admin'], adminTeam: 'platform' } });
+  const r1 = await auth.authenticate(headers({ 'x-ms-client-principal': app }), 0);
+  assert.ok(r1.ok && r1.principal.team.id === 'search' && r1.principal.role === 'member' && r1.principal.via === 'entra:o1');
+  const r2 = await auth.authenticate(headers({ 'x-ms-client-principal': principal([['groups', 'g-1']]) }), 0);
+  assert.ok(r2.ok && r2.principal.team.id === 'search');
+  const r3 = await auth.authenticate(headers({ 'x-ms-client-principal': principal([['roles', 'Sluice.Admin']]) }), 0);
+  assert.ok(r3.ok && r3.principal.role === 'admin' && r3.principal.team.id === 'platform');
+  const r4 = await auth.authenticate(headers({ 'x-ms-client-principal': principal([['appid', 'someone-else']]) }), 0);
+  assert.ok(!r4.ok && r4.code === 'unmapped_principal');
+  const r5 = await auth.authenticate(headers({ 'x-ms-client-principal': 'not base64 json' }), 0);
+  assert.ok(!r5.ok);
+});
+
+test('a Bearer JWT is left to App Service Authentication, not taken for a Sluice key', () => {
+  assert.equal(presentedKey(headers({ authorization: 'Bearer aaa.bbb.ccc' })), undefined);
+  assert.equal(presentedKey(headers({ authorization: 'Bearer slk_x' })), 'slk_x');
+  assert.equal(presentedKey(headers({ 'api-key': ' k ' })), 'k');
+});
+
+test('new teams take the least-used lane', () => {
+  assert.equal(leastUsedLane([], 4), 0);
+  assert.equal(leastUsedLane([{ lane: 0 }, { lane: 1 }, { lane: 0 }], 3), 2);
+  assert.equal(leastUsedLane([{ lane: 0 }, { lane: 1 }, { lane: 2 }], 3), 0);
+});
