@@ -81,6 +81,20 @@ param batchSweepSchedule string = '*/5 * * * * *'
 @description('NCRONTAB schedule of the telemetry rollup (a timer binding, %SLUICE_ROLLUP_SCHEDULE%, so it must be an app setting). Default: every minute, DEFAULT_ROLLUP_SCHEDULE in src/core/telemetry/settings.ts. Each run wakes the app.')
 param rollupSchedule string = '0 */1 * * * *'
 
+@minValue(1)
+@maxValue(16)
+@description('Queue lanes per priority (issue 10): each team travels in one lane, so one team\'s backlog never sits in front of another team\'s jobs. Must not change while jobs are queued. Lanes beyond 0 are created by the app on first use.')
+param queueLanes int = 4
+
+@description('Entra ID app registration (client id) for App Service Authentication. Empty: API keys only.')
+param entraClientId string = ''
+
+@description('Entra ID principal → team, JSON, e.g. {"app:<application id>":"search","group:<object id>":"search"} (SLUICE_ENTRA_TEAMS).')
+param entraTeams string = ''
+
+@description('Entra ID selectors granted the Sluice admin role, comma-separated, e.g. role:Sluice.Admin (SLUICE_ENTRA_ADMINS).')
+param entraAdmins string = ''
+
 @description('Private endpoints for storage and Azure OpenAI, VNet integration for the app, private DNS zones.')
 param enablePrivateNetworking bool = false
 
@@ -115,6 +129,7 @@ var breakerTableName = 'sluicebreakers'
 var budgetTableName = 'sluicebudget'
 var usageTableName = 'sluiceusage'
 var rollupTableName = 'sluicerollup'
+var teamsTableName = 'sluiceteams'
 var payloadContainerName = 'sluice-payloads'
 var filesContainerName = 'sluice-files'
 var deploymentContainerName = 'app-package'
@@ -157,6 +172,11 @@ var sluiceSettings = {
   // Overall monthly budget for Sluice's own alerts (loadTelemetrySettings: a number ≥ 0, USD); the same amount as
   // the resource-group Consumption budget.
   SLUICE_BUDGET_MONTHLY_USD: string(budgetMonthlyUsd)
+  // Teams and keys (issue 10). Entra ID settings are empty unless App Service Authentication is configured.
+  SLUICE_TEAMS_TABLE: teamsTableName
+  SLUICE_QUEUE_LANES: string(queueLanes)
+  SLUICE_ENTRA_TEAMS: entraTeams
+  SLUICE_ENTRA_ADMINS: entraAdmins
 }
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
@@ -195,7 +215,7 @@ module storage 'app/storage.bicep' = {
     tags: tags
     publicNetworkAccess: enablePrivateNetworking ? 'Disabled' : 'Enabled'
     queues: [jobsQueueName, jobsPoisonQueueName, submitQueueName, submitPoisonQueueName, submitDeadLetterQueueName, batchQueueName, batchPoisonQueueName]
-    tables: [jobsTableName, batchesTableName, breakerTableName, budgetTableName, usageTableName, rollupTableName]
+    tables: [jobsTableName, batchesTableName, breakerTableName, budgetTableName, usageTableName, rollupTableName, teamsTableName]
     containers: [payloadContainerName, filesContainerName, deploymentContainerName]
   }
 }
@@ -244,6 +264,7 @@ module api 'app/api.bicep' = {
     instanceMemoryMB: instanceMemoryMB
     appSettings: sluiceSettings
     virtualNetworkSubnetId: enablePrivateNetworking ? network!.outputs.appSubnetId : ''
+    entraClientId: entraClientId
   }
   // The host starts as soon as the app exists: let it find its roles and (private) endpoints in place.
   dependsOn: [rbac, openAi]

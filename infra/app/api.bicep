@@ -15,6 +15,8 @@ param instanceMemoryMB int
 param appSettings object
 @description('Subnet for VNet integration (delegated to Microsoft.App/environments). Empty: none.')
 param virtualNetworkSubnetId string = ''
+@description('Entra ID app registration for App Service Authentication (issue 10). Empty: API keys only.')
+param entraClientId string = ''
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
@@ -110,6 +112,34 @@ resource ftpBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@20
   parent: site
   name: 'ftp'
   properties: { allow: false }
+}
+
+// App Service Authentication validates Entra ID tokens and hands the app x-ms-client-principal (and strips any
+// client-sent copy). Anonymous requests still reach the app, which then wants a Sluice API key.
+resource auth 'Microsoft.Web/sites/config@2024-04-01' = if (!empty(entraClientId)) {
+  parent: site
+  name: 'authsettingsV2'
+  properties: {
+    globalValidation: {
+      requireAuthentication: false
+      unauthenticatedClientAction: 'AllowAnonymous'
+    }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: true
+        registration: {
+          clientId: entraClientId
+          openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+        }
+        validation: {
+          allowedAudiences: [entraClientId, 'api://${entraClientId}']
+        }
+      }
+    }
+    platform: {
+      enabled: true
+    }
+  }
 }
 
 output name string = site.name

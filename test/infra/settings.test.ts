@@ -38,6 +38,11 @@ const OPTIONAL_SETTINGS: Record<string, string> = {
   SLUICE_ROLLUP_LATENESS_SECONDS: '120',
   // Read by the CLI (src/cli/sluice.ts), not by the Function App.
   SLUICE_URL: 'CLI only: http://127.0.0.1:7071/api',
+  SLUICE_API_KEY: 'CLI only: the caller\'s Sluice key',
+  // Teams (issue 10).
+  SLUICE_AUTH_CACHE_MS: '30000',
+  SLUICE_TEAM_SPEND_CACHE_MS: '60000',
+  SLUICE_ENTRA_ADMIN_TEAM: 'admin',
   // Fault injection for the crash tests (src/runtime/services.ts): never set these on the Function App.
   SLUICE_FAULT_CRASH_AT: 'test-only, unset in Azure',
   SLUICE_FAULT_CRASH_JOB: 'test-only, unset in Azure',
