@@ -17,7 +17,7 @@ import { AzureOpenAIModelClient } from '../azure/openaiClient';
 import { isStorageUnavailable, storageClients, storageCounters, type StorageClients } from '../azure/storage';
 import { TeamStore } from '../azure/teamTable';
 import { Authenticator } from '../core/teams/auth';
-import { allLanes, laneSuffix, type Lane } from '../core/teams/lanes';
+import { allLanes, laneOf, laneSuffix, type Lane } from '../core/teams/lanes';
 // Issue 8: batch lines and queue submissions react when their job finishes (completion marker, reply_to).
 import { batchJobFinished } from './batchServices';
 
@@ -87,7 +87,7 @@ export function buildServices(config: SluiceConfig): Services {
   const laneKey = (lane: Lane) => `${lane.lane}/${lane.priority}`;
   const workerQueues = new Map(lanes.map((l) => [laneKey(l), new JobQueue(storage.queue(laneName(l)))]));
   const submitQueues = new Map(lanes.map((l) => [laneKey(l), new JobQueue(promptStorage.queue(laneName(l)))]));
-  const pick = (queues: Map<string, JobQueue>, lane: Lane) => queues.get(laneKey({ lane: lane.lane % config.teams.lanes, priority: lane.priority }))!;
+  const pick = (queues: Map<string, JobQueue>, lane: Lane) => queues.get(laneKey(laneOf(lane.lane, lane.priority, config.teams.lanes)))!;
   const queue = pick(workerQueues, { lane: 0, priority: 'interactive' });
   const poisonQueue = new JobQueue(storage.queue(`${config.jobsQueue}-poison`));
   const submit = {

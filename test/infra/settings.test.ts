@@ -43,6 +43,7 @@ const OPTIONAL_SETTINGS: Record<string, string> = {
   SLUICE_AUTH_CACHE_MS: '30000',
   SLUICE_TEAM_SPEND_CACHE_MS: '60000',
   SLUICE_ENTRA_ADMIN_TEAM: 'admin',
+  SLUICE_FAIR_SHARE: 'true (false only for comparison runs)',
   // Fault injection for the crash tests (src/runtime/services.ts): never set these on the Function App.
   SLUICE_FAULT_CRASH_AT: 'test-only, unset in Azure',
   SLUICE_FAULT_CRASH_JOB: 'test-only, unset in Azure',

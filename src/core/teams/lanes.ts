@@ -20,8 +20,9 @@ export function laneSuffix({ lane, priority }: Lane): string {
   return `${lane > 0 ? `-l${lane}` : ''}${priority === 'batch' ? '-batch' : ''}`;
 }
 
-/** Every lane, interactive first. */
+/** Every lane, interactive first. `count` 0 is the plain FIFO layout: one queue for every team and priority. */
 export function allLanes(count: number): Lane[] {
+  if (count === 0) return [{ lane: 0, priority: 'interactive' }];
   const lanes: Lane[] = [];
   for (const priority of ['interactive', 'batch'] as const) for (let lane = 0; lane < count; lane += 1) lanes.push({ lane, priority });
   return lanes;
@@ -29,5 +30,5 @@ export function allLanes(count: number): Lane[] {
 
 /** The lane a team's job of this priority travels in (teams assigned a lane beyond the count wrap around). */
 export function laneOf(teamLane: number, priority: JobPriority, count: number): Lane {
-  return { lane: teamLane % count, priority };
+  return count === 0 ? { lane: 0, priority: 'interactive' } : { lane: teamLane % count, priority };
 }

@@ -18,8 +18,10 @@ export interface TeamSettings {
   authCacheMs: number;
   /** Entra ID principal mapping; undefined unless SLUICE_ENTRA_TEAMS or SLUICE_ENTRA_ADMINS is set. */
   entra?: EntraMapping;
-  /** Queue lanes per priority; each team's jobs travel in one lane. @default 4 */
+  /** Queue lanes per priority; each team's jobs travel in one lane. 0: one plain FIFO queue (comparison runs). @default 4 */
   lanes: number;
+  /** Weighted fair admission between teams at each deployment (false: first come, first served). @default true */
+  fairShare: boolean;
   /** How long submit reuses a team's month-to-date cost, ms. @default 60000 */
   spendCacheMs: number;
 }
@@ -38,9 +40,16 @@ function int(env: Env, name: string, fallback: number, min: number, max = Number
   return n;
 }
 
+function bool(env: Env, name: string): boolean {
+  const raw = env[name]?.trim().toLowerCase();
+  if (!raw || raw === 'true' || raw === '1') return true;
+  if (raw === 'false' || raw === '0') return false;
+  throw new ConfigError(name, `expected true or false, got "${env[name]}"`);
+}
+
 /** The lane count, as the worker registrations need it at import time. */
 export function laneCount(env: Env = process.env): number {
-  return int(env, 'SLUICE_QUEUE_LANES', DEFAULT_LANES, 1, MAX_LANES);
+  return int(env, 'SLUICE_QUEUE_LANES', DEFAULT_LANES, 0, MAX_LANES);
 }
 
 export function loadTeamSettings(env: Env = process.env): TeamSettings {
@@ -73,6 +82,7 @@ export function loadTeamSettings(env: Env = process.env): TeamSettings {
     authCacheMs: int(env, 'SLUICE_AUTH_CACHE_MS', 30_000, 0),
     ...(entra ? { entra } : {}),
     lanes: laneCount(env),
+    fairShare: bool(env, 'SLUICE_FAIR_SHARE'),
     spendCacheMs: int(env, 'SLUICE_TEAM_SPEND_CACHE_MS', 60_000, 0),
   };
 }
