@@ -6,11 +6,14 @@ import { getServices } from '../runtime/services';
 
 export async function health(_request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   try {
-    const { config, queue, poisonQueue, health: breakers } = getServices();
+    const { config, poisonQueue, health: breakers, laneQueues } = getServices();
     let storage: { ok: boolean; error?: string } = { ok: true };
-    let depths: Record<string, number | null> = { [queue.name]: null, [poisonQueue.name]: null };
+    // Every queue lane (issue 10) and the poison queue.
+    const queues = [...laneQueues().map((l) => l.queue), poisonQueue];
+    let depths: Record<string, number | null> = Object.fromEntries(queues.map((q) => [q.name, null]));
     try {
-      depths = { [queue.name]: await queue.depth(), [poisonQueue.name]: await poisonQueue.depth() };
+      const values = await Promise.all(queues.map((q) => q.depth()));
+      depths = Object.fromEntries(queues.map((q, i) => [q.name, values[i]!]));
     } catch (err) {
       storage = { ok: false, error: (err as Error).message };
     }

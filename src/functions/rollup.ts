@@ -9,7 +9,12 @@ import { getTelemetryServices } from '../runtime/telemetry';
 
 export async function rollup(_timer: Timer, context: InvocationContext): Promise<void> {
   const telemetry = getTelemetryServices();
-  const result = await runRollup(telemetry.rollupDeps((level, message) => context[level](message)));
+  const log = (level: 'info' | 'warn' | 'error', message: string) => context[level](message);
+  const teamBudgets = await telemetry.teamBudgets().catch((err: unknown) => {
+    log('warn', `rollup: team budgets not read (${(err as Error).message}); using SLUICE_TEAM_BUDGETS only`);
+    return {};
+  });
+  const result = await runRollup(telemetry.rollupDeps(log, teamBudgets));
   context.info(
     `rollup: closed ${result.closed.length} window(s)${result.closed.length ? ` ${result.closed[0]}…${result.closed.at(-1)}` : ''}, ` +
       `${result.rows} rows${result.busy ? '; another run holds the next window' : ''}; ${result.lagWindows} window(s) behind`,

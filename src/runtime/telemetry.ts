@@ -23,7 +23,10 @@ export interface TelemetryServices {
   gauges(): Promise<Gauge[]>;
   /** Records a finished job's usage row (idempotent). Call from the worker when a job reaches a terminal state. */
   recordUsage(job: JobRecord, log?: (message: string) => void): Promise<UsageRow>;
-  rollupDeps(log: RollupDeps['log']): RollupDeps;
+  /** Monthly budgets set on teams through the admin API, by team id (USD). */
+  teamBudgets(): Promise<Record<string, number>>;
+  /** `teamBudgets` join SLUICE_TEAM_BUDGETS (a team's own budget wins). */
+  rollupDeps(log: RollupDeps['log'], teamBudgets?: Record<string, number>): RollupDeps;
 }
 
 /** Most waiting jobs counted per rollup run (the gauge saturates there). */
@@ -45,7 +48,7 @@ export function getTelemetryServices(): TelemetryServices {
   const cuts = watermarkCuts(rollup);
   const gauges = async (): Promise<Gauge[]> => {
     const out: Gauge[] = [];
-    for (const q of [services.queue, services.poisonQueue]) {
+    for (const q of [...services.laneQueues().map((l) => l.queue), services.poisonQueue]) {
       out.push({ name: GAUGE_METRICS.queueDepth, value: await q.depth(), properties: { queue: q.name } });
     }
     // A filtered scan once per rollup run, capped: enough to alert on a growing wait without reading every job.
@@ -65,7 +68,18 @@ export function getTelemetryServices(): TelemetryServices {
         job,
         Date.now(),
       ),
-    rollupDeps: (log) => ({ usage, state: rollup, sink, clock: systemClock, settings, endpoints, log, gauges }),
+    // Issue 10: teams' own monthly budgets (admin API) join SLUICE_TEAM_BUDGETS for the 50/80/100 % alerts.
+    teamBudgets: async () => Object.fromEntries((await services.teams.listTeams()).filter((t) => t.monthlyBudgetUsd > 0).map((t) => [t.id, t.monthlyBudgetUsd])),
+    rollupDeps: (log, teamBudgets = {}) => ({
+      usage,
+      state: rollup,
+      sink,
+      clock: systemClock,
+      settings: { ...settings, teamBudgetsUsd: { ...settings.teamBudgetsUsd, ...teamBudgets } },
+      endpoints,
+      log,
+      gauges,
+    }),
   };
   return cached;
 }
