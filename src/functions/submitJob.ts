@@ -59,6 +59,10 @@ export async function submitJob(request: HttpRequest, context: InvocationContext
       if (existing.job.bodyHash !== hashBody(body)) {
         return json(422, errorBody('idempotency_key_reused', 'Idempotency-Key was already used with a different request body', 'Idempotency-Key'));
       }
+      // Issue 11: a replay of a job still `queued` re-sends its message. The first attempt may have stored the row and
+      // then failed both the send and its cleanup (a storage outage), leaving a row no message points to. A second
+      // message is harmless: the worker's ETag claim runs the job once and acknowledges the other.
+      if (existing.job.status === 'queued') await queue.send({ id: job.id });
       return accepted(request, existing.job, true);
     }
     try {

@@ -72,7 +72,7 @@ test('submit → queued → succeeded with the chat.completion, usage, region an
   assert.equal(rows[0]!.completionTokens ?? rows[0]!.completion_tokens, job.usage.completion_tokens);
 });
 
-test('the same Idempotency-Key returns the same job and never enqueues twice; a different body is 422', async () => {
+test('the same Idempotency-Key returns the same job, which runs once; a different body is 422', async () => {
   const headers = { 'idempotency-key': `idem-${Date.now()}` };
   const first = await call(baseUrl, '/v1/jobs', { json: chatJob('Once only'), headers });
   const second = await call(baseUrl, '/v1/jobs', { json: chatJob('Once only'), headers });
