@@ -10,6 +10,9 @@ import { startStack, type RunningStack } from '../../local/stack';
 import { DEFAULT_SIMULATOR_CONFIG, type SimulatorConfig } from '../../local/simulator';
 import { encodeJobMessage } from '../../src/azure/jobQueue';
 import { call, chatJob, eventually, waitForJob } from '../support/api';
+import { getServices } from '../../src/runtime/services';
+import { getConfig } from '../../src/config';
+import { parseSubmitBody, prepareJob } from '../../src/core/submit';
 
 const simConfig: SimulatorConfig = {
   ...DEFAULT_SIMULATOR_CONFIG,
@@ -88,6 +91,23 @@ test('the same Idempotency-Key returns the same job, which runs once; a differen
   const reused = await call(baseUrl, '/v1/jobs', { json: chatJob('Something else'), headers });
   assert.equal(reused.status, 422);
   assert.equal(reused.body.error.code, 'idempotency_key_reused');
+});
+
+test('a job row left queued with no message (send and cleanup both failed) runs when the client retries with its Idempotency-Key', async () => {
+  const key = `stranded-${Date.now()}`;
+  const body = chatJob('Stranded');
+  // What a submit leaves behind when storage fails between the row and the message: the row only.
+  const stranded = prepareJob(parseSubmitBody(body), { models: getConfig().models, now: Date.now(), idempotencyKey: key, team: 'default' });
+  assert.equal(await getServices().jobs.create(stranded), true);
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal((await call(baseUrl, `/v1/jobs/${stranded.id}`)).body.status, 'queued', 'nothing runs it on its own');
+
+  const replay = await call(baseUrl, '/v1/jobs', { json: body, headers: { 'idempotency-key': key } });
+  assert.equal(replay.status, 202);
+  assert.equal(replay.body.id, stranded.id);
+  const job = await waitForJob(baseUrl, stranded.id);
+  assert.equal(job.status, 'succeeded');
+  assert.equal(modelCalls(stranded.id).length, 1);
 });
 
 test('transient 429 and 503 are retried until success without spending dequeue attempts', async () => {
