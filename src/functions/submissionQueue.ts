@@ -12,19 +12,31 @@ import { acceptSubmission, decodeSubmission, type DeadLetterReason, type Submiss
 import '../core/batch/settings'; // binding defaults (%SLUICE_SUBMIT_QUEUE%) into process.env before registration
 import { getBatchServices, sendTo } from '../runtime/batchServices';
 import { getServices } from '../runtime/services';
+import { laneOf, type Lane } from '../core/teams/lanes';
+import type { JobPriority } from '../core/jobs';
 
 /** Poison-queue deliveries tried before a message is dead-lettered as unprocessable. */
 const POISON_ATTEMPTS = 3;
 
 function port(): SubmissionPort {
-  const { jobs, queue } = getServices();
+  const { jobs, queueFor, teams, config } = getServices();
+  // Issue 10: the job travels in its team's queue lane (lane 0 for a team not created through the admin API).
+  const lanes = new Map<string, Lane>();
+  const remember = async (id: string, team: string, priority: JobPriority) => {
+    const found = await teams.getTeam(team);
+    lanes.set(id, laneOf(found?.lane ?? 0, priority, config.teams.lanes));
+  };
   return {
-    create: (job) => jobs.create(job),
+    create: async (job) => {
+      await remember(job.id, job.team, job.priority);
+      return jobs.create(job);
+    },
     get: async (id) => {
       const stored = await jobs.get(id, { withRequest: false });
+      if (stored) await remember(id, stored.job.team, stored.job.priority);
       return stored && { bodyHash: stored.job.bodyHash, status: stored.job.status };
     },
-    enqueue: (id) => queue.send({ id }),
+    enqueue: (id) => queueFor(lanes.get(id) ?? { lane: 0, priority: 'interactive' }).send({ id }),
   };
 }
 
