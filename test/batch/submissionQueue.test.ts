@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { QueueServiceClient, type QueueClient } from '@azure/storage-queue';
 import type { RunningStack } from '../../local/stack';
-import { call, eventually, waitForJob } from '../support/api';
+import { call, eventually } from '../support/api';
 import { startBatchStack } from './support';
 
 let stack: RunningStack;
@@ -49,8 +49,11 @@ test('a base64 message with client_id and reply_to becomes one job, and its comp
   assert.equal(reply.status, 'succeeded');
   assert.equal(reply.client_id, 'order-1');
   assert.match(reply.id, /^job_/);
-  const job = await waitForJob(stack.baseUrl, reply.id);
+  // Queue producers name their team (RBAC on the queue authorises them): the job is team ingest's, so only an
+  // admin key (or ingest's) can read it.
+  const job = (await call(stack.baseUrl, `/v1/jobs/${reply.id}`, { key: stack.adminKey! })).body;
   assert.equal(job.metadata.team, 'ingest');
+  assert.equal((await call(stack.baseUrl, `/v1/jobs/${reply.id}`)).status, 404, "not the default team's job");
   await new Promise((r) => setTimeout(r, 1500));
   const late = more.length + (await service.getQueueClient('producer-replies').receiveMessages({ numberOfMessages: 32 })).receivedMessageItems.length;
   assert.equal(late, 0, 'one job, one reply');
