@@ -50,7 +50,8 @@ test('usage rows → racing rollups → GET /api/v1/usage, on Azurite through th
     assert.equal(sink.events('SluiceBudgetThreshold').filter((e) => e.properties.scope === 'team').length, 6, 'search: actual and projected × 3 thresholds, once');
 
     const from = new Date(base - 60_000).toISOString();
-    const res = await fetch(`${stack.baseUrl}/v1/usage?from=${from}&group_by=model`, { headers: authHeaders(stack.baseUrl) });
+    // An admin key sees every team's usage (a member sees only its own: test/teams/access.test.ts).
+    const res = await fetch(`${stack.baseUrl}/v1/usage?from=${from}&group_by=model`, { headers: { 'api-key': stack.adminKey! } });
     const body = (await res.json()) as any;
     assert.equal(res.status, 200, JSON.stringify(body));
     assert.equal(body.group_by, 'model');
