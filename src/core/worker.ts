@@ -218,7 +218,7 @@ async function run(deps: WorkerDeps, job: JobRecord, etag: string, clock: Clock,
         earliestRetry = Math.min(earliestRetry, health.retryAt(ref) ?? clock.now() + deps.settings.maxRetryDelayMs);
         continue;
       }
-      const admission = await deps.budget.admit(ref, charge, job.priority, clock.now());
+      const admission = await deps.budget.admit(ref, charge, job.priority, clock.now(), { jobId: job.id, team: job.team, model: job.model });
       if (!admission.granted) {
         group.passed.push('budget');
         earliestRetry = Math.min(earliestRetry, admission.retryAt);

@@ -17,6 +17,8 @@ import { AzureOpenAIModelClient } from '../azure/openaiClient';
 import { isStorageUnavailable, storageClients, storageCounters, type StorageClients } from '../azure/storage';
 import { TeamStore } from '../azure/teamTable';
 import { Authenticator } from '../core/teams/auth';
+import { FairShareGate } from '../core/fairshare/gate';
+import type { Team } from '../core/teams/model';
 import { allLanes, laneOf, laneSuffix, type Lane } from '../core/teams/lanes';
 // Issue 8: batch lines and queue submissions react when their job finishes (completion marker, reply_to).
 import { batchJobFinished } from './batchServices';
@@ -43,6 +45,9 @@ export interface Services {
 }
 
 let services: Services | undefined;
+
+/** Longest wait a worker holds a job in-process before parking it (the fair-share gate drops such waiters). */
+const HOLD_IN_PROCESS_MS = 2_000;
 
 /**
  * Issue 11: graceful shutdown. The local host (local/host/cli.ts) and a recycled instance get SIGTERM before they
@@ -100,7 +105,7 @@ export function buildServices(config: SluiceConfig): Services {
   const faultPoint = crashFaultPoint();
   watchForShutdown();
   const model = new AzureOpenAIModelClient(config.openaiApiVersion, config.storage.clientId);
-  const budget: BudgetGate = config.budget.enabled
+  const shared: BudgetGate = config.budget.enabled
     ? new SharedBudgetGate({
         store: createTableBudgetStore(storage, config.budget.table),
         leaseMs: config.budget.leaseMs,
@@ -109,6 +114,15 @@ export function buildServices(config: SluiceConfig): Services {
         onError: (err) => console.warn(`budget table unavailable: ${(err as Error).message}`),
       })
     : new UnlimitedBudget();
+  // Issue 10: weighted fair admission between teams in front of the shared budget (docs/teams.md).
+  const teamDirectory = teamCache(teams, config.teams.authCacheMs);
+  const budget: BudgetGate = config.teams.fairShare
+    ? new FairShareGate(shared, {
+        weightOf: (team) => teamDirectory.get(team)?.weight ?? 1,
+        guaranteedTpmOf: (team, model) => (model === undefined ? undefined : teamDirectory.get(team)?.guaranteedTpm[model]),
+        holdMs: HOLD_IN_PROCESS_MS,
+      })
+    : shared;
   const health: EndpointHealth = config.breaker.enabled
     ? new SharedEndpointHealth({
         store: createTableBreakerStore(storage, config.breaker.table),
@@ -154,7 +168,7 @@ export function buildServices(config: SluiceConfig): Services {
       settings: {
         callTimeoutMs: config.callTimeoutMs,
         maxRetryDelayMs: config.maxRetryDelayMs,
-        holdInProcessMs: 2_000,
+        holdInProcessMs: HOLD_IN_PROCESS_MS,
         maxTransientFailures: 8,
       },
       log,
@@ -174,6 +188,37 @@ export function buildServices(config: SluiceConfig): Services {
       stopping: () => stopping,
       ...(faultPoint ? { faultPoint } : {}),
       };
+    },
+  };
+}
+
+/**
+ * Team settings the worker needs on every admission (weight, guarantees), read from the teams table at most every
+ * `refreshMs` in the background; until the first read, every team weighs 1.
+ */
+function teamCache(repo: TeamStore, refreshMs: number): { get(team: string): Team | undefined } {
+  let byId = new Map<string, Team>();
+  let readAt = Number.NEGATIVE_INFINITY;
+  let reading = false;
+  return {
+    get(team) {
+      const now = Date.now();
+      if (!reading && now - readAt > Math.max(1_000, refreshMs)) {
+        reading = true;
+        repo
+          .listTeams()
+          .then((list) => {
+            byId = new Map(list.map((t) => [t.id, t]));
+            readAt = Date.now();
+          })
+          .catch(() => {
+            readAt = Date.now(); // try again after the interval; weights stay as they were
+          })
+          .finally(() => {
+            reading = false;
+          });
+      }
+      return byId.get(team);
     },
   };
 }

@@ -30,9 +30,16 @@ export interface QuotaSignal {
   retryAfterMs?: number;
 }
 
+/** The job asking, for gates that share a deployment between teams (src/core/fairshare/gate.ts). */
+export interface Claimant {
+  jobId: string;
+  team: string;
+  model?: string;
+}
+
 export interface BudgetGate {
   /** Reserve `tokens` (prompt + max output) and one request on the deployment, or say when to retry. */
-  admit(target: DeploymentRef, tokens: number, priority: JobPriority, now: number): Promise<Admission>;
+  admit(target: DeploymentRef, tokens: number, priority: JobPriority, now: number, claimant?: Claimant): Promise<Admission>;
   /** Learn from the service's answer (headers, 429 + Retry-After). */
   observe(target: DeploymentRef, signal: QuotaSignal, now: number): Promise<void>;
   /** Give back leases held by this instance (graceful shutdown). */

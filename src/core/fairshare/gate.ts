@@ -1,0 +1,187 @@
+/**
+ * Fair share of a deployment between teams (issue 10), as a BudgetGate in front of the shared budget.
+ *
+ * Without it, the budget's tokens go to whichever waiting job polls first after a refill, so a team with 300 jobs
+ * in flight takes ~everything from a team with 3. Here every job that asks is a *waiter* of its team at that
+ * deployment, and tokens are divided by weight with start-time fair queuing:
+ *   - each team has a finish tag F; granting `tokens` to team T advances F_T by tokens / weight_T;
+ *   - a team that becomes active again (its first waiter after being idle) starts at the current minimum of the
+ *     active teams, so idleness banks no credit and an idle team holds nothing back (work-conserving);
+ *   - a waiter may ask the inner gate only while its team is the one furthest behind: its F is the smallest among
+ *     teams with waiters, or less than one job (tokens / weight, or `slackTokens` if larger) ahead of it. The tokens
+ *     a waiter leaves unasked are not lost: the budget behind keeps them for the next asker;
+ *   - a team below its guaranteed TPM for the model (over the last 60 s) may ask first, before teams that are not;
+ *   - within a team, interactive waiters go before batch ones.
+ * Refused waiters are told to come back after `tickMs`; a waiter not seen for `expiryMs` after its last answer
+ * (its job parked or its worker died) is forgotten, so it never blocks anyone.
+ *
+ * Per process: each instance orders the jobs it holds. Every instance receives work from every team's queue lane
+ * (src/core/teams/lanes.ts), so each instance's order approximates the fleet's; the quota itself stays enforced by
+ * the shared budget behind this gate. Plain TypeScript driven by the `now` argument.
+ */
+import type { JobPriority } from '../jobs';
+import type { Admission, BudgetGate, Claimant, DeploymentRef, QuotaSignal } from '../budget/gate';
+
+export type { Claimant };
+
+export interface FairShareOptions {
+  /** Team weight (> 0). @default 1 */
+  weightOf?(team: string): number;
+  /** Tokens per minute guaranteed to the team for the model. @default none */
+  guaranteedTpmOf?(team: string, model: string | undefined): number | undefined;
+  /** How long a refused waiter waits before asking again, ms. @default 100 */
+  tickMs?: number;
+  /** A waiter not seen for this long after its last answer is dropped, ms. @default 2000 */
+  expiryMs?: number;
+  /** A waiter told to come back later than this parks its job (the worker's in-process hold) and is dropped at once, ms. @default 2000 */
+  holdMs?: number;
+  /** Extra lead (in weighted tokens) a team may take over the team furthest behind, beyond one job. @default 0 */
+  slackTokens?: number;
+}
+
+interface Waiter {
+  jobId: string;
+  priority: JobPriority;
+  /** Drop after this (epoch ms). */
+  expiresAt: number;
+}
+
+interface TeamState {
+  finish: number;
+  waiters: Map<string, Waiter>;
+  /** [time, tokens] granted in the last 60 s, for guarantees and the read model. */
+  granted: Array<[number, number]>;
+}
+
+interface DeploymentState {
+  teams: Map<string, TeamState>;
+}
+
+const WINDOW_MS = 60_000;
+
+export interface TeamShareView {
+  team: string;
+  waiters: number;
+  tokensLast60s: number;
+}
+
+export class FairShareGate implements BudgetGate {
+  private readonly deployments = new Map<string, DeploymentState>();
+  private readonly tickMs: number;
+  private readonly expiryMs: number;
+  private readonly slack: number;
+  private readonly holdMs: number;
+
+  constructor(private readonly inner: BudgetGate, private readonly opts: FairShareOptions = {}) {
+    this.tickMs = opts.tickMs ?? 100;
+    this.expiryMs = opts.expiryMs ?? 2_000;
+    this.slack = opts.slackTokens ?? 0;
+    this.holdMs = opts.holdMs ?? 2_000;
+  }
+
+  async admit(target: DeploymentRef, tokens: number, priority: JobPriority, now: number, claimant?: Claimant): Promise<Admission> {
+    if (!claimant) return this.inner.admit(target, tokens, priority, now);
+    const dep = this.deployment(target.key);
+    this.prune(dep, now);
+    const team = this.join(dep, claimant, priority, now);
+    if (!this.mayAsk(dep, claimant, team, priority, tokens, now)) {
+      return this.refuse(team, claimant.jobId, now + this.tickMs, now);
+    }
+    const answer = await this.inner.admit(target, tokens, priority, now);
+    if (!answer.granted) return this.refuse(team, claimant.jobId, answer.retryAt, now, answer.reason);
+    team.waiters.delete(claimant.jobId);
+    team.finish += tokens / this.weight(claimant.team);
+    team.granted.push([now, tokens]);
+    return answer;
+  }
+
+  observe(target: DeploymentRef, signal: QuotaSignal, now: number): Promise<void> {
+    return this.inner.observe(target, signal, now);
+  }
+
+  async close(): Promise<void> {
+    await this.inner.close?.();
+  }
+
+  /** Waiters and recent tokens per team at a deployment (telemetry, tests). */
+  shares(deploymentKey: string, now: number): TeamShareView[] {
+    const dep = this.deployments.get(deploymentKey);
+    if (!dep) return [];
+    this.prune(dep, now);
+    return [...dep.teams.entries()].map(([team, t]) => ({ team, waiters: t.waiters.size, tokensLast60s: t.granted.reduce((s, [, n]) => s + n, 0) }));
+  }
+
+  private deployment(key: string): DeploymentState {
+    let dep = this.deployments.get(key);
+    if (!dep) this.deployments.set(key, (dep = { teams: new Map() }));
+    return dep;
+  }
+
+  private weight(team: string): number {
+    const w = this.opts.weightOf?.(team) ?? 1;
+    return Number.isFinite(w) && w > 0 ? w : 1;
+  }
+
+  /** Registers (or refreshes) the waiter; a team returning from idle starts at the active teams' minimum. */
+  private join(dep: DeploymentState, c: Claimant, priority: JobPriority, now: number): TeamState {
+    let team = dep.teams.get(c.team);
+    if (!team) dep.teams.set(c.team, (team = { finish: 0, waiters: new Map(), granted: [] }));
+    if (team.waiters.size === 0) {
+      const floor = this.minActiveFinish(dep, c.team);
+      if (floor !== undefined) team.finish = Math.max(team.finish, floor);
+    }
+    const w = team.waiters.get(c.jobId);
+    if (w) {
+      w.priority = priority;
+      w.expiresAt = Math.max(w.expiresAt, now + this.expiryMs);
+    } else {
+      team.waiters.set(c.jobId, { jobId: c.jobId, priority, expiresAt: now + this.expiryMs });
+    }
+    return team;
+  }
+
+  private mayAsk(dep: DeploymentState, c: Claimant, team: TeamState, priority: JobPriority, tokens: number, now: number): boolean {
+    // Interactive before batch within the team.
+    if (priority === 'batch' && [...team.waiters.values()].some((w) => w.priority === 'interactive')) return false;
+    const under = (name: string, t: TeamState) => this.underGuarantee(name, t, c.model, now);
+    if (under(c.team, team)) return true;
+    for (const [name, other] of dep.teams) {
+      if (name !== c.team && other.waiters.size > 0 && under(name, other)) return false;
+    }
+    const floor = this.minActiveFinish(dep);
+    return floor === undefined || team.finish <= floor || team.finish < floor + Math.max(this.slack, tokens / this.weight(c.team));
+  }
+
+  private underGuarantee(name: string, team: TeamState, model: string | undefined, now: number): boolean {
+    const tpm = this.opts.guaranteedTpmOf?.(name, model);
+    if (!tpm || team.waiters.size === 0) return false;
+    let used = 0;
+    for (const [t, n] of team.granted) if (t > now - WINDOW_MS) used += n;
+    return used < tpm;
+  }
+
+  private minActiveFinish(dep: DeploymentState, except?: string): number | undefined {
+    let min: number | undefined;
+    for (const [name, t] of dep.teams) {
+      if (name === except || t.waiters.size === 0) continue;
+      if (min === undefined || t.finish < min) min = t.finish;
+    }
+    return min;
+  }
+
+  private refuse(team: TeamState, jobId: string, retryAt: number, now: number, reason: 'tokens' | 'requests' | 'paused' = 'tokens'): Admission {
+    // A job told to wait longer than the worker holds one in-process is parked: it must not hold others back.
+    if (retryAt - now > this.holdMs) team.waiters.delete(jobId);
+    const w = team.waiters.get(jobId);
+    if (w) w.expiresAt = Math.max(w.expiresAt, retryAt + this.expiryMs);
+    return { granted: false, retryAt: Math.max(retryAt, now + 1), reason };
+  }
+
+  private prune(dep: DeploymentState, now: number): void {
+    for (const [name, t] of dep.teams) {
+      for (const [id, w] of t.waiters) if (w.expiresAt < now) t.waiters.delete(id);
+      while (t.granted.length > 0 && t.granted[0]![0] <= now - WINDOW_MS) t.granted.shift();
+      if (t.waiters.size === 0 && t.granted.length === 0 && dep.teams.size > 64) dep.teams.delete(name);
+    }
+  }
+}
