@@ -92,12 +92,15 @@ interface Row {
   createdAt: number;
   start: number;
   charge: number;
+  notBefore?: number;
+  dequeueCount?: number;
+  claimedAt?: number;
 }
 
 async function readJobs(stack: RunningStack): Promise<Row[]> {
   const table = TableClient.fromConnectionString(stack.connectionString, 'sluicejobs', { allowInsecureConnection: true });
   const rows: Row[] = [];
-  for await (const e of table.listEntities<Record<string, unknown>>({ queryOptions: { select: ['team', 'priority', 'status', 'createdAt', 'completedAt', 'latencyMs', 'promptTokens', 'maxOutputTokens'] } })) {
+  for await (const e of table.listEntities<Record<string, unknown>>({ queryOptions: { select: ['team', 'priority', 'status', 'createdAt', 'completedAt', 'latencyMs', 'promptTokens', 'maxOutputTokens', 'notBefore', 'dequeueCount', 'startedAt'] } })) {
     const completedAt = Number(e.completedAt ?? NaN);
     rows.push({
       team: String(e.team),
@@ -106,6 +109,9 @@ async function readJobs(stack: RunningStack): Promise<Row[]> {
       createdAt: Number(e.createdAt),
       start: completedAt - Number(e.latencyMs ?? 0),
       charge: Number(e.promptTokens ?? 0) + Number(e.maxOutputTokens ?? 0),
+      ...(typeof e.notBefore === 'number' ? { notBefore: e.notBefore } : {}),
+      ...(typeof e.dequeueCount === 'number' ? { dequeueCount: e.dequeueCount } : {}),
+      ...(typeof e.startedAt === 'number' ? { claimedAt: e.startedAt } : {}),
     });
   }
   return rows;
@@ -141,6 +147,11 @@ async function runOnce(label: string, env: Record<string, string>): Promise<Run>
     const ok = rows.filter((r) => r.status === 'succeeded');
     const bLive = ok.filter((r) => r.team === 'team-b' && r.priority === 'interactive');
     const bWaits = bLive.map((r) => (r.start - r.createdAt) / 1000).sort((x, y) => x - y);
+    if (process.env.BENCH_DEBUG) {
+      for (const r of [...bLive].sort((x, y) => y.start - y.createdAt - (x.start - x.createdAt)).slice(0, 5)) {
+        console.error(`slow B job: created +${((r.createdAt - t0) / 1000).toFixed(1)} s, waited ${((r.start - r.createdAt) / 1000).toFixed(1)} s (claimed after ${(((r.claimedAt ?? r.start) - r.createdAt) / 1000).toFixed(1)} s), parked until +${r.notBefore ? ((r.notBefore - t0) / 1000).toFixed(1) : '-'} s, dequeue ${r.dequeueCount}`);
+      }
+    }
     const bBatch = ok.filter((r) => r.team === 'team-b' && r.priority === 'batch');
     const aAll = ok.filter((r) => r.team === 'team-a');
     const bBatchEnd = Math.max(...bBatch.map((r) => r.start));

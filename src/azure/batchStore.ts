@@ -14,6 +14,7 @@ import type { BatchRecord, LineCounts, LineOutcome } from '../core/batch/model';
 import { emptyCounts } from '../core/batch/model';
 import { StaleBatchError, type BatchJobPort, type BatchRepository } from '../core/batch/ports';
 import type { JobQueue } from './jobQueue';
+import type { Lane } from '../core/teams/lanes';
 import type { JobStore } from './jobStore';
 
 const BATCH_PK = 'batch';
@@ -148,12 +149,12 @@ export class BatchStore implements BatchRepository {
 }
 
 /** The batch driver's view of jobs: the job table (insert-if-absent, ETag stops) and the jobs queue. */
-export function batchJobPort(jobs: JobStore, queue: JobQueue): BatchJobPort {
+export function batchJobPort(jobs: JobStore, queueFor: (lane: Lane) => JobQueue): BatchJobPort {
   return {
     createIfAbsent: (job: JobRecord) => jobs.create(job),
     get: async (id) => (await jobs.get(id, { withRequest: false }))?.job,
     status: async (id): Promise<JobStatus | undefined> => (await jobs.get(id, { withRequest: false }))?.job.status,
-    enqueue: (id) => queue.send({ id }),
+    enqueue: (id, lane = 0) => queueFor({ lane, priority: 'batch' }).send({ id }),
     stopIfNotStarted: (id, error, now) => jobs.stopIfNotStarted(id, error, now),
   };
 }

@@ -56,7 +56,7 @@ export function getBatchServices(): BatchServices {
   const files = new FileStore(storage.container(settings.filesContainer));
   const batches = new BatchStore(storage.table(settings.batchesTable));
   const batchQueue = storage.queue(settings.batchQueue);
-  const jobPort = batchJobPort(services.jobs, services.queue);
+  const jobPort = batchJobPort(services.jobs, services.queueFor);
   const batch: BatchServices = {
     settings,
     files,

@@ -198,7 +198,7 @@ async function fanOutChunk(deps: DriverDeps, owned: OwnedBatch): Promise<void> {
     const created = await deps.jobs.createIfAbsent(parsed.job);
     // A job that already exists was created by an earlier, interrupted attempt: enqueue it again unless a worker
     // has seen it (a duplicate message is harmless, the worker's claim runs a job once).
-    if (created || (await deps.jobs.status(parsed.job.id)) === 'queued') await deps.jobs.enqueue(parsed.job.id);
+    if (created || (await deps.jobs.status(parsed.job.id)) === 'queued') await deps.jobs.enqueue(parsed.job.id, b.lane);
   });
   if (!last) throw new Error(`batch ${b.id}: input file ended before ${b.total} requests`);
   const end: JsonlLine = last;

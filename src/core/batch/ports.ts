@@ -46,7 +46,8 @@ export interface BatchJobPort {
   createIfAbsent(job: JobRecord): Promise<boolean>;
   get(id: string): Promise<JobRecord | undefined>;
   status(id: string): Promise<JobStatus | undefined>;
-  enqueue(id: string): Promise<void>;
+  /** Sends the job to the batch queue of `lane` (the batch team's queue lane, issue 10; default 0). */
+  enqueue(id: string, lane?: number): Promise<void>;
   /** Fails a job no worker has started; `stopped` false when it already runs or ended. */
   stopIfNotStarted(id: string, error: { code: string; message: string }, now: number): Promise<{ stopped: boolean; status: JobStatus } | undefined>;
 }
