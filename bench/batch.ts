@@ -42,7 +42,7 @@ async function main(): Promise<void> {
     hostJson: { extensions: { queues: { maxPollingInterval: '00:00:00.200', batchSize: 32, newBatchThreshold: 24 } } },
   });
   try {
-    const client = new OpenAI({ baseURL: `${stack.baseUrl}/v1`, apiKey: 'x', maxRetries: 0 });
+    const client = new OpenAI({ baseURL: `${stack.baseUrl}/v1`, apiKey: stack.apiKey!, maxRetries: 0 });
     const text = Array.from({ length: LINES }, (_, i) =>
       JSON.stringify({ custom_id: `bench-${i}`, method: 'POST', url: '/v1/chat/completions', body: { model: 'gpt-4o-mini', messages: [{ role: 'user', content: `Summarise item ${i} in one word.` }], max_tokens: MAX_TOKENS } }),
     ).join('\n');

@@ -195,6 +195,9 @@ async function fanOutChunk(deps: DriverDeps, owned: OwnedBatch): Promise<void> {
     if (!parsed.ok) throw new Error(`line ${line.lineNo} no longer validates: ${parsed.error.message}`);
     if (deps.failAfterLines !== undefined && processed >= deps.failAfterLines) throw new Error('injected fan-out failure');
     processed += 1;
+    // Keep the lease while a slow chunk runs (storage under load): a lapsed lease lets a second driver redo the chunk,
+    // which re-sends every still-queued line. renew() writes at most every leaseMs / 3.
+    if (processed % 100 === 0) await owned.renew();
     const created = await deps.jobs.createIfAbsent(parsed.job);
     // A job that already exists was created by an earlier, interrupted attempt: enqueue it again unless a worker
     // has seen it (a duplicate message is harmless, the worker's claim runs a job once).
