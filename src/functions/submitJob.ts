@@ -11,6 +11,8 @@ import { laneOf } from '../core/teams/lanes';
 import { teamAdmission } from '../runtime/teamLimits';
 
 const IDEMPOTENCY_KEY_MAX = 255;
+/** A replayed job still queued this long after creation gets its queue message again (it may never have been sent), ms. */
+const STRANDED_AFTER_MS = 10_000;
 /** How stale the queue depth used for backpressure may be, ms. */
 const BACKLOG_CHECK_MS = 2_000;
 
@@ -59,10 +61,11 @@ export async function submitJob(request: HttpRequest, context: InvocationContext
       if (existing.job.bodyHash !== hashBody(body)) {
         return json(422, errorBody('idempotency_key_reused', 'Idempotency-Key was already used with a different request body', 'Idempotency-Key'));
       }
-      // Issue 11: a replay of a job still `queued` re-sends its message. The first attempt may have stored the row and
-      // then failed both the send and its cleanup (a storage outage), leaving a row no message points to. A second
-      // message is harmless: the worker's ETag claim runs the job once and acknowledges the other.
-      if (existing.job.status === 'queued') await queue.send({ id: job.id });
+      // Issue 11: a replay of a job still `queued` well after it was created re-sends its message. The first attempt
+      // may have stored the row and then failed both the send and its cleanup (a storage outage, answered 503 with
+      // Retry-After), leaving a row no message points to. A second message is harmless (the worker's ETag claim runs
+      // the job once) but not free, so a quick replay of a job that is simply waiting its turn sends nothing.
+      if (existing.job.status === 'queued' && Date.now() - existing.job.createdAt > STRANDED_AFTER_MS) await queue.send({ id: job.id });
       return accepted(request, existing.job, true);
     }
     try {

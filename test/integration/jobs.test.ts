@@ -97,7 +97,8 @@ test('a job row left queued with no message (send and cleanup both failed) runs 
   const key = `stranded-${Date.now()}`;
   const body = chatJob('Stranded');
   // What a submit leaves behind when storage fails between the row and the message: the row only.
-  const stranded = prepareJob(parseSubmitBody(body), { models: getConfig().models, now: Date.now(), idempotencyKey: key, team: 'default' });
+  // Created 20 s ago: the client retried after the 503's Retry-After.
+  const stranded = prepareJob(parseSubmitBody(body), { models: getConfig().models, now: Date.now() - 20_000, idempotencyKey: key, team: 'default' });
   assert.equal(await getServices().jobs.create(stranded), true);
   await new Promise((r) => setTimeout(r, 1500));
   assert.equal((await call(baseUrl, `/v1/jobs/${stranded.id}`)).body.status, 'queued', 'nothing runs it on its own');
