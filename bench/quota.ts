@@ -20,7 +20,8 @@ import { join, resolve } from 'node:path';
 import { startAzurite } from '../local/azurite';
 import { startFunctionsHost } from '../local/host';
 import { countChatPromptTokens, startSimulator, type SimRequestRecord, type SimulatorConfig } from '../local/simulator';
-import { endpointsFromSimulator } from '../local/stack';
+import { bootstrapKeys, endpointsFromSimulator, WORKER_FUNCTION } from '../local/stack';
+import { laneCount } from '../src/core/teams/settings';
 import { storageCounters } from '../src/azure/storage';
 import { printTable } from './report';
 
@@ -98,7 +99,7 @@ function makeBacklog(): BenchRequest[] {
 // ---------------------------------------------------------------------------------------------------------------
 // Worker mode: one Function instance running only `worker`; storage counters to a file on SIGTERM.
 async function workerMain(): Promise<void> {
-  const host = await startFunctionsHost({ rootDir: PROJECT_ROOT, only: ['worker'], http: false, hostJson: HOST_JSON, log: () => undefined });
+  const host = await startFunctionsHost({ rootDir: PROJECT_ROOT, only: [WORKER_FUNCTION], http: false, hostJson: HOST_JSON, log: () => undefined });
   console.log('QUOTA_WORKER_READY');
   let stopping = false;
   const stop = () => {
@@ -206,8 +207,10 @@ async function main(): Promise<void> {
       SLUICE_ENDPOINTS: JSON.stringify(endpointsFromSimulator(sim, SIMULATOR)),
     };
     Object.assign(process.env, env);
-    host = await startFunctionsHost({ rootDir: PROJECT_ROOT, port: 0, exclude: ['worker'], hostJson: HOST_JSON, log: keep });
+    host = await startFunctionsHost({ rootDir: PROJECT_ROOT, port: 0, exclude: [WORKER_FUNCTION], hostJson: HOST_JSON, log: keep });
     const baseUrl = [host.url, host.routePrefix].filter((s) => s !== '').join('/');
+    const { apiKey } = await bootstrapKeys(azurite.connectionString, 'sluiceteams', laneCount(env));
+    const auth = { 'api-key': apiKey };
 
     // 1. The backlog, before any worker runs.
     const before = { ...storageCounters };
@@ -215,7 +218,7 @@ async function main(): Promise<void> {
     const ids = await pool(backlog, 16, async (r) => {
       const res = await fetch(`${baseUrl}/v1/jobs`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', ...auth },
         body: JSON.stringify({ request: { model: 'gpt-4o-mini', messages: r.messages, max_tokens: r.max_tokens }, priority: 'batch' }),
       });
       const body = (await res.json()) as { id?: string };
@@ -260,7 +263,7 @@ async function main(): Promise<void> {
       const sweepAll = c.status200 + failedKnown >= ids.length || Date.now() - last200At > 8_000;
       const batch = sweepAll ? pending : pending.slice(0, 150);
       const got = await pool(batch, 16, async (id) => {
-        const res = await fetch(`${baseUrl}/v1/jobs/${id}`);
+        const res = await fetch(`${baseUrl}/v1/jobs/${id}`, { headers: auth });
         return (await res.json()) as JobView;
       });
       for (const v of got) views.set(v.id, v);

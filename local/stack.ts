@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startAzurite, type RunningAzurite } from './azurite';
-import { startFunctionsHost, type RunningFunctionsHost } from './host';
+import { startFunctionsHost } from './host';
 import { TableClient } from '@azure/data-tables';
 import { TeamStore } from '../src/azure/teamTable';
 import { ensureTeamWithKey } from '../src/core/teams/admin';
@@ -20,6 +20,9 @@ export interface StackOptions {
   /** 0: the in-process host runs everything. N>0: the in-process host runs HTTP, timers and every function but
    *  `worker`; N child processes (local/host/cli.js --only worker --no-http) drain the jobs queue. @default 0 */
   workers?: number;
+  /** Run the HTTP host (and timers, and every function but the workers') in a child process too, so that a
+   *  benchmark's load generator does not share its event loop with the functions it measures. @default false */
+  hostProcess?: boolean;
   /** @default { inMemory: true } (a temporary data folder, removed on stop, when false) */
   azurite?: { inMemory?: boolean };
   /** Merged over host.json for the in-process host and the workers (e.g. a short visibilityTimeout). */
@@ -146,45 +149,65 @@ export async function startStack(opts: StackOptions = {}): Promise<RunningStack>
     }
 
     const workers = opts.workers ?? 0;
-    const host: RunningFunctionsHost = await startFunctionsHost({
-      rootDir: PROJECT_ROOT,
-      port: 0,
-      log,
-      hostJson: opts.hostJson,
-      ...(workers > 0 ? { exclude: [WORKER_FUNCTION] } : {}),
-    });
-    cleanups.push(() => host.close());
-
+    const childEnv = { ...process.env, ...env, ...(opts.hostJson ? { SLUICE_HOST_JSON_OVERRIDE: JSON.stringify(opts.hostJson) } : {}) };
     const workerProcesses: ChildProcess[] = [];
-    const spawnWorker = (): { child: ChildProcess; ready: Promise<void> } => {
-      const index = workerProcesses.length;
-      const args = [join(PROJECT_ROOT, 'dist', 'local', 'host', 'cli.js'), '--only', WORKER_FUNCTION, '--no-http', '--root', PROJECT_ROOT];
-      const childEnv = { ...process.env, ...env, ...(opts.hostJson ? { SLUICE_HOST_JSON_OVERRIDE: JSON.stringify(opts.hostJson) } : {}) };
-      const child = spawn(process.execPath, args, { cwd: PROJECT_ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-      workerProcesses.push(child);
-      const ready = new Promise<void>((resolveReady, rejectReady) => {
+    /** A local host child process; `ready` resolves with the URL it printed (if it serves HTTP). */
+    const spawnHost = (name: string, args: string[], http = false) => {
+      const child = spawn(process.execPath, [join(PROJECT_ROOT, 'dist', 'local', 'host', 'cli.js'), ...args, '--root', PROJECT_ROOT], { cwd: PROJECT_ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+      let url = '';
+      let routePrefix: string | undefined;
+      const ready = new Promise<{ url: string; routePrefix: string }>((resolveReady, rejectReady) => {
         let pending = '';
         const onData = (chunk: Buffer) => {
           pending += chunk.toString();
           const lines = pending.split('\n');
           pending = lines.pop() ?? '';
           for (const line of lines) {
-            log(`[worker ${index}] ${line}`);
-            if (line.startsWith('Functions (local host')) resolveReady();
+            log(`[${name}] ${line}`);
+            const listening = /^Local Functions host listening on (\S+)/.exec(line);
+            if (listening) url = listening[1]!;
+            const banner = /^Functions \(local host, routePrefix "([^"]*)"/.exec(line);
+            if (banner) routePrefix = banner[1]!;
+            // The banner comes when the functions are registered; an HTTP host prints its URL just after.
+            if (routePrefix !== undefined && (!http || url)) resolveReady({ url, routePrefix });
           }
         };
         child.stdout?.on('data', onData);
         child.stderr?.on('data', onData);
         child.once('exit', (code, signal) => {
-          log(`[worker ${index}] exited (code ${code}, signal ${signal})`);
-          rejectReady(new Error(`worker ${index} exited before it was ready (code ${code}); see stack.logs()`));
+          log(`[${name}] exited (code ${code}, signal ${signal})`);
+          rejectReady(new Error(`${name} exited before it was ready (code ${code}); see stack.logs()`));
         });
       });
       ready.catch(() => undefined);
       return { child, ready };
     };
+    const spawnWorker = () => spawnHost(`worker ${workerProcesses.length}`, ['--only', WORKER_FUNCTION, '--no-http']);
+
+    let host: { url: string; routePrefix: string; close(): Promise<void> };
+    if (opts.hostProcess) {
+      const started = spawnHost('host', ['--port', '0', ...(workers > 0 ? ['--exclude', WORKER_FUNCTION] : [])], true);
+      cleanups.push(() => stopChild(started.child));
+      const { url, routePrefix } = await started.ready;
+      host = { url, routePrefix, close: () => stopChild(started.child) };
+    } else {
+      host = await startFunctionsHost({
+        rootDir: PROJECT_ROOT,
+        port: 0,
+        log,
+        hostJson: opts.hostJson,
+        ...(workers > 0 ? { exclude: [WORKER_FUNCTION] } : {}),
+      });
+      cleanups.push(() => host.close());
+    }
+
     cleanups.push(() => Promise.all(workerProcesses.map(stopChild)).then(() => undefined));
-    await Promise.all(Array.from({ length: workers }, () => spawnWorker().ready));
+    const startWorkerProcess = () => {
+      const started = spawnWorker();
+      workerProcesses.push(started.child);
+      return started;
+    };
+    await Promise.all(Array.from({ length: workers }, () => startWorkerProcess().ready));
 
     const baseUrl = [host.url, host.routePrefix].filter((s) => s !== '').join('/');
     if (keys) {
@@ -204,7 +227,7 @@ export async function startStack(opts: StackOptions = {}): Promise<RunningStack>
         if (!child) throw new Error(`no worker ${i} (have ${workerProcesses.length})`);
         child.kill(signal);
       },
-      startWorker: () => spawnWorker().child,
+      startWorker: () => startWorkerProcess().child,
       logs: () => [...buffer],
       stop: cleanup,
     };

@@ -1,4 +1,4 @@
-// `node dist/local/host/cli.js [--only worker,other] [--no-http] [--no-queues] [--no-timers] [--port N] [--root DIR]`
+// `node dist/local/host/cli.js [--only worker,other] [--exclude a,b] [--no-http] [--no-queues] [--no-timers] [--port N] [--root DIR]`
 // Runs one local Functions host process ("a Function instance" for benchmarks). On SIGTERM/SIGINT it stops taking
 // messages, lets in-flight invocations finish, and exits 0.
 import { startFunctionsHost, type FunctionsHostOptions } from './index';
@@ -22,6 +22,9 @@ export function parseHostArgs(argv: string[], env: NodeJS.ProcessEnv = process.e
       case '--only':
         options.only = value().split(',').map((s) => s.trim()).filter((s) => s !== '');
         break;
+      case '--exclude':
+        options.exclude = value().split(',').map((s) => s.trim()).filter((s) => s !== '');
+        break;
       case '--port': {
         const port = Number(value());
         if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port: not a port number`);
@@ -42,7 +45,7 @@ export function parseHostArgs(argv: string[], env: NodeJS.ProcessEnv = process.e
         break;
       case '--help':
       case '-h':
-        console.log('usage: node dist/local/host/cli.js [--only a,b] [--no-http] [--no-queues] [--no-timers] [--port N] [--root DIR]');
+        console.log('usage: node dist/local/host/cli.js [--only a,b] [--exclude a,b] [--no-http] [--no-queues] [--no-timers] [--port N] [--root DIR]');
         process.exit(0);
       // falls through (exit never returns)
       default:

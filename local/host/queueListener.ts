@@ -116,7 +116,9 @@ export class QueueListener {
         for (const message of messages) this.track(this.process(message));
         continue; // found work: poll again at once (subject to newBatchThreshold)
       }
-      await this.pause(idleDelay);
+      // Randomised exponential backoff, as the Functions host does: idle listeners do not poll in step (a host
+      // with many queues would otherwise hit storage with all its polls at the same instant).
+      await this.pause(idleDelay * (0.5 + Math.random() / 2));
       idleDelay = Math.min(maxPollingIntervalMs, idleDelay * 2);
     }
   }

@@ -60,13 +60,28 @@ export class JobQueue {
   }
 
   private cachedDepth: { value: number; at: number } | undefined;
+  private refreshingDepth: Promise<number> | undefined;
 
-  /** Queue depth, re-read at most once per `maxAgeMs` per process (backpressure checks it on every submit). */
+  /**
+   * Queue depth, re-read at most once per `maxAgeMs` per process (backpressure checks it on every submit). Only the
+   * first call waits for storage: once a value is known, a stale one is answered at once and refreshed in the
+   * background, so no submit pays for the read (issue 4: p99).
+   */
   async recentDepth(maxAgeMs: number, now = Date.now()): Promise<number> {
-    if (!this.cachedDepth || now - this.cachedDepth.at > maxAgeMs) {
-      this.cachedDepth = { value: await this.depth(), at: now };
+    if (this.cachedDepth && now - this.cachedDepth.at <= maxAgeMs) return this.cachedDepth.value;
+    this.refreshingDepth ??= this.depth()
+      .then((value) => {
+        this.cachedDepth = { value, at: Date.now() };
+        return value;
+      })
+      .finally(() => {
+        this.refreshingDepth = undefined;
+      });
+    if (this.cachedDepth) {
+      this.refreshingDepth.catch(() => undefined); // a failed refresh keeps the last value; the next call retries
+      return this.cachedDepth.value;
     }
-    return this.cachedDepth.value;
+    return this.refreshingDepth;
   }
 
   /** Approximate number of messages, for health and backpressure. */

@@ -22,7 +22,7 @@ export async function submitJob(request: HttpRequest, context: InvocationContext
     const auth = await authorize(request);
     if (auth.denied) return auth.denied;
     const team = auth.principal.team;
-    const { config, submit: { jobs, queue: anyQueue, queueFor } } = getServices();
+    const { config, submit: { jobs, queueFor, backlog } } = getServices();
     const idempotencyKey = request.headers.get('idempotency-key') ?? undefined;
     if (idempotencyKey !== undefined && (idempotencyKey.length === 0 || idempotencyKey.length > IDEMPOTENCY_KEY_MAX)) {
       throw new ValidationError(`Idempotency-Key: must be 1 to ${IDEMPOTENCY_KEY_MAX} characters`, 'Idempotency-Key');
@@ -46,7 +46,7 @@ export async function submitJob(request: HttpRequest, context: InvocationContext
 
     if (config.maxBacklog > 0) {
       const tpm = config.endpoints.filter((e) => e.model === job.model).reduce((sum, e) => sum + e.tpm, 0);
-      const verdict = backlogVerdict(await anyQueue.recentDepth(BACKLOG_CHECK_MS), config.maxBacklog, chargeOf(job), tpm);
+      const verdict = backlogVerdict(await backlog(BACKLOG_CHECK_MS), config.maxBacklog, chargeOf(job), tpm);
       if (!verdict.accept) {
         return json(429, errorBody('backlog_full', `Sluice's backlog is over ${config.maxBacklog} jobs; nothing was written. Retry after ${verdict.retryAfterS} s.`, undefined, 'rate_limit_error'), {
           'retry-after': String(verdict.retryAfterS),

@@ -33,7 +33,12 @@ export interface Services {
   budget: BudgetGate;
   health: EndpointHealth;
   /** Issue 11: the job table and queue for submit, with bounded SDK retries so a storage outage is a prompt 503. */
-  submit: { jobs: JobStore; queue: JobQueue; queueFor(lane: Lane): JobQueue };
+  submit: {
+    jobs: JobStore;
+    queueFor(lane: Lane): JobQueue;
+    /** Messages in every lane's queue (the fleet's backlog), at most `maxAgeMs` old; see JobQueue.recentDepth. */
+    backlog(maxAgeMs: number): Promise<number>;
+  };
   /** Issue 10: the jobs queue of a lane (lane 0 interactive is `queue`). */
   queueFor(lane: Lane): JobQueue;
   /** Every lane's queue, interactive lanes first. */
@@ -97,8 +102,8 @@ export function buildServices(config: SluiceConfig): Services {
   const poisonQueue = new JobQueue(storage.queue(`${config.jobsQueue}-poison`));
   const submit = {
     jobs: new JobStore(promptStorage.table(config.jobsTable), promptStorage.container(config.payloadContainer)),
-    queue: pick(submitQueues, { lane: 0, priority: 'interactive' }),
     queueFor: (lane: Lane) => pick(submitQueues, lane),
+    backlog: async (maxAgeMs: number) => (await Promise.all([...submitQueues.values()].map((q) => q.recentDepth(maxAgeMs)))).reduce((a, b) => a + b, 0),
   };
   const teams = new TeamStore(storage.table(config.teams.table));
   const auth = new Authenticator({ repo: teams, cacheMs: config.teams.authCacheMs, ...(config.teams.entra ? { entra: config.teams.entra } : {}) });

@@ -16,21 +16,39 @@ import { getTelemetryServices } from './telemetry';
 
 const BACKLOG_CHECK_MS = 2_000;
 const spend = new Map<string, { usd: number; until: number }>();
+const refreshing = new Map<string, Promise<number>>();
 
-/** Month-to-date cost of the team in USD (cached). */
+/**
+ * Month-to-date cost of the team in USD. Cached: only a team's first check waits for storage; a stale value is
+ * answered while it is re-read in the background, so a submit never pays for the read.
+ */
 export async function teamMonthToDateUsd(team: string, now = Date.now()): Promise<number> {
   const hit = spend.get(team);
   if (hit && hit.until > now) return hit.usd;
+  let pending = refreshing.get(team);
+  if (!pending) {
+    pending = readSpend(team, now).finally(() => refreshing.delete(team));
+    refreshing.set(team, pending);
+  }
+  if (hit) {
+    pending.catch(() => undefined); // keep the last value; the next check retries
+    return hit.usd;
+  }
+  return pending;
+}
+
+async function readSpend(team: string, now: number): Promise<number> {
   const { rollup } = getTelemetryServices();
   const row = await rollup.get(ROLLUP_PARTITIONS.monthToDate(monthOf(now)), scopeKey({ kind: 'team', team }));
   const usd = monthToDateOf(row?.value)?.costUsd ?? 0;
-  spend.set(team, { usd, until: now + getServices().config.teams.spendCacheMs });
+  spend.set(team, { usd, until: Date.now() + getServices().config.teams.spendCacheMs });
   return usd;
 }
 
 /** Forget cached spend (tests that write month-to-date rows directly). */
 export function forgetTeamSpend(): void {
   spend.clear();
+  refreshing.clear();
 }
 
 /** A 429 answer when the team may not add this job now, else undefined. Nothing has been written yet. */
