@@ -14,7 +14,7 @@
  * Prints tables, then as the last line one JSON object.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startAzurite } from '../local/azurite';
@@ -99,8 +99,12 @@ function makeBacklog(): BenchRequest[] {
 // ---------------------------------------------------------------------------------------------------------------
 // Worker mode: one Function instance running only `worker`; storage counters to a file on SIGTERM.
 async function workerMain(): Promise<void> {
-  const host = await startFunctionsHost({ rootDir: PROJECT_ROOT, only: [WORKER_FUNCTION], http: false, hostJson: HOST_JSON, log: () => undefined });
+  const host = await startFunctionsHost({ rootDir: PROJECT_ROOT, only: [WORKER_FUNCTION], http: false, hostJson: HOST_JSON, log: process.env.BENCH_DEBUG === '1' ? (l) => console.log(l) : () => undefined });
   console.log('QUOTA_WORKER_READY');
+  // Released from SIGSTOP when the drain starts: count only the drain's storage calls.
+  process.on('SIGCONT', () => {
+    for (const k of Object.keys(storageCounters) as Array<keyof typeof storageCounters>) storageCounters[k] = 0;
+  });
   let stopping = false;
   const stop = () => {
     if (stopping) return;
@@ -193,7 +197,10 @@ async function main(): Promise<void> {
   const azurite = await startAzurite({ rootDir: PROJECT_ROOT, inMemory: true });
   const sim = await startSimulator(SIMULATOR);
   const lines: string[] = [];
+  const debugFile = process.env.BENCH_DEBUG === '1' ? join(tmpdir(), 'bench-quota-debug.log') : undefined;
+  if (debugFile) writeFileSync(debugFile, '');
   const keep = (line: string) => {
+    if (debugFile) appendFileSync(debugFile, `${line}\n`);
     lines.push(line);
     if (lines.length > 2000) lines.splice(0, lines.length - 2000);
   };
@@ -212,7 +219,25 @@ async function main(): Promise<void> {
     const { apiKey } = await bootstrapKeys(azurite.connectionString, 'sluiceteams', laneCount(env));
     const auth = { 'api-key': apiKey };
 
-    // 1. The backlog, before any worker runs.
+    // 1. N worker processes (warm Function instances), paused while the backlog is filled: the drain below starts
+    //    when they are released, so process start-up is not counted as drain time.
+    const tSpawn = Date.now();
+    const ready: Promise<void>[] = [];
+    for (let i = 0; i < settings.workers; i += 1) {
+      let onReady: () => void = () => undefined;
+      ready.push(new Promise<void>((r) => (onReady = r)));
+      workers.push(
+        spawnChild([__filename, '--worker'], { ...process.env, ...env, ...(process.env.BENCH_DEBUG === '1' ? { SLUICE_BUDGET_DEBUG: '1' } : {}), [COUNTERS_FILE_ENV]: join(tmp, `worker-${i}.json`) }, (line) => {
+          if (line === 'QUOTA_WORKER_READY') onReady();
+          else keep(`[worker ${i}] ${line}`);
+        }),
+      );
+    }
+    await Promise.all(ready);
+    console.log(`${settings.workers} workers ready after ${((Date.now() - tSpawn) / 1000).toFixed(1)} s`);
+    for (const w of workers) w.child.kill('SIGSTOP');
+
+    // 2. The backlog, while the workers are paused.
     const before = { ...storageCounters };
     const tSubmit = Date.now();
     const ids = await pool(backlog, 16, async (r) => {
@@ -228,22 +253,11 @@ async function main(): Promise<void> {
     const submitTx = Object.values(storageCounters).reduce((s, v) => s + v, 0) - Object.values(before).reduce((s, v) => s + v, 0);
     console.log(`submitted ${ids.length} jobs in ${((Date.now() - tSubmit) / 1000).toFixed(1)} s (${(submitTx / ids.length).toFixed(2)} storage calls per submit)`);
 
-    // 2. Drain with N worker processes.
+    // 3. Drain: release the workers.
     sim.reset();
     const t0 = Date.now();
-    const ready: Promise<void>[] = [];
-    for (let i = 0; i < settings.workers; i += 1) {
-      let onReady: () => void = () => undefined;
-      ready.push(new Promise<void>((r) => (onReady = r)));
-      workers.push(
-        spawnChild([__filename, '--worker'], { ...process.env, ...env, [COUNTERS_FILE_ENV]: join(tmp, `worker-${i}.json`) }, (line) => {
-          if (line === 'QUOTA_WORKER_READY') onReady();
-          else keep(`[worker ${i}] ${line}`);
-        }),
-      );
-    }
-    await Promise.all(ready);
-    console.log(`${settings.workers} workers ready after ${((Date.now() - t0) / 1000).toFixed(1)} s; draining…`);
+    for (const w of workers) w.child.kill('SIGCONT');
+    console.log('draining…');
 
     const views = new Map<string, JobView>();
     const terminal = (v?: JobView) => v !== undefined && (v.status === 'succeeded' || v.status === 'failed');
@@ -277,6 +291,10 @@ async function main(): Promise<void> {
     const tEnd = completedAts.length ? Math.max(...completedAts) : Date.now();
     const sluiceLog = sim.requests();
     const sluiceCounters = sim.counters()[REGION]![DEPLOYMENT]!;
+    // Tokens charged per 10 s of the drain, as a share of 10 s of quota: where utilisation was lost.
+    const per10 = new Array<number>(Math.ceil((tEnd - t0) / 10_000)).fill(0);
+    for (const r of sluiceLog) if (r.status === 200 && r.at >= t0 && r.at < tEnd) per10[Math.floor((r.at - t0) / 10_000)]! += r.charged;
+    console.log(`utilisation per 10 s: ${per10.map((v) => (v / (settings.tpm / 6)).toFixed(2)).join(' ')}`);
 
     // Worker storage counters: SIGTERM → each writes its counters.
     for (const w of workers) w.child.kill('SIGTERM');

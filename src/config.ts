@@ -92,6 +92,9 @@ export interface SluiceConfig {
   maxRetryDelayMs: number;
   /** Jobs waiting in the queue beyond which submit answers 429; 0 disables. @default 100000 */
   maxBacklog: number;
+  /** Longest wait for quota a worker sits out holding the job (its message stays invisible, so the instance takes no
+   *  more work than the quota lets it run); longer waits park the job in the queue with a delay, ms. @default 30000 */
+  holdInProcessMs: number;
   breaker: BreakerSettings;
   budget: BudgetSettings;
   /** Files, batches and the submission queue (src/core/batch/settings.ts). */
@@ -143,6 +146,7 @@ const DEFAULTS = {
   callTimeoutMs: 120_000,
   maxRetryDelayMs: 60_000,
   maxBacklog: 100_000,
+  holdInProcessMs: 30_000,
 };
 
 type Env = Record<string, string | undefined>;
@@ -271,6 +275,7 @@ export function loadConfig(env: Env = process.env): SluiceConfig {
     callTimeoutMs: intSetting(env, 'SLUICE_CALL_TIMEOUT_MS', DEFAULTS.callTimeoutMs),
     maxRetryDelayMs: intSetting(env, 'SLUICE_MAX_RETRY_DELAY_MS', DEFAULTS.maxRetryDelayMs),
     maxBacklog: intSetting(env, 'SLUICE_MAX_BACKLOG', DEFAULTS.maxBacklog, 0),
+    holdInProcessMs: intSetting(env, 'SLUICE_HOLD_IN_PROCESS_MS', DEFAULTS.holdInProcessMs, 0),
     breaker: {
       enabled: boolSetting(env, 'SLUICE_BREAKER_ENABLED', true),
       table: nameSetting(env, 'SLUICE_BREAKER_TABLE', 'sluicebreakers', tableName, 'is not a valid table name'),

@@ -10,6 +10,7 @@ import { TableClient, type TableEntityResult } from '@azure/data-tables';
 import { normalizeCommitTime } from '../core/telemetry/store';
 import type { CallRef, UsageRow, UsageRowStore } from '../core/telemetry/usage';
 import type { UsageRowSource } from '../core/telemetry/rollup';
+import { ROLLUP_FIELDS, type RollupRow } from '../core/telemetry/aggregate';
 import { tableCreator } from './conditionalRows';
 
 export const USAGE_SHARDS = 8;
@@ -87,6 +88,34 @@ export function fromEntity(e: Record<string, unknown>): UsageRow {
   };
 }
 
+/** Table properties behind ROLLUP_FIELDS (costUsd comes with `priced`; the commit time is the server Timestamp). */
+const ROLLUP_SELECT = [...ROLLUP_FIELDS, 'priced', 'Timestamp'];
+
+/** The rollup's fields of an entity read with ROLLUP_SELECT (see fromEntity for the full row). */
+export function rollupRowOf(e: Record<string, unknown>): RollupRow {
+  return {
+    team: String(e.team ?? ''),
+    model: String(e.model ?? ''),
+    region: String(e.region ?? ''),
+    deployment: String(e.deployment ?? ''),
+    status: e.status === 'succeeded' ? 'succeeded' : 'failed',
+    promptTokens: n(e.promptTokens),
+    cachedTokens: n(e.cachedTokens),
+    completionTokens: n(e.completionTokens),
+    reservedOutputTokens: n(e.reservedOutputTokens),
+    reservedUnusedTokens: n(e.reservedUnusedTokens),
+    estimatedPromptTokens: n(e.estimatedPromptTokens),
+    costUsd: e.priced === false ? null : n(e.costUsd),
+    queueWaitMs: optMs(e.queueWaitMs),
+    modelLatencyMs: optMs(e.modelLatencyMs),
+    totalLatencyMs: optMs(e.totalLatencyMs),
+    attempts: n(e.attempts),
+    throttles: n(e.throttles),
+    regionsTried: n(e.regionsTried),
+    calls: JSON.parse(String(e.calls ?? '[]')) as CallRef[],
+  };
+}
+
 export class UsageTable implements UsageRowStore, UsageRowSource {
   /** Creates the table once per process (an existing table is fine). */
   readonly ensureTable: () => Promise<void>;
@@ -123,11 +152,11 @@ export class UsageTable implements UsageRowStore, UsageRowSource {
     }
   }
 
-  async *rows(window: string, cut: string): AsyncIterable<UsageRow[]> {
+  async *rows(window: string, cut: string): AsyncIterable<RollupRow[]> {
     await this.ensureTable();
     const shards = Array.from({ length: USAGE_SHARDS }, (_, s) =>
       this.client
-        .listEntities<Record<string, unknown>>({ queryOptions: { filter: `PartitionKey eq '${window}${s}'` } })
+        .listEntities<Record<string, unknown>>({ queryOptions: { filter: `PartitionKey eq '${window}${s}'`, select: ROLLUP_SELECT } })
         .byPage({ maxPageSize: PAGE_SIZE })
         [Symbol.asyncIterator](),
     );
@@ -140,10 +169,10 @@ export class UsageTable implements UsageRowStore, UsageRowSource {
       pending.delete(s);
       if (r.done) continue;
       pull(s);
-      const page: UsageRow[] = [];
+      const page: RollupRow[] = [];
       for (const e of r.value) {
         const ts = normalizeCommitTime(String(e.timestamp ?? ''));
-        if (ts <= cut) page.push(fromEntity(e));
+        if (ts <= cut) page.push(rollupRowOf(e));
       }
       yield page;
     }

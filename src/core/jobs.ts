@@ -56,7 +56,7 @@ export interface JobRecord {
   usage?: Record<string, unknown>;
   latencyMs?: number;
   error?: JobError;
-  /** Earliest time a waiting job is expected to start. */
+  /** Earliest time a waiting job is expected to start (also on a running job its worker holds for quota). */
   notBefore?: number;
   /** Claim held by a worker: who and until when (epoch ms). */
   claimId?: string;
@@ -86,13 +86,16 @@ export function chargeOf(job: Pick<JobRecord, 'promptTokens' | 'maxOutputTokens'
   return job.promptTokens + job.maxOutputTokens;
 }
 
+const heldWaiting = (job: JobRecord) => job.status === 'running' && job.notBefore !== undefined;
+
 /** The public view of a job (GET /api/v1/jobs/{id}). Times as ISO strings. */
 export function toJobView(job: JobRecord): Record<string, unknown> {
   const iso = (t?: number) => (t === undefined ? null : new Date(t).toISOString());
   return {
     id: job.id,
     object: 'sluice.job',
-    status: job.status,
+    // A running job with notBefore is held by its worker until quota frees up (worker.ts): it is waiting.
+    status: heldWaiting(job) ? 'waiting' : job.status,
     priority: job.priority,
     created_at: iso(job.createdAt),
     started_at: iso(job.startedAt),
@@ -106,7 +109,7 @@ export function toJobView(job: JobRecord): Record<string, unknown> {
     usage: job.usage ?? null,
     latency_ms: job.latencyMs ?? null,
     error: job.error ?? null,
-    estimated_start_at: job.status === 'waiting' ? iso(job.notBefore) : null,
+    estimated_start_at: job.status === 'waiting' || heldWaiting(job) ? iso(job.notBefore) : null,
     regions_tried: job.regionsTried.map((a) => ({ ...a, at: new Date(a.at).toISOString() })),
     metadata: job.metadata,
     // Issue 8: batch lines say which batch and custom_id they serve.

@@ -77,6 +77,8 @@ export interface WorkerDeps {
 
 /** How long a claim outlives one model call, ms: time to store the result, plus clock skew between instances. */
 const CLAIM_MARGIN_MS = 30_000;
+/** A hold longer than this is written to the job, so that it shows as `waiting` with an estimated start, ms. */
+const SHOWN_HOLD_MS = 2_000;
 /** Renew the claim before a call when less than callTimeoutMs + this is left, ms. */
 const CLAIM_RENEW_MARGIN_MS = 10_000;
 /** The recovery message becomes visible this long after the claim ends, ms. */
@@ -174,8 +176,8 @@ async function releaseWatchdog(cancel: (() => Promise<void>) | undefined, jobId:
  * in-process holds), so a fixed claim could run out while this worker is alive and let a second worker call the
  * model too. Returns the new ETag, or undefined when another worker took the job over (our claim had expired).
  */
-async function renewClaim(deps: WorkerDeps, job: JobRecord, etag: string, now: number): Promise<string | undefined> {
-  if ((job.claimUntil ?? 0) - now >= deps.settings.callTimeoutMs + CLAIM_RENEW_MARGIN_MS) return etag;
+async function renewClaim(deps: WorkerDeps, job: JobRecord, etag: string, now: number, force = false): Promise<string | undefined> {
+  if (!force && (job.claimUntil ?? 0) - now >= deps.settings.callTimeoutMs + CLAIM_RENEW_MARGIN_MS) return etag;
   job.claimUntil = now + deps.settings.callTimeoutMs + CLAIM_MARGIN_MS;
   try {
     return await deps.jobs.replace(job, etag);
@@ -225,8 +227,11 @@ async function run(deps: WorkerDeps, job: JobRecord, etag: string, clock: Clock,
         // A probe we hold but cannot use is released by its lease running out.
         continue;
       }
-      // Issue 11: never start a call that could outlive our claim.
-      const renewed = await renewClaim(deps, job, etag, clock.now());
+      // Issue 11: never start a call that could outlive our claim. A job shown as waiting during a hold is shown
+      // running again (same write).
+      const shownWaiting = job.notBefore !== undefined;
+      job.notBefore = undefined;
+      const renewed = await renewClaim(deps, job, etag, clock.now(), shownWaiting);
       if (renewed === undefined) {
         log('warn', 'claim expired and the job was taken over by another worker; stopping here', { jobId: job.id, attempt: job.attempts });
         return 'claimed-elsewhere';
@@ -295,7 +300,18 @@ async function run(deps: WorkerDeps, job: JobRecord, etag: string, clock: Clock,
     const wait = Math.max(0, retryAt - now);
     // Issue 11: on shutdown, release the job (park it) rather than hold it, so the drain ends promptly.
     if (wait <= deps.settings.holdInProcessMs && !deps.stopping?.()) {
-      await clock.sleep(wait);
+      // Held: the message stays invisible, so this instance takes no more work than its share of quota lets it run
+      // (parking every refused job instead churns the queue and storage). Shutdown ends a hold within a second.
+      const until = now + wait;
+      if (wait > SHOWN_HOLD_MS && job.notBefore === undefined) {
+        // A user polling the job sees it waiting, with an estimated start (toJobView), not running.
+        job.notBefore = until;
+        const noted = await renewClaim(deps, job, etag, now, true);
+        if (noted === undefined) return 'claimed-elsewhere';
+        etag = noted;
+      }
+      while (clock.now() < until && !deps.stopping?.()) await clock.sleep(Math.min(1_000, until - clock.now()));
+      if (deps.stopping?.()) return park(deps, job, etag, until, log);
       continue;
     }
     return park(deps, job, etag, retryAt, log);

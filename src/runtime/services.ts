@@ -51,9 +51,6 @@ export interface Services {
 
 let services: Services | undefined;
 
-/** Longest wait a worker holds a job in-process before parking it (the fair-share gate drops such waiters). */
-const HOLD_IN_PROCESS_MS = 2_000;
-
 /**
  * Issue 11: graceful shutdown. The local host (local/host/cli.ts) and a recycled instance get SIGTERM before they
  * drain; from then on the worker parks jobs it would otherwise hold in-process. If nobody else handles SIGTERM,
@@ -117,6 +114,8 @@ export function buildServices(config: SluiceConfig): Services {
         jobsPerLease: config.budget.jobsPerLease,
         policy: { safety: config.budget.safety },
         onError: (err) => console.warn(`budget table unavailable: ${(err as Error).message}`),
+        schedule: (fn, ms) => void setTimeout(fn, ms).unref(),
+        ...(process.env.SLUICE_BUDGET_DEBUG === '1' ? { debug: (line: string) => console.log(line) } : {}),
       })
     : new UnlimitedBudget();
   // Issue 10: weighted fair admission between teams in front of the shared budget (docs/teams.md).
@@ -125,7 +124,7 @@ export function buildServices(config: SluiceConfig): Services {
     ? new FairShareGate(shared, {
         weightOf: (team) => teamDirectory.get(team)?.weight ?? 1,
         guaranteedTpmOf: (team, model) => (model === undefined ? undefined : teamDirectory.get(team)?.guaranteedTpm[model]),
-        holdMs: HOLD_IN_PROCESS_MS,
+        holdMs: config.holdInProcessMs,
       })
     : shared;
   const health: EndpointHealth = config.breaker.enabled
@@ -173,7 +172,7 @@ export function buildServices(config: SluiceConfig): Services {
       settings: {
         callTimeoutMs: config.callTimeoutMs,
         maxRetryDelayMs: config.maxRetryDelayMs,
-        holdInProcessMs: HOLD_IN_PROCESS_MS,
+        holdInProcessMs: config.holdInProcessMs,
         maxTransientFailures: 8,
       },
       log,

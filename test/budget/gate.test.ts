@@ -144,3 +144,27 @@ test('close() reports the lease: its unused slices are freed for the others', as
   assert.equal(row.leases.length, 0);
   assert.equal(row.tokens.reduce((s, v) => s + v, 0), 800);
 });
+
+test('an idle holder reports its lease when it ends, so nobody settles it as fully spent', async () => {
+  const store = new MemoryBudgetRowStore();
+  const ref = deployment(60_000, 360);
+  const timers: Array<{ fn: () => void; ms: number }> = [];
+  const gate = new SharedBudgetGate({ store, owner: 'a', schedule: (fn, ms) => void timers.push({ fn, ms }) });
+  assert.equal((await gate.admit(ref, 800, 'batch', T0)).granted, true);
+  const lease = store.peek(ref.key)!.leases[0]!;
+  assert.equal(timers.length, 1);
+  assert.ok(timers[0]!.ms >= lease.until - T0, 'fires after the lease ends');
+  timers[0]!.fn();
+  await gate.close(lease.until + 2_000); // waits for the release write in flight; nothing left to report
+  const row = store.peek(ref.key)!;
+  assert.equal(row.leases.length, 0, 'reported, not left for settlement');
+  assert.equal(row.tokens.reduce((s, v) => s + v, 0), 800, 'only what was spent counts');
+
+  // A holder that renewed meanwhile keeps its new lease: the old timer does nothing.
+  const gate2 = new SharedBudgetGate({ store: new MemoryBudgetRowStore(), owner: 'b', minLeaseMs: 2_000, leaseMs: 2_000, schedule: (fn, ms) => void timers.push({ fn, ms }) });
+  timers.length = 0;
+  await gate2.admit(ref, 800, 'batch', T0);
+  await gate2.admit(ref, 100, 'batch', T0 + 5_000); // after the first lease's end: renewed
+  timers[0]!.fn();
+  assert.ok(gate2.heldLease(ref.key), 'the renewed lease is still held');
+});

@@ -6,6 +6,7 @@ import { UnlimitedBudget, type BudgetGate } from '../../src/core/budget/gate';
 import type { ModelClient } from '../../src/core/modelClient';
 import type { EndpointSettings } from '../../src/config';
 import { ManualClock, MemoryJobs, newJob } from '../support/fakes';
+import { toJobView } from '../../src/core/jobs';
 
 const endpoint = (region: string, priority: number): EndpointSettings => ({
   region, endpoint: `http://${region}.test`, deployment: 'gpt-4o-mini', model: 'gpt-4o-mini', priority, weight: 1, tpm: 1000, rpm: 6, auth: 'key', apiKey: 'k',
@@ -103,6 +104,59 @@ test('no budget: short waits are held in-process, long waits park the job', asyn
   assert.equal(await processJob(s2.deps, s2.job.id), 'waiting');
   assert.equal(s2.jobs.peek(s2.job.id).notBefore, s2.clock.t + 20_000);
   assert.deepEqual(s2.requeued, [{ id: s2.job.id, delayMs: 20_000 }]);
+});
+
+test('a hold longer than a moment shows the job waiting with its estimated start, and running again at the call', async () => {
+  const seen: Array<{ status: unknown; start: unknown }> = [];
+  let s: ReturnType<typeof setup>;
+  let asks = 0;
+  const budget: BudgetGate = {
+    admit: async (_t, _n, _p, now) => {
+      const view = toJobView(s.jobs.peek(s.job.id));
+      seen.push({ status: view.status, start: view.estimated_start_at });
+      return ++asks === 1 ? { granted: false, retryAt: now + 8_000, reason: 'tokens' } : { granted: true };
+    },
+    observe: async () => {},
+  };
+  s = setup(
+    {
+      chat: async () => {
+        const view = toJobView(s.jobs.peek(s.job.id));
+        seen.push({ status: view.status, start: view.estimated_start_at });
+        return { body: okBody, status: 200, header: () => null };
+      },
+    },
+    budget,
+    [endpoint('east', 1)],
+  );
+  s.deps.settings.holdInProcessMs = 30_000;
+  const t0 = s.clock.t;
+  assert.equal(await processJob(s.deps, s.job.id), 'succeeded');
+  assert.equal(s.requeued.length, 0, 'held, not parked');
+  assert.deepEqual(seen, [
+    { status: 'running', start: null },
+    { status: 'waiting', start: new Date(t0 + 8_000).toISOString() },
+    { status: 'running', start: null },
+  ]);
+  assert.equal(s.jobs.peek(s.job.id).notBefore, undefined);
+});
+
+test('shutdown ends a hold: the job is parked with its estimated start', async () => {
+  let stopping = false;
+  const budget: BudgetGate = { admit: async (_t, _n, _p, now) => ({ granted: false, retryAt: now + 20_000, reason: 'tokens' }), observe: async () => {} };
+  const s = setup({ chat: async () => assert.fail('no budget, no call') }, budget, [endpoint('east', 1)]);
+  s.deps.settings.holdInProcessMs = 30_000;
+  s.deps.stopping = () => stopping;
+  const sleep = s.clock.sleep;
+  s.clock.sleep = async (ms) => {
+    await sleep(ms);
+    if (s.clock.t >= 1_700_000_003_000) stopping = true;
+  };
+  const t0 = s.clock.t;
+  assert.equal(await processJob(s.deps, s.job.id), 'waiting');
+  assert.ok(s.clock.t - t0 <= 4_000, 'the hold ended within a second of the stop');
+  assert.equal(s.jobs.peek(s.job.id).status, 'waiting');
+  assert.equal(s.requeued.length, 1);
 });
 
 test('a job claimed by a live worker is deferred until the claim runs out; an expired claim is taken over', async () => {

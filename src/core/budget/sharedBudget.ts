@@ -54,6 +54,14 @@ export interface SharedBudgetOptions {
   defaultPauseMs?: number;
   /** Called with storage errors (the gate carries on with its current lease). */
   onError?: (err: unknown) => void;
+  /**
+   * Runs `fn` after `ms` (real time). When given, a lease that ends without its holder asking again (no more jobs
+   * here) is reported at once: otherwise the next writer settles it as fully spent SETTLE_GRACE_MS later, and for
+   * a minute the fleet is short of what it did not use. @default none (tests drive time by hand)
+   */
+  schedule?: (fn: () => void, ms: number) => void;
+  /** Diagnostics: one line per row write (SLUICE_BUDGET_DEBUG=1). */
+  debug?: (line: string) => void;
 }
 
 interface DeploymentState {
@@ -75,6 +83,8 @@ interface DeploymentState {
 }
 
 const RATE_WINDOW_MS = 20_000;
+/** A lease not renewed this long after its end is reported by its idle holder, ms. */
+const IDLE_RELEASE_MS = 1_000;
 const MAX_WRITE_ATTEMPTS = 6;
 const MAX_OBSERVATIONS = 4;
 
@@ -89,6 +99,8 @@ export class SharedBudgetGate implements BudgetGate {
   private readonly minRenewGapMs: number;
   private readonly defaultPauseMs: number;
   private readonly onError: (err: unknown) => void;
+  private readonly debug?: (line: string) => void;
+  private readonly schedule?: (fn: () => void, ms: number) => void;
   private readonly states = new Map<string, DeploymentState>();
   private readonly refs = new Map<string, DeploymentRef>();
   private leaseCounter = 0;
@@ -104,6 +116,8 @@ export class SharedBudgetGate implements BudgetGate {
     this.minRenewGapMs = options.minRenewGapMs ?? 1_000;
     this.defaultPauseMs = options.defaultPauseMs ?? 1_000;
     this.onError = options.onError ?? (() => {});
+    this.debug = options.debug;
+    this.schedule = options.schedule;
   }
 
   async admit(target: DeploymentRef, tokens: number, priority: JobPriority, now: number): Promise<Admission> {
@@ -248,9 +262,12 @@ export class SharedBudgetGate implements BudgetGate {
     const weight = now - st.demand.lastInteractiveAt <= this.prio.interactiveMemoryMs ? 2 : 1;
     this.leaseCounter += 1;
     const carry = st.lease?.unspent(now) ?? { tokens: 0, requests: 0 };
-    const firstTokens = Math.max(pendingTokens, carry.tokens);
-    const firstRequests = Math.max(1, carry.requests);
     const tokensPerRequest = recent.length > 0 ? recent.reduce((s, [, n]) => s + n, 0) / recent.length : Math.max(1, pendingTokens);
+    // The old lease's accrued, unused allowance (less than the next job needed) moves into the new lease's first slot,
+    // so it is spent rather than lost at every renewal. Capped at two typical calls: a request-bound instance, which
+    // leaves most tokens unused, must not take the whole pacing room for tokens it will not spend.
+    const firstTokens = Math.max(pendingTokens, Math.min(carry.tokens, 2 * tokensPerRequest));
+    const firstRequests = Math.max(1, carry.requests);
     return grantLease(
       row,
       {
@@ -265,6 +282,18 @@ export class SharedBudgetGate implements BudgetGate {
       },
       lim,
     );
+  }
+
+  /** If nobody renews `lease` by its end, report it then (see SharedBudgetOptions.schedule). */
+  private releaseWhenIdle(st: DeploymentState, target: DeploymentRef, lease: LeaseRecord, now: number): void {
+    if (!this.schedule) return;
+    const idleFor = IDLE_RELEASE_MS;
+    this.schedule(() => {
+      if (st.lease?.id !== lease.id || st.renewing) return;
+      // Any admit() after the lease's end would have renewed it: this holder has had nothing to ask for since.
+      const at = lease.until + idleFor;
+      void this.single(st, at, () => this.write(st, target, at, { kind: 'release' }));
+    }, Math.max(0, lease.until - now) + idleFor);
   }
 
   /**
@@ -284,10 +313,12 @@ export class SharedBudgetGate implements BudgetGate {
         if (!stored) continue;
       }
       const row = structuredClone(stored.row);
+      const leasesBefore = row.leases.length;
       pruneRow(row, now, lim);
+      const settledByOthers = leasesBefore - row.leases.length;
       const renewing = mode.kind !== 'pause';
       let granted: LeaseRecord | undefined;
-      if (renewing && st.lease) reportLease(row, st.lease.id, st.lease.report());
+      const reported = renewing && st.lease ? reportLease(row, st.lease.id, st.lease.report()) : undefined;
       for (const obs of st.observations) reconcile(row, obs, target, lim);
       row.pauseUntil = Math.max(row.pauseUntil, st.pendingPause);
       if (mode.kind === 'renew' && row.pauseUntil <= now) granted = mode.grant(row, lim);
@@ -297,9 +328,15 @@ export class SharedBudgetGate implements BudgetGate {
         st.observations = [];
         st.pendingPause = 0;
         st.pauseUntil = Math.max(st.pauseUntil, row.pauseUntil);
+        if (this.debug) {
+          const g = granted ? `granted ${Math.round(granted.tokens.reduce((a, b) => a + b, 0))} tok over ${granted.until - now} ms (${((granted.tokens.reduce((a, b) => a + b, 0) / Math.max(1, granted.until - now)) / (lim.tokensPerSlot / lim.slotMs)).toFixed(2)} of fleet pace), first ${granted.tokens[0]}` : 'no grant';
+          const old = st.lease ? `old spent ${st.lease.spentTokens}/${st.lease.totalTokens}` : 'no old';
+          this.debug(`budget ${this.owner.slice(0, 4)} t=${now % 1_000_000} ${mode.kind} attempt=${attempt} ${g}; ${old}; reported=${reported}; settledOthers=${settledByOthers}; live=${row.leases.length}; hungry=${!st.demandLimited}`);
+        }
         if (renewing) {
           st.lease = granted ? new HeldLease(granted, lim.slotMs) : undefined;
           st.lastRenewAt = now;
+          if (granted && mode.kind === 'renew') this.releaseWhenIdle(st, target, granted, now);
         }
         return;
       }

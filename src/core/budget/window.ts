@@ -7,7 +7,7 @@
  *   service keeps: per-slot sums (slotMs, default 250 ms) of the last minute, and check every window a new
  *   reservation can fall into. A window check spans ceil((60 s + transitMs) / slotMs) + 1 slots, which covers
  *   both the slot rounding and the time between admission and arrival (transitMs, also clock skew); the
- *   price is (slotMs + transitMs) / 60 s ≈ 0.8 % of TPM at the defaults.
+ *   price is (slotMs + transitMs) / 60 s ≈ 1.25 % of TPM at the defaults.
  * - Instances do not write per job. A lease reserves, per future slot, a slice of tokens and requests. The holder
  *   may spend a slot's slice in that slot or any later slot up to `until` (so a 2,500-token job can use several
  *   slots' worth), never earlier. Because a slice may land anywhere in [slot, until], an OUTSTANDING lease's
@@ -16,7 +16,8 @@
  *   each slot (exact from then on) and its unused slices vanish. A lease whose holder crashed is settled by the
  *   next writer at its `until` slot (the latest moment it could have been spent): it expires by itself and the
  *   fleet never over-admits while leases change hands.
- * - Pacing: no slice exceeds the even pace × (1 + paceBurst), and reservations in any paceWindowMs (2 s) stay under that window's share of TPM × (1 + paceBurst), so
+ * - Pacing: no slice exceeds the even pace × (1 + paceBurst), and reservations in any paceWindowMs (10 s, a bucket's
+ *   room) stay under that window's share of TPM × (1 + paceBurst), so
  *   admissions are spread over the minute instead of spent at its top. The 60 s check stays the hard limit.
  * - Requests carry no safety factor (they are counted exactly); tokens get `safety` because prompt counts are
  *   estimates.
@@ -57,15 +58,17 @@ export interface BudgetPolicy {
   slotMs: number;
   /** Share of TPM the fleet may charge in any 60 s, 0–1. @default 0.99 */
   safety: number;
-  /** Admission-to-arrival time plus clock skew between instances that windows absorb, ms. @default 250 */
+  /** Admission-to-arrival time (the worker renews its claim on the job in between) plus clock skew between instances
+   *  that windows absorb, ms. @default 500 */
   transitMs: number;
-  /** Pacing window, ms. @default 2000 */
+  /** Pacing window, ms: the room a bucket would have. Slices stay at the even pace; what a lease accrued and could not
+   *  use (no waiting job fitted) is carried into the next lease within this room instead of lost. @default 10000 */
   paceWindowMs: number;
   /** How far above the even pace a pacing window may go, 0–1. @default 0.1 */
   paceBurst: number;
 }
 
-export const DEFAULT_BUDGET_POLICY: BudgetPolicy = { slotMs: 250, safety: 0.99, transitMs: 250, paceWindowMs: 2_000, paceBurst: 0.1 };
+export const DEFAULT_BUDGET_POLICY: BudgetPolicy = { slotMs: 250, safety: 0.99, transitMs: 500, paceWindowMs: 10_000, paceBurst: 0.1 };
 
 /** Limits of one deployment, per minute. */
 export interface DeploymentLimits {

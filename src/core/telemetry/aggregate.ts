@@ -5,6 +5,14 @@
 import { LatencySketch, type Percentiles } from './sketch';
 import type { UsageRow } from './usage';
 
+/** The fields of a usage row the rollup reads (the usage table selects only these: less to fetch, parse and hold). */
+export const ROLLUP_FIELDS = [
+  'team', 'model', 'region', 'deployment', 'status', 'promptTokens', 'cachedTokens', 'completionTokens',
+  'reservedOutputTokens', 'reservedUnusedTokens', 'estimatedPromptTokens', 'costUsd', 'queueWaitMs', 'modelLatencyMs',
+  'totalLatencyMs', 'attempts', 'throttles', 'regionsTried', 'calls',
+] as const satisfies ReadonlyArray<keyof UsageRow>;
+export type RollupRow = Pick<UsageRow, (typeof ROLLUP_FIELDS)[number]>;
+
 export interface GroupKey {
   team: string;
   model: string;
@@ -47,7 +55,7 @@ export class GroupAggregate {
     return this.succeeded + this.failed;
   }
 
-  add(row: UsageRow): void {
+  add(row: RollupRow): void {
     if (row.status === 'succeeded') this.succeeded += 1;
     else this.failed += 1;
     this.promptTokens += row.promptTokens;
@@ -151,7 +159,7 @@ export class WindowAggregate {
   /** Models seen without a price. */
   readonly unpricedModels = new Set<string>();
 
-  add(row: UsageRow): void {
+  add(row: RollupRow): void {
     this.rows += 1;
     const key: GroupKey = { team: row.team, model: row.model, region: row.region, deployment: row.deployment };
     const ks = groupKeyString(key);

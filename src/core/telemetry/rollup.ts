@@ -13,7 +13,7 @@
  * `window` dimension to de-duplicate on. Rows committed after the cut are re-filed by their writer (usage.ts).
  */
 import { randomUUID } from 'node:crypto';
-import { GroupAggregate, WindowAggregate, round6 } from './aggregate';
+import { GroupAggregate, WindowAggregate, round6, type RollupRow } from './aggregate';
 import { addToMonth, crossedThresholds, projectMonthEnd, type MonthToDate } from './budget';
 import { COST_METRICS, DEPLOYMENT_METRICS, EVENTS, GAUGE_METRICS, WINDOW_METRICS } from './names';
 import type { TelemetrySettings } from './settings';
@@ -29,8 +29,8 @@ export interface TelemetrySink {
 }
 
 export interface UsageRowSource {
-  /** Rows of `window` committed at or before `cut`, page by page. */
-  rows(window: string, cut: string): AsyncIterable<UsageRow[]>;
+  /** Rows of `window` committed at or before `cut`, page by page (only the fields the rollup reads). */
+  rows(window: string, cut: string): AsyncIterable<RollupRow[]>;
 }
 
 export interface DeploymentLimits {
