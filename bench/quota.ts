@@ -227,7 +227,7 @@ async function main(): Promise<void> {
       let onReady: () => void = () => undefined;
       ready.push(new Promise<void>((r) => (onReady = r)));
       workers.push(
-        spawnChild([__filename, '--worker'], { ...process.env, ...env, ...(process.env.BENCH_DEBUG === '1' ? { SLUICE_BUDGET_DEBUG: '1' } : {}), [COUNTERS_FILE_ENV]: join(tmp, `worker-${i}.json`) }, (line) => {
+        spawnChild([__filename, '--worker'], { ...process.env, ...env, ...(process.env.BENCH_DEBUG === '1' ? { SLUICE_BUDGET_DEBUG: 'true' } : {}), [COUNTERS_FILE_ENV]: join(tmp, `worker-${i}.json`) }, (line) => {
           if (line === 'QUOTA_WORKER_READY') onReady();
           else keep(`[worker ${i}] ${line}`);
         }),

@@ -117,6 +117,8 @@ export interface BudgetSettings {
   jobsPerLease: number;
   /** Share of the quota Sluice plans to use (headroom for clock skew and estimates). @default 0.99 */
   safety: number;
+  /** Log one line per budget row write (lease sizes, what the old lease spent): diagnostics. @default false */
+  debug: boolean;
 }
 
 /** The shared circuit breaker per deployment (see docs/failover.md). */
@@ -291,6 +293,7 @@ export function loadConfig(env: Env = process.env): SluiceConfig {
       leaseMs: intSetting(env, 'SLUICE_BUDGET_LEASE_MS', 15_000, 1_000),
       jobsPerLease: intSetting(env, 'SLUICE_BUDGET_JOBS_PER_LEASE', 16),
       safety: fractionSetting(env, 'SLUICE_BUDGET_SAFETY', 0.99),
+      debug: boolSetting(env, 'SLUICE_BUDGET_DEBUG', false),
     },
     batch: loadBatchSettings(env),
     telemetry: loadTelemetrySettings(env),

@@ -115,7 +115,7 @@ export function buildServices(config: SluiceConfig): Services {
         policy: { safety: config.budget.safety },
         onError: (err) => console.warn(`budget table unavailable: ${(err as Error).message}`),
         schedule: (fn, ms) => void setTimeout(fn, ms).unref(),
-        ...(process.env.SLUICE_BUDGET_DEBUG === '1' ? { debug: (line: string) => console.log(line) } : {}),
+        ...(config.budget.debug ? { debug: (line: string) => console.log(line) } : {}),
       })
     : new UnlimitedBudget();
   // Issue 10: weighted fair admission between teams in front of the shared budget (docs/teams.md).

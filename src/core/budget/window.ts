@@ -16,7 +16,7 @@
  *   each slot (exact from then on) and its unused slices vanish. A lease whose holder crashed is settled by the
  *   next writer at its `until` slot (the latest moment it could have been spent): it expires by itself and the
  *   fleet never over-admits while leases change hands.
- * - Pacing: no slice exceeds the even pace × (1 + paceBurst), and reservations in any paceWindowMs (10 s, a bucket's
+ * - Pacing: no slice exceeds the even pace, and reservations in any paceWindowMs (10 s, a bucket's
  *   room) stay under that window's share of TPM × (1 + paceBurst), so
  *   admissions are spread over the minute instead of spent at its top. The 60 s check stays the hard limit.
  * - Requests carry no safety factor (they are counted exactly); tokens get `safety` because prompt counts are
@@ -268,8 +268,10 @@ export function grantLease(row: BudgetRow, req: GrantRequest, lim: Limits): Leas
   };
   for (let j = first; j <= last; j++) {
     const uncovered = others.some((l) => l.from + l.tokens.length - 1 < j);
-    // Spread, don't lump: a slice is at most the even pace (× burst) even when nobody else wants the slot.
-    const capTokens = lim.tokensPerSlot * (1 + lim.paceBurst) * (uncovered ? share : 1);
+    // Spread, don't lump: a slice is at most the even pace even when nobody else wants the slot. (The pacing
+    // window's burst is room for carried allowance only: slices above the pace would fill the 60 s window early and
+    // leave a gap when it slides.)
+    const capTokens = lim.tokensPerSlot * (uncovered ? share : 1);
     const capRequests = lim.requestsPerSlot * (1 + lim.paceBurst) * (uncovered ? share : 1);
     const wantTokens = Math.min(req.want.tokensPerSlot, capTokens) + (j === first ? req.want.firstTokens : 0);
     const roomTokens = Math.min(headroom(tok60, lim.tokens60, j, k1), headroom(tokPace, lim.tokensPace, j, Math.min(k1, j + lim.pace - 1)));
