@@ -139,9 +139,18 @@ export class JobStore implements JobRepository {
   }
 
   /** Jobs by status, for health and sweeps (a scan; use sparingly). */
-  async countByStatus(status: JobStatus, limit = 10_000): Promise<number> {
+  countByStatus(status: JobStatus, limit = 10_000): Promise<number> {
+    return this.count(`status eq '${status}'`, limit);
+  }
+
+  /** Jobs waiting for quota or a region: parked ones (`waiting`) and those their worker holds (`running` with notBefore). */
+  countWaiting(limit = 10_000): Promise<number> {
+    return this.count(`status eq 'waiting' or (status eq 'running' and notBefore ge 0)`, limit);
+  }
+
+  private async count(filter: string, limit: number): Promise<number> {
     let n = 0;
-    const pages = this.table.listEntities({ queryOptions: { filter: `status eq '${status}'`, select: ['PartitionKey'] } }).byPage({ maxPageSize: 1000 });
+    const pages = this.table.listEntities({ queryOptions: { filter, select: ['PartitionKey'] } }).byPage({ maxPageSize: 1000 });
     for await (const page of pages) {
       n += page.length;
       if (n >= limit) break;

@@ -52,7 +52,7 @@ export function getTelemetryServices(): TelemetryServices {
       out.push({ name: GAUGE_METRICS.queueDepth, value: await q.depth(), properties: { queue: q.name } });
     }
     // A filtered scan once per rollup run, capped: enough to alert on a growing wait without reading every job.
-    out.push({ name: GAUGE_METRICS.jobsWaiting, value: await services.jobs.countByStatus('waiting', WAITING_COUNT_CAP), properties: {} });
+    out.push({ name: GAUGE_METRICS.jobsWaiting, value: await services.jobs.countWaiting(WAITING_COUNT_CAP), properties: {} });
     return out;
   };
   cached = {
