@@ -9,7 +9,8 @@
  * duplicate; it is "explained" when a killed worker had claimed it, and not finished it, after the first answer.
  *
  * Knobs: CHAOS_JOBS (2000, including the batch), CHAOS_BATCH_LINES (500, 0 = no batch), CHAOS_WORKERS (4),
- * CHAOS_KILL_EVERY_MS (5000), CHAOS_CALL_TIMEOUT_MS (2000), CHAOS_DRAIN_TIMEOUT_S (900), SLUICE_STACK_LOG=1.
+ * CHAOS_KILL_EVERY_MS (5000), CHAOS_CALL_TIMEOUT_MS (2000), CHAOS_DRAIN_TIMEOUT_S (900), CHAOS_MIN_S (120: kills and
+ * faults last at least this long, well into the drain), SLUICE_STACK_LOG=1.
  * Prints a table and, as the last line, one JSON object.
  */
 import { randomUUID } from 'node:crypto';
@@ -25,6 +26,8 @@ const WORKERS = num('CHAOS_WORKERS', 4);
 const KILL_EVERY_MS = num('CHAOS_KILL_EVERY_MS', 5000);
 const CALL_TIMEOUT_MS = num('CHAOS_CALL_TIMEOUT_MS', 2000);
 const DRAIN_TIMEOUT_MS = num('CHAOS_DRAIN_TIMEOUT_S', 900) * 1000;
+/** Faults and kills go on at least this long (into the drain), not only while jobs are being submitted. */
+const CHAOS_MIN_MS = num('CHAOS_MIN_S', 120) * 1000;
 const SUBMITTERS = 8;
 const MAX_TOKENS = 20;
 const PRIMARY = 'sim-eastus';
@@ -135,7 +138,7 @@ async function main(): Promise<void> {
       const started = Date.now();
       let primaryDone = false;
       let storageDone = false;
-      while (chaosOn || !primaryDone || !storageDone) {
+      while (chaosOn || !primaryDone || !storageDone || Date.now() - started < CHAOS_MIN_MS) {
         await sleep(KILL_EVERY_MS * (0.6 + 0.8 * Math.random()));
         const alive = stack.workerProcesses.map((p, i) => ({ p, i })).filter(({ p }) => p.exitCode === null && p.signalCode === null);
         if (alive.length > 0) {
@@ -153,7 +156,7 @@ async function main(): Promise<void> {
           simulator.setFault(PRIMARY, { down: 'refuse' });
           setTimeout(() => simulator.setFault(PRIMARY, NOISE), 10_000);
         }
-        if (!storageDone && elapsed > 35_000) {
+        if (!storageDone && elapsed > 25_000) {
           storageDone = true;
           note('Azurite stopped for 5 s');
           stats.events.push(`${clock()} storage down 5 s`);

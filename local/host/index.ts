@@ -115,6 +115,9 @@ export async function startFunctionsHost(opts: FunctionsHostOptions = {}): Promi
   const timerListeners: TimerListener[] = [];
   let httpServer: RunningHttpServer | undefined;
   const stopAll = async () => {
+    // Tell the app it is being drained (as SIGTERM does on an Azure instance): Sluice's worker then parks the jobs
+    // it holds for quota instead of sitting out their wait (src/runtime/services.ts).
+    process.emit('sluice:host-stopping' as never);
     await Promise.allSettled([...queueListeners.map((l) => l.stop()), ...timerListeners.map((t) => t.stop())]);
     await httpServer?.close();
   };

@@ -104,7 +104,8 @@ export class JobStore implements JobRepository {
   }
 
   /**
-   * Issue 8 (batch cancel/expiry): fails a job that no worker has started (queued or waiting), ETag-guarded so a
+   * Issue 8 (batch cancel/expiry): fails a job that no worker has started (queued, waiting, or held for quota by its
+   * worker), ETag-guarded so a
    * worker's claim wins the race; the worker then skips it as terminal. Returns the job's status afterwards
    * ('failed' when this call stopped it), or undefined when there is no such job.
    */
@@ -112,13 +113,16 @@ export class JobStore implements JobRepository {
     for (let tries = 0; tries < 5; tries += 1) {
       let current: TableEntityResult<Record<string, unknown>>;
       try {
-        current = await this.table.getEntity<Record<string, unknown>>(id, '', { queryOptions: { select: ['status'] } });
+        current = await this.table.getEntity<Record<string, unknown>>(id, '', { queryOptions: { select: ['status', 'notBefore'] } });
       } catch (err) {
         if (err instanceof RestError && err.statusCode === 404) return undefined;
         throw err;
       }
       const status = current.status as JobStatus;
-      if (status !== 'queued' && status !== 'waiting') return { stopped: false, status };
+      // A running job with notBefore is held by its worker for quota, not calling the model: it has not started.
+      // The worker clears notBefore in the same ETag-guarded write that precedes its call, so one of the two wins.
+      const held = status === 'running' && typeof current.notBefore === 'number';
+      if (status !== 'queued' && status !== 'waiting' && !held) return { stopped: false, status };
       try {
         await this.table.updateEntity(
           { partitionKey: id, rowKey: '', status: 'failed', errorCode: error.code, errorMessage: error.message, completedAt: now },

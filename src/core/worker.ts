@@ -233,7 +233,7 @@ async function run(deps: WorkerDeps, job: JobRecord, etag: string, clock: Clock,
       job.notBefore = undefined;
       const renewed = await renewClaim(deps, job, etag, clock.now(), shownWaiting);
       if (renewed === undefined) {
-        log('warn', 'claim expired and the job was taken over by another worker; stopping here', { jobId: job.id, attempt: job.attempts });
+        log('warn', 'the job changed under our claim (claim expired and taken over, or cancelled or expired while held for quota); stopping here', { jobId: job.id, attempt: job.attempts });
         return 'claimed-elsewhere';
       }
       etag = renewed;

@@ -52,18 +52,23 @@ export interface Services {
 let services: Services | undefined;
 
 /**
- * Issue 11: graceful shutdown. The local host (local/host/cli.ts) and a recycled instance get SIGTERM before they
- * drain; from then on the worker parks jobs it would otherwise hold in-process. If nobody else handles SIGTERM,
+ * Issue 11: graceful shutdown. A recycled instance and the local host's CLI get SIGTERM before they drain (and an
+ * in-process local host announces its close); from then on the worker parks jobs it would otherwise hold in-process. If nobody else handles SIGTERM,
  * Node's default (exit at once) is kept by re-raising it.
  */
 let stopping = false;
 let watching = false;
+/** Emitted on `process` by the local Functions host (local/host) when it starts to drain, as SIGTERM is in Azure. */
+const LOCAL_HOST_STOPPING = 'sluice:host-stopping';
 function watchForShutdown(): void {
   if (watching) return;
   watching = true;
   process.once('SIGTERM', () => {
     stopping = true;
     if (process.listenerCount('SIGTERM') === 0) process.kill(process.pid, 'SIGTERM');
+  });
+  (process as NodeJS.EventEmitter).on(LOCAL_HOST_STOPPING, () => {
+    stopping = true;
   });
 }
 
@@ -241,4 +246,5 @@ export function builtServices(): Services | undefined {
 /** Forgets the cached services (tests and the local stack start fresh apps in one process). */
 export function resetServices(): void {
   services = undefined;
+  stopping = false;
 }
