@@ -149,10 +149,11 @@ export async function startStack(opts: StackOptions = {}): Promise<RunningStack>
     }
 
     const workers = opts.workers ?? 0;
-    const childEnv = { ...process.env, ...env, ...(opts.hostJson ? { SLUICE_HOST_JSON_OVERRIDE: JSON.stringify(opts.hostJson) } : {}) };
     const workerProcesses: ChildProcess[] = [];
     /** A local host child process; `ready` resolves with the URL it printed (if it serves HTTP). */
     const spawnHost = (name: string, args: string[], http = false) => {
+      // The environment as it is now: tests start a worker with extra settings (e.g. a fault hook) set for the spawn.
+      const childEnv = { ...process.env, ...env, ...(opts.hostJson ? { SLUICE_HOST_JSON_OVERRIDE: JSON.stringify(opts.hostJson) } : {}) };
       const child = spawn(process.execPath, [join(PROJECT_ROOT, 'dist', 'local', 'host', 'cli.js'), ...args, '--root', PROJECT_ROOT], { cwd: PROJECT_ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
       let url = '';
       let routePrefix: string | undefined;
