@@ -269,10 +269,11 @@ export class SharedBudgetGate implements BudgetGate {
     this.leaseCounter += 1;
     const carry = st.lease?.unspent(now) ?? { tokens: 0, requests: 0 };
     const tokensPerRequest = recent.length > 0 ? recent.reduce((s, [, n]) => s + n, 0) / recent.length : Math.max(1, pendingTokens);
-    // The old lease's accrued, unused allowance (less than the next job needed) moves into the new lease's first slot,
-    // so it is spent rather than lost at every renewal. Capped at two typical calls: a request-bound instance, which
-    // leaves most tokens unused, must not take the whole pacing room for tokens it will not spend.
-    const firstTokens = Math.max(pendingTokens, Math.min(carry.tokens, 2 * tokensPerRequest));
+    // The old lease's accrued, unused allowance moves into the new lease's first slot, so it is spent rather than lost
+    // at every renewal (and a burst after a quiet spell fits). Capped at a tenth of the pacing room (or two typical
+    // calls): a request-bound instance, which leaves most tokens unused, must not take the whole room for tokens it
+    // will not spend, or its next slots get no tokens and so no requests.
+    const firstTokens = Math.max(pendingTokens, Math.min(carry.tokens, Math.max(2 * tokensPerRequest, 0.1 * lim.tokensPace)));
     const firstRequests = Math.max(1, carry.requests);
     return grantLease(
       row,
