@@ -11,6 +11,11 @@ const MAX_VISIBILITY_S = 7 * 24 * 3600;
 
 export interface JobMessage {
   id: string;
+  /**
+   * Sent by an idempotent replay of a job still `queued` (its first message may never have gone out). It runs the job
+   * only if the job is still queued; otherwise another message already has it and this one is dropped.
+   */
+  replay?: true;
 }
 
 export function encodeJobMessage(msg: JobMessage): string {
@@ -19,7 +24,10 @@ export function encodeJobMessage(msg: JobMessage): string {
 
 /** Accepts what the Functions host hands the trigger: parsed JSON, a JSON string, or a bare job id. */
 export function parseJobMessage(input: unknown): JobMessage | undefined {
-  if (input && typeof input === 'object' && typeof (input as JobMessage).id === 'string') return { id: (input as JobMessage).id };
+  if (input && typeof input === 'object' && typeof (input as JobMessage).id === 'string') {
+    const m = input as JobMessage;
+    return m.replay === true ? { id: m.id, replay: true } : { id: m.id };
+  }
   if (typeof input === 'string') {
     const text = input.trim();
     if (text.startsWith('{')) {

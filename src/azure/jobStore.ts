@@ -49,6 +49,18 @@ export class JobStore implements JobRepository {
     }
   }
 
+  /** Inserts a new job; returns its ETag, or undefined when a job with that id already exists. */
+  async insert(job: JobRecord): Promise<string | undefined> {
+    await this.ensure();
+    const entity = await this.toEntity(job);
+    try {
+      return (await this.table.createEntity(entity)).etag ?? '*';
+    } catch (err) {
+      if (err instanceof RestError && err.statusCode === 409) return undefined;
+      throw err;
+    }
+  }
+
   /** Reads a job. `withRequest: false` skips loading the request payload (the API view never shows it). */
   async get(id: string, opts: { withRequest?: boolean } = {}): Promise<StoredJob | undefined> {
     await this.ensure();
@@ -137,9 +149,19 @@ export class JobStore implements JobRepository {
     throw new StaleJobError(id);
   }
 
-  /** Removes a job that was never enqueued (a failed submit), so nothing half-written remains. */
-  async delete(id: string): Promise<void> {
-    await this.table.deleteEntity(id, '');
+  /**
+   * Removes a job that was never enqueued (a failed submit), so nothing half-written remains. With `etag`, only if
+   * nobody touched the row since (an idempotent replay adopts the row by rewriting it). Returns false when the row
+   * is gone or changed.
+   */
+  async delete(id: string, etag?: string): Promise<boolean> {
+    try {
+      await this.table.deleteEntity(id, '', etag ? { etag } : undefined);
+      return true;
+    } catch (err) {
+      if (err instanceof RestError && (err.statusCode === 404 || err.statusCode === 412)) return false;
+      throw err;
+    }
   }
 
   /** Jobs by status, for health and sweeps (a scan; use sparingly). */

@@ -101,7 +101,7 @@ export interface ModelCallRecord {
   outcome: string;
 }
 
-export type WorkerOutcome = 'succeeded' | 'failed' | 'waiting' | 'already-finished' | 'claimed-elsewhere' | 'missing';
+export type WorkerOutcome = 'succeeded' | 'failed' | 'waiting' | 'already-finished' | 'claimed-elsewhere' | 'missing' | 'duplicate';
 
 const noLog: JobLogger = () => {};
 
@@ -109,6 +109,8 @@ const noLog: JobLogger = () => {};
 export interface Delivery {
   /** 1 for the first delivery; higher only after a worker failed on the message. */
   dequeueCount?: number;
+  /** The message came from an idempotent replay: it only starts a job that is still queued. */
+  replay?: boolean;
 }
 
 /** Runs one delivery of a job message. Throws only on storage failures (the host then retries the message). */
@@ -127,6 +129,13 @@ export async function processJob(deps: WorkerDeps, jobId: string, delivery: Deli
       return 'already-finished';
     }
     const now = clock.now();
+    if (delivery.replay && job.status !== 'queued') {
+      // Issue 11: a replay's message is only for a row whose own message may never have been sent. A job that is past
+      // queued has a message of its own (a claim's recovery message, a waiting job's delayed one): deferring this one
+      // too would only keep a duplicate in the queue for the length of the claim.
+      log('info', `replay message for a job already ${job.status}; dropped`, { jobId });
+      return 'duplicate';
+    }
     if (job.status === 'running' && job.claimUntil !== undefined && job.claimUntil > now) {
       // Another worker holds it (or one that died moments ago): look again once its claim has run out.
       await deps.requeue(jobId, job.claimUntil - now + 1000);

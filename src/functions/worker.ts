@@ -32,7 +32,7 @@ export async function worker(message: unknown, context: InvocationContext, lane?
   };
   deps.onModelCall = (call) => trackModelCall(call, telemetry.sink);
   const dequeueCount = Number(context.triggerMetadata?.dequeueCount ?? 1);
-  const outcome = await processJob(deps, parsed.id, { dequeueCount });
+  const outcome = await processJob(deps, parsed.id, { dequeueCount, replay: parsed.replay === true });
   context.info(`[job=${parsed.id}] delivery ${dequeueCount} → ${outcome}`);
 }
 

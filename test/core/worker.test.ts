@@ -53,6 +53,23 @@ test('a finished job is acknowledged without a second model call', async () => {
   assert.equal(calls, 1);
 });
 
+test('a replay message runs a job that is still queued, and is dropped (not deferred) once the job has moved on', async () => {
+  let calls = 0;
+  const model: ModelClient = { chat: async () => (calls++, { body: okBody, status: 200, header: () => null }) };
+  const queued = setup(model);
+  assert.equal(await processJob(queued.deps, queued.job.id, { replay: true }), 'succeeded', 'a stranded row runs on its replay message');
+  assert.equal(calls, 1);
+
+  for (const status of ['running', 'waiting'] as const) {
+    const s = setup(model);
+    s.jobs.put({ ...s.job, status, claimId: status === 'running' ? 'c1' : undefined, claimUntil: status === 'running' ? s.clock.t + 60_000 : undefined });
+    assert.equal(await processJob(s.deps, s.job.id, { replay: true }), 'duplicate', status);
+    assert.deepEqual(s.requeued, [], `${status}: nothing re-enqueued`);
+    assert.equal(s.jobs.peek(s.job.id).status, status, `${status}: the job is untouched`);
+  }
+  assert.equal(calls, 1);
+});
+
 test('a final 400 fails the job with its code and never fails over', async () => {
   const regions: string[] = [];
   const s = setup({ chat: async (t) => { regions.push(t.region); throw new FinalModelError('content_filter', 'filtered'); } });
