@@ -111,9 +111,9 @@ export interface BudgetSettings {
   enabled: boolean;
   /** Table of budget rows, one per deployment. @default "sluicebudget" */
   table: string;
-  /** Longest budget lease an instance takes, ms. @default 15000 */
+  /** Longest budget lease an instance takes, ms. @default 10000 */
   leaseMs: number;
-  /** Jobs one lease should cover at this instance's recent pace. @default 16 */
+  /** Jobs one lease should cover at this instance's recent pace. @default 24 */
   jobsPerLease: number;
   /** Share of the quota Sluice plans to use (headroom for clock skew and estimates). @default 0.99 */
   safety: number;
@@ -290,8 +290,8 @@ export function loadConfig(env: Env = process.env): SluiceConfig {
     budget: {
       enabled: boolSetting(env, 'SLUICE_BUDGET_ENABLED', true),
       table: nameSetting(env, 'SLUICE_BUDGET_TABLE', 'sluicebudget', tableName, 'is not a valid table name'),
-      leaseMs: intSetting(env, 'SLUICE_BUDGET_LEASE_MS', 15_000, 1_000),
-      jobsPerLease: intSetting(env, 'SLUICE_BUDGET_JOBS_PER_LEASE', 16),
+      leaseMs: intSetting(env, 'SLUICE_BUDGET_LEASE_MS', 10_000, 1_000),
+      jobsPerLease: intSetting(env, 'SLUICE_BUDGET_JOBS_PER_LEASE', 24),
       safety: fractionSetting(env, 'SLUICE_BUDGET_SAFETY', 0.99),
       debug: boolSetting(env, 'SLUICE_BUDGET_DEBUG', false),
     },
