@@ -132,6 +132,9 @@ async function main(): Promise<void> {
   try {
     for (const region of REGIONS) simulator.setFault(region, NOISE);
 
+    // pid → kill time: the simulator logs which process made each call (x-sluice-instance), so a duplicate is explained
+    // when an answered call came from a process that was killed after that answer (died between call and store).
+    const killedPids = new Map<number, number>();
     // --- chaos driver: kills, a regional outage, a storage outage ---
     let chaosOn = true;
     const chaos = (async () => {
@@ -144,6 +147,8 @@ async function main(): Promise<void> {
         if (alive.length > 0) {
           const { i } = alive[Math.floor(Math.random() * alive.length)]!;
           ledger.killedAt.set(i, Date.now());
+          const pid = stack.workerProcesses[i]?.pid;
+          if (pid !== undefined) killedPids.set(pid, Date.now());
           stats.kills.push({ worker: i, at: Date.now() });
           stack.killWorker(i, 'SIGKILL');
           stack.startWorker();
@@ -289,10 +294,14 @@ async function main(): Promise<void> {
     // --- verdict ---
     const okCalls = new Map<string, number[]>();
     const allCalls = new Map<string, number>();
+    /** Jobs with an answered call made by a process that was killed after the answer. */
+    const answeredThenKilled = new Set<string>();
     for (const r of simulator.requests()) {
       if (!r.jobId) continue;
       allCalls.set(r.jobId, (allCalls.get(r.jobId) ?? 0) + 1);
       if (r.status === 200) okCalls.set(r.jobId, [...(okCalls.get(r.jobId) ?? []), r.at]);
+      const killedAt = killedPids.get(Number(r.instance?.split(':').pop()));
+      if (r.status === 200 && killedAt !== undefined && killedAt >= r.at) answeredThenKilled.add(r.jobId);
     }
     const failedCodes: Record<string, number> = {};
     let redelivered = 0;
@@ -322,7 +331,7 @@ async function main(): Promise<void> {
       const answered = okCalls.get(j.id!) ?? [];
       if (answered.length > 1) {
         const firstAnswer = Math.min(...answered);
-        const explained = ledger.diedHolding(j.id!).some((killedAt) => killedAt >= firstAnswer);
+        const explained = ledger.diedHolding(j.id!).some((killedAt) => killedAt >= firstAnswer) || answeredThenKilled.has(j.id!);
         // The worker's own record of its calls: a 'timeout' before the 'ok' means the worker gave up on a call the
         // simulator did answer (a client-side timeout racing the answer), not a crash.
         const outcomes = ((view.regions_tried ?? []) as { outcome: string }[]).map((r) => r.outcome).join(',');

@@ -13,6 +13,7 @@ export class Exchange {
   readonly requestId = randomUUID();
   readonly arrivedAt: number;
   readonly jobId: string | undefined;
+  readonly instance: string | undefined;
   deploymentName = '';
   deployment: DeploymentRuntime | undefined;
   /** Limiter state after this request's admission decision, for the x-ratelimit-* headers. */
@@ -31,6 +32,8 @@ export class Exchange {
     this.arrivedAt = state.now();
     const jobHeader = req.headers['x-sluice-job-id'];
     this.jobId = typeof jobHeader === 'string' && jobHeader !== '' ? jobHeader : undefined;
+    const instanceHeader = req.headers['x-sluice-instance'];
+    this.instance = typeof instanceHeader === 'string' && instanceHeader !== '' ? instanceHeader : undefined;
     res.on('close', () => this.record(res.headersSent ? res.statusCode : CLIENT_CLOSED_STATUS));
   }
 
@@ -108,6 +111,7 @@ export class Exchange {
       promptTokens: this.promptTokens,
       completionTokens: this.completionTokens,
       ...(this.jobId !== undefined ? { jobId: this.jobId } : {}),
+      ...(this.instance !== undefined ? { instance: this.instance } : {}),
       requestId: this.requestId,
     });
   }

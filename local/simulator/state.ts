@@ -34,6 +34,8 @@ export interface SimRequestRecord {
   charged: number;
   /** From the x-sluice-job-id request header, if present. */
   jobId?: string;
+  /** From the x-sluice-instance request header (`<instance>:<pid>` of the calling process), if present. */
+  instance?: string;
   requestId: string;
 }
 

@@ -9,6 +9,9 @@ import type { EndpointSettings } from '../config';
 import { errorFromResponse, retryAfterFromHeaders, UpstreamUnavailableError } from '../core/errors';
 import type { ModelCallOptions, ModelCallResult, ModelClient } from '../core/modelClient';
 
+/** Which instance (process) made a call, for diagnostics on the service side: Azure's instance id, else the pid. */
+const INSTANCE_ID = `${process.env.WEBSITE_INSTANCE_ID?.slice(0, 12) ?? 'local'}:${process.pid}`;
+
 const COGNITIVE_SERVICES_SCOPE = 'https://cognitiveservices.azure.com/.default';
 
 export class AzureOpenAIModelClient implements ModelClient {
@@ -42,7 +45,7 @@ export class AzureOpenAIModelClient implements ModelClient {
       const { data, response } = await client.chat.completions
         .create({ ...body, model: target.deployment, stream: false } as unknown as Parameters<typeof client.chat.completions.create>[0], {
           timeout: opts.timeoutMs,
-          headers: { 'x-sluice-job-id': opts.jobId, 'x-sluice-attempt': String(opts.attempt) },
+          headers: { 'x-sluice-job-id': opts.jobId, 'x-sluice-attempt': String(opts.attempt), 'x-sluice-instance': INSTANCE_ID },
         })
         .withResponse();
       return { body: data as unknown as Record<string, unknown>, status: response.status, header: (n) => response.headers.get(n) };

@@ -26,6 +26,7 @@ import {
   emptyRow,
   grantLease,
   limitsFor,
+  OBSERVATION_MAX_AGE_MS,
   pruneRow,
   reconcile,
   reportLease,
@@ -391,7 +392,7 @@ export class SharedBudgetGate implements BudgetGate {
       const renewing = mode.kind !== 'pause';
       let granted: LeaseRecord | undefined;
       const reported = renewing && st.lease ? reportLease(row, st.lease.id, st.lease.report()) : undefined;
-      for (const obs of st.observations) reconcile(row, obs, target, lim);
+      for (const obs of st.observations) if (obs.at >= now - OBSERVATION_MAX_AGE_MS) reconcile(row, obs, target, lim);
       row.pauseUntil = Math.max(row.pauseUntil, st.pendingPause);
       if (mode.kind === 'renew' && row.pauseUntil <= now) granted = mode.grant(row, lim);
       const etag = await this.store.replace(st.key, row, stored.etag);
