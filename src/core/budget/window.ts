@@ -262,10 +262,6 @@ export function grantLease(row: BudgetRow, req: GrantRequest, lim: Limits): Leas
   const tokPace = windowTotals(row, 'tokens', lim.pace, first, k1, lim.slotMs, false);
   const req60 = windowTotals(row, 'requests', lim.w60, first, k1, lim.slotMs, true);
   const req10 = windowTotals(row, 'requests', lim.w10, first, k1, lim.slotMs, true);
-  // What the live leases already reserved in each slot: fleet-wide, slices stay at the even pace slot by slot. (A lease
-  // that took a whole slot's pace on top of others' slices filled the 60 s window early, and it had to be paid back
-  // with a dip a minute later: bench:quota showed 10 s spans at 1.05–1.08 of the pace followed by spans at 0.5–0.7.)
-  const perSlot = windowTotals(row, 'tokens', 1, first, last, lim.slotMs, false);
   const others = row.leases.filter((l) => l.owner !== req.owner && l.until >= req.now);
   const totalWeight = req.weight + others.reduce((s, l) => s + l.weight, 0);
   const share = req.weight / totalWeight;
@@ -280,7 +276,7 @@ export function grantLease(row: BudgetRow, req: GrantRequest, lim: Limits): Leas
     // Spread, don't lump: a slice is at most the even pace even when nobody else wants the slot. (The pacing
     // window's burst is room for carried allowance only: slices above the pace would fill the 60 s window early and
     // leave a gap when it slides.)
-    const capTokens = Math.min(lim.tokensPerSlot * (uncovered ? share : 1), Math.max(0, lim.tokensPerSlot - perSlot[j - first]!));
+    const capTokens = lim.tokensPerSlot * (uncovered ? share : 1);
     const capRequests = lim.requestsPerSlot * (1 + lim.paceBurst) * (uncovered ? share : 1);
     const wantTokens = Math.min(req.want.tokensPerSlot, capTokens) + (j === first ? req.want.firstTokens : 0);
     const roomTokens = Math.min(headroom(tok60, lim.tokens60, j, k1), headroom(tokPace, lim.tokensPace, j, Math.min(k1, j + lim.pace - 1)));
