@@ -89,8 +89,9 @@ interface DeploymentState {
   promisedUntil: number;
   /** Charge of the last refused job (the next lease makes room for it). */
   pendingCharge: number;
-  /** Lease ids with a timer set: renewal before their end, and the idle check. */
+  /** The lease whose on-time renewal is scheduled (renewOnTime). */
   renewalTimerFor?: string;
+  /** When the scheduled idle check runs (watchIdle), epoch ms. */
   idleCheckAt?: number;
 }
 
