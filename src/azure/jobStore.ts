@@ -38,15 +38,7 @@ export class JobStore implements JobRepository {
 
   /** Inserts a new job; returns false when a job with that id already exists. */
   async create(job: JobRecord): Promise<boolean> {
-    await this.ensure();
-    const entity = await this.toEntity(job);
-    try {
-      await this.table.createEntity(entity);
-      return true;
-    } catch (err) {
-      if (err instanceof RestError && err.statusCode === 409) return false;
-      throw err;
-    }
+    return (await this.insert(job)) !== undefined;
   }
 
   /** Inserts a new job; returns its ETag, or undefined when a job with that id already exists. */
