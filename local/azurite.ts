@@ -18,6 +18,9 @@ export interface AzuriteOptions {
   silent?: boolean;
   /** Project root holding node_modules/azurite. @default process.cwd() */
   rootDir?: string;
+  /** Load local/azurite-fixes.cjs (index fixes for Azurite's queue store; results unchanged). Env
+   *  `SLUICE_AZURITE_FIXES=false` turns it off. @default true */
+  fixes?: boolean;
   /** How long to wait for the three services to listen, ms. @default 30000 */
   startTimeoutMs?: number;
 }
@@ -53,7 +56,9 @@ export async function startAzurite(options: AzuriteOptions = {}): Promise<Runnin
   let child: ChildProcess | undefined;
 
   const launch = async (): Promise<void> => {
+    const fixes = options.fixes ?? process.env.SLUICE_AZURITE_FIXES !== 'false';
     const args = [
+      ...(fixes ? ['--require', join(rootDir, 'local', 'azurite-fixes.cjs')] : []),
       entry,
       '--blobHost', '127.0.0.1', '--queueHost', '127.0.0.1', '--tableHost', '127.0.0.1',
       '--blobPort', String(ports.Blob), '--queuePort', String(ports.Queue), '--tablePort', String(ports.Table),

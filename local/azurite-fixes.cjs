@@ -1,0 +1,151 @@
+// Preloaded into the Azurite process by local/azurite.ts (`node --require`). Azurite keeps queue messages in one
+// LokiJS collection for every queue (and a table's entities in one collection); some of its operations cost
+// O(all messages or entities stored) where Azure Storage answers from an index. With a 10,000-message backlog,
+// a dequeue or a delete took ~25 ms of Azurite's single thread, and bench:batch drained at ~13 jobs/s, bound by
+// the emulator, not by the quota. None of the fixes changes a result:
+//  1. LokiJS `remove([...])` and `update([...])` re-sort every index of the collection (at once, or lazily at the
+//     next query), even for an empty list. Azurite updates the dequeued messages as a list, and removes a list (the
+//     expired messages, usually none) on every dequeue, update and delete. Lists of up to 32 documents now go a
+//     document at a time, which keeps the indices in place.
+//  2. clearExpiredMessages scans the queue on every call; it now scans only once a message can have expired
+//     (the earliest expiry of the queue is tracked as messages are inserted).
+//  3. Lookups by several equalities ({account, queue, messageId}; a table's {PartitionKey, RowKey}) use the index
+//     of the first key only: the account (every message), or a partition of 10,000 rows. The most selective
+//     indexed key now goes first.
+//  4. Table queries run their filter over every entity of the table, then sort the matches, for each page. A
+//     filter that pins the PartitionKey (`PartitionKey eq '...' and ...`, no `or`/`not`) now starts from that
+//     partition (the PartitionKey index), as Azure Table Storage does.
+// Each fix checks the shape it patches and leaves Azurite as it is (with a warning) if an upgrade changed it.
+'use strict';
+const path = require('node:path');
+
+function warn(what) {
+  process.stderr.write(`sluice azurite-fixes: ${what}; running Azurite unpatched there\n`);
+}
+
+const azuriteDir = path.dirname(require.resolve('azurite/package.json', { paths: [process.cwd(), __dirname] }));
+const requireFromAzurite = (id) => require(require.resolve(id, { paths: [azuriteDir] }));
+
+// 1. Short lists are removed or updated a document at a time.
+try {
+  const Loki = requireFromAzurite('lokijs');
+  // Azurite dequeues at most 32 messages at a time: lists up to that size go one document at a time.
+  for (const name of ['remove', 'update']) {
+    const original = Loki.Collection.prototype[name];
+    Loki.Collection.prototype[name] = function inPlace(doc) {
+      if (!Array.isArray(doc) || doc.length > 32) return original.call(this, doc);
+      for (const d of doc) original.call(this, d);
+      return undefined;
+    };
+  }
+  // 3. In a query that is an AND of equalities, the most selective indexed key goes first (same result in any
+  //    order; LokiJS narrows with the index of the first key only).
+  const indexedSize = (coll, key, value) => {
+    const index = coll.binaryIndices && coll.binaryIndices[key];
+    if (!index || index.dirty || (typeof value !== 'string' && typeof value !== 'number')) return Infinity;
+    const [lo, hi] = coll.calculateRange('$eq', key, value);
+    return hi < lo ? 0 : hi - lo + 1;
+  };
+  for (const name of ['findOne', 'find']) {
+    const original = Loki.Collection.prototype[name];
+    Loki.Collection.prototype[name] = function selectiveFirst(query, ...rest) {
+      if (query && typeof query === 'object' && !Array.isArray(query)) {
+        const keys = Object.keys(query);
+        if (keys.length > 1 && keys.every((k) => !k.startsWith('$') && (typeof query[k] === 'string' || typeof query[k] === 'number'))) {
+          const sizes = new Map(keys.map((k) => [k, indexedSize(this, k, query[k])]));
+          const ordered = [...keys].sort((a, b) => sizes.get(a) - sizes.get(b));
+          if (ordered[0] !== keys[0]) query = Object.fromEntries(ordered.map((k) => [k, query[k]]));
+        }
+      }
+      return original.call(this, query, ...rest);
+    };
+  }
+} catch (err) {
+  warn(`lokijs not patched (${err.message})`);
+}
+
+// 2. Scan for expired messages only when one can have expired.
+try {
+  const { default: Store } = requireFromAzurite('./dist/src/queue/persistence/LokiQueueMetadataStore');
+  const proto = Store && Store.prototype;
+  if (!proto || typeof proto.clearExpiredMessages !== 'function' || typeof proto.insertMessage !== 'function') {
+    warn('LokiQueueMetadataStore has changed shape');
+  } else {
+    const clear = proto.clearExpiredMessages;
+    const insert = proto.insertMessage;
+    const key = (account, queue) => `${account}\n${queue}`;
+    const earliest = (store) => (store.__sluiceEarliestExpiry ??= new Map());
+    proto.clearExpiredMessages = async function clearWhenDue(account, queue, context) {
+      const known = earliest(this).get(key(account, queue));
+      if (known !== undefined && Date.now() < known) return;
+      await clear.call(this, account, queue, context);
+      // Recompute the earliest expiry of what is left (one scan, only when something may have expired).
+      let min = Infinity;
+      const coll = this.db.getCollection(this.MESSAGES_COLLECTION);
+      for (const doc of coll.find({ accountName: account, queueName: queue })) {
+        const t = doc.expirationTime instanceof Date ? doc.expirationTime.getTime() : Number(doc.expirationTime);
+        min = Math.min(min, Number.isFinite(t) ? t : -Infinity);
+      }
+      earliest(this).set(key(account, queue), min);
+    };
+    proto.insertMessage = async function insertTrackingExpiry(message, context) {
+      await insert.call(this, message, context);
+      const k = key(message.accountName, message.queueName);
+      const known = earliest(this).get(k);
+      const t = message.expirationTime instanceof Date ? message.expirationTime.getTime() : Number(message.expirationTime);
+      // Unknown (never scanned): leave it so the next call scans. Unparseable expiry: scan every time, as Azurite does.
+      if (known !== undefined) earliest(this).set(k, Number.isFinite(t) ? Math.min(known, t) : -Infinity);
+    };
+  }
+} catch (err) {
+  warn(`queue store not patched (${err.message})`);
+}
+
+// 4. Table queries that pin the PartitionKey start from that partition.
+/** The PartitionKey a filter requires, when it is a plain conjunction containing `PartitionKey eq '<literal>'`. */
+function pinnedPartition(filter) {
+  if (typeof filter !== 'string') return undefined;
+  let pk;
+  const token = /'(?:[^']|'')*'|\bPartitionKey\s+eq\s+'((?:[^']|'')*)'|\b([oO][rR]|[nN][oO][tT])\b/g;
+  for (const m of filter.matchAll(token)) {
+    if (m[2]) return undefined; // a disjunction or negation: the partition is not pinned
+    if (m[1] !== undefined) {
+      const value = m[1].replace(/''/g, "'");
+      if (pk !== undefined && pk !== value) return undefined;
+      pk = value;
+    }
+  }
+  return pk;
+}
+try {
+  const { default: TableStore } = requireFromAzurite('./dist/src/table/persistence/LokiTableMetadataStore');
+  const proto = TableStore && TableStore.prototype;
+  if (!proto || typeof proto.queryTableEntities !== 'function' || typeof proto.getEntityCollection !== 'function') {
+    warn('LokiTableMetadataStore has changed shape');
+  } else {
+    const query = proto.queryTableEntities;
+    const getCollection = proto.getEntityCollection;
+    // queryTableEntities takes its collection and builds its whole query synchronously, before its first await;
+    // for that span the collection's chain() starts from the pinned partition.
+    proto.getEntityCollection = function partitionScoped(...args) {
+      const coll = getCollection.apply(this, args);
+      const pk = this.__sluicePinnedPartition;
+      if (pk === undefined || !coll) return coll;
+      const scoped = Object.create(coll);
+      scoped.chain = (...chainArgs) => coll.chain(...chainArgs).find({ PartitionKey: pk });
+      return scoped;
+    };
+    proto.queryTableEntities = function queryPinned(context, account, table, queryOptions, ...rest) {
+      this.__sluicePinnedPartition = pinnedPartition(queryOptions && queryOptions.filter);
+      try {
+        return query.call(this, context, account, table, queryOptions, ...rest);
+      } finally {
+        this.__sluicePinnedPartition = undefined;
+      }
+    };
+  }
+} catch (err) {
+  warn(`table store not patched (${err.message})`);
+}
+
+module.exports = { pinnedPartition };
