@@ -5,6 +5,8 @@
  * and, last, one JSON line.
  * Knobs: BENCH_LINES (10000), BENCH_TPM (600000), BENCH_MAX_TOKENS (20), BENCH_WORKERS (0 = all in-process).
  */
+import { TableClient } from '@azure/data-tables';
+import { QueueClient } from '@azure/storage-queue';
 import OpenAI, { toFile } from 'openai';
 import { startStack } from '../local/stack';
 import type { SimulatorConfig } from '../local/simulator/index';
@@ -17,6 +19,32 @@ const WORKERS = Number(process.env.BENCH_WORKERS ?? 0);
 
 const mib = (bytes: number) => Math.round((bytes / 1024 / 1024) * 10) / 10;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The storage floor of a fan-out, measured on the same Azurite before the batch: what `lines` job-row inserts and
+ * queue sends cost at the fan-out's concurrency, with nothing else running (scratch table and queue, deleted after).
+ */
+async function storageFloor(connectionString: string, lines: number, concurrency: number): Promise<number> {
+  const table = TableClient.fromConnectionString(connectionString, 'benchfloor', { allowInsecureConnection: true });
+  const queue = new QueueClient(connectionString, 'bench-floor');
+  await table.createTable();
+  await queue.create();
+  const row = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Summarise item 0 in one word.' }], max_tokens: MAX_TOKENS });
+  const t0 = Date.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      for (let i = next++; i < lines; i = next++) {
+        await table.createEntity({ partitionKey: `floor-${i}`, rowKey: '', status: 'queued', request: row });
+        await queue.sendMessage(JSON.stringify({ id: `floor-${i}` }));
+      }
+    }),
+  );
+  const seconds = (Date.now() - t0) / 1000;
+  await table.deleteTable();
+  await queue.delete();
+  return seconds;
+}
 
 /** Peak RSS of this process (the in-process functions host) while `fn` runs. */
 async function peakRss<T>(fn: () => Promise<T>): Promise<{ value: T; peak: number }> {
@@ -46,6 +74,8 @@ async function main(): Promise<void> {
     const text = Array.from({ length: LINES }, (_, i) =>
       JSON.stringify({ custom_id: `bench-${i}`, method: 'POST', url: '/v1/chat/completions', body: { model: 'gpt-4o-mini', messages: [{ role: 'user', content: `Summarise item ${i} in one word.` }], max_tokens: MAX_TOKENS } }),
     ).join('\n');
+    const floorS = await storageFloor(stack.connectionString, LINES, Number(process.env.SLUICE_BATCH_CONCURRENCY ?? 64));
+    console.log(`storage floor: ${LINES} job-row inserts + queue sends in ${floorS.toFixed(1)} s on this Azurite`);
     const batchServices = getBatchServices();
     const rssBefore = process.memoryUsage().rss;
 
@@ -67,10 +97,15 @@ async function main(): Promise<void> {
 
     const drainStart = t0;
     let drainedAt = 0;
+    let printedAt = Date.now();
     const finalise = await peakRss(async () => {
       for (;;) {
         const b = await client.batches.retrieve(batchId);
         const done = (b.request_counts?.completed ?? 0) + (b.request_counts?.failed ?? 0);
+        if (Date.now() - printedAt >= 20_000) {
+          printedAt = Date.now();
+          console.log(`  t+${((printedAt - t0) / 1000).toFixed(0)} s: ${done}/${LINES} lines done (${b.status})`);
+        }
         if (!drainedAt && (done >= LINES || b.status === 'finalizing' || b.status === 'completed')) drainedAt = Date.now();
         if (b.status === 'completed' || b.status === 'failed' || b.status === 'expired') return b;
         await sleep(200);
@@ -87,6 +122,8 @@ async function main(): Promise<void> {
       lines: LINES,
       upload_s: round(uploadS),
       fanout_s: round(fanoutS),
+      fanout_floor_s: round(floorS),
+      fanout_vs_floor_ratio: round(fanoutS / floorS),
       drain_s: round(drainS),
       total_s: round(totalS),
       charged_tokens: charged,
@@ -105,6 +142,7 @@ async function main(): Promise<void> {
     console.log(`batch of ${LINES} lines (${mib(Buffer.byteLength(text))} MiB), TPM ${TPM}, max_tokens ${MAX_TOKENS}, worker processes ${WORKERS}`);
     console.log(`  upload + create           ${result.upload_s} s`);
     console.log(`  + validation + fan-out    ${result.fanout_s} s until every line was queued (target ≤ 10 s)`);
+    console.log(`  storage floor             ${result.fanout_floor_s} s for ${LINES} bare inserts + sends → fan-out ÷ floor ${result.fanout_vs_floor_ratio}`);
     console.log(`  drain                     ${result.drain_s} s; quota-bound minimum ${result.quota_min_s} s (${charged} charged tokens ÷ ${TPM} TPM) → ratio ${result.drain_vs_quota_ratio} (target ≤ 1.05)`);
     console.log(`  completed                 ${result.total_s} s (${result.completed_lines} ok, ${result.failed_lines} failed, ${throttled} upstream 429s)`);
     console.log(`  peak RSS (host process)   upload ${result.peak_rss_upload_mib} MiB, finalise ${result.peak_rss_finalise_mib} MiB (before ${result.rss_before_mib} MiB)`);

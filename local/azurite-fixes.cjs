@@ -3,10 +3,10 @@
 // O(all messages or entities stored) where Azure Storage answers from an index. With a 10,000-message backlog,
 // a dequeue or a delete took ~25 ms of Azurite's single thread, and bench:batch drained at ~13 jobs/s, bound by
 // the emulator, not by the quota. None of the fixes changes a result:
-//  1. LokiJS `remove([...])` and `update([...])` re-sort every index of the collection (at once, or lazily at the
-//     next query), even for an empty list. Azurite updates the dequeued messages as a list, and removes a list (the
-//     expired messages, usually none) on every dequeue, update and delete. Lists of up to 32 documents now go a
-//     document at a time, which keeps the indices in place.
+//  1. LokiJS list removals and updates re-sort every index of the collection (at once, or lazily at the next
+//     query), even for an empty list. Azurite updates the dequeued messages as a list, removes a list (the expired
+//     messages, usually none) on every dequeue, update and delete, and garbage-collects each message body's extent
+//     by a one-element findAndRemove. Lists of up to 32 documents now go a document at a time (indices kept in place).
 //  2. clearExpiredMessages scans the queue on every call; it now scans only once a message can have expired
 //     (the earliest expiry of the queue is tracked as messages are inserted).
 //  3. Lookups by several equalities ({account, queue, messageId}; a table's {PartitionKey, RowKey}) use the index
@@ -29,37 +29,49 @@ const requireFromAzurite = (id) => require(require.resolve(id, { paths: [azurite
 // 1. Short lists are removed or updated a document at a time.
 try {
   const Loki = requireFromAzurite('lokijs');
-  // Azurite dequeues at most 32 messages at a time: lists up to that size go one document at a time.
-  for (const name of ['remove', 'update']) {
-    const original = Loki.Collection.prototype[name];
-    Loki.Collection.prototype[name] = function inPlace(doc) {
-      if (!Array.isArray(doc) || doc.length > 32) return original.call(this, doc);
-      for (const d of doc) original.call(this, d);
-      return undefined;
-    };
-  }
-  // 3. In a query that is an AND of equalities, the most selective indexed key goes first (same result in any
-  //    order; LokiJS narrows with the index of the first key only).
+  // Azurite dequeues at most 32 messages at a time: lists up to that size go one document at a time. (Every list
+  // removal, Collection.remove([...]) and Resultset.remove() alike, ends in removeBatchByPositions.)
+  const removeOne = Loki.Collection.prototype.remove;
+  const removeBatchByPositions = Loki.Collection.prototype.removeBatchByPositions;
+  Loki.Collection.prototype.removeBatchByPositions = function removeInPlace(positions) {
+    if (positions.length > 32) return removeBatchByPositions.call(this, positions);
+    const docs = positions.map((p) => this.data[p]);
+    for (const d of docs) removeOne.call(this, d);
+    return undefined;
+  };
+  const update = Loki.Collection.prototype.update;
+  Loki.Collection.prototype.update = function updateInPlace(doc) {
+    if (!Array.isArray(doc) || doc.length > 32) return update.call(this, doc);
+    for (const d of doc) update.call(this, d);
+    return undefined;
+  };
+  // 3. In a query (an AND of its keys), the most selective indexed equality goes first (same result in any order;
+  //    LokiJS narrows with the index of the first key only). Collection.find/findOne and chains (getMessages:
+  //    {account, queue, visible ≤ now}) all go through Resultset.find.
   const indexedSize = (coll, key, value) => {
     const index = coll.binaryIndices && coll.binaryIndices[key];
     if (!index || index.dirty || (typeof value !== 'string' && typeof value !== 'number')) return Infinity;
     const [lo, hi] = coll.calculateRange('$eq', key, value);
     return hi < lo ? 0 : hi - lo + 1;
   };
-  for (const name of ['findOne', 'find']) {
-    const original = Loki.Collection.prototype[name];
-    Loki.Collection.prototype[name] = function selectiveFirst(query, ...rest) {
-      if (query && typeof query === 'object' && !Array.isArray(query)) {
-        const keys = Object.keys(query);
-        if (keys.length > 1 && keys.every((k) => !k.startsWith('$') && (typeof query[k] === 'string' || typeof query[k] === 'number'))) {
-          const sizes = new Map(keys.map((k) => [k, indexedSize(this, k, query[k])]));
-          const ordered = [...keys].sort((a, b) => sizes.get(a) - sizes.get(b));
-          if (ordered[0] !== keys[0]) query = Object.fromEntries(ordered.map((k) => [k, query[k]]));
+  const find = Loki.Resultset.prototype.find;
+  Loki.Resultset.prototype.find = function selectiveFirst(query, ...rest) {
+    // Only the first filter of a fresh result set can use an index.
+    if (!this.filterInitialized && query && typeof query === 'object' && !Array.isArray(query)) {
+      const keys = Object.keys(query);
+      const equalities = keys.filter((k) => !k.startsWith('$') && (typeof query[k] === 'string' || typeof query[k] === 'number'));
+      if (keys.length > 1 && equalities.length > 0) {
+        let best = equalities[0];
+        let bestSize = indexedSize(this.collection, best, query[best]);
+        for (const k of equalities.slice(1)) {
+          const size = indexedSize(this.collection, k, query[k]);
+          if (size < bestSize) [best, bestSize] = [k, size];
         }
+        if (best !== keys[0] && bestSize !== Infinity) query = { [best]: query[best], ...query };
       }
-      return original.call(this, query, ...rest);
-    };
-  }
+    }
+    return find.call(this, query, ...rest);
+  };
 } catch (err) {
   warn(`lokijs not patched (${err.message})`);
 }

@@ -58,6 +58,8 @@ export async function startAzurite(options: AzuriteOptions = {}): Promise<Runnin
   const launch = async (): Promise<void> => {
     const fixes = options.fixes ?? process.env.SLUICE_AZURITE_FIXES !== 'false';
     const args = [
+      // Diagnostics, e.g. SLUICE_AZURITE_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/azurite-prof" (written on stop).
+      ...(process.env.SLUICE_AZURITE_NODE_ARGS ?? '').split(' ').filter(Boolean),
       ...(fixes ? ['--require', join(rootDir, 'local', 'azurite-fixes.cjs')] : []),
       entry,
       '--blobHost', '127.0.0.1', '--queueHost', '127.0.0.1', '--tableHost', '127.0.0.1',
