@@ -14,7 +14,8 @@
 //     indexed key now goes first.
 //  4. Table queries run their filter over every entity of the table, then sort the matches, for each page. A
 //     filter that pins the PartitionKey (`PartitionKey eq '...' and ...`, no `or`/`not`) now starts from that
-//     partition (the PartitionKey index), as Azure Table Storage does.
+//     partition, in RowKey order, from the continuation on, and stops when the page is full, as Azure Table
+//     Storage does (it used to filter and sort the whole table for every page).
 // Each fix checks the shape it patches and leaves Azurite as it is (with a warning) if an upgrade changed it.
 'use strict';
 const path = require('node:path');
@@ -25,6 +26,9 @@ function warn(what) {
 
 const azuriteDir = path.dirname(require.resolve('azurite/package.json', { paths: [process.cwd(), __dirname] }));
 const requireFromAzurite = (id) => require(require.resolve(id, { paths: [azuriteDir] }));
+/** collection → change counter (fix 4 caches a partition's key order until its collection changes). */
+const versions = new WeakMap();
+const bump = (coll) => versions.set(coll, (versions.get(coll) ?? 0) + 1);
 
 // 1. Short lists are removed or updated a document at a time.
 try {
@@ -34,13 +38,22 @@ try {
   const removeOne = Loki.Collection.prototype.remove;
   const removeBatchByPositions = Loki.Collection.prototype.removeBatchByPositions;
   Loki.Collection.prototype.removeBatchByPositions = function removeInPlace(positions) {
+    bump(this);
     if (positions.length > 32) return removeBatchByPositions.call(this, positions);
     const docs = positions.map((p) => this.data[p]);
     for (const d of docs) removeOne.call(this, d);
     return undefined;
   };
+  for (const name of ['insert', 'insertOne', 'remove', 'clear']) {
+    const original = Loki.Collection.prototype[name];
+    Loki.Collection.prototype[name] = function countingChanges(...args) {
+      bump(this);
+      return original.apply(this, args);
+    };
+  }
   const update = Loki.Collection.prototype.update;
   Loki.Collection.prototype.update = function updateInPlace(doc) {
+    bump(this);
     if (!Array.isArray(doc) || doc.length > 32) return update.call(this, doc);
     for (const d of doc) update.call(this, d);
     return undefined;
@@ -129,6 +142,70 @@ function pinnedPartition(filter) {
   }
   return pk;
 }
+/**
+ * queryTableEntities runs its filter over every candidate, sorts every match, then keeps a page
+ * (`.where(filter).where(continuation).sort(byKeys).limit(n)`), so reading a partition page by page was quadratic.
+ * For a pinned partition the chain below starts from the partition's rows in RowKey order (cached until the
+ * collection changes), skips to the continuation by binary search, and applies the same filters lazily until the
+ * page is full. The rows, their order and the continuation are the same.
+ */
+const orderedCache = new WeakMap(); // collection → { version, byPartition: Map<pk, positions sorted by RowKey> }
+
+function partitionInKeyOrder(coll, pk) {
+  const version = versions.get(coll) ?? 0;
+  let cache = orderedCache.get(coll);
+  if (!cache || cache.version !== version) orderedCache.set(coll, (cache = { version, byPartition: new Map() }));
+  let rows = cache.byPartition.get(pk);
+  if (!rows) {
+    const data = coll.data;
+    rows = coll
+      .chain()
+      .find({ PartitionKey: pk })
+      .filteredrows.filter((p) => data[p].PartitionKey === pk) // the index's equality is loose ('1' == '01')
+      .sort((a, b) => (data[a].RowKey < data[b].RowKey ? -1 : data[a].RowKey > data[b].RowKey ? 1 : 0));
+    cache.byPartition.set(pk, rows);
+  }
+  return rows;
+}
+
+function pinnedChain(coll, pk, nextPartitionKey, nextRowKey) {
+  const rows = partitionInKeyOrder(coll, pk);
+  const data = coll.data;
+  let start = 0;
+  if (nextPartitionKey !== undefined && nextPartitionKey > pk) start = rows.length;
+  else if (nextPartitionKey === pk && nextRowKey !== undefined) {
+    let lo = 0;
+    let hi = rows.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (data[rows[mid]].RowKey < nextRowKey) lo = mid + 1;
+      else hi = mid;
+    }
+    start = lo;
+  }
+  const resultset = coll.chain();
+  const filters = [];
+  resultset.where = function lazyWhere(fn) {
+    filters.push(fn);
+    return this;
+  };
+  resultset.sort = function alreadyInOrder() {
+    return this; // one partition, in RowKey order: the (PartitionKey, RowKey) order
+  };
+  const limit = resultset.limit;
+  resultset.limit = function firstMatches(qty) {
+    const page = [];
+    for (let i = start; i < rows.length && page.length < qty; i += 1) {
+      const doc = data[rows[i]];
+      if (filters.every((f) => f(doc))) page.push(rows[i]);
+    }
+    this.filteredrows = page;
+    this.filterInitialized = true;
+    return limit.call(this, qty);
+  };
+  return resultset;
+}
+
 try {
   const { default: TableStore } = requireFromAzurite('./dist/src/table/persistence/LokiTableMetadataStore');
   const proto = TableStore && TableStore.prototype;
@@ -141,18 +218,22 @@ try {
     // for that span the collection's chain() starts from the pinned partition.
     proto.getEntityCollection = function partitionScoped(...args) {
       const coll = getCollection.apply(this, args);
-      const pk = this.__sluicePinnedPartition;
-      if (pk === undefined || !coll) return coll;
+      const pinned = this.__sluicePinned;
+      if (pinned === undefined || !coll) return coll;
       const scoped = Object.create(coll);
-      scoped.chain = (...chainArgs) => coll.chain(...chainArgs).find({ PartitionKey: pk });
+      scoped.chain = () => pinnedChain(coll, pinned.pk, pinned.nextPartitionKey, pinned.nextRowKey);
       return scoped;
     };
-    proto.queryTableEntities = function queryPinned(context, account, table, queryOptions, ...rest) {
-      this.__sluicePinnedPartition = pinnedPartition(queryOptions && queryOptions.filter);
+    proto.queryTableEntities = function queryPinned(context, account, table, queryOptions, nextPartitionKey, nextRowKey) {
+      const pk = pinnedPartition(queryOptions && queryOptions.filter);
+      this.__sluicePinned =
+        pk === undefined
+          ? undefined
+          : { pk, nextPartitionKey: this.decodeContinuationHeader(nextPartitionKey), nextRowKey: this.decodeContinuationHeader(nextRowKey) };
       try {
-        return query.call(this, context, account, table, queryOptions, ...rest);
+        return query.call(this, context, account, table, queryOptions, nextPartitionKey, nextRowKey);
       } finally {
-        this.__sluicePinnedPartition = undefined;
+        this.__sluicePinned = undefined;
       }
     };
   }

@@ -107,4 +107,16 @@ test('table queries pinned to a partition answer as before: exact partition, pag
   assert.deepEqual(await list("PartitionKey eq 'p1' or PartitionKey eq 'p2'", 10), ['p1/a', 'p1/b', 'p1/c', 'p1/d', 'p2/a']);
   assert.deepEqual(await list("RowKey eq 'a'"), ['p1/a', 'p2/a']);
   assert.equal((await table.getEntity<{ v: string }>('p1', 'c')).v, 'p1/c');
+  // A bigger partition written out of order, read in small pages: every row once, in RowKey order.
+  const keys = Array.from({ length: 40 }, (_, i) => `r${String(i).padStart(2, '0')}`);
+  const shuffled = [...keys].sort((a, b) => ((a.charCodeAt(2) * 7919) % 13) - ((b.charCodeAt(2) * 7919) % 13) || b.localeCompare(a));
+  for (const rowKey of shuffled) await table.createEntity({ partitionKey: 'big', rowKey, v: `big/${rowKey}` });
+  assert.deepEqual(await list("PartitionKey eq 'big'", 3), keys.map((k) => `big/${k}`));
+  assert.deepEqual(await list("PartitionKey eq 'big' and RowKey ge 'r35'", 2), keys.slice(35).map((k) => `big/${k}`));
+  // Writes after a read show up in the next one (the partition's key order is not served stale).
+  await table.createEntity({ partitionKey: 'big', rowKey: 'r355', v: 'big/r355' });
+  await table.deleteEntity('big', 'r37');
+  await table.updateEntity({ partitionKey: 'big', rowKey: 'r38', v: 'big/r38-2' }, 'Replace');
+  assert.deepEqual(await list("PartitionKey eq 'big' and RowKey ge 'r35'", 2), ['big/r35', 'big/r355', 'big/r36', 'big/r38-2', 'big/r39']);
+  assert.deepEqual(await list("PartitionKey eq 'big' and v ne 'big/r36' and RowKey gt 'r34'", 10), ['big/r35', 'big/r355', 'big/r38-2', 'big/r39']);
 });
