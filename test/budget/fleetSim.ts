@@ -80,6 +80,7 @@ export async function runFleet(o: FleetOptions): Promise<FleetResult> {
   const holdMs = o.holdMs ?? 2_000;
   const gates = Array.from({ length: o.instances }, (_, i) => new SharedBudgetGate({ store, owner: `i${i}`, ...o.gate }));
   interface Job {
+    id: string;
     readyAt: number;
     charge: number;
     priority: JobPriority;
@@ -87,13 +88,14 @@ export async function runFleet(o: FleetOptions): Promise<FleetResult> {
   }
   // The shared queue: an endless backlog plus parked jobs that become visible again at their retryAt.
   const parked: Job[] = [];
+  let jobCounter = 0;
   const nextJob = (i: number, t: number): Job => {
     let best = -1;
     for (let k = 0; k < parked.length; k++) {
       if (parked[k]!.readyAt <= t && (best < 0 || parked[k]!.readyAt < parked[best]!.readyAt)) best = k;
     }
     if (best >= 0) return { ...parked.splice(best, 1)[0]!, readyAt: t };
-    return { readyAt: t, charge: o.charge(rand), priority: o.priority?.(rand, i) ?? 'batch', queuedAt: t };
+    return { id: `job${(jobCounter += 1)}`, readyAt: t, charge: o.charge(rand), priority: o.priority?.(rand, i) ?? 'batch', queuedAt: t };
   };
   const workers: Array<Array<Job | undefined>> = gates.map(() => Array.from({ length: o.concurrency }, () => undefined));
   const busyUntil: number[][] = gates.map(() => Array.from({ length: o.concurrency }, () => 0));
@@ -108,7 +110,8 @@ export async function runFleet(o: FleetOptions): Promise<FleetResult> {
         if (busyUntil[i]![s]! > t) continue;
         const job = (workers[i]![s] ??= nextJob(i, t));
         if (job.readyAt > t) continue;
-        const a = await gates[i]!.admit(o.ref, job.charge, job.priority, t);
+        // The job's id, as the worker passes it (the gate weighs its lease by the jobs waiting here).
+        const a = await gates[i]!.admit(o.ref, job.charge, job.priority, t, { jobId: job.id, team: 'sim' });
         if (a.granted) {
           const transit = o.transit?.(rand) ?? rand() * 200;
           sends.push({ at: t + transit, tokens: job.charge, instance: i, priority: job.priority, queuedAt: job.queuedAt });

@@ -18,7 +18,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { JobPriority } from '../jobs';
-import type { Admission, BudgetGate, DeploymentRef, QuotaSignal } from './gate';
+import type { Admission, BudgetGate, Claimant, DeploymentRef, QuotaSignal } from './gate';
 import { DEFAULT_PRIORITY, HeldLease, type DemandState, type PrioritySettings } from './lease';
 import type { BudgetRowStore, StoredBudgetRow } from './store';
 import {
@@ -93,6 +93,8 @@ interface DeploymentState {
   renewalTimerFor?: string;
   /** When the scheduled idle check runs (watchIdle), epoch ms. */
   idleCheckAt?: number;
+  /** Jobs refused here and not admitted since → when they stop counting (due back + WAITING_GRACE_MS), epoch ms. */
+  waiting: Map<string, number>;
 }
 
 const RATE_WINDOW_MS = 20_000;
@@ -102,6 +104,10 @@ const IDLE_RELEASE_MS = 1_000;
 /** A holder nobody has asked anything for this long (no refused job due back either) gives its lease back before
  *  its end when other instances share the deployment, so their next leases get its share (the end of a drain), ms. */
 const IDLE_EARLY_RELEASE_MS = 1_500;
+/** A refused job that has not asked again this long after its retryAt was parked or went elsewhere, ms. */
+const WAITING_GRACE_MS = 5_000;
+/** Most waiting jobs a lease's weight counts (a hold is bounded by the host's queue concurrency anyway). */
+const MAX_DEMAND_WEIGHT = 64;
 const MAX_WRITE_ATTEMPTS = 6;
 const MAX_OBSERVATIONS = 4;
 
@@ -139,7 +145,7 @@ export class SharedBudgetGate implements BudgetGate {
     this.now = options.now ?? Date.now;
   }
 
-  async admit(target: DeploymentRef, tokens: number, priority: JobPriority, now: number): Promise<Admission> {
+  async admit(target: DeploymentRef, tokens: number, priority: JobPriority, now: number, claimant?: Claimant): Promise<Admission> {
     const st = this.stateOf(target);
     const lim = limitsFor(target, this.policy);
     st.lastAskAt = Math.max(st.lastAskAt, now);
@@ -154,21 +160,33 @@ export class SharedBudgetGate implements BudgetGate {
     if (this.needsRenewal(st, now)) await this.renewOnce(st, target, now, tokens, false);
     if (st.pauseUntil > now) return { granted: false, retryAt: st.pauseUntil, reason: 'paused' };
 
-    if (this.trySpend(st, now, tokens, priority)) return { granted: true };
+    if (this.trySpend(st, now, tokens, priority)) return this.granted(st, claimant);
     st.lastDeniedAt = now;
     if (priority === 'batch') st.demand.batchWaitingSince ??= now;
     if (st.lease && st.demandLimited && now - st.lastRenewAt >= this.minRenewGapMs && now >= st.storageBackoffUntil) {
       // The lease was sized for a quieter past: take a fair-share one now rather than wait for this one to end.
       await this.renewOnce(st, target, now, tokens, true);
-      if (this.trySpend(st, now, tokens, priority)) return { granted: true };
+      if (this.trySpend(st, now, tokens, priority)) return this.granted(st, claimant);
     }
     const denied = this.denial(st, lim, now, tokens, priority);
     if (!denied.granted) {
       st.promisedUntil = Math.max(st.promisedUntil, denied.retryAt);
       st.pendingCharge = tokens;
+      if (claimant) st.waiting.set(claimant.jobId, denied.retryAt + WAITING_GRACE_MS);
       this.renewOnTime(st, target);
     }
     return denied;
+  }
+
+  private granted(st: DeploymentState, claimant: Claimant | undefined): Admission {
+    if (claimant) st.waiting.delete(claimant.jobId);
+    return { granted: true };
+  }
+
+  /** Jobs waiting here for this deployment (refused, due back, not admitted since). */
+  private waitingJobs(st: DeploymentState, now: number): number {
+    for (const [id, until] of st.waiting) if (until < now) st.waiting.delete(id);
+    return st.waiting.size;
   }
 
   async observe(target: DeploymentRef, signal: QuotaSignal, now: number): Promise<void> {
@@ -221,6 +239,7 @@ export class SharedBudgetGate implements BudgetGate {
         lastAskAt: Number.NEGATIVE_INFINITY,
         promisedUntil: Number.NEGATIVE_INFINITY,
         pendingCharge: 0,
+        waiting: new Map(),
       };
       this.states.set(target.key, st);
     }
@@ -289,7 +308,11 @@ export class SharedBudgetGate implements BudgetGate {
     const hungry = wantAll || turnedAway || recent.length < 3;
     const tokenRate = recent.reduce((s, [, n]) => s + n, 0) / Math.max(1, span);
     st.demandLimited = !hungry;
-    const weight = now - st.demand.lastInteractiveAt <= this.prio.interactiveMemoryMs ? 2 : 1;
+    // Weight: interactive demand doubles it, and it grows with the jobs waiting here, so that the slots nobody has
+    // reserved yet are shared by backlog, not by head count. Instances holding more work get more of the pace and
+    // the fleet finishes together; with equal shares, the one left holding the last jobs drained them at a quarter
+    // of the quota while the others' shares went unused until its next renewal (bench:quota's tail).
+    const weight = (now - st.demand.lastInteractiveAt <= this.prio.interactiveMemoryMs ? 2 : 1) * clamp(this.waitingJobs(st, now), 1, MAX_DEMAND_WEIGHT);
     this.leaseCounter += 1;
     const carry = st.lease?.unspent(now) ?? { tokens: 0, requests: 0 };
     const tokensPerRequest = recent.length > 0 ? recent.reduce((s, [, n]) => s + n, 0) / recent.length : Math.max(1, pendingTokens);
@@ -393,7 +416,8 @@ export class SharedBudgetGate implements BudgetGate {
       const renewing = mode.kind !== 'pause';
       let granted: LeaseRecord | undefined;
       const reported = renewing && st.lease ? reportLease(row, st.lease.id, st.lease.report()) : undefined;
-      for (const obs of st.observations) if (obs.at >= now - OBSERVATION_MAX_AGE_MS) reconcile(row, obs, target, lim);
+      let drift = 0;
+      for (const obs of st.observations) if (obs.at >= now - OBSERVATION_MAX_AGE_MS) drift += reconcile(row, obs, target, lim).tokens;
       row.pauseUntil = Math.max(row.pauseUntil, st.pendingPause);
       if (mode.kind === 'renew' && row.pauseUntil <= now) granted = mode.grant(row, lim);
       const etag = await this.store.replace(st.key, row, stored.etag);
@@ -405,7 +429,7 @@ export class SharedBudgetGate implements BudgetGate {
         if (this.debug) {
           const g = granted ? `granted ${Math.round(granted.tokens.reduce((a, b) => a + b, 0))} tok over ${granted.until - now} ms (${((granted.tokens.reduce((a, b) => a + b, 0) / Math.max(1, granted.until - now)) / (lim.tokensPerSlot / lim.slotMs)).toFixed(2)} of fleet pace), first ${granted.tokens[0]}` : 'no grant';
           const old = st.lease ? `old spent ${st.lease.spentTokens}/${st.lease.totalTokens}` : 'no old';
-          this.debug(`budget ${this.owner.slice(0, 4)} t=${now % 1_000_000} ${mode.kind} attempt=${attempt} ${g}; ${old}; reported=${reported}; settledOthers=${settledByOthers}; live=${row.leases.length}; hungry=${!st.demandLimited}`);
+          this.debug(`budget ${this.owner.slice(0, 4)} t=${now % 1_000_000} ${mode.kind} attempt=${attempt} ${g}; ${old}; reported=${reported}; drift=${drift}; settledOthers=${settledByOthers}; live=${row.leases.length}; hungry=${!st.demandLimited}`);
         }
         if (renewing) {
           st.lease = granted ? new HeldLease(granted, lim.slotMs) : undefined;

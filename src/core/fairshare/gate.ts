@@ -87,7 +87,7 @@ export class FairShareGate implements BudgetGate {
     if (!this.mayAsk(dep, claimant, team, priority, tokens, now)) {
       return this.refuse(team, claimant.jobId, now + this.tickMs, now);
     }
-    const answer = await this.inner.admit(target, tokens, priority, now);
+    const answer = await this.inner.admit(target, tokens, priority, now, claimant);
     if (!answer.granted) return this.refuse(team, claimant.jobId, answer.retryAt, now, answer.reason);
     team.waiters.delete(claimant.jobId);
     team.finish += tokens / this.weight(claimant.team);
