@@ -172,3 +172,28 @@ test('an idle holder reports its lease when it ends, so nobody settles it as ful
   timers[0]!.fn();
   assert.ok(gate2.heldLease(ref.key), 'the renewed lease is still held');
 });
+
+test('a lease weighs the work waiting at its instance: many waiting tokens, a larger share of the unreserved slots', async () => {
+  const ref = deployment(60_000, 600);
+  const store = new MemoryBudgetRowStore();
+  const a = new SharedBudgetGate({ store, owner: 'a' });
+  const b = new SharedBudgetGate({ store, owner: 'b' });
+  const askAll = async (t: number) => {
+    for (let i = 0; i < 20; i += 1) await a.admit(ref, 2_000, 'batch', t, { jobId: `a${i}`, team: 't' });
+  };
+  await b.admit(ref, 300, 'batch', T0, { jobId: 'b1', team: 't' });
+  await askAll(T0);
+  // Both first leases (2 s) have ended: the next asks renew them.
+  await askAll(T0 + 2_500);
+  await b.admit(ref, 300, 'batch', T0 + 2_500, { jobId: 'b2', team: 't' });
+  const la = a.heldLease(ref.key);
+  const lb = b.heldLease(ref.key);
+  assert.ok(la && lb);
+  assert.equal(lb.weight, 1, 'nothing waits at b');
+  assert.ok(la.weight >= 20, `a has ~19 jobs of 2,000 tokens waiting: weight ${la.weight}`);
+  // Without job ids (no claimant) the gate cannot tell waiting work apart: every lease weighs 1.
+  const c = new SharedBudgetGate({ store: new MemoryBudgetRowStore(), owner: 'c' });
+  for (let i = 0; i < 20; i += 1) await c.admit(ref, 2_000, 'batch', T0);
+  for (let i = 0; i < 20; i += 1) await c.admit(ref, 2_000, 'batch', T0 + 2_500);
+  assert.equal(c.heldLease(ref.key)?.weight, 1);
+});

@@ -93,8 +93,9 @@ interface DeploymentState {
   renewalTimerFor?: string;
   /** When the scheduled idle check runs (watchIdle), epoch ms. */
   idleCheckAt?: number;
-  /** Jobs refused here and not admitted since → when they stop counting (due back + WAITING_GRACE_MS), epoch ms. */
-  waiting: Map<string, number>;
+  /** Jobs refused here and not admitted since → their charge, and when they stop counting (due back +
+   *  WAITING_GRACE_MS, epoch ms). */
+  waiting: Map<string, { tokens: number; until: number }>;
 }
 
 const RATE_WINDOW_MS = 20_000;
@@ -106,8 +107,10 @@ const IDLE_RELEASE_MS = 1_000;
 const IDLE_EARLY_RELEASE_MS = 1_500;
 /** A refused job that has not asked again this long after its retryAt was parked or went elsewhere, ms. */
 const WAITING_GRACE_MS = 5_000;
-/** Most waiting jobs a lease's weight counts (a hold is bounded by the host's queue concurrency anyway). */
-const MAX_DEMAND_WEIGHT = 64;
+/** Waiting tokens per unit of lease weight, and the most units counted (a hold is bounded by the host's queue
+ *  concurrency anyway). */
+const DEMAND_WEIGHT_TOKENS = 1_000;
+const MAX_DEMAND_WEIGHT = 256;
 const MAX_WRITE_ATTEMPTS = 6;
 const MAX_OBSERVATIONS = 4;
 
@@ -172,7 +175,7 @@ export class SharedBudgetGate implements BudgetGate {
     if (!denied.granted) {
       st.promisedUntil = Math.max(st.promisedUntil, denied.retryAt);
       st.pendingCharge = tokens;
-      if (claimant) st.waiting.set(claimant.jobId, denied.retryAt + WAITING_GRACE_MS);
+      if (claimant) st.waiting.set(claimant.jobId, { tokens, until: denied.retryAt + WAITING_GRACE_MS });
       this.renewOnTime(st, target);
     }
     return denied;
@@ -183,10 +186,14 @@ export class SharedBudgetGate implements BudgetGate {
     return { granted: true };
   }
 
-  /** Jobs waiting here for this deployment (refused, due back, not admitted since). */
-  private waitingJobs(st: DeploymentState, now: number): number {
-    for (const [id, until] of st.waiting) if (until < now) st.waiting.delete(id);
-    return st.waiting.size;
+  /** Tokens of the jobs waiting here for this deployment (refused, due back, not admitted since). */
+  private waitingTokens(st: DeploymentState, now: number): number {
+    let tokens = 0;
+    for (const [id, w] of st.waiting) {
+      if (w.until < now) st.waiting.delete(id);
+      else tokens += w.tokens;
+    }
+    return tokens;
   }
 
   async observe(target: DeploymentRef, signal: QuotaSignal, now: number): Promise<void> {
@@ -308,11 +315,11 @@ export class SharedBudgetGate implements BudgetGate {
     const hungry = wantAll || turnedAway || recent.length < 3;
     const tokenRate = recent.reduce((s, [, n]) => s + n, 0) / Math.max(1, span);
     st.demandLimited = !hungry;
-    // Weight: interactive demand doubles it, and it grows with the jobs waiting here, so that the slots nobody has
+    // Weight: interactive demand doubles it, and it grows with the work waiting here, so that the slots nobody has
     // reserved yet are shared by backlog, not by head count. Instances holding more work get more of the pace and
     // the fleet finishes together; with equal shares, the one left holding the last jobs drained them at a quarter
     // of the quota while the others' shares went unused until its next renewal (bench:quota's tail).
-    const weight = (now - st.demand.lastInteractiveAt <= this.prio.interactiveMemoryMs ? 2 : 1) * clamp(this.waitingJobs(st, now), 1, MAX_DEMAND_WEIGHT);
+    const weight = (now - st.demand.lastInteractiveAt <= this.prio.interactiveMemoryMs ? 2 : 1) * Math.round(clamp(this.waitingTokens(st, now) / DEMAND_WEIGHT_TOKENS, 1, MAX_DEMAND_WEIGHT) * 10) / 10;
     this.leaseCounter += 1;
     const carry = st.lease?.unspent(now) ?? { tokens: 0, requests: 0 };
     const tokensPerRequest = recent.length > 0 ? recent.reduce((s, [, n]) => s + n, 0) / recent.length : Math.max(1, pendingTokens);

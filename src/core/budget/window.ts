@@ -36,7 +36,7 @@ export interface LeaseRecord {
   tokens: number[];
   /** Requests reserved per slot from `from` (fractions allowed; a call needs a whole one cumulated). */
   requests: number[];
-  /** Fair-share weight (higher while the holder has interactive demand). */
+  /** Share weight: the work waiting at the holder (units of 1,000 tokens, at least 1), doubled while it has interactive demand. */
   weight: number;
 }
 
