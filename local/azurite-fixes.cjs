@@ -26,6 +26,14 @@ function warn(what) {
 
 const azuriteDir = path.dirname(require.resolve('azurite/package.json', { paths: [process.cwd(), __dirname] }));
 const requireFromAzurite = (id) => require(require.resolve(id, { paths: [azuriteDir] }));
+/** The prototype of an Azurite store class if it still has `methods`; else undefined, with a warning. */
+function storePrototype(modulePath, methods) {
+  const { default: Store } = requireFromAzurite(modulePath);
+  const proto = Store && Store.prototype;
+  if (proto && methods.every((m) => typeof proto[m] === 'function')) return proto;
+  warn(`${path.basename(modulePath)} has changed shape`);
+  return undefined;
+}
 /** collection → change counter (fix 4 caches a partition's key order until its collection changes). */
 const versions = new WeakMap();
 const bump = (coll) => versions.set(coll, (versions.get(coll) ?? 0) + 1);
@@ -91,11 +99,8 @@ try {
 
 // 2. Scan for expired messages only when one can have expired.
 try {
-  const { default: Store } = requireFromAzurite('./dist/src/queue/persistence/LokiQueueMetadataStore');
-  const proto = Store && Store.prototype;
-  if (!proto || typeof proto.clearExpiredMessages !== 'function' || typeof proto.insertMessage !== 'function') {
-    warn('LokiQueueMetadataStore has changed shape');
-  } else {
+  const proto = storePrototype('./dist/src/queue/persistence/LokiQueueMetadataStore', ['clearExpiredMessages', 'insertMessage']);
+  if (proto) {
     const clear = proto.clearExpiredMessages;
     const insert = proto.insertMessage;
     const key = (account, queue) => `${account}\n${queue}`;
@@ -207,11 +212,8 @@ function pinnedChain(coll, pk, nextPartitionKey, nextRowKey) {
 }
 
 try {
-  const { default: TableStore } = requireFromAzurite('./dist/src/table/persistence/LokiTableMetadataStore');
-  const proto = TableStore && TableStore.prototype;
-  if (!proto || typeof proto.queryTableEntities !== 'function' || typeof proto.getEntityCollection !== 'function') {
-    warn('LokiTableMetadataStore has changed shape');
-  } else {
+  const proto = storePrototype('./dist/src/table/persistence/LokiTableMetadataStore', ['queryTableEntities', 'getEntityCollection', 'decodeContinuationHeader']);
+  if (proto) {
     const query = proto.queryTableEntities;
     const getCollection = proto.getEntityCollection;
     // queryTableEntities takes its collection and builds its whole query synchronously, before its first await;
