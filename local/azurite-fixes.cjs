@@ -105,6 +105,8 @@ try {
     const insert = proto.insertMessage;
     const key = (account, queue) => `${account}\n${queue}`;
     const earliest = (store) => (store.__sluiceEarliestExpiry ??= new Map());
+    /** A message's expiry, epoch ms (stored as a Date or a number); NaN if unreadable. */
+    const expiryOf = (m) => (m.expirationTime instanceof Date ? m.expirationTime.getTime() : Number(m.expirationTime));
     proto.clearExpiredMessages = async function clearWhenDue(account, queue, context) {
       const known = earliest(this).get(key(account, queue));
       if (known !== undefined && Date.now() < known) return;
@@ -113,7 +115,7 @@ try {
       let min = Infinity;
       const coll = this.db.getCollection(this.MESSAGES_COLLECTION);
       for (const doc of coll.find({ accountName: account, queueName: queue })) {
-        const t = doc.expirationTime instanceof Date ? doc.expirationTime.getTime() : Number(doc.expirationTime);
+        const t = expiryOf(doc);
         min = Math.min(min, Number.isFinite(t) ? t : -Infinity);
       }
       earliest(this).set(key(account, queue), min);
@@ -122,7 +124,7 @@ try {
       await insert.call(this, message, context);
       const k = key(message.accountName, message.queueName);
       const known = earliest(this).get(k);
-      const t = message.expirationTime instanceof Date ? message.expirationTime.getTime() : Number(message.expirationTime);
+      const t = expiryOf(message);
       // Unknown (never scanned): leave it so the next call scans. Unparseable expiry: scan every time, as Azurite does.
       if (known !== undefined) earliest(this).set(k, Number.isFinite(t) ? Math.min(known, t) : -Infinity);
     };
