@@ -148,6 +148,7 @@ async function runOnce(label: string, env: Record<string, string>): Promise<Run>
     const bLive = ok.filter((r) => r.team === 'team-b' && r.priority === 'interactive');
     const bWaits = bLive.map((r) => (r.start - r.createdAt) / 1000).sort((x, y) => x - y);
     if (process.env.BENCH_DEBUG) {
+      console.error(`t0 = ${t0 % 1_000_000} (as budget and fair-share debug lines print time)`);
       for (const r of [...bLive].sort((x, y) => y.start - y.createdAt - (x.start - x.createdAt)).slice(0, 5)) {
         console.error(`slow B job: created +${((r.createdAt - t0) / 1000).toFixed(1)} s, waited ${((r.start - r.createdAt) / 1000).toFixed(1)} s (claimed after ${(((r.claimedAt ?? r.start) - r.createdAt) / 1000).toFixed(1)} s), parked until +${r.notBefore ? ((r.notBefore - t0) / 1000).toFixed(1) : '-'} s, dequeue ${r.dequeueCount}`);
       }

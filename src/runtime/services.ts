@@ -130,6 +130,7 @@ export function buildServices(config: SluiceConfig): Services {
         weightOf: (team) => teamDirectory.get(team)?.weight ?? 1,
         guaranteedTpmOf: (team, model) => (model === undefined ? undefined : teamDirectory.get(team)?.guaranteedTpm[model]),
         holdMs: config.holdInProcessMs,
+        ...(config.budget.debug ? { debug: (line: string) => console.log(line) } : {}),
       })
     : shared;
   const health: EndpointHealth = config.breaker.enabled

@@ -44,6 +44,8 @@ export interface BudgetGate {
   observe(target: DeploymentRef, signal: QuotaSignal, now: number): Promise<void>;
   /** Give back leases held by this instance (graceful shutdown). */
   close?(): Promise<void>;
+  /** Tokens other instances granted per team at the deployment since the last call (fleet-wide fair share). */
+  takePeerGrants?(deploymentKey: string): ReadonlyMap<string, number> | undefined;
 }
 
 /** No shared accounting: every call is admitted. For tests of other parts, and the naive baseline. */

@@ -21,6 +21,7 @@ import type { JobPriority } from '../jobs';
 import type { Admission, BudgetGate, Claimant, DeploymentRef, QuotaSignal } from './gate';
 import { DEFAULT_PRIORITY, HeldLease, type DemandState, type PrioritySettings } from './lease';
 import type { BudgetRowStore, StoredBudgetRow } from './store';
+import { TeamLedger } from './teamLedger';
 import {
   DEFAULT_BUDGET_POLICY,
   emptyRow,
@@ -96,6 +97,8 @@ interface DeploymentState {
   /** Jobs refused here and not admitted since → their charge, and when they stop counting (due back +
    *  WAITING_GRACE_MS, epoch ms). */
   waiting: Map<string, { tokens: number; until: number }>;
+  /** Tokens granted per team, here and (read from the row) by the other instances. */
+  teams: TeamLedger;
 }
 
 const RATE_WINDOW_MS = 20_000;
@@ -163,13 +166,13 @@ export class SharedBudgetGate implements BudgetGate {
     if (this.needsRenewal(st, now)) await this.renewOnce(st, target, now, tokens, false);
     if (st.pauseUntil > now) return { granted: false, retryAt: st.pauseUntil, reason: 'paused' };
 
-    if (this.trySpend(st, now, tokens, priority)) return this.granted(st, claimant);
+    if (this.trySpend(st, now, tokens, priority)) return this.granted(st, claimant, tokens, now);
     st.lastDeniedAt = now;
     if (priority === 'batch') st.demand.batchWaitingSince ??= now;
     if (st.lease && st.demandLimited && now - st.lastRenewAt >= this.minRenewGapMs && now >= st.storageBackoffUntil) {
       // The lease was sized for a quieter past: take a fair-share one now rather than wait for this one to end.
       await this.renewOnce(st, target, now, tokens, true);
-      if (this.trySpend(st, now, tokens, priority)) return this.granted(st, claimant);
+      if (this.trySpend(st, now, tokens, priority)) return this.granted(st, claimant, tokens, now);
     }
     const denied = this.denial(st, lim, now, tokens, priority);
     if (!denied.granted) {
@@ -181,9 +184,16 @@ export class SharedBudgetGate implements BudgetGate {
     return denied;
   }
 
-  private granted(st: DeploymentState, claimant: Claimant | undefined): Admission {
-    if (claimant) st.waiting.delete(claimant.jobId);
+  private granted(st: DeploymentState, claimant: Claimant | undefined, tokens: number, now: number): Admission {
+    if (claimant) {
+      st.waiting.delete(claimant.jobId);
+      st.teams.record(claimant.team, tokens, now);
+    }
     return { granted: true };
+  }
+
+  takePeerGrants(deploymentKey: string): ReadonlyMap<string, number> | undefined {
+    return this.states.get(deploymentKey)?.teams.take();
   }
 
   /** Tokens of the jobs waiting here for this deployment (refused, due back, not admitted since). */
@@ -247,6 +257,7 @@ export class SharedBudgetGate implements BudgetGate {
         promisedUntil: Number.NEGATIVE_INFINITY,
         pendingCharge: 0,
         waiting: new Map(),
+        teams: new TeamLedger(),
       };
       this.states.set(target.key, st);
     }
@@ -310,7 +321,12 @@ export class SharedBudgetGate implements BudgetGate {
     const recent = st.admitted.filter(([t]) => t >= now - RATE_WINDOW_MS);
     const span = recent.length > 0 ? Math.max(this.policy.slotMs * 4, now - recent[0]![0]) : 0;
     const jobRate = recent.length >= 3 ? recent.length / span : 0; // jobs per ms
-    const leaseMs = jobRate > 0 ? clamp(this.jobsPerLease / jobRate, this.minLeaseMs, this.leaseMs) : this.minLeaseMs;
+    // Alone on the row, a lease is short: an instance that starts meanwhile would otherwise get nothing until it ends
+    // (bench:fairness: the first instance took the whole pace for 6 s while another had nothing). Renewing alone
+    // skips the read, so this costs one write per short lease.
+    const alone = !row.leases.some((l) => l.owner !== this.owner && l.until >= now);
+    const longest = alone ? this.minLeaseMs : this.leaseMs;
+    const leaseMs = jobRate > 0 ? clamp(this.jobsPerLease / jobRate, this.minLeaseMs, longest) : this.minLeaseMs;
     const turnedAway = now - st.lastDeniedAt <= Math.max(leaseMs, this.minLeaseMs * 2);
     const hungry = wantAll || turnedAway || recent.length < 3;
     const tokenRate = recent.reduce((s, [, n]) => s + n, 0) / Math.max(1, span);
@@ -337,6 +353,7 @@ export class SharedBudgetGate implements BudgetGate {
         now,
         until: now + leaseMs,
         weight,
+        teams: st.teams.publish(now),
         want: hungry
           ? { firstTokens, firstRequests, tokensPerRequest, tokensPerSlot: Number.POSITIVE_INFINITY, requestsPerSlot: Number.POSITIVE_INFINITY }
           : { firstTokens, firstRequests, tokensPerRequest, tokensPerSlot: 1.5 * tokenRate * lim.slotMs, requestsPerSlot: 1.5 * jobRate * lim.slotMs },
@@ -430,6 +447,7 @@ export class SharedBudgetGate implements BudgetGate {
       const etag = await this.store.replace(st.key, row, stored.etag);
       if (etag) {
         st.cached = { row, etag };
+        st.teams.absorb(row.leases, this.owner, now);
         st.observations = [];
         st.pendingPause = 0;
         st.pauseUntil = Math.max(st.pauseUntil, row.pauseUntil);

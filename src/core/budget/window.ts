@@ -38,6 +38,8 @@ export interface LeaseRecord {
   requests: number[];
   /** Share weight: the work waiting at the holder (units of 1,000 tokens, at least 1), doubled while it has interactive demand. */
   weight: number;
+  /** Tokens the holder has granted per team at this deployment, cumulative (teamLedger.ts; fleet-wide fair share). */
+  teams?: Record<string, number>;
 }
 
 /** The shared state of one deployment's budget. */
@@ -246,6 +248,8 @@ export interface GrantRequest {
   until: number;
   weight: number;
   want: LeaseWant;
+  /** Published with the lease (LeaseRecord.teams). */
+  teams?: Record<string, number>;
 }
 
 /**
@@ -265,7 +269,7 @@ export function grantLease(row: BudgetRow, req: GrantRequest, lim: Limits): Leas
   const others = row.leases.filter((l) => l.owner !== req.owner && l.until >= req.now);
   const totalWeight = req.weight + others.reduce((s, l) => s + l.weight, 0);
   const share = req.weight / totalWeight;
-  const lease: LeaseRecord = { id: req.id, owner: req.owner, from: first, until: req.until, tokens: [], requests: [], weight: req.weight };
+  const lease: LeaseRecord = { id: req.id, owner: req.owner, from: first, until: req.until, tokens: [], requests: [], weight: req.weight, ...(req.teams ? { teams: req.teams } : {}) };
   const headroom = (arr: Float64Array, limit: number, from: number, to: number) => {
     let room = Number.POSITIVE_INFINITY;
     for (let k = from; k <= to; k++) room = Math.min(room, limit - arr[k - first]!);

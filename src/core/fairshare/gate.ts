@@ -15,9 +15,11 @@
  * Refused waiters are told to come back after `tickMs`; a waiter not seen for `expiryMs` after its last answer
  * (its job parked or its worker died) is forgotten, so it never blocks anyone.
  *
- * Per process: each instance orders the jobs it holds. Every instance receives work from every team's queue lane
- * (src/core/teams/lanes.ts), so each instance's order approximates the fleet's; the quota itself stays enforced by
- * the shared budget behind this gate. Plain TypeScript driven by the `now` argument.
+ * Fleet-wide: each instance orders the jobs it holds, but a team's tag also advances by what the other instances
+ * granted it (the inner gate's takePeerGrants: counters published in the budget row at every lease renewal, see
+ * budget/teamLedger.ts), so a team that got tokens elsewhere is not favoured here for them again, and one that got
+ * little anywhere goes first everywhere. The quota itself stays enforced by the shared budget behind this gate.
+ * Plain TypeScript driven by the `now` argument.
  */
 import type { JobPriority } from '../jobs';
 import type { Admission, BudgetGate, Claimant, DeploymentRef, QuotaSignal } from '../budget/gate';
@@ -37,6 +39,8 @@ export interface FairShareOptions {
   holdMs?: number;
   /** Extra lead (in weighted tokens) a team may take over the team furthest behind, beyond one job. @default 0 */
   slackTokens?: number;
+  /** Diagnostics: one line per decision on an interactive job (SLUICE_BUDGET_DEBUG=1). */
+  debug?: (line: string) => void;
 }
 
 interface Waiter {
@@ -82,17 +86,37 @@ export class FairShareGate implements BudgetGate {
   async admit(target: DeploymentRef, tokens: number, priority: JobPriority, now: number, claimant?: Claimant): Promise<Admission> {
     if (!claimant) return this.inner.admit(target, tokens, priority, now);
     const dep = this.deployment(target.key);
+    this.absorbPeers(dep, target.key, now);
     this.prune(dep, now);
     const team = this.join(dep, claimant, priority, now);
+    const trace = priority === 'interactive' && this.opts.debug ? this.opts.debug : undefined;
     if (!this.mayAsk(dep, claimant, team, priority, tokens, now)) {
+      trace?.(`fair t=${now % 1_000_000} job=${claimant.jobId.slice(0, 8)} team=${claimant.team} held back (${this.describe(dep)})`);
       return this.refuse(team, claimant.jobId, now + this.tickMs, now);
     }
     const answer = await this.inner.admit(target, tokens, priority, now, claimant);
+    trace?.(`fair t=${now % 1_000_000} job=${claimant.jobId.slice(0, 8)} team=${claimant.team} tokens=${tokens} ${answer.granted ? 'granted' : `refused ${answer.reason} retry+${answer.retryAt - now}`} (${this.describe(dep)})`);
     if (!answer.granted) return this.refuse(team, claimant.jobId, answer.retryAt, now, answer.reason);
     team.waiters.delete(claimant.jobId);
     team.finish += tokens / this.weight(claimant.team);
     team.granted.push([now, tokens]);
     return answer;
+  }
+
+  /**
+   * What the other instances granted each team (read from the budget row at this instance's renewals) counts as if
+   * granted here: every instance orders teams by the fleet's tokens. A team that has had a job here lately but waits
+   * elsewhere is thus not favoured here again for tokens it already got there.
+   */
+  private absorbPeers(dep: DeploymentState, key: string, now: number): void {
+    const peers = this.inner.takePeerGrants?.(key);
+    if (!peers) return;
+    for (const [name, tokens] of peers) {
+      let team = dep.teams.get(name);
+      if (!team) dep.teams.set(name, (team = { finish: this.minActiveFinish(dep) ?? 0, waiters: new Map(), granted: [] }));
+      team.finish += tokens / this.weight(name);
+      team.granted.push([now, tokens]);
+    }
   }
 
   observe(target: DeploymentRef, signal: QuotaSignal, now: number): Promise<void> {
@@ -109,6 +133,10 @@ export class FairShareGate implements BudgetGate {
     if (!dep) return [];
     this.prune(dep, now);
     return [...dep.teams.entries()].map(([team, t]) => ({ team, waiters: t.waiters.size, tokensLast60s: t.granted.reduce((s, [, n]) => s + n, 0) }));
+  }
+
+  private describe(dep: DeploymentState): string {
+    return [...dep.teams.entries()].map(([name, t]) => `${name}:F=${Math.round(t.finish)},w=${t.waiters.size}`).join(' ');
   }
 
   private deployment(key: string): DeploymentState {
@@ -143,6 +171,13 @@ export class FairShareGate implements BudgetGate {
   private mayAsk(dep: DeploymentState, c: Claimant, team: TeamState, priority: JobPriority, tokens: number, now: number): boolean {
     // Interactive before batch within the team.
     if (priority === 'batch' && [...team.waiters.values()].some((w) => w.priority === 'interactive')) return false;
+    // Between teams level with each other, interactive first: a team back from idle starts level with the busiest
+    // one, and its interactive job must not lose the next allowance to that team's batch jobs.
+    if (priority === 'batch') {
+      for (const [name, other] of dep.teams) {
+        if (name !== c.team && other.finish <= team.finish && [...other.waiters.values()].some((w) => w.priority === 'interactive')) return false;
+      }
+    }
     const under = (name: string, t: TeamState) => this.underGuarantee(name, t, c.model, now);
     if (under(c.team, team)) return true;
     for (const [name, other] of dep.teams) {

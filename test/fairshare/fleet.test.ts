@@ -1,0 +1,134 @@
+// Fleet-wide fair share (issue 10): fair-share gates on several instances, each in front of its own shared-budget
+// gate on one budget row, with a fake clock. The instances learn what the others granted each team from the lease
+// records in the row (src/core/budget/teamLedger.ts).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { FairShareGate } from '../../src/core/fairshare/gate';
+import { SharedBudgetGate } from '../../src/core/budget/sharedBudget';
+import { MemoryBudgetRowStore } from '../../src/core/budget/store';
+import { TeamLedger } from '../../src/core/budget/teamLedger';
+import type { LeaseRecord } from '../../src/core/budget/window';
+import type { JobPriority } from '../../src/core/jobs';
+import { deployment } from '../budget/fleetSim';
+
+const T0 = 1_700_000_000_000;
+
+interface Job {
+  id: string;
+  team: string;
+  priority: JobPriority;
+  next: number;
+  queuedAt: number;
+}
+
+/**
+ * `layout[i]` says which teams' jobs instance i holds and how many of each (replaced as they are granted, as a worker
+ * takes the next message). Returns tokens granted per team after `warmupMs`, and each granted job's wait.
+ */
+async function runInstances(
+  layout: Array<Record<string, { inFlight: number; priority?: JobPriority }>>,
+  durationMs: number,
+  warmupMs: number,
+  opts: { peers: boolean },
+) {
+  const ref = deployment(120_000, 6_000);
+  const store = new MemoryBudgetRowStore();
+  const gates = layout.map((_, i) => {
+    const shared = new SharedBudgetGate({ store, owner: `i${i}` });
+    // Without peers: the same gate with the row's team counters hidden from the fair-share gate (per-instance order).
+    const inner = opts.peers ? shared : Object.assign(Object.create(shared) as SharedBudgetGate, { takePeerGrants: () => undefined });
+    return new FairShareGate(inner, { tickMs: 50 });
+  });
+  const granted: Record<string, number> = {};
+  const waits: Record<string, number[]> = {};
+  let seq = 0;
+  const held = layout.map(() => [] as Job[]);
+  const tokens = 1_000;
+  for (let t = T0; t < T0 + durationMs; t += 10) {
+    for (let i = 0; i < gates.length; i++) {
+      for (const [team, spec] of Object.entries(layout[i]!)) {
+        const have = held[i]!.filter((j) => j.team === team).length;
+        for (let k = have; k < spec.inFlight; k++) held[i]!.push({ id: `${team}-${seq++}`, team, priority: spec.priority ?? 'batch', next: t, queuedAt: t });
+      }
+      for (const job of [...held[i]!]) {
+        if (job.next > t) continue;
+        const a = await gates[i]!.admit(ref, tokens, job.priority, t, { jobId: job.id, team: job.team, model: 'gpt-4o-mini' });
+        if (!a.granted) {
+          job.next = a.retryAt;
+          continue;
+        }
+        held[i]!.splice(held[i]!.indexOf(job), 1);
+        if (t < T0 + warmupMs) continue;
+        granted[job.team] = (granted[job.team] ?? 0) + tokens;
+        (waits[job.team] ??= []).push(t - job.queuedAt);
+      }
+    }
+  }
+  return { granted, waits };
+}
+
+const share = (g: Record<string, number>, team: string) => (g[team] ?? 0) / Object.values(g).reduce((a, b) => a + b, 0);
+
+test('fleet-wide: a team whose jobs sit at one instance of two still gets half the deployment', async () => {
+  // Instance 0 holds only team a's jobs; instance 1 holds both teams'. Each instance alone would give a everything
+  // at 0 and half at 1: a three-quarters of the fleet. Counting the fleet's grants, instance 1 favours b.
+  const layout = [{ a: { inFlight: 20 } }, { a: { inFlight: 20 }, b: { inFlight: 20 } }];
+  const fleet = await runInstances(layout, 180_000, 60_000, { peers: true });
+  const local = await runInstances(layout, 180_000, 60_000, { peers: false });
+  assert.ok(Math.abs(share(fleet.granted, 'b') - 0.5) <= 0.07, `with the fleet's counters b got ${share(fleet.granted, 'b').toFixed(3)}`);
+  assert.ok(share(local.granted, 'b') < share(fleet.granted, 'b') - 0.1, `per instance b got ${share(local.granted, 'b').toFixed(3)}, fleet-wide ${share(fleet.granted, 'b').toFixed(3)}`);
+});
+
+test('team ledger: counters carried in lease records become what the other instances granted since last seen', () => {
+  const ledger = new TeamLedger();
+  const lease = (owner: string, teams: Record<string, number>): LeaseRecord => ({ id: `${owner}.1`, owner, from: 0, until: 0, tokens: [], requests: [], weight: 1, teams });
+  // First sight of an instance sets a baseline: its past is not counted.
+  ledger.absorb([lease('x', { a: 5_000 })], 'me', 0);
+  assert.equal(ledger.take(), undefined);
+  // Growth is counted, a new team in full; a renewal missed in between loses nothing (counters are cumulative).
+  ledger.absorb([lease('x', { a: 9_000, b: 1_000 }), lease('me', { a: 1e9 })], 'me', 1_000);
+  ledger.absorb([lease('x', { a: 12_000, b: 1_000 })], 'me', 5_000);
+  assert.deepEqual(Object.fromEntries(ledger.take()!), { a: 7_000, b: 1_000 });
+  assert.equal(ledger.take(), undefined, 'taken once');
+  // What this instance publishes: its own counters, most recent teams first, at most eight.
+  for (let i = 0; i < 10; i++) ledger.record(`t${i}`, 100 * (i + 1), 10_000 + i);
+  ledger.record('t0', 50, 10_100);
+  const published = ledger.publish(10_200)!;
+  assert.equal(Object.keys(published).length, 8);
+  assert.equal(published.t0, 150);
+  assert.equal(published.t1, undefined, 'the least recent teams are left out');
+});
+
+test("between teams level with each other, one team's interactive job goes before the other's batch jobs", async () => {
+  // A one-slot inner gate: exactly one grant per 100 ms.
+  let freeAt = 0;
+  const inner = {
+    async admit(_r: unknown, _t: number, _p: JobPriority, now: number) {
+      if (now >= freeAt) {
+        freeAt = now + 100;
+        return { granted: true as const };
+      }
+      return { granted: false as const, retryAt: freeAt, reason: 'tokens' as const };
+    },
+    async observe() {},
+  };
+  const gate = new FairShareGate(inner, { tickMs: 10 });
+  const ref = deployment(60_000);
+  // a has batch jobs waiting and has been granted some; b arrives (level with a) with one interactive job.
+  for (let i = 0; i < 5; i++) await gate.admit(ref, 500, 'batch', i * 100, { jobId: `a${i}`, team: 'a' });
+  for (let i = 5; i < 10; i++) await gate.admit(ref, 500, 'batch', 450, { jobId: `a${i}`, team: 'a' });
+  // At 500 the slot frees: a's batch jobs ask first (in this order), then b's interactive job.
+  const order: string[] = [];
+  for (const id of ['a5', 'a6', 'b-live']) {
+    const a = await gate.admit(ref, 500, id === 'b-live' ? 'interactive' : 'batch', 500, { jobId: id, team: id === 'b-live' ? 'b' : 'a' });
+    if (a.granted) order.push(id);
+  }
+  // b's job was not granted at its first ask (a5 went first: b was not yet waiting), but from then on a is held back.
+  const second: string[] = [];
+  for (const id of ['a6', 'a7', 'b-live']) {
+    const a = await gate.admit(ref, 500, id === 'b-live' ? 'interactive' : 'batch', 600, { jobId: id, team: id === 'b-live' ? 'b' : 'a' });
+    if (a.granted) second.push(id);
+  }
+  assert.deepEqual(order, ['a5']);
+  assert.deepEqual(second, ['b-live']);
+});
