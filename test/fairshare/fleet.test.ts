@@ -25,8 +25,10 @@ interface Job {
  * `layout[i]` says which teams' jobs instance i holds and how many of each (replaced as they are granted, as a worker
  * takes the next message). Returns tokens granted per team after `warmupMs`, and each granted job's wait.
  */
+type Layout = Array<Record<string, { inFlight: number; priority?: JobPriority }>>;
+
 async function runInstances(
-  layout: Array<Record<string, { inFlight: number; priority?: JobPriority }>>,
+  layout: Layout,
   durationMs: number,
   warmupMs: number,
   opts: { peers: boolean },
@@ -72,7 +74,7 @@ const share = (g: Record<string, number>, team: string) => (g[team] ?? 0) / Obje
 test('fleet-wide: a team whose jobs sit at one instance of two still gets half the deployment', async () => {
   // Instance 0 holds only team a's jobs; instance 1 holds both teams'. Each instance alone would give a everything
   // at 0 and half at 1: a three-quarters of the fleet. Counting the fleet's grants, instance 1 favours b.
-  const layout = [{ a: { inFlight: 20 } }, { a: { inFlight: 20 }, b: { inFlight: 20 } }];
+  const layout: Layout = [{ a: { inFlight: 20 } }, { a: { inFlight: 20 }, b: { inFlight: 20 } }];
   const fleet = await runInstances(layout, 180_000, 60_000, { peers: true });
   const local = await runInstances(layout, 180_000, 60_000, { peers: false });
   assert.ok(Math.abs(share(fleet.granted, 'b') - 0.5) <= 0.07, `with the fleet's counters b got ${share(fleet.granted, 'b').toFixed(3)}`);
