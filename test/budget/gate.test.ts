@@ -197,3 +197,28 @@ test('a lease weighs the work waiting at its instance: many waiting tokens, a la
   for (let i = 0; i < 20; i += 1) await c.admit(ref, 2_000, 'batch', T0 + 2_500);
   assert.equal(c.heldLease(ref.key)?.weight, 1);
 });
+
+test('an interactive job that would wait on a lease sized before it came renews that lease at once, weighted for it', async () => {
+  const ref = deployment(60_000, 600);
+  const store = new MemoryBudgetRowStore();
+  const a = new SharedBudgetGate({ store, owner: 'a' });
+  const b = new SharedBudgetGate({ store, owner: 'b' });
+  const askA = async (t: number) => {
+    for (let i = 0; i < 20; i += 1) await a.admit(ref, 2_000, 'batch', t, { jobId: `a${i}`, team: 't' });
+  };
+  // a has much more work waiting, so b's lease is a small share, and b spends it on a batch job.
+  await b.admit(ref, 300, 'batch', T0, { jobId: 'b1', team: 't' });
+  await askA(T0);
+  await askA(T0 + 2_500);
+  await b.admit(ref, 300, 'batch', T0 + 2_500, { jobId: 'b2', team: 't' });
+  const before = b.heldLease(ref.key)!;
+  assert.equal(before.weight, 1);
+  // An interactive job of 4,000 tokens arrives at b 1.1 s later: b's small lease cannot take it for a while.
+  const answer = await b.admit(ref, 4_000, 'interactive', T0 + 3_600, { jobId: 'b-live', team: 't' });
+  const after = b.heldLease(ref.key)!;
+  assert.notEqual(after.id, before.id, 'renewed at once');
+  assert.ok(after.weight >= 2 * 4, `weighted for the interactive job (×2, 4,000 tokens): ${after.weight}`);
+  // Once per lease: another interactive job right after does not renew again.
+  if (!answer.granted) await b.admit(ref, 4_000, 'interactive', T0 + 3_700, { jobId: 'b-live-2', team: 't' });
+  assert.equal(b.heldLease(ref.key)!.id, after.id);
+});

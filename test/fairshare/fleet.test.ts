@@ -134,3 +134,24 @@ test("between teams level with each other, one team's interactive job goes befor
   assert.deepEqual(order, ['a5']);
   assert.deepEqual(second, ['b-live']);
 });
+
+test('jobs the fair-share gate holds back still count as work waiting at the instance (the lease weight)', async () => {
+  const noted: string[] = [];
+  let freeAt = 0;
+  const inner = {
+    async admit(_r: unknown, _t: number, _p: JobPriority, now: number) {
+      if (now >= freeAt) return (freeAt = now + 1_000), { granted: true as const };
+      return { granted: false as const, retryAt: freeAt, reason: 'tokens' as const };
+    },
+    async observe() {},
+    noteWaiting(_r: unknown, c: { jobId: string }) {
+      noted.push(c.jobId);
+    },
+  };
+  const gate = new FairShareGate(inner, { tickMs: 10 });
+  const ref = deployment(60_000);
+  await gate.admit(ref, 500, 'batch', 0, { jobId: 'a0', team: 'a' }); // granted: a is now ahead
+  await gate.admit(ref, 500, 'batch', 10, { jobId: 'b0', team: 'b' }); // b asks (refused by the inner gate)
+  await gate.admit(ref, 500, 'batch', 20, { jobId: 'a1', team: 'a' }); // a is held back by the fair-share gate
+  assert.deepEqual(noted, ['a1']);
+});

@@ -44,6 +44,8 @@ export interface BudgetGate {
   observe(target: DeploymentRef, signal: QuotaSignal, now: number): Promise<void>;
   /** Give back leases held by this instance (graceful shutdown). */
   close?(): Promise<void>;
+  /** A job an outer gate holds back is waiting for this deployment until `until` (it counts in the lease's weight). */
+  noteWaiting?(target: DeploymentRef, claimant: Claimant, tokens: number, until: number): void;
   /** Tokens other instances granted per team at the deployment since the last call (fleet-wide fair share). */
   takePeerGrants?(deploymentKey: string): ReadonlyMap<string, number> | undefined;
 }

@@ -97,6 +97,8 @@ interface DeploymentState {
   /** Jobs refused here and not admitted since → their charge, and when they stop counting (due back +
    *  WAITING_GRACE_MS, epoch ms). */
   waiting: Map<string, { tokens: number; until: number }>;
+  /** The held lease was weighted for interactive demand. */
+  leaseForInteractive: boolean;
   /** Tokens granted per team, here and (read from the row) by the other instances. */
   teams: TeamLedger;
 }
@@ -114,6 +116,8 @@ const WAITING_GRACE_MS = 5_000;
  *  concurrency anyway). */
 const DEMAND_WEIGHT_TOKENS = 1_000;
 const MAX_DEMAND_WEIGHT = 256;
+/** A refused interactive job told to wait longer than this renews a lease not weighted for interactive demand, ms. */
+const INTERACTIVE_RENEW_AFTER_MS = 1_500;
 const MAX_WRITE_ATTEMPTS = 6;
 const MAX_OBSERVATIONS = 4;
 
@@ -174,7 +178,15 @@ export class SharedBudgetGate implements BudgetGate {
       await this.renewOnce(st, target, now, tokens, true);
       if (this.trySpend(st, now, tokens, priority)) return this.granted(st, claimant, tokens, now);
     }
-    const denied = this.denial(st, lim, now, tokens, priority);
+    let denied = this.denial(st, lim, now, tokens, priority);
+    if (!denied.granted && priority === 'interactive' && !st.leaseForInteractive && denied.retryAt - now > INTERACTIVE_RENEW_AFTER_MS && now - st.lastRenewAt >= this.minRenewGapMs && now >= st.storageBackoffUntil) {
+      // An interactive job here would wait on a lease sized before it came: renew now, weighted for it, so that the
+      // next slots the other leases leave come here in proportion (once per lease; bench:fairness saw 8 s waits).
+      if (claimant) st.waiting.set(claimant.jobId, { tokens, until: denied.retryAt + WAITING_GRACE_MS });
+      await this.renewOnce(st, target, now, tokens, true);
+      if (this.trySpend(st, now, tokens, priority)) return this.granted(st, claimant, tokens, now);
+      denied = this.denial(st, lim, now, tokens, priority);
+    }
     if (!denied.granted) {
       st.promisedUntil = Math.max(st.promisedUntil, denied.retryAt);
       st.pendingCharge = tokens;
@@ -190,6 +202,10 @@ export class SharedBudgetGate implements BudgetGate {
       st.teams.record(claimant.team, tokens, now);
     }
     return { granted: true };
+  }
+
+  noteWaiting(target: DeploymentRef, claimant: Claimant, tokens: number, until: number): void {
+    this.stateOf(target).waiting.set(claimant.jobId, { tokens, until: until + WAITING_GRACE_MS });
   }
 
   takePeerGrants(deploymentKey: string): ReadonlyMap<string, number> | undefined {
@@ -258,6 +274,7 @@ export class SharedBudgetGate implements BudgetGate {
         pendingCharge: 0,
         waiting: new Map(),
         teams: new TeamLedger(),
+        leaseForInteractive: false,
       };
       this.states.set(target.key, st);
     }
@@ -321,12 +338,7 @@ export class SharedBudgetGate implements BudgetGate {
     const recent = st.admitted.filter(([t]) => t >= now - RATE_WINDOW_MS);
     const span = recent.length > 0 ? Math.max(this.policy.slotMs * 4, now - recent[0]![0]) : 0;
     const jobRate = recent.length >= 3 ? recent.length / span : 0; // jobs per ms
-    // Alone on the row, a lease is short: an instance that starts meanwhile would otherwise get nothing until it ends
-    // (bench:fairness: the first instance took the whole pace for 6 s while another had nothing). Renewing alone
-    // skips the read, so this costs one write per short lease.
-    const alone = !row.leases.some((l) => l.owner !== this.owner && l.until >= now);
-    const longest = alone ? this.minLeaseMs : this.leaseMs;
-    const leaseMs = jobRate > 0 ? clamp(this.jobsPerLease / jobRate, this.minLeaseMs, longest) : this.minLeaseMs;
+    const leaseMs = jobRate > 0 ? clamp(this.jobsPerLease / jobRate, this.minLeaseMs, this.leaseMs) : this.minLeaseMs;
     const turnedAway = now - st.lastDeniedAt <= Math.max(leaseMs, this.minLeaseMs * 2);
     const hungry = wantAll || turnedAway || recent.length < 3;
     const tokenRate = recent.reduce((s, [, n]) => s + n, 0) / Math.max(1, span);
@@ -335,7 +347,8 @@ export class SharedBudgetGate implements BudgetGate {
     // reserved yet are shared by backlog, not by head count. Instances holding more work get more of the pace and
     // the fleet finishes together; with equal shares, the one left holding the last jobs drained them at a quarter
     // of the quota while the others' shares went unused until its next renewal (bench:quota's tail).
-    const weight = (now - st.demand.lastInteractiveAt <= this.prio.interactiveMemoryMs ? 2 : 1) * Math.round(clamp(this.waitingTokens(st, now) / DEMAND_WEIGHT_TOKENS, 1, MAX_DEMAND_WEIGHT) * 10) / 10;
+    st.leaseForInteractive = now - st.demand.lastInteractiveAt <= this.prio.interactiveMemoryMs;
+    const weight = (st.leaseForInteractive ? 2 : 1) * Math.round(clamp(this.waitingTokens(st, now) / DEMAND_WEIGHT_TOKENS, 1, MAX_DEMAND_WEIGHT) * 10) / 10;
     this.leaseCounter += 1;
     const carry = st.lease?.unspent(now) ?? { tokens: 0, requests: 0 };
     const tokensPerRequest = recent.length > 0 ? recent.reduce((s, [, n]) => s + n, 0) / recent.length : Math.max(1, pendingTokens);
