@@ -222,3 +222,19 @@ test('an interactive job that would wait on a lease sized before it came renews 
   if (!answer.granted) await b.admit(ref, 4_000, 'interactive', T0 + 3_700, { jobId: 'b-live-2', team: 't' });
   assert.equal(b.heldLease(ref.key)!.id, after.id);
 });
+
+test('alone on the row a lease stays short (an instance that starts meanwhile is not shut out for a long lease)', async () => {
+  const ref = deployment(300_000, 3_000);
+  const gate = new SharedBudgetGate({ store: new MemoryBudgetRowStore(), owner: 'a' });
+  // 8 jobs of 2,000 tokens in flight, 2.5 jobs/s: a lease sized for 24 jobs at this pace would run ~10 s.
+  let seq = 0;
+  const inFlight = Array.from({ length: 8 }, () => `a${seq++}`);
+  for (let t = T0; t < T0 + 30_000; t += 20) {
+    for (let k = 0; k < inFlight.length; k++) {
+      if ((await gate.admit(ref, 2_000, 'batch', t, { jobId: inFlight[k]!, team: 'x' })).granted) inFlight[k] = `a${seq++}`;
+    }
+  }
+  const lease = gate.heldLease(ref.key)!;
+  assert.ok(seq > 60, `jobs were admitted (${seq})`);
+  assert.ok(lease.until - lease.from * 250 <= 2_250, `a lease alone runs ${lease.until - lease.from * 250} ms`);
+});

@@ -338,7 +338,11 @@ export class SharedBudgetGate implements BudgetGate {
     const recent = st.admitted.filter(([t]) => t >= now - RATE_WINDOW_MS);
     const span = recent.length > 0 ? Math.max(this.policy.slotMs * 4, now - recent[0]![0]) : 0;
     const jobRate = recent.length >= 3 ? recent.length / span : 0; // jobs per ms
-    const leaseMs = jobRate > 0 ? clamp(this.jobsPerLease / jobRate, this.minLeaseMs, this.leaseMs) : this.minLeaseMs;
+    // Alone on the row, a lease stays short: an instance that starts meanwhile would otherwise get nothing until it
+    // ends (bench:fairness: one instance, alone for a moment at start-up, took the whole pace for 9 s while three
+    // had nothing). Renewing alone skips the read, so this costs one write per short lease.
+    const alone = !row.leases.some((l) => l.owner !== this.owner && l.until >= now);
+    const leaseMs = jobRate > 0 ? clamp(this.jobsPerLease / jobRate, this.minLeaseMs, alone ? this.minLeaseMs : this.leaseMs) : this.minLeaseMs;
     const turnedAway = now - st.lastDeniedAt <= Math.max(leaseMs, this.minLeaseMs * 2);
     const hungry = wantAll || turnedAway || recent.length < 3;
     const tokenRate = recent.reduce((s, [, n]) => s + n, 0) / Math.max(1, span);
