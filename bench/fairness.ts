@@ -189,7 +189,8 @@ async function runOnce(label: string, env: Record<string, string>): Promise<Run>
 
 async function main() {
   const fair = await runOnce('fair share', {});
-  const fifo = await runOnce('plain FIFO', { SLUICE_QUEUE_LANES: '0', SLUICE_FAIR_SHARE: 'false' });
+  // BENCH_FIFO=0 skips the comparison run (quicker iterations; its figures print as null).
+  const fifo = process.env.BENCH_FIFO === '0' ? fair : await runOnce('plain FIFO', { SLUICE_QUEUE_LANES: '0', SLUICE_FAIR_SHARE: 'false' });
   const p = (r: Run, q: number) => round(percentile(r.bWaits, q), 2);
   printTable('bench:fairness — team A floods, team B interactive then backlogged then idle (equal weights)', [
     ['run', 'B wait p50 s', 'B wait p95 s', 'share A (both busy)', 'share B', 'A / quota (B idle)', 'utilisation', 'drain s', 'failed'],

@@ -371,6 +371,10 @@ export class SharedBudgetGate implements BudgetGate {
         until: now + leaseMs,
         weight,
         teams: st.teams.publish(now),
+        // An instance's first lease takes only its share of the slots: with an idle minute behind them, the first
+        // leases of a starting fleet could otherwise each reserve the whole pace and spend the pacing window's room
+        // between them in two seconds, leaving nothing for anyone for the next eight (bench:fairness at start-up).
+        shareOnly: !st.lease && st.admitted.length === 0,
         want: hungry
           ? { firstTokens, firstRequests, tokensPerRequest, tokensPerSlot: Number.POSITIVE_INFINITY, requestsPerSlot: Number.POSITIVE_INFINITY }
           : { firstTokens, firstRequests, tokensPerRequest, tokensPerSlot: 1.5 * tokenRate * lim.slotMs, requestsPerSlot: 1.5 * jobRate * lim.slotMs },

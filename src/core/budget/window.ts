@@ -250,6 +250,8 @@ export interface GrantRequest {
   want: LeaseWant;
   /** Published with the lease (LeaseRecord.teams). */
   teams?: Record<string, number>;
+  /** Take at most the weighted share of every slot, even slots every other lease already covers (a first lease). */
+  shareOnly?: boolean;
 }
 
 /**
@@ -276,7 +278,7 @@ export function grantLease(row: BudgetRow, req: GrantRequest, lim: Limits): Leas
     return Math.max(0, room);
   };
   for (let j = first; j <= last; j++) {
-    const uncovered = others.some((l) => l.from + l.tokens.length - 1 < j);
+    const uncovered = req.shareOnly || others.some((l) => l.from + l.tokens.length - 1 < j);
     // Spread, don't lump: a slice is at most the even pace even when nobody else wants the slot. (The pacing
     // window's burst is room for carried allowance only: slices above the pace would fill the 60 s window early and
     // leave a gap when it slides.)
