@@ -173,19 +173,27 @@ test('an idle holder reports its lease when it ends, so nobody settles it as ful
   assert.ok(gate2.heldLease(ref.key), 'the renewed lease is still held');
 });
 
-test('a lease weighs the work waiting at its instance: many waiting tokens, a larger share of the unreserved slots', async () => {
+/**
+ * Two instances on one row: a has 20 jobs of 2,000 tokens waiting, b one small batch job at a time. Both ask at T0
+ * and again at T0 + 2.5 s, after their first leases (2 s) ended, so both hold renewed leases.
+ */
+async function busyAndQuiet() {
   const ref = deployment(60_000, 600);
   const store = new MemoryBudgetRowStore();
   const a = new SharedBudgetGate({ store, owner: 'a' });
   const b = new SharedBudgetGate({ store, owner: 'b' });
-  const askAll = async (t: number) => {
+  const askA = async (t: number) => {
     for (let i = 0; i < 20; i += 1) await a.admit(ref, 2_000, 'batch', t, { jobId: `a${i}`, team: 't' });
   };
   await b.admit(ref, 300, 'batch', T0, { jobId: 'b1', team: 't' });
-  await askAll(T0);
-  // Both first leases (2 s) have ended: the next asks renew them.
-  await askAll(T0 + 2_500);
+  await askA(T0);
+  await askA(T0 + 2_500);
   await b.admit(ref, 300, 'batch', T0 + 2_500, { jobId: 'b2', team: 't' });
+  return { ref, a, b };
+}
+
+test('a lease weighs the work waiting at its instance: many waiting tokens, a larger share of the unreserved slots', async () => {
+  const { ref, a, b } = await busyAndQuiet();
   const la = a.heldLease(ref.key);
   const lb = b.heldLease(ref.key);
   assert.ok(la && lb);
@@ -199,18 +207,8 @@ test('a lease weighs the work waiting at its instance: many waiting tokens, a la
 });
 
 test('an interactive job that would wait on a lease sized before it came renews that lease at once, weighted for it', async () => {
-  const ref = deployment(60_000, 600);
-  const store = new MemoryBudgetRowStore();
-  const a = new SharedBudgetGate({ store, owner: 'a' });
-  const b = new SharedBudgetGate({ store, owner: 'b' });
-  const askA = async (t: number) => {
-    for (let i = 0; i < 20; i += 1) await a.admit(ref, 2_000, 'batch', t, { jobId: `a${i}`, team: 't' });
-  };
   // a has much more work waiting, so b's lease is a small share, and b spends it on a batch job.
-  await b.admit(ref, 300, 'batch', T0, { jobId: 'b1', team: 't' });
-  await askA(T0);
-  await askA(T0 + 2_500);
-  await b.admit(ref, 300, 'batch', T0 + 2_500, { jobId: 'b2', team: 't' });
+  const { ref, b } = await busyAndQuiet();
   const before = b.heldLease(ref.key)!;
   assert.equal(before.weight, 1);
   // An interactive job of 4,000 tokens arrives at b 1.1 s later: b's small lease cannot take it for a while.
