@@ -19,9 +19,9 @@
 import { randomUUID } from 'node:crypto';
 import type { JobPriority } from '../jobs';
 import type { Admission, BudgetGate, Claimant, DeploymentRef, QuotaSignal } from './gate';
-import { DEFAULT_PRIORITY, HeldLease, type DemandState, type PrioritySettings } from './lease';
+import { DEFAULT_PRIORITY, HeldLease, type PrioritySettings } from './lease';
 import type { BudgetRowStore, StoredBudgetRow } from './store';
-import { TeamLedger } from './teamLedger';
+import { newDeploymentState, type DeploymentState } from './deploymentState';
 import {
   DEFAULT_BUDGET_POLICY,
   emptyRow,
@@ -35,7 +35,6 @@ import {
   type BudgetRow,
   type LeaseRecord,
   type Limits,
-  type ServiceObservation,
 } from './window';
 
 export interface SharedBudgetOptions {
@@ -69,39 +68,6 @@ export interface SharedBudgetOptions {
   debug?: (line: string) => void;
 }
 
-interface DeploymentState {
-  key: string;
-  cached?: StoredBudgetRow;
-  lease?: HeldLease;
-  pauseUntil: number;
-  pendingPause: number;
-  observations: ServiceObservation[];
-  renewing?: Promise<void>;
-  lastRenewAt: number;
-  /** The last grant was sized by recent use, not by availability or fair share. */
-  demandLimited: boolean;
-  storageBackoffUntil: number;
-  /** Recent admissions [time, tokens], for pace and lease length. */
-  admitted: Array<[number, number]>;
-  lastDeniedAt: number;
-  demand: DemandState;
-  /** Last admit() call, and the latest retryAt handed to a refused job (it comes back then), epoch ms. */
-  lastAskAt: number;
-  promisedUntil: number;
-  /** Charge of the last refused job (the next lease makes room for it). */
-  pendingCharge: number;
-  /** The lease whose on-time renewal is scheduled (renewOnTime). */
-  renewalTimerFor?: string;
-  /** When the scheduled idle check runs (watchIdle), epoch ms. */
-  idleCheckAt?: number;
-  /** Jobs refused here and not admitted since → their charge, and when they stop counting (due back +
-   *  WAITING_GRACE_MS, epoch ms). */
-  waiting: Map<string, { tokens: number; until: number }>;
-  /** The held lease was weighted for interactive demand. */
-  leaseForInteractive: boolean;
-  /** Tokens granted per team, here and (read from the row) by the other instances. */
-  teams: TeamLedger;
-}
 
 const RATE_WINDOW_MS = 20_000;
 /** A lease not renewed this long after its end is reported by its idle holder, ms. (Releasing earlier, after a few
@@ -258,24 +224,7 @@ export class SharedBudgetGate implements BudgetGate {
     this.refs.set(target.key, target);
     let st = this.states.get(target.key);
     if (!st) {
-      st = {
-        key: target.key,
-        pauseUntil: 0,
-        pendingPause: 0,
-        observations: [],
-        lastRenewAt: Number.NEGATIVE_INFINITY,
-        demandLimited: false,
-        storageBackoffUntil: 0,
-        admitted: [],
-        lastDeniedAt: Number.NEGATIVE_INFINITY,
-        demand: { lastInteractiveAt: Number.NEGATIVE_INFINITY },
-        lastAskAt: Number.NEGATIVE_INFINITY,
-        promisedUntil: Number.NEGATIVE_INFINITY,
-        pendingCharge: 0,
-        waiting: new Map(),
-        teams: new TeamLedger(),
-        leaseForInteractive: false,
-      };
+      st = newDeploymentState(target.key);
       this.states.set(target.key, st);
     }
     return st;

@@ -1,0 +1,63 @@
+/**
+ * What one instance keeps per deployment for the shared budget gate (sharedBudget.ts): the held lease, the row as
+ * last read, pending observations and the demand the lease is sized by. Plain data.
+ */
+import type { DemandState, HeldLease } from './lease';
+import type { StoredBudgetRow } from './store';
+import { TeamLedger } from './teamLedger';
+import type { ServiceObservation } from './window';
+
+export interface DeploymentState {
+  key: string;
+  cached?: StoredBudgetRow;
+  lease?: HeldLease;
+  pauseUntil: number;
+  pendingPause: number;
+  observations: ServiceObservation[];
+  renewing?: Promise<void>;
+  lastRenewAt: number;
+  /** The last grant was sized by recent use, not by availability or fair share. */
+  demandLimited: boolean;
+  storageBackoffUntil: number;
+  /** Recent admissions [time, tokens], for pace and lease length. */
+  admitted: Array<[number, number]>;
+  lastDeniedAt: number;
+  demand: DemandState;
+  /** Last admit() call, and the latest retryAt handed to a refused job (it comes back then), epoch ms. */
+  lastAskAt: number;
+  promisedUntil: number;
+  /** Charge of the last refused job (the next lease makes room for it). */
+  pendingCharge: number;
+  /** The lease whose on-time renewal is scheduled (renewOnTime). */
+  renewalTimerFor?: string;
+  /** When the scheduled idle check runs (watchIdle), epoch ms. */
+  idleCheckAt?: number;
+  /** Jobs refused here and not admitted since → their charge, and when they stop counting (due back +
+   *  WAITING_GRACE_MS, epoch ms). */
+  waiting: Map<string, { tokens: number; until: number }>;
+  /** The held lease was weighted for interactive demand. */
+  leaseForInteractive: boolean;
+  /** Tokens granted per team, here and (read from the row) by the other instances. */
+  teams: TeamLedger;
+}
+
+export function newDeploymentState(key: string): DeploymentState {
+  return {
+    key,
+    pauseUntil: 0,
+    pendingPause: 0,
+    observations: [],
+    lastRenewAt: Number.NEGATIVE_INFINITY,
+    demandLimited: false,
+    storageBackoffUntil: 0,
+    admitted: [],
+    lastDeniedAt: Number.NEGATIVE_INFINITY,
+    demand: { lastInteractiveAt: Number.NEGATIVE_INFINITY },
+    lastAskAt: Number.NEGATIVE_INFINITY,
+    promisedUntil: Number.NEGATIVE_INFINITY,
+    pendingCharge: 0,
+    waiting: new Map(),
+    teams: new TeamLedger(),
+    leaseForInteractive: false,
+  };
+}
