@@ -236,3 +236,22 @@ test('alone on the row a lease stays short (an instance that starts meanwhile is
   assert.ok(seq > 60, `jobs were admitted (${seq})`);
   assert.ok(lease.until - lease.from * 250 <= 2_250, `a lease alone runs ${lease.until - lease.from * 250} ms`);
 });
+
+test("an instance's first lease takes only its share of each slot, even of slots the others' leases already cover", async () => {
+  // On an idle deployment the windows have a minute of room: without this, b's first lease would reserve a whole
+  // pace per slot on top of a's, and the first leases of a starting fleet would spend the pacing window between them.
+  const ref = deployment(300_000, 3_000);
+  const store = new MemoryBudgetRowStore();
+  const a = new SharedBudgetGate({ store, owner: 'a' });
+  const b = new SharedBudgetGate({ store, owner: 'b' });
+  await a.admit(ref, 1_000, 'batch', T0, { jobId: 'a1', team: 't' });
+  await b.admit(ref, 1_000, 'batch', T0 + 100, { jobId: 'b1', team: 't' });
+  const la = a.heldLease(ref.key)!;
+  const lb = b.heldLease(ref.key)!;
+  const pacePerSlot = (ref.tpm * 0.99 * 250) / 60_000;
+  // Slots both leases cover, after b's first slot (which may carry the asking job's charge).
+  const covered = lb.tokens.slice(1).filter((_, k) => lb.from + 1 + k <= la.from + la.tokens.length - 1);
+  assert.ok(covered.length > 0);
+  const share = lb.weight / (la.weight + lb.weight);
+  for (const t of covered) assert.ok(t <= share * pacePerSlot + 1, `b took ${t} of a slot's ${pacePerSlot.toFixed(0)} (share ${share.toFixed(2)})`);
+});
