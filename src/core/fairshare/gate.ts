@@ -114,8 +114,7 @@ export class FairShareGate implements BudgetGate {
     const peers = this.inner.takePeerGrants?.(key);
     if (!peers) return;
     for (const [name, tokens] of peers) {
-      let team = dep.teams.get(name);
-      if (!team) dep.teams.set(name, (team = { finish: this.minActiveFinish(dep) ?? 0, waiters: new Map(), granted: [] }));
+      const team = dep.teams.get(name) ?? addTeam(dep, name, this.minActiveFinish(dep) ?? 0);
       team.finish += tokens / this.weight(name);
       team.granted.push([now, tokens]);
     }
@@ -154,8 +153,7 @@ export class FairShareGate implements BudgetGate {
 
   /** Registers (or refreshes) the waiter; a team returning from idle starts at the active teams' minimum. */
   private join(dep: DeploymentState, c: Claimant, priority: JobPriority, now: number): TeamState {
-    let team = dep.teams.get(c.team);
-    if (!team) dep.teams.set(c.team, (team = { finish: 0, waiters: new Map(), granted: [] }));
+    const team = dep.teams.get(c.team) ?? addTeam(dep, c.team, 0);
     if (team.waiters.size === 0) {
       const floor = this.minActiveFinish(dep, c.team);
       if (floor !== undefined) team.finish = Math.max(team.finish, floor);
@@ -172,12 +170,12 @@ export class FairShareGate implements BudgetGate {
 
   private mayAsk(dep: DeploymentState, c: Claimant, team: TeamState, priority: JobPriority, tokens: number, now: number): boolean {
     // Interactive before batch within the team.
-    if (priority === 'batch' && [...team.waiters.values()].some((w) => w.priority === 'interactive')) return false;
+    if (priority === 'batch' && hasInteractive(team)) return false;
     // Between teams level with each other, interactive first: a team back from idle starts level with the busiest
     // one, and its interactive job must not lose the next allowance to that team's batch jobs.
     if (priority === 'batch') {
       for (const [name, other] of dep.teams) {
-        if (name !== c.team && other.finish <= team.finish && [...other.waiters.values()].some((w) => w.priority === 'interactive')) return false;
+        if (name !== c.team && other.finish <= team.finish && hasInteractive(other)) return false;
       }
     }
     const under = (name: string, t: TeamState) => this.underGuarantee(name, t, c.model, now);
@@ -221,4 +219,16 @@ export class FairShareGate implements BudgetGate {
       if (t.waiters.size === 0 && t.granted.length === 0 && dep.teams.size > 64) dep.teams.delete(name);
     }
   }
+}
+
+function addTeam(dep: DeploymentState, name: string, finish: number): TeamState {
+  const team: TeamState = { finish, waiters: new Map(), granted: [] };
+  dep.teams.set(name, team);
+  return team;
+}
+
+/** Whether the team has an interactive job waiting (no copy of the waiters: this runs on every ask). */
+function hasInteractive(team: TeamState): boolean {
+  for (const w of team.waiters.values()) if (w.priority === 'interactive') return true;
+  return false;
 }
