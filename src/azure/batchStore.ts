@@ -13,7 +13,7 @@ import type { JobRecord, JobStatus } from '../core/jobs';
 import type { BatchRecord, LineCounts, LineOutcome } from '../core/batch/model';
 import { emptyCounts } from '../core/batch/model';
 import { StaleBatchError, type BatchJobPort, type BatchRepository } from '../core/batch/ports';
-import type { JobQueue } from './jobQueue';
+import { GROUP_MESSAGE_IDS, type JobQueue } from './jobQueue';
 import type { Lane } from '../core/teams/lanes';
 import type { JobStore } from './jobStore';
 
@@ -154,7 +154,17 @@ export function batchJobPort(jobs: JobStore, queueFor: (lane: Lane) => JobQueue)
     createIfAbsent: (job: JobRecord) => jobs.create(job),
     get: async (id) => (await jobs.get(id, { withRequest: false }))?.job,
     status: async (id): Promise<JobStatus | undefined> => (await jobs.get(id, { withRequest: false }))?.job.status,
+    createMany: (list) => jobs.createMany(list),
     enqueue: (id, lane = 0) => queueFor({ lane, priority: 'batch' }).send({ id }),
+    enqueueMany: async (ids, lane = 0) => {
+      const queue = queueFor({ lane, priority: 'batch' });
+      const sends: Promise<void>[] = [];
+      for (let i = 0; i < ids.length; i += GROUP_MESSAGE_IDS) {
+        const group = ids.slice(i, i + GROUP_MESSAGE_IDS);
+        sends.push(group.length === 1 ? queue.send({ id: group[0]! }) : queue.send({ ids: group }));
+      }
+      await Promise.all(sends);
+    },
     stopIfNotStarted: (id, error, now) => jobs.stopIfNotStarted(id, error, now),
   };
 }

@@ -1,9 +1,11 @@
 /**
- * Job records in Table Storage, one entity per job (PartitionKey = job id). Requests and responses larger than a
+ * Job records in Table Storage, one entity per job: PartitionKey = job id, or, for a grouped batch line
+ * (`job_<partition>_<line>`, see lineJobId), PartitionKey = `job_<partition>` shared by 100 lines and RowKey = job id,
+ * so that a batch fan-out writes its rows in entity-group transactions. Requests and responses larger than a
  * table property allows go to Blob Storage, so a large prompt never fails a submit. Every update is guarded by the
  * entity's ETag: @azure/data-tables defaults to an unconditional "*", which would let two workers both win.
  */
-import { RestError, type TableClient, type TableEntityResult } from '@azure/data-tables';
+import { RestError, type TableClient, type TableEntityResult, type TransactionAction } from '@azure/data-tables';
 import type { ContainerClient } from '@azure/storage-blob';
 import { StaleJobError, type JobPriority, type JobRecord, type JobRepository, type JobStatus } from '../core/jobs';
 import { storageCounters } from './storage';
@@ -17,6 +19,20 @@ export interface StoredJob {
 }
 
 type Entity = Record<string, unknown> & { partitionKey: string; rowKey: string };
+
+const GROUPED_ID = /^(job_[0-9a-f]{16})_[0-9a-f]{24}$/;
+
+/** Where a job's row lives. */
+export function jobKeys(id: string): { partitionKey: string; rowKey: string } {
+  const grouped = GROUPED_ID.exec(id);
+  return grouped ? { partitionKey: grouped[1]!, rowKey: id } : { partitionKey: id, rowKey: '' };
+}
+
+/** An entity-group transaction holds at most 100 entities and 4 MiB; stay under both. */
+const TX_MAX_ROWS = 100;
+const TX_MAX_BYTES = 3 * 1024 * 1024;
+/** Transactions in flight per createMany call. */
+const TX_CONCURRENCY = 8;
 
 export class JobStore implements JobRepository {
   private ready: Promise<void> | undefined;
@@ -44,7 +60,52 @@ export class JobStore implements JobRepository {
   /** Inserts a new job; returns its ETag, or undefined when a job with that id already exists. */
   async insert(job: JobRecord): Promise<string | undefined> {
     await this.ensure();
-    const entity = await this.toEntity(job);
+    return this.insertEntity(await this.toEntity(job));
+  }
+
+  /**
+   * Inserts many jobs, those sharing a partition in entity-group transactions (all or nothing each). A transaction
+   * that meets an existing row (a resumed fan-out) is redone row by row. Returns, per job, whether it was inserted.
+   */
+  async createMany(jobs: readonly JobRecord[]): Promise<boolean[]> {
+    await this.ensure();
+    const entities = await Promise.all(jobs.map((job) => this.toEntity(job)));
+    const created = jobs.map(() => false);
+    const groups: number[][] = [];
+    const open = new Map<string, { rows: number[]; bytes: number }>();
+    entities.forEach((entity, i) => {
+      const bytes = Buffer.byteLength(JSON.stringify(entity));
+      let group = open.get(entity.partitionKey);
+      if (!group || group.rows.length >= TX_MAX_ROWS || group.bytes + bytes > TX_MAX_BYTES) {
+        group = { rows: [], bytes: 0 };
+        open.set(entity.partitionKey, group);
+        groups.push(group.rows);
+      }
+      group.rows.push(i);
+      group.bytes += bytes;
+    });
+    let next = 0;
+    const runGroup = async (rows: number[]) => {
+      if (rows.length > 1) {
+        try {
+          await this.table.submitTransaction(rows.map((i): TransactionAction => ['create', entities[i]!]));
+          for (const i of rows) created[i] = true;
+          return;
+        } catch (err) {
+          if (!(err instanceof RestError && err.statusCode === 409)) throw err;
+        }
+      }
+      for (const i of rows) created[i] = (await this.insertEntity(entities[i]!)) !== undefined;
+    };
+    await Promise.all(
+      Array.from({ length: Math.min(TX_CONCURRENCY, groups.length) }, async () => {
+        for (let g = next++; g < groups.length; g = next++) await runGroup(groups[g]!);
+      }),
+    );
+    return created;
+  }
+
+  private async insertEntity(entity: Entity): Promise<string | undefined> {
     try {
       return (await this.table.createEntity(entity)).etag ?? '*';
     } catch (err) {
@@ -58,7 +119,8 @@ export class JobStore implements JobRepository {
     await this.ensure();
     let entity: TableEntityResult<Record<string, unknown>>;
     try {
-      entity = await this.table.getEntity<Record<string, unknown>>(id, '');
+      const { partitionKey, rowKey } = jobKeys(id);
+      entity = await this.table.getEntity<Record<string, unknown>>(partitionKey, rowKey);
     } catch (err) {
       if (err instanceof RestError && err.statusCode === 404) return undefined;
       throw err;
@@ -87,7 +149,7 @@ export class JobStore implements JobRepository {
     for (let tries = 0; tries < 5; tries += 1) {
       let current: TableEntityResult<Record<string, unknown>>;
       try {
-        current = await this.table.getEntity<Record<string, unknown>>(id, '', { queryOptions: { select: ['status'] } });
+        current = await this.table.getEntity<Record<string, unknown>>(jobKeys(id).partitionKey, jobKeys(id).rowKey, { queryOptions: { select: ['status'] } });
       } catch (err) {
         if (err instanceof RestError && err.statusCode === 404) return false;
         throw err;
@@ -95,7 +157,7 @@ export class JobStore implements JobRepository {
       if (current.status === 'succeeded' || current.status === 'failed') return false;
       try {
         await this.table.updateEntity(
-          { partitionKey: id, rowKey: '', status: 'failed', errorCode: error.code, errorMessage: error.message, completedAt: now, claimId: '', claimUntil: 0 },
+          { ...jobKeys(id), status: 'failed', errorCode: error.code, errorMessage: error.message, completedAt: now, claimId: '', claimUntil: 0 },
           'Merge',
           { etag: current.etag },
         );
@@ -117,7 +179,7 @@ export class JobStore implements JobRepository {
     for (let tries = 0; tries < 5; tries += 1) {
       let current: TableEntityResult<Record<string, unknown>>;
       try {
-        current = await this.table.getEntity<Record<string, unknown>>(id, '', { queryOptions: { select: ['status', 'notBefore'] } });
+        current = await this.table.getEntity<Record<string, unknown>>(jobKeys(id).partitionKey, jobKeys(id).rowKey, { queryOptions: { select: ['status', 'notBefore'] } });
       } catch (err) {
         if (err instanceof RestError && err.statusCode === 404) return undefined;
         throw err;
@@ -129,7 +191,7 @@ export class JobStore implements JobRepository {
       if (status !== 'queued' && status !== 'waiting' && !held) return { stopped: false, status };
       try {
         await this.table.updateEntity(
-          { partitionKey: id, rowKey: '', status: 'failed', errorCode: error.code, errorMessage: error.message, completedAt: now },
+          { ...jobKeys(id), status: 'failed', errorCode: error.code, errorMessage: error.message, completedAt: now },
           'Merge',
           { etag: current.etag },
         );
@@ -148,7 +210,7 @@ export class JobStore implements JobRepository {
    */
   async delete(id: string, etag?: string): Promise<boolean> {
     try {
-      await this.table.deleteEntity(id, '', etag ? { etag } : undefined);
+      await this.table.deleteEntity(jobKeys(id).partitionKey, jobKeys(id).rowKey, etag ? { etag } : undefined);
       return true;
     } catch (err) {
       if (err instanceof RestError && (err.statusCode === 404 || err.statusCode === 412)) return false;
@@ -211,8 +273,7 @@ export class JobStore implements JobRepository {
 
   private async toEntity(job: JobRecord): Promise<Entity> {
     const entity: Entity = {
-      partitionKey: job.id,
-      rowKey: '',
+      ...jobKeys(job.id),
       status: job.status,
       priority: job.priority,
       model: job.model,
@@ -243,7 +304,7 @@ export class JobStore implements JobRepository {
     const num = (v: unknown) => (typeof v === 'number' ? v : undefined);
     const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
     return {
-      id: e.partitionKey!,
+      id: e.rowKey || e.partitionKey!,
       status: e.status as JobStatus,
       priority: e.priority as JobPriority,
       model: String(e.model),

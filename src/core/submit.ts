@@ -81,7 +81,8 @@ export function jobIdFor(team: string, idempotencyKey?: string): string {
   return `job_${createHash('sha256').update(`${team}\n${idempotencyKey}`).digest('hex').slice(0, 32)}`;
 }
 
-export const JOB_ID_PATTERN = /^job_[0-9a-f]{32}$/;
+/** `job_<32 hex>`, or a batch line's `job_<16 hex partition>_<24 hex line>` (see lineJobId in core/batch/validate). */
+export const JOB_ID_PATTERN = /^job_(?:[0-9a-f]{32}|[0-9a-f]{16}_[0-9a-f]{24})$/;
 
 /** Builds the job record for a validated body, applying the model's limits and the context-window guard. */
 export function prepareJob(body: SubmitBody, opts: PrepareOptions): JobRecord {

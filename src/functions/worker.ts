@@ -5,7 +5,7 @@
  */
 import { app, type InvocationContext } from '@azure/functions';
 import { processJob } from '../core/worker';
-import { parseJobMessage } from '../azure/jobQueue';
+import { expandGroup, parseJobMessage } from '../azure/jobQueue';
 import { contextLogger } from '../runtime/http';
 import { getServices } from '../runtime/services';
 import { getTelemetryServices } from '../runtime/telemetry';
@@ -21,9 +21,14 @@ export async function worker(message: unknown, context: InvocationContext, lane?
     return;
   }
   const services = getServices();
-  const telemetry = getTelemetryServices();
   const log = contextLogger(context);
   const deps = services.workerDeps(log, lane);
+  if ('ids' in parsed) {
+    await expandGroup(parsed.ids, (id) => deps.requeue(id, 0));
+    context.info(`group of ${parsed.ids.length} jobs → one message each`);
+    return;
+  }
+  const telemetry = getTelemetryServices();
   const batchHook = deps.onFinished;
   // A finished job feeds its batch (if any) and its usage row; one failing must not stop the other.
   deps.onFinished = async (job) => {

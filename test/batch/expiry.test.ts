@@ -3,9 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { RunningStack } from '../../local/stack';
-import { lineKey } from '../../src/core/batch/validate';
-import { jobIdFor } from '../../src/core/submit';
-import { batchLine, createBatch, fastSimulator, fileText, jsonl, parseJsonl, simCallsByJob, startBatchStack, uploadText, waitForBatch } from './support';
+import { batchLine, createBatch, fastSimulator, fileText, jsonl, lineJobIdOf, parseJsonl, simCallsByJob, startBatchStack, uploadText, waitForBatch } from './support';
 
 let stack: RunningStack;
 
@@ -36,5 +34,5 @@ test('lines not done by expires_at end expired and are reported in the error fil
   assert.ok(errors.every((e) => e.error.code === 'batch_expired' && e.response === null));
   await new Promise((r) => setTimeout(r, 1000));
   const answered = simCallsByJob(stack);
-  for (const e of errors) assert.equal(answered.get(jobIdFor('default', lineKey(done.id, e.custom_id))) ?? 0, 0, `${e.custom_id} expired but ran`);
+  for (const e of errors) assert.equal(answered.get(lineJobIdOf(done.id, e.custom_id)) ?? 0, 0, `${e.custom_id} expired but ran`);
 });

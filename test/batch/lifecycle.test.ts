@@ -11,7 +11,7 @@ import { lineKey } from '../../src/core/batch/validate';
 import { getBatchServices } from '../../src/runtime/batchServices';
 import { getServices } from '../../src/runtime/services';
 import { call } from '../support/api';
-import { batchLine, createBatch, fileText, jsonl, parseJsonl, simCallsByJob, startBatchStack, uploadText, waitForBatch } from './support';
+import { batchLine, createBatch, fileText, jsonl, lineJobIdOf, parseJsonl, simCallsByJob, startBatchStack, uploadText, waitForBatch } from './support';
 
 let stack: RunningStack;
 
@@ -72,7 +72,7 @@ test('every kind of bad line fails the batch with errors.data {code, line, messa
   assert.equal(failed.errors.data.length, expect.length, 'valid lines have no error');
   // Nothing ran and no job was created, not even for the valid lines.
   assert.equal(simCallsByJob(stack, null).size, 0);
-  const validJob = jobIdFor('default', lineKey(created.body.id, 'req-14'));
+  const validJob = lineJobIdOf(created.body.id, 'req-14');
   assert.equal((await call(stack.baseUrl, `/v1/jobs/${validJob}`)).status, 404);
 });
 
@@ -115,7 +115,7 @@ test('cancel: lines not started never run, the batch ends cancelled with finishe
     await new Promise((r) => setTimeout(r, 1000));
     const calls = simCallsByJob(stack);
     const team = 'default';
-    for (const e of errors) assert.equal(calls.get(jobIdFor(team, lineKey(done.id, e.custom_id))) ?? 0, 0, `${e.custom_id} was cancelled but ran`);
+    for (const e of errors) assert.equal(calls.get(lineJobIdOf(done.id, e.custom_id, team)) ?? 0, 0, `${e.custom_id} was cancelled but ran`);
     for (const o of output) assert.equal(calls.get(o.response.request_id), 1, `${o.custom_id} ran once`);
     const twice = await call(stack.baseUrl, `/v1/batches/${done.id}/cancel`, { method: 'POST' });
     assert.equal(twice.body.status, 'cancelled');
@@ -164,8 +164,33 @@ test('a crash half-way through fan-out resumes from the checkpoint: no line lost
   await new Promise((r) => setTimeout(r, 1000));
   const calls = simCallsByJob(stack);
   for (let i = 0; i < 150; i += 1) {
-    const id = jobIdFor('default', lineKey(record.id, `crash-${i}`));
+    const id = lineJobIdOf(record.id, `crash-${i}`);
     assert.equal(calls.get(id), 1, `crash-${i} ran ${calls.get(id) ?? 0} times`);
     if (i === 45) assert.equal((await getServices().jobs.get(id))?.job.team, 'default');
+  }
+});
+
+test('a batch from before grouped job ids (one partition and one message per line) still runs to completion', async () => {
+  const batch = getBatchServices();
+  const lines = Array.from({ length: 30 }, (_, i) => batchLine(i, { custom_id: `old-${i}` }));
+  const up = await uploadText(stack.baseUrl, jsonl(lines));
+  const prepared = await prepareBatch({ input_file_id: up.body.id, endpoint: '/v1/chat/completions', completion_window: '24h' }, {
+    now: Date.now(),
+    completionWindowS: 3600,
+    getFile: (id) => batch.files.get(id),
+    team: 'default',
+  });
+  const { jobIds, ...record } = prepared;
+  assert.equal(jobIds, 2, 'new batches are grouped');
+  await batch.batches.create(record);
+  const deps = batch.driverDeps();
+  while ((await driveBatch(deps, record.id)) === 'continue');
+  await batch.batches.setActive(record.id, true);
+  const done = await waitForBatch(stack.baseUrl, record.id, ['completed'], 60_000);
+  assert.deepEqual(done.request_counts, { total: 30, completed: 30, failed: 0 });
+  const output = parseJsonl(await fileText(stack.baseUrl, done.output_file_id));
+  for (const [i, o] of output.entries()) {
+    assert.equal(o.custom_id, `old-${i}`);
+    assert.equal(o.response.request_id, jobIdFor('default', lineKey(record.id, `old-${i}`)), 'the old id scheme');
   }
 });

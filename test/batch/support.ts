@@ -2,6 +2,7 @@
 import { authHeaders, startStack, type RunningStack, type StackOptions } from '../../local/stack';
 import type { SimulatorConfig } from '../../local/simulator/index';
 import { call, eventually } from '../support/api';
+import { lineJobId } from '../../src/core/batch/validate';
 
 /** One region, zero latency, quota far above what the tests use. */
 export function fastSimulator(tpm = 5_000_000): SimulatorConfig {
@@ -25,6 +26,16 @@ export interface LineSpec {
   content?: string;
   body?: Record<string, unknown>;
   [key: string]: unknown;
+}
+
+/**
+ * The job id of a line of a batch made by these helpers: custom_id `<prefix>-<i>` sits on line i + 1 (no blank lines).
+ * `team` is the uploader's team (the stack's default key: "default").
+ */
+export function lineJobIdOf(batchId: string, customId: string, team = 'default'): string {
+  const i = Number(/-(\d+)$/.exec(customId)?.[1]);
+  if (!Number.isInteger(i)) throw new Error(`custom_id ${customId} does not end in -<line index>`);
+  return lineJobId({ id: batchId, team, jobIds: 2 }, customId, i + 1);
 }
 
 /** A JSONL line for /v1/chat/completions. */

@@ -50,6 +50,7 @@ export async function prepareBatch(body: unknown, opts: CreateBatchOptions): Pro
     metadata,
     team: opts.team,
     ...(opts.lane !== undefined ? { lane: opts.lane } : {}),
+    jobIds: 2,
     createdAt: opts.now,
     expiresAt: opts.now + opts.completionWindowS * 1000,
     total: file.lines,

@@ -1,7 +1,8 @@
 /**
  * Drives one batch a step at a time, under a lease so only one invocation works on a batch:
  *   validating → every line checked (a bad file fails the batch, nothing enqueued) → in_progress
- *   in_progress → fan out one chunk of lines (job insert-if-absent, then enqueue), checkpoint the cursor
+ *   in_progress → fan out one chunk of lines (job rows insert-if-absent, 100 per transaction, then one group message
+ *                 per 100 lines), checkpoint the cursor
  *   cancel/expiry → stop every job not started yet; lines never fanned out are simply not run
  *   all lines ended → write output and error files → completed | cancelled | expired
  * Every step is safe to repeat: job ids are deterministic per (team, batch, custom_id), a job is enqueued only
@@ -10,13 +11,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ModelSettings } from '../../config';
-import { jobIdFor } from '../submit';
+import type { JobRecord } from '../jobs';
 import { finalizeOrWait } from './finalize';
 import type { JsonlLine } from './lines';
 import { isBatchTerminal, STOP_ERRORS, type BatchRecord, type LineOutcome } from './model';
 import { forEachLimit } from './pool';
 import { StaleBatchError, type BatchJobPort, type BatchRepository, type FileRepository } from './ports';
-import { FileValidator, lineKey, parseBatchLine } from './validate';
+import { FileValidator, LINES_PER_PARTITION, lineJobId, parseBatchLine } from './validate';
 
 export interface DriverSettings {
   maxFileLines: number;
@@ -144,7 +145,7 @@ async function step(deps: DriverDeps, owned: OwnedBatch): Promise<DriveOutcome> 
 }
 
 function lineContext(deps: DriverDeps, b: BatchRecord, now: number) {
-  return { batchId: b.id, endpoint: b.endpoint, team: b.team, models: deps.models, now };
+  return { batchId: b.id, jobIds: b.jobIds, endpoint: b.endpoint, team: b.team, models: deps.models, now };
 }
 
 /** Checks every line before any work starts; a bad file fails the batch and enqueues nothing. */
@@ -174,8 +175,18 @@ async function validate(deps: DriverDeps, owned: OwnedBatch): Promise<DriveOutco
   return 'continue';
 }
 
-/** Expands the next chunk of lines into jobs (insert-if-absent, then enqueue) and checkpoints the cursor. */
+/** Runs of lines (each within one job partition) written and sent at once by a grouped fan-out. */
+const RUNS_IN_FLIGHT = 8;
+/** A run is cut short past this much line text, so that its rows fit one transaction (4 MiB). */
+const RUN_MAX_CHARS = 2 * 1024 * 1024;
+
+/**
+ * Expands the next chunk of lines into jobs and checkpoints the cursor. Grouped batches (jobIds 2): the lines of one
+ * job partition are written in one entity-group transaction and sent in one group message. Older batches: one
+ * insert-if-absent and one message per line.
+ */
 async function fanOutChunk(deps: DriverDeps, owned: OwnedBatch): Promise<void> {
+  if (owned.batch.jobIds === 2) return fanOutGrouped(deps, owned);
   const b = owned.batch;
   const ctx = lineContext(deps, b, owned.now());
   const limit = Math.min(deps.settings.fanoutChunk, b.total - b.cursorLines);
@@ -209,6 +220,55 @@ async function fanOutChunk(deps: DriverDeps, owned: OwnedBatch): Promise<void> {
   deps.log?.(`[batch=${b.id}] fanned out ${owned.batch.cursorLines}/${b.total}`);
 }
 
+async function fanOutGrouped(deps: DriverDeps, owned: OwnedBatch): Promise<void> {
+  const b = owned.batch;
+  const ctx = lineContext(deps, b, owned.now());
+  const limit = Math.min(deps.settings.fanoutChunk, b.total - b.cursorLines);
+  let taken = 0;
+  let last: JsonlLine | undefined;
+  let processed = 0;
+  async function* runs(): AsyncGenerator<JobRecord[]> {
+    let run: JobRecord[] = [];
+    let runPartition = -1;
+    let chars = 0;
+    for await (const line of deps.files.lines(b.inputFileId, b.cursorBytes, b.cursorLineNo)) {
+      if (taken >= limit) break;
+      taken += 1;
+      last = line;
+      const parsed = parseBatchLine(line.text, line.lineNo, ctx);
+      if (!parsed.ok) throw new Error(`line ${line.lineNo} no longer validates: ${parsed.error.message}`);
+      const partition = Math.floor((line.lineNo - 1) / LINES_PER_PARTITION);
+      if (run.length > 0 && (partition !== runPartition || chars + line.text.length > RUN_MAX_CHARS)) {
+        yield run;
+        run = [];
+        chars = 0;
+      }
+      run.push(parsed.job);
+      runPartition = partition;
+      chars += line.text.length;
+    }
+    if (run.length > 0) yield run;
+  }
+  await forEachLimit(runs(), RUNS_IN_FLIGHT, async (run) => {
+    // The test hook writes the rows of the lines before its limit and dies before sending their message: a resume
+    // must then find rows without messages.
+    const room = deps.failAfterLines === undefined ? run.length : Math.max(0, deps.failAfterLines - processed);
+    const jobs = room < run.length ? run.slice(0, room) : run;
+    processed += jobs.length;
+    await owned.renew();
+    const created = await deps.jobs.createMany(jobs);
+    if (jobs !== run) throw new Error('injected fan-out failure');
+    // A job that already exists was created by an earlier, interrupted attempt: send it again unless a worker has
+    // seen it (a duplicate message is harmless, the worker's claim runs a job once).
+    const statuses = await Promise.all(jobs.map((job, i) => (created[i] ? 'queued' : deps.jobs.status(job.id))));
+    await deps.jobs.enqueueMany(jobs.filter((_, i) => statuses[i] === 'queued').map((job) => job.id), b.lane);
+  });
+  if (!last) throw new Error(`batch ${b.id}: input file ended before ${b.total} requests`);
+  const end: JsonlLine = last;
+  await owned.save({ cursorLines: b.cursorLines + taken, cursorBytes: end.endByte, cursorLineNo: end.lineNo + 1, leaseUntil: owned.now() + deps.settings.leaseMs });
+  deps.log?.(`[batch=${b.id}] fanned out ${owned.batch.cursorLines}/${b.total}`);
+}
+
 /** Cancel or expiry: fail every fanned-out job no worker has started; running ones finish. */
 async function stopUnstarted(deps: DriverDeps, owned: OwnedBatch): Promise<void> {
   const b = owned.batch;
@@ -232,7 +292,7 @@ async function stopUnstarted(deps: DriverDeps, owned: OwnedBatch): Promise<void>
   const now = owned.now();
   await forEachLimit(fanned(), deps.settings.concurrency, async (line) => {
     const customId = String((JSON.parse(line.text) as { custom_id: unknown }).custom_id);
-    const result = await deps.jobs.stopIfNotStarted(jobIdFor(b.team, lineKey(b.id, customId)), error, now);
+    const result = await deps.jobs.stopIfNotStarted(lineJobId(b, customId, line.lineNo), error, now);
     if (result?.stopped) {
       pending.push({ customId, outcome });
       if (pending.length >= 100) await flush();

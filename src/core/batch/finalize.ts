@@ -6,13 +6,12 @@
  */
 import type { JobRecord } from '../jobs';
 import { isTerminal } from '../jobs';
-import { jobIdFor } from '../submit';
 import type { DriveOutcome, DriverDeps, OwnedBatch } from './driver';
 import type { JsonlLine } from './lines';
 import { batchRequestId, countsDone, STOP_ERRORS, emptyCounts, type BatchRecord, type LineCounts, type LineOutcome } from './model';
 import { forEachLimit, mapOrdered } from './pool';
 import type { FileWriter } from './ports';
-import { lineKey } from './validate';
+import { lineJobId } from './validate';
 
 /** Lines expected to end before the batch can close. */
 function expectedLines(b: BatchRecord): number {
@@ -61,7 +60,7 @@ async function reconcileMarkers(deps: DriverDeps, owned: OwnedBatch): Promise<vo
   let pending: { customId: string; outcome: LineOutcome }[] = [];
   await forEachLimit(fannedLines(deps, b, b.cursorLines), deps.settings.concurrency, async (line) => {
     const customId = customIdOf(line);
-    const job = await deps.jobs.get(jobIdFor(b.team, lineKey(b.id, customId)));
+    const job = await deps.jobs.get(lineJobId(b, customId, line.lineNo));
     if (job && isTerminal(job.status)) pending.push({ customId, outcome: outcomeOf(job) });
     if (pending.length >= 100) {
       const lines = pending;
@@ -98,7 +97,7 @@ async function writeResults(deps: DriverDeps, owned: OwnedBatch): Promise<void> 
   const resultOf = async (line: JsonlLine) => {
     const customId = customIdOf(line);
     const fanned = index++ < b.cursorLines;
-    const job = fanned ? await deps.jobs.get(jobIdFor(b.team, lineKey(b.id, customId))) : undefined;
+    const job = fanned ? await deps.jobs.get(lineJobId(b, customId, line.lineNo)) : undefined;
     return { customId, job };
   };
   for await (const { customId, job } of mapOrdered(deps.files.lines(b.inputFileId), window, resultOf)) {

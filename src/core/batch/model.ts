@@ -39,6 +39,12 @@ export interface BatchRecord {
   team: string;
   /** The team's queue lane when the batch was created (issue 10). @default 0 */
   lane?: number;
+  /**
+   * How its lines' job ids are made. 2: grouped, 100 lines per job-table partition, so that fan-out writes rows in
+   * entity-group transactions and sends one queue message per group (lineJobId). Absent: one partition per line
+   * (batches created before grouping; they finish on the old path).
+   */
+  jobIds?: 2;
   createdAt: number;
   /** When unfinished lines expire. */
   expiresAt: number;

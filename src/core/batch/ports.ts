@@ -44,10 +44,14 @@ export interface FileRepository {
 export interface BatchJobPort {
   /** Inserts the job unless a job with its id exists; true when inserted. */
   createIfAbsent(job: JobRecord): Promise<boolean>;
+  /** Inserts many jobs, each unless its id exists (rows sharing a partition in transactions); true per inserted job. */
+  createMany(jobs: readonly JobRecord[]): Promise<boolean[]>;
   get(id: string): Promise<JobRecord | undefined>;
   status(id: string): Promise<JobStatus | undefined>;
   /** Sends the job to the batch queue of `lane` (the batch team's queue lane, issue 10; default 0). */
   enqueue(id: string, lane?: number): Promise<void>;
+  /** Sends the ids to that queue in group messages (a worker turns each into one message per id). */
+  enqueueMany(ids: readonly string[], lane?: number): Promise<void>;
   /** Fails a job no worker has started; `stopped` false when it already runs or ended. */
   stopIfNotStarted(id: string, error: { code: string; message: string }, now: number): Promise<{ stopped: boolean; status: JobStatus } | undefined>;
 }
