@@ -14,6 +14,7 @@ import { call, chatJob, eventually, waitForJob } from '../support/api';
 import { getServices } from '../../src/runtime/services';
 import { getConfig } from '../../src/config';
 import { parseSubmitBody, prepareJob } from '../../src/core/submit';
+import { lineJobId } from '../../src/core/batch/validate';
 
 const simConfig: SimulatorConfig = {
   ...DEFAULT_SIMULATOR_CONFIG,
@@ -191,6 +192,26 @@ test('a message the worker crashes on ends in the poison queue and its job is fa
   assert.equal(modelCalls(id).length, 0);
   const poison = await queue(`${jobsQueue}-poison`).peekMessages({ numberOfMessages: 32 });
   assert.equal(poison.peekedMessageItems.length, 0, 'the poison handler consumed the message');
+});
+
+test('a group message (batch fan-out) runs each of its jobs once; a poisoned group is sent again, not failed', async () => {
+  const config = getConfig();
+  const made = (i: number) => {
+    const job = prepareJob(parseSubmitBody(chatJob(`grouped ${i}`)), { models: config.models, now: Date.now(), team: 'default' });
+    return { ...job, id: lineJobId({ id: `batch_grouptest${Date.now()}`, team: 'default', jobIds: 2 }, `req-${i}`, i + 1) };
+  };
+  const jobs = [0, 1, 2, 3, 4].map(made);
+  assert.deepEqual(await getServices().jobs.createMany(jobs), [true, true, true, true, true]);
+  const jobsQueue = stack.env.SLUICE_JOBS_QUEUE ?? 'sluice-jobs';
+  await queue(jobsQueue).sendMessage(encodeJobMessage({ ids: jobs.slice(0, 3).map((j) => j.id) }));
+  // As if sending the group's ids had failed on every delivery: the poison handler sends them again.
+  await queue(`${jobsQueue}-poison`).createIfNotExists();
+  await queue(`${jobsQueue}-poison`).sendMessage(encodeJobMessage({ ids: jobs.slice(3).map((j) => j.id) }));
+  for (const job of jobs) {
+    const done = await waitForJob(baseUrl, job.id); // through the API: grouped ids are job ids
+    assert.equal(done.status, 'succeeded', `${job.id}: ${JSON.stringify(done.error)}`);
+    assert.equal(modelCalls(job.id).length, 1);
+  }
 });
 
 test('malformed bodies are refused with 400 naming the field, and nothing is enqueued', async () => {
