@@ -255,3 +255,31 @@ test("an instance's first lease takes only its share of each slot, even of slots
   const share = lb.weight / (la.weight + lb.weight);
   for (const t of covered) assert.ok(t <= share * pacePerSlot + 1, `b took ${t} of a slot's ${pacePerSlot.toFixed(0)} (share ${share.toFixed(2)})`);
 });
+
+/**
+ * a keeps 30 batch jobs of 3,000 tokens waiting and takes the pace as its leases give it; b has a small batch job
+ * each second, so its share of the pace is small. At +15 s an interactive job of 1,500 tokens arrives at b.
+ * Returns how long it waited (simulated ms), asking every 50 ms.
+ */
+async function interactiveAtStarvedInstance(policy?: { interactiveReserve: number }): Promise<number> {
+  const ref = deployment(300_000, 3_000);
+  const store = new MemoryBudgetRowStore();
+  const a = new SharedBudgetGate({ store, owner: 'a', policy });
+  const b = new SharedBudgetGate({ store, owner: 'b', policy });
+  let seq = 0;
+  const waiting = Array.from({ length: 30 }, () => `a${seq++}`);
+  for (let t = T0; ; t += 50) {
+    for (let k = 0; k < waiting.length; k++) if ((await a.admit(ref, 3_000, 'batch', t, { jobId: waiting[k]!, team: 'A' })).granted) waiting[k] = `a${seq++}`;
+    if ((t - T0) % 1_000 === 0) await b.admit(ref, 300, 'batch', t, { jobId: `b${t}`, team: 'B' });
+    if (t >= T0 + 15_000 && (await b.admit(ref, 1_500, 'interactive', t, { jobId: 'live', team: 'B' })).granted) return t - (T0 + 15_000);
+    if (t > T0 + 60_000) return Number.POSITIVE_INFINITY;
+  }
+}
+
+test("an interactive job at an instance whose share of the pace is spent takes the pacing window's interactive reserve", async () => {
+  const waited = await interactiveAtStarvedInstance();
+  // The early renewal waits for the minimum gap after b's last renewal (1 s), then takes the job's tokens.
+  assert.ok(waited <= 1_000, `admitted once b may renew again: waited ${waited} ms`);
+  const without = await interactiveAtStarvedInstance({ interactiveReserve: 0 });
+  assert.ok(without > 2_000, `without the reserve it waits for b's share to accrue: ${without} ms`);
+});

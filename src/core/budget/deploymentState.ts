@@ -37,6 +37,8 @@ export interface DeploymentState {
   waiting: Map<string, { tokens: number; until: number }>;
   /** The held lease was weighted for interactive demand. */
   leaseForInteractive: boolean;
+  /** The lease an interactive job's early renewal took (at most one such renewal per lease). */
+  interactiveLeaseId?: string;
   /** Tokens granted per team, here and (read from the row) by the other instances. */
   teams: TeamLedger;
 }

@@ -112,11 +112,12 @@ export class HeldLease {
     return share(1 - (p.batchFloorMin + (p.batchFloorMax - p.batchFloorMin) * aged));
   }
 
-  /** Whether a call charging `tokens` fits at `t`. */
-  fits(t: number, tokens: number, priority: JobPriority, demand: DemandState, p: PrioritySettings): boolean {
+  /** Whether a call charging `tokens` fits at `t`. `anyShare`: the lease was taken for this very call (its tokens
+   *  came from the interactive reserve), so the split between priorities does not apply to it. */
+  fits(t: number, tokens: number, priority: JobPriority, demand: DemandState, p: PrioritySettings, anyShare = false): boolean {
     if (t > this.record.until || slotOf(t, this.slotMs) < this.record.from) return false;
     const a = this.allowance(t);
-    return a.requests - this.spentRequests >= 1 && a.tokens - this.spentTokens >= tokens && this.withinShare(t, tokens, priority, demand, p);
+    return a.requests - this.spentRequests >= 1 && a.tokens - this.spentTokens >= tokens && (anyShare || this.withinShare(t, tokens, priority, demand, p));
   }
 
   /** Earliest slot start after `now` within the lease at which the call would fit (nothing else spent), or undefined. */

@@ -82,6 +82,8 @@ const WAITING_GRACE_MS = 5_000;
  *  concurrency anyway). */
 const DEMAND_WEIGHT_TOKENS = 1_000;
 const MAX_DEMAND_WEIGHT = 256;
+/** A lease whose weighted share exceeds this many head-count shares is kept short (minLeaseMs). */
+const OUTSIZED_SHARE = 2;
 /** A refused interactive job told to wait longer than this renews a lease not weighted for interactive demand, ms. */
 const INTERACTIVE_RENEW_AFTER_MS = 1_500;
 const MAX_WRITE_ATTEMPTS = 6;
@@ -133,7 +135,7 @@ export class SharedBudgetGate implements BudgetGate {
     }
     if (st.pauseUntil > now) return { granted: false, retryAt: st.pauseUntil, reason: 'paused' };
     while (st.renewing) await st.renewing;
-    if (this.needsRenewal(st, now)) await this.renewOnce(st, target, now, tokens, false);
+    if (this.needsRenewal(st, now)) await this.renewOnce(st, target, now, tokens, false, priority === 'interactive');
     if (st.pauseUntil > now) return { granted: false, retryAt: st.pauseUntil, reason: 'paused' };
 
     if (this.trySpend(st, now, tokens, priority)) return this.granted(st, claimant, tokens, now);
@@ -145,12 +147,15 @@ export class SharedBudgetGate implements BudgetGate {
       if (this.trySpend(st, now, tokens, priority)) return this.granted(st, claimant, tokens, now);
     }
     let denied = this.denial(st, lim, now, tokens, priority);
-    if (!denied.granted && priority === 'interactive' && !st.leaseForInteractive && denied.retryAt - now > INTERACTIVE_RENEW_AFTER_MS && now - st.lastRenewAt >= this.minRenewGapMs && now >= st.storageBackoffUntil) {
-      // An interactive job here would wait on a lease sized before it came: renew now, weighted for it, so that the
-      // next slots the other leases leave come here in proportion (once per lease; bench:fairness saw 8 s waits).
+    const renewedForInteractive = st.lease !== undefined && st.lease.record.id === st.interactiveLeaseId;
+    if (!denied.granted && priority === 'interactive' && !renewedForInteractive && denied.retryAt - now > INTERACTIVE_RENEW_AFTER_MS && now - st.lastRenewAt >= this.minRenewGapMs && now >= st.storageBackoffUntil) {
+      // An interactive job here would wait on a lease sized before it came: renew now, weighted for it and asking for
+      // its tokens from the pacing window's interactive reserve. Once per lease: bench:fairness saw 8–17 s waits at
+      // an instance whose share of the pace was small.
       if (claimant) st.waiting.set(claimant.jobId, { tokens, until: denied.retryAt + WAITING_GRACE_MS });
-      await this.renewOnce(st, target, now, tokens, true);
-      if (this.trySpend(st, now, tokens, priority)) return this.granted(st, claimant, tokens, now);
+      await this.renewOnce(st, target, now, tokens, true, true);
+      st.interactiveLeaseId = st.lease?.record.id;
+      if (this.trySpend(st, now, tokens, priority, true)) return this.granted(st, claimant, tokens, now);
       denied = this.denial(st, lim, now, tokens, priority);
     }
     if (!denied.granted) {
@@ -236,9 +241,9 @@ export class SharedBudgetGate implements BudgetGate {
     return !st.lease || now >= st.lease.until - 2 * this.policy.slotMs;
   }
 
-  private trySpend(st: DeploymentState, now: number, tokens: number, priority: JobPriority): boolean {
+  private trySpend(st: DeploymentState, now: number, tokens: number, priority: JobPriority, anyShare = false): boolean {
     const lease = st.lease;
-    if (!lease || !lease.fits(now, tokens, priority, st.demand, this.prio)) return false;
+    if (!lease || !lease.fits(now, tokens, priority, st.demand, this.prio, anyShare)) return false;
     lease.spend(now, tokens, priority);
     st.admitted.push([now, tokens]);
     while (st.admitted.length > 0 && st.admitted[0]![0] < now - RATE_WINDOW_MS) st.admitted.shift();
@@ -275,33 +280,40 @@ export class SharedBudgetGate implements BudgetGate {
     return run;
   }
 
-  private renewOnce(st: DeploymentState, target: DeploymentRef, now: number, pendingTokens: number, wantAll: boolean): Promise<void> {
+  /** `interactive`: pendingTokens are an interactive job's (see BudgetPolicy.interactiveReserve). */
+  private renewOnce(st: DeploymentState, target: DeploymentRef, now: number, pendingTokens: number, wantAll: boolean, interactive = false): Promise<void> {
     if (st.renewing) return st.renewing;
     return this.single(st, now, () =>
-      this.write(st, target, now, { kind: 'renew', grant: (row, lim) => this.grant(st, row, lim, now, pendingTokens, wantAll) }),
+      this.write(st, target, now, { kind: 'renew', grant: (row, lim) => this.grant(st, row, lim, now, pendingTokens, wantAll, interactive) }),
     );
   }
 
   /** Sizes and reserves the next lease on a fresh copy of the row. */
-  private grant(st: DeploymentState, row: BudgetRow, lim: Limits, now: number, pendingTokens: number, wantAll: boolean): LeaseRecord {
+  private grant(st: DeploymentState, row: BudgetRow, lim: Limits, now: number, pendingTokens: number, wantAll: boolean, interactive: boolean): LeaseRecord {
     const recent = st.admitted.filter(([t]) => t >= now - RATE_WINDOW_MS);
     const span = recent.length > 0 ? Math.max(this.policy.slotMs * 4, now - recent[0]![0]) : 0;
     const jobRate = recent.length >= 3 ? recent.length / span : 0; // jobs per ms
-    // Alone on the row, a lease stays short: an instance that starts meanwhile would otherwise get nothing until it
-    // ends (bench:fairness: one instance, alone for a moment at start-up, took the whole pace for 9 s while three
-    // had nothing). Renewing alone skips the read, so this costs one write per short lease.
-    const alone = !row.leases.some((l) => l.owner !== this.owner && l.until >= now);
-    const leaseMs = jobRate > 0 ? clamp(this.jobsPerLease / jobRate, this.minLeaseMs, alone ? this.minLeaseMs : this.leaseMs) : this.minLeaseMs;
-    const turnedAway = now - st.lastDeniedAt <= Math.max(leaseMs, this.minLeaseMs * 2);
-    const hungry = wantAll || turnedAway || recent.length < 3;
-    const tokenRate = recent.reduce((s, [, n]) => s + n, 0) / Math.max(1, span);
-    st.demandLimited = !hungry;
     // Weight: interactive demand doubles it, and it grows with the work waiting here, so that the slots nobody has
     // reserved yet are shared by backlog, not by head count. Instances holding more work get more of the pace and
     // the fleet finishes together; with equal shares, the one left holding the last jobs drained them at a quarter
     // of the quota while the others' shares went unused until its next renewal (bench:quota's tail).
     st.leaseForInteractive = now - st.demand.lastInteractiveAt <= this.prio.interactiveMemoryMs;
     const weight = (st.leaseForInteractive ? 2 : 1) * Math.round(clamp(this.waitingTokens(st, now) / DEMAND_WEIGHT_TOKENS, 1, MAX_DEMAND_WEIGHT) * 10) / 10;
+    const others = row.leases.filter((l) => l.owner !== this.owner && l.until >= now);
+    // Alone on the row, a lease stays short: an instance that starts meanwhile would otherwise get nothing until it
+    // ends (bench:fairness: one instance, alone for a moment at start-up, took the whole pace for 9 s while three
+    // had nothing). Renewing alone skips the read, so this costs one write per short lease.
+    const alone = others.length === 0;
+    // So does a share well above a head count's. The others' weights are their backlogs as of their last renewal:
+    // just after start-up they are a job or two, and one instance weighed against them took 77 % of the pace for
+    // 10 s, spent half of it, while two others, with jobs waiting, got nothing for 8 s (bench:fairness).
+    const share = weight / (weight + others.reduce((sum, l) => sum + l.weight, 0));
+    const outsized = share > OUTSIZED_SHARE / (others.length + 1);
+    const leaseMs = jobRate > 0 ? clamp(this.jobsPerLease / jobRate, this.minLeaseMs, alone || outsized ? this.minLeaseMs : this.leaseMs) : this.minLeaseMs;
+    const turnedAway = now - st.lastDeniedAt <= Math.max(leaseMs, this.minLeaseMs * 2);
+    const hungry = wantAll || turnedAway || recent.length < 3;
+    const tokenRate = recent.reduce((s, [, n]) => s + n, 0) / Math.max(1, span);
+    st.demandLimited = !hungry;
     this.leaseCounter += 1;
     const carry = st.lease?.unspent(now) ?? { tokens: 0, requests: 0 };
     const tokensPerRequest = recent.length > 0 ? recent.reduce((s, [, n]) => s + n, 0) / recent.length : Math.max(1, pendingTokens);
@@ -324,6 +336,7 @@ export class SharedBudgetGate implements BudgetGate {
         // leases of a starting fleet could otherwise each reserve the whole pace and spend the pacing window's room
         // between them in two seconds, leaving nothing for anyone for the next eight (bench:fairness at start-up).
         shareOnly: !st.lease && st.admitted.length === 0,
+        interactive,
         want: hungry
           ? { firstTokens, firstRequests, tokensPerRequest, tokensPerSlot: Number.POSITIVE_INFINITY, requestsPerSlot: Number.POSITIVE_INFINITY }
           : { firstTokens, firstRequests, tokensPerRequest, tokensPerSlot: 1.5 * tokenRate * lim.slotMs, requestsPerSlot: 1.5 * jobRate * lim.slotMs },

@@ -68,9 +68,15 @@ export interface BudgetPolicy {
   paceWindowMs: number;
   /** How far above the even pace a pacing window may go, 0–1. @default 0.1 */
   paceBurst: number;
+  /**
+   * Further room in a pacing window, as a share of its even pace, that only an interactive job's first-slot tokens may
+   * take: however the leases have divided the pace, an interactive job refused at a starved instance finds tokens
+   * at the next renewal instead of waiting for its instance's share to accrue. The 60 s limit still binds. @default 0.05
+   */
+  interactiveReserve: number;
 }
 
-export const DEFAULT_BUDGET_POLICY: BudgetPolicy = { slotMs: 250, safety: 0.99, transitMs: 500, paceWindowMs: 10_000, paceBurst: 0.1 };
+export const DEFAULT_BUDGET_POLICY: BudgetPolicy = { slotMs: 250, safety: 0.99, transitMs: 500, paceWindowMs: 10_000, paceBurst: 0.1, interactiveReserve: 0.05 };
 
 /** Limits of one deployment, per minute. */
 export interface DeploymentLimits {
@@ -86,6 +92,8 @@ export interface Limits {
   pace: number;
   tokens60: number;
   tokensPace: number;
+  /** What a pacing window may hold once an interactive job's first-slot tokens are in it. */
+  tokensPaceInteractive: number;
   requests60: number;
   requests10: number;
   /** Even-pace reservation per slot, fleet-wide. */
@@ -107,6 +115,7 @@ export function limitsFor(d: DeploymentLimits, p: BudgetPolicy): Limits {
     pace,
     tokens60,
     tokensPace: (tokens60 * p.paceWindowMs * (1 + p.paceBurst)) / 60_000,
+    tokensPaceInteractive: (tokens60 * p.paceWindowMs * (1 + p.paceBurst + (p.interactiveReserve ?? 0))) / 60_000,
     requests60: d.rpm,
     requests10,
     tokensPerSlot: tokens60 / w60,
@@ -252,6 +261,8 @@ export interface GrantRequest {
   teams?: Record<string, number>;
   /** Take at most the weighted share of every slot, even slots every other lease already covers (a first lease). */
   shareOnly?: boolean;
+  /** want.firstTokens is for an interactive job: the first slot may use the pacing window's interactive reserve. */
+  interactive?: boolean;
 }
 
 /**
@@ -286,7 +297,9 @@ export function grantLease(row: BudgetRow, req: GrantRequest, lim: Limits): Leas
     const capRequests = lim.requestsPerSlot * (1 + lim.paceBurst) * (uncovered ? share : 1);
     const wantTokens = Math.min(req.want.tokensPerSlot, capTokens) + (j === first ? req.want.firstTokens : 0);
     const roomTokens = Math.min(headroom(tok60, lim.tokens60, j, k1), headroom(tokPace, lim.tokensPace, j, Math.min(k1, j + lim.pace - 1)));
-    const tokens = Math.floor(Math.min(wantTokens, roomTokens));
+    // The interactive reserve is for the waiting job's tokens only, never for the slices or the batch jobs after it.
+    const reserve = req.interactive && j === first ? Math.min(req.want.firstTokens, headroom(tokPace, lim.tokensPaceInteractive, j, Math.min(k1, j + lim.pace - 1))) : 0;
+    const tokens = Math.floor(Math.min(wantTokens, Math.max(roomTokens, Math.min(reserve, headroom(tok60, lim.tokens60, j, k1)))));
     const roomRequests = Math.min(headroom(req60, lim.requests60, j, k1), headroom(req10, lim.requests10, j, k1));
     const followTokens = (REQUEST_FOLLOW * tokens) / Math.max(1, req.want.tokensPerRequest);
     const wantRequests = Math.min(req.want.requestsPerSlot, capRequests, followTokens) + (j === first ? req.want.firstRequests : 0);
