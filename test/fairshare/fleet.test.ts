@@ -155,3 +155,27 @@ test('jobs the fair-share gate holds back still count as work waiting at the ins
   await gate.admit(ref, 500, 'batch', 20, { jobId: 'a1', team: 'a' }); // a is held back by the fair-share gate
   assert.deepEqual(noted, ['a1']);
 });
+
+test("an interactive job one job ahead of another team is not held behind that team's jobs waiting for budget", async () => {
+  const asked: string[] = [];
+  let allow = true;
+  const inner = {
+    async admit(_r: unknown, _t: number, _p: JobPriority, now: number, c?: { jobId: string }) {
+      asked.push(c!.jobId);
+      return allow ? { granted: true as const } : { granted: false as const, retryAt: now + 1_000, reason: 'tokens' as const };
+    },
+    async observe() {},
+  };
+  const gate = new FairShareGate(inner, { tickMs: 10 });
+  const ref = deployment(60_000);
+  await gate.admit(ref, 500, 'batch', 0, { jobId: 'a1', team: 'a' });
+  allow = false;
+  await gate.admit(ref, 500, 'batch', 10, { jobId: 'a2', team: 'a' }); // a waits for budget
+  allow = true;
+  await gate.admit(ref, 500, 'batch', 15, { jobId: 'b1', team: 'b' }); // b joins level with a, is granted: one job ahead
+  allow = false;
+  asked.length = 0;
+  await gate.admit(ref, 500, 'interactive', 20, { jobId: 'b-live', team: 'b' });
+  await gate.admit(ref, 500, 'batch', 30, { jobId: 'b2', team: 'b' });
+  assert.deepEqual(asked, ['b-live'], "b's interactive job asks the budget; its batch job waits for a's turn");
+});

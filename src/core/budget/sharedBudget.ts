@@ -158,6 +158,10 @@ export class SharedBudgetGate implements BudgetGate {
       if (this.trySpend(st, now, tokens, priority, true)) return this.granted(st, claimant, tokens, now);
       denied = this.denial(st, lim, now, tokens, priority);
     }
+    if (!denied.granted && priority === 'interactive' && st.lease?.record.id !== st.interactiveLeaseId && denied.retryAt - now > INTERACTIVE_RENEW_AFTER_MS && now - st.lastRenewAt < this.minRenewGapMs) {
+      // Too soon after the last renewal for the early one: come back when it is allowed, not when this lease would fit.
+      denied = { ...denied, retryAt: Math.min(denied.retryAt, st.lastRenewAt + this.minRenewGapMs) };
+    }
     if (!denied.granted) {
       st.promisedUntil = Math.max(st.promisedUntil, denied.retryAt);
       st.pendingCharge = tokens;
