@@ -190,11 +190,11 @@ async function runOnce(label: string, env: Record<string, string>): Promise<Run>
 async function main() {
   const fair = await runOnce('fair share', {});
   // BENCH_FIFO=0 skips the comparison run (quicker iterations; its figures print as null).
-  const fifo = process.env.BENCH_FIFO === '0' ? fair : await runOnce('plain FIFO', { SLUICE_QUEUE_LANES: '0', SLUICE_FAIR_SHARE: 'false' });
-  const p = (r: Run, q: number) => round(percentile(r.bWaits, q), 2);
+  const fifo = process.env.BENCH_FIFO === '0' ? undefined : await runOnce('plain FIFO', { SLUICE_QUEUE_LANES: '0', SLUICE_FAIR_SHARE: 'false' });
+  const p = (r: Run | undefined, q: number) => (r ? round(percentile(r.bWaits, q), 2) : null);
   printTable('bench:fairness — team A floods, team B interactive then backlogged then idle (equal weights)', [
     ['run', 'B wait p50 s', 'B wait p95 s', 'share A (both busy)', 'share B', 'A / quota (B idle)', 'utilisation', 'drain s', 'failed'],
-    ...[fair, fifo].map((r) => [r.label, p(r, 0.5) ?? '-', p(r, 0.95) ?? '-', round(r.shareA) ?? '-', round(r.shareB) ?? '-', round(r.aShareWhenBIdle) ?? '-', round(r.utilisation) ?? '-', round(r.drainS, 1) ?? '-', r.failed]),
+    ...[fair, ...(fifo ? [fifo] : [])].map((r) => [r.label, p(r, 0.5) ?? '-', p(r, 0.95) ?? '-', round(r.shareA) ?? '-', round(r.shareB) ?? '-', round(r.aShareWhenBIdle) ?? '-', round(r.utilisation) ?? '-', round(r.drainS, 1) ?? '-', r.failed]),
   ]);
   console.log('targets: B wait p95 ≤ 5 s; shares 0.50 ± 0.05; A ≥ 0.95 of the quota while B is idle; utilisation ≥ 0.95');
   console.log(
@@ -208,10 +208,10 @@ async function main() {
       failed_jobs: fair.failed,
       fifo_b_wait_p50_s: p(fifo, 0.5),
       fifo_b_wait_p95_s: p(fifo, 0.95),
-      fifo_share_a: round(fifo.shareA),
-      fifo_share_b: round(fifo.shareB),
-      fifo_utilisation: round(fifo.utilisation),
-      b_wait_p95_ratio: round((percentile(fair.bWaits, 0.95) || 0) / Math.max(0.001, percentile(fifo.bWaits, 0.95))),
+      fifo_share_a: fifo ? round(fifo.shareA) : null,
+      fifo_share_b: fifo ? round(fifo.shareB) : null,
+      fifo_utilisation: fifo ? round(fifo.utilisation) : null,
+      b_wait_p95_ratio: fifo ? round((percentile(fair.bWaits, 0.95) || 0) / Math.max(0.001, percentile(fifo.bWaits, 0.95))) : null,
     }),
   );
 }
