@@ -189,19 +189,9 @@ async function fanOutChunk(deps: DriverDeps, owned: OwnedBatch): Promise<void> {
   if (owned.batch.jobIds === 2) return fanOutGrouped(deps, owned);
   const b = owned.batch;
   const ctx = lineContext(deps, b, owned.now());
-  const limit = Math.min(deps.settings.fanoutChunk, b.total - b.cursorLines);
-  let taken = 0;
-  let last: JsonlLine | undefined;
+  const progress: ChunkProgress = { taken: 0 };
   let processed = 0;
-  async function* chunk(): AsyncGenerator<JsonlLine> {
-    for await (const line of deps.files.lines(b.inputFileId, b.cursorBytes, b.cursorLineNo)) {
-      if (taken >= limit) return;
-      taken += 1;
-      last = line;
-      yield line;
-    }
-  }
-  await forEachLimit(chunk(), deps.settings.concurrency, async (line) => {
+  await forEachLimit(chunkLines(deps, b, progress), deps.settings.concurrency, async (line) => {
     const parsed = parseBatchLine(line.text, line.lineNo, ctx);
     if (!parsed.ok) throw new Error(`line ${line.lineNo} no longer validates: ${parsed.error.message}`);
     if (deps.failAfterLines !== undefined && processed >= deps.failAfterLines) throw new Error('injected fan-out failure');
@@ -214,27 +204,44 @@ async function fanOutChunk(deps: DriverDeps, owned: OwnedBatch): Promise<void> {
     // has seen it (a duplicate message is harmless, the worker's claim runs a job once).
     if (created || (await deps.jobs.status(parsed.job.id)) === 'queued') await deps.jobs.enqueue(parsed.job.id, b.lane);
   });
-  if (!last) throw new Error(`batch ${b.id}: input file ended before ${b.total} requests`);
-  const end: JsonlLine = last;
-  await owned.save({ cursorLines: b.cursorLines + taken, cursorBytes: end.endByte, cursorLineNo: end.lineNo + 1, leaseUntil: owned.now() + deps.settings.leaseMs });
+  await checkpoint(deps, owned, progress);
+}
+
+interface ChunkProgress {
+  taken: number;
+  last?: JsonlLine;
+}
+
+/** The next chunk's lines, from the checkpoint; `progress` counts them and keeps the last one. */
+async function* chunkLines(deps: DriverDeps, b: BatchRecord, progress: ChunkProgress): AsyncGenerator<JsonlLine> {
+  const limit = Math.min(deps.settings.fanoutChunk, b.total - b.cursorLines);
+  for await (const line of deps.files.lines(b.inputFileId, b.cursorBytes, b.cursorLineNo)) {
+    if (progress.taken >= limit) return;
+    progress.taken += 1;
+    progress.last = line;
+    yield line;
+  }
+}
+
+/** Moves the cursor past a whole chunk (and extends the lease). */
+async function checkpoint(deps: DriverDeps, owned: OwnedBatch, progress: ChunkProgress): Promise<void> {
+  const b = owned.batch;
+  const end = progress.last;
+  if (!end) throw new Error(`batch ${b.id}: input file ended before ${b.total} requests`);
+  await owned.save({ cursorLines: b.cursorLines + progress.taken, cursorBytes: end.endByte, cursorLineNo: end.lineNo + 1, leaseUntil: owned.now() + deps.settings.leaseMs });
   deps.log?.(`[batch=${b.id}] fanned out ${owned.batch.cursorLines}/${b.total}`);
 }
 
 async function fanOutGrouped(deps: DriverDeps, owned: OwnedBatch): Promise<void> {
   const b = owned.batch;
   const ctx = lineContext(deps, b, owned.now());
-  const limit = Math.min(deps.settings.fanoutChunk, b.total - b.cursorLines);
-  let taken = 0;
-  let last: JsonlLine | undefined;
+  const progress: ChunkProgress = { taken: 0 };
   let processed = 0;
   async function* runs(): AsyncGenerator<JobRecord[]> {
     let run: JobRecord[] = [];
     let runPartition = -1;
     let chars = 0;
-    for await (const line of deps.files.lines(b.inputFileId, b.cursorBytes, b.cursorLineNo)) {
-      if (taken >= limit) break;
-      taken += 1;
-      last = line;
+    for await (const line of chunkLines(deps, b, progress)) {
       const parsed = parseBatchLine(line.text, line.lineNo, ctx);
       if (!parsed.ok) throw new Error(`line ${line.lineNo} no longer validates: ${parsed.error.message}`);
       const partition = Math.floor((line.lineNo - 1) / LINES_PER_PARTITION);
@@ -263,10 +270,7 @@ async function fanOutGrouped(deps: DriverDeps, owned: OwnedBatch): Promise<void>
     const statuses = await Promise.all(jobs.map((job, i) => (created[i] ? 'queued' : deps.jobs.status(job.id))));
     await deps.jobs.enqueueMany(jobs.filter((_, i) => statuses[i] === 'queued').map((job) => job.id), b.lane);
   });
-  if (!last) throw new Error(`batch ${b.id}: input file ended before ${b.total} requests`);
-  const end: JsonlLine = last;
-  await owned.save({ cursorLines: b.cursorLines + taken, cursorBytes: end.endByte, cursorLineNo: end.lineNo + 1, leaseUntil: owned.now() + deps.settings.leaseMs });
-  deps.log?.(`[batch=${b.id}] fanned out ${owned.batch.cursorLines}/${b.total}`);
+  await checkpoint(deps, owned, progress);
 }
 
 /** Cancel or expiry: fail every fanned-out job no worker has started; running ones finish. */

@@ -82,8 +82,6 @@ const WAITING_GRACE_MS = 5_000;
  *  concurrency anyway). */
 const DEMAND_WEIGHT_TOKENS = 1_000;
 const MAX_DEMAND_WEIGHT = 256;
-/** A lease whose weighted share exceeds this many head-count shares is kept short (minLeaseMs). */
-const OUTSIZED_SHARE = 2;
 /** A refused interactive job told to wait longer than this renews a lease not weighted for interactive demand, ms. */
 const INTERACTIVE_RENEW_AFTER_MS = 1_500;
 const MAX_WRITE_ATTEMPTS = 6;
@@ -308,12 +306,7 @@ export class SharedBudgetGate implements BudgetGate {
     // ends (bench:fairness: one instance, alone for a moment at start-up, took the whole pace for 9 s while three
     // had nothing). Renewing alone skips the read, so this costs one write per short lease.
     const alone = others.length === 0;
-    // So does a share well above a head count's. The others' weights are their backlogs as of their last renewal:
-    // just after start-up they are a job or two, and one instance weighed against them took 77 % of the pace for
-    // 10 s, spent half of it, while two others, with jobs waiting, got nothing for 8 s (bench:fairness).
-    const share = weight / (weight + others.reduce((sum, l) => sum + l.weight, 0));
-    const outsized = share > OUTSIZED_SHARE / (others.length + 1);
-    const leaseMs = jobRate > 0 ? clamp(this.jobsPerLease / jobRate, this.minLeaseMs, alone || outsized ? this.minLeaseMs : this.leaseMs) : this.minLeaseMs;
+    const leaseMs = jobRate > 0 ? clamp(this.jobsPerLease / jobRate, this.minLeaseMs, alone ? this.minLeaseMs : this.leaseMs) : this.minLeaseMs;
     const turnedAway = now - st.lastDeniedAt <= Math.max(leaseMs, this.minLeaseMs * 2);
     const hungry = wantAll || turnedAway || recent.length < 3;
     const tokenRate = recent.reduce((s, [, n]) => s + n, 0) / Math.max(1, span);
