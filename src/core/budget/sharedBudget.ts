@@ -145,8 +145,10 @@ export class SharedBudgetGate implements BudgetGate {
       if (this.trySpend(st, now, tokens, priority)) return this.granted(st, claimant, tokens, now);
     }
     let denied = this.denial(st, lim, now, tokens, priority);
-    const renewedForInteractive = st.lease !== undefined && st.lease.record.id === st.interactiveLeaseId;
-    if (!denied.granted && priority === 'interactive' && !renewedForInteractive && denied.retryAt - now > INTERACTIVE_RENEW_AFTER_MS && now - st.lastRenewAt >= this.minRenewGapMs && now >= st.storageBackoffUntil) {
+    // An interactive job that would wait long, at an instance that has not renewed for one during this lease.
+    const interactiveRenewalDue = (d: Admission): d is Extract<Admission, { granted: false }> =>
+      !d.granted && priority === 'interactive' && !(st.lease && st.lease.record.id === st.interactiveLeaseId) && d.retryAt - now > INTERACTIVE_RENEW_AFTER_MS;
+    if (interactiveRenewalDue(denied) && now - st.lastRenewAt >= this.minRenewGapMs && now >= st.storageBackoffUntil) {
       // An interactive job here would wait on a lease sized before it came: renew now, weighted for it and asking for
       // its tokens from the pacing window's interactive reserve. Once per lease: bench:fairness saw 8–17 s waits at
       // an instance whose share of the pace was small.
@@ -156,7 +158,7 @@ export class SharedBudgetGate implements BudgetGate {
       if (this.trySpend(st, now, tokens, priority, true)) return this.granted(st, claimant, tokens, now);
       denied = this.denial(st, lim, now, tokens, priority);
     }
-    if (!denied.granted && priority === 'interactive' && st.lease?.record.id !== st.interactiveLeaseId && denied.retryAt - now > INTERACTIVE_RENEW_AFTER_MS && now - st.lastRenewAt < this.minRenewGapMs) {
+    if (interactiveRenewalDue(denied) && now - st.lastRenewAt < this.minRenewGapMs) {
       // Too soon after the last renewal for the early one: come back when it is allowed, not when this lease would fit.
       denied = { ...denied, retryAt: Math.min(denied.retryAt, st.lastRenewAt + this.minRenewGapMs) };
     }
