@@ -146,10 +146,11 @@ export class JobStore implements JobRepository {
    * record may be the very thing that cannot be read. Returns false if the job is unknown or already terminal.
    */
   async failIfNotTerminal(id: string, error: { code: string; message: string }, now: number): Promise<boolean> {
+    const keys = jobKeys(id);
     for (let tries = 0; tries < 5; tries += 1) {
       let current: TableEntityResult<Record<string, unknown>>;
       try {
-        current = await this.table.getEntity<Record<string, unknown>>(jobKeys(id).partitionKey, jobKeys(id).rowKey, { queryOptions: { select: ['status'] } });
+        current = await this.table.getEntity<Record<string, unknown>>(keys.partitionKey, keys.rowKey, { queryOptions: { select: ['status'] } });
       } catch (err) {
         if (err instanceof RestError && err.statusCode === 404) return false;
         throw err;
@@ -157,7 +158,7 @@ export class JobStore implements JobRepository {
       if (current.status === 'succeeded' || current.status === 'failed') return false;
       try {
         await this.table.updateEntity(
-          { ...jobKeys(id), status: 'failed', errorCode: error.code, errorMessage: error.message, completedAt: now, claimId: '', claimUntil: 0 },
+          { ...keys, status: 'failed', errorCode: error.code, errorMessage: error.message, completedAt: now, claimId: '', claimUntil: 0 },
           'Merge',
           { etag: current.etag },
         );
@@ -176,10 +177,11 @@ export class JobStore implements JobRepository {
    * ('failed' when this call stopped it), or undefined when there is no such job.
    */
   async stopIfNotStarted(id: string, error: { code: string; message: string }, now: number): Promise<{ stopped: boolean; status: JobStatus } | undefined> {
+    const keys = jobKeys(id);
     for (let tries = 0; tries < 5; tries += 1) {
       let current: TableEntityResult<Record<string, unknown>>;
       try {
-        current = await this.table.getEntity<Record<string, unknown>>(jobKeys(id).partitionKey, jobKeys(id).rowKey, { queryOptions: { select: ['status', 'notBefore'] } });
+        current = await this.table.getEntity<Record<string, unknown>>(keys.partitionKey, keys.rowKey, { queryOptions: { select: ['status', 'notBefore'] } });
       } catch (err) {
         if (err instanceof RestError && err.statusCode === 404) return undefined;
         throw err;
@@ -191,7 +193,7 @@ export class JobStore implements JobRepository {
       if (status !== 'queued' && status !== 'waiting' && !held) return { stopped: false, status };
       try {
         await this.table.updateEntity(
-          { ...jobKeys(id), status: 'failed', errorCode: error.code, errorMessage: error.message, completedAt: now },
+          { ...keys, status: 'failed', errorCode: error.code, errorMessage: error.message, completedAt: now },
           'Merge',
           { etag: current.etag },
         );
@@ -210,7 +212,8 @@ export class JobStore implements JobRepository {
    */
   async delete(id: string, etag?: string): Promise<boolean> {
     try {
-      await this.table.deleteEntity(jobKeys(id).partitionKey, jobKeys(id).rowKey, etag ? { etag } : undefined);
+      const { partitionKey, rowKey } = jobKeys(id);
+      await this.table.deleteEntity(partitionKey, rowKey, etag ? { etag } : undefined);
       return true;
     } catch (err) {
       if (err instanceof RestError && (err.statusCode === 404 || err.statusCode === 412)) return false;
