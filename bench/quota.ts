@@ -260,6 +260,7 @@ async function main(): Promise<void> {
     // 3. Drain: release the workers.
     sim.reset();
     const t0 = Date.now();
+    if (debugFile) keep(`t0 = ${t0 % 1_000_000} (as the budget debug lines print time)`);
     for (const w of workers) w.child.kill('SIGCONT');
     console.log('draining…');
 

@@ -58,6 +58,11 @@ export interface FleetOptions {
   /** Waits up to this long are held by the worker; longer ones park the job in the queue. @default 2000 */
   holdMs?: number;
   t0?: number;
+  /** A finite backlog of this many jobs (then the queue is empty; the run ends when the last one is sent).
+   *  @default endless */
+  backlog?: number;
+  /** Give the gates a fake-clock `schedule` (idle release, on-time renewal), as the worker does. @default false */
+  timers?: boolean;
 }
 
 export interface FleetResult {
@@ -70,6 +75,8 @@ export interface FleetResult {
   t0: number;
   /** Jobs still parked at the end. */
   parked: number;
+  /** When the last job was sent (a finite backlog's drain end), epoch ms. */
+  lastSendAt: number;
 }
 
 export async function runFleet(o: FleetOptions): Promise<FleetResult> {
@@ -78,7 +85,10 @@ export async function runFleet(o: FleetOptions): Promise<FleetResult> {
   const t0 = o.t0 ?? 1_700_000_000_000;
   const step = o.stepMs ?? 20;
   const holdMs = o.holdMs ?? 2_000;
-  const gates = Array.from({ length: o.instances }, (_, i) => new SharedBudgetGate({ store, owner: `i${i}`, ...o.gate }));
+  let clock = t0;
+  const timers: Array<{ at: number; fn: () => void }> = [];
+  const timerOptions: Partial<SharedBudgetOptions> = o.timers ? { schedule: (fn, ms) => void timers.push({ at: clock + ms, fn }), now: () => clock } : {};
+  const gates = Array.from({ length: o.instances }, (_, i) => new SharedBudgetGate({ store, owner: `i${i}`, ...timerOptions, ...o.gate }));
   interface Job {
     id: string;
     readyAt: number;
@@ -89,12 +99,13 @@ export async function runFleet(o: FleetOptions): Promise<FleetResult> {
   // The shared queue: an endless backlog plus parked jobs that become visible again at their retryAt.
   const parked: Job[] = [];
   let jobCounter = 0;
-  const nextJob = (i: number, t: number): Job => {
+  const nextJob = (i: number, t: number): Job | undefined => {
     let best = -1;
     for (let k = 0; k < parked.length; k++) {
       if (parked[k]!.readyAt <= t && (best < 0 || parked[k]!.readyAt < parked[best]!.readyAt)) best = k;
     }
     if (best >= 0) return { ...parked.splice(best, 1)[0]!, readyAt: t };
+    if (o.backlog !== undefined && jobCounter >= o.backlog) return undefined;
     return { id: `job${(jobCounter += 1)}`, readyAt: t, charge: o.charge(rand), priority: o.priority?.(rand, i) ?? 'batch', queuedAt: t };
   };
   const workers: Array<Array<Job | undefined>> = gates.map(() => Array.from({ length: o.concurrency }, () => undefined));
@@ -102,6 +113,17 @@ export async function runFleet(o: FleetOptions): Promise<FleetResult> {
   const sends: Send[] = [];
   let denials = 0;
   for (let t = t0; t < t0 + o.durationMs; t += step) {
+    clock = t;
+    if (timers.length > 0) {
+      const due = timers.filter((x) => x.at <= t);
+      if (due.length > 0) {
+        timers.splice(0, timers.length, ...timers.filter((x) => x.at > t));
+        for (const x of due) x.fn();
+        // Let the released or renewed leases' writes land (the memory store answers in microtasks).
+        for (let k = 0; k < 20; k++) await Promise.resolve();
+      }
+    }
+    if (o.backlog !== undefined && sends.length >= o.backlog) break;
     for (let i = 0; i < gates.length; i++) {
       const crash = o.crashAt?.(i);
       if (crash !== undefined && t >= t0 + crash) continue;
@@ -109,7 +131,7 @@ export async function runFleet(o: FleetOptions): Promise<FleetResult> {
       for (let s = 0; s < o.concurrency; s++) {
         if (busyUntil[i]![s]! > t) continue;
         const job = (workers[i]![s] ??= nextJob(i, t));
-        if (job.readyAt > t) continue;
+        if (!job || job.readyAt > t) continue;
         // The job's id, as the worker passes it (the gate weighs its lease by the jobs waiting here).
         const a = await gates[i]!.admit(o.ref, job.charge, job.priority, t, { jobId: job.id, team: 'sim' });
         if (a.granted) {
@@ -137,7 +159,7 @@ export async function runFleet(o: FleetOptions): Promise<FleetResult> {
     now = s.at;
     if (!limiter.tryAdmit(s.tokens).admitted) rejected += 1;
   }
-  return { sends, store, gates, rejected, denials, t0, parked: parked.length };
+  return { sends, store, gates, rejected, denials, t0, parked: parked.length, lastSendAt: sends.length > 0 ? sends[sends.length - 1]!.at : t0 };
 }
 
 /** Largest sum of `value` over any window of `windowMs` (sends sorted by time). */

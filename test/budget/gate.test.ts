@@ -283,3 +283,26 @@ test("an interactive job at an instance whose share of the pace is spent takes t
   const without = await interactiveAtStarvedInstance({ interactiveReserve: 0 });
   assert.ok(without > 2_000, `without the reserve it waits for b's share to accrue: ${without} ms`);
 });
+
+test('a holder with few, large calls does not hoard the request window across renewals (carried requests follow carried tokens)', async () => {
+  // 600 RPM: 100 requests per 10 s. a is token-bound (2,500-token jobs, ~1.3 calls/s), b request-bound (100-token jobs).
+  const ref = deployment(300_000, 600);
+  const store = new MemoryBudgetRowStore();
+  const a = new SharedBudgetGate({ store, owner: 'a' });
+  const b = new SharedBudgetGate({ store, owner: 'b' });
+  const calls = { a: 0, b: 0 };
+  let seq = 0;
+  let aJob = 'a0';
+  let bJob = 'b0';
+  const minutes = 2;
+  for (let t = T0; t < T0 + minutes * 60_000; t += 20) {
+    if ((await a.admit(ref, 2_500, 'batch', t, { jobId: aJob, team: 't' })).granted) [calls.a, aJob] = [calls.a + 1, `a${++seq}`];
+    while ((await b.admit(ref, 100, 'batch', t, { jobId: bJob, team: 't' })).granted) [calls.b, bJob] = [calls.b + 1, `b${++seq}`];
+  }
+  // Carrying a's unspent request slices whole into each next lease left b about half the request budget (0.49 of RPM
+  // in all); carried in proportion to the carried tokens, the two use ~0.8 of it.
+  const used = (calls.a + calls.b) / (ref.rpm * minutes);
+  assert.ok(used >= 0.7, `the fleet sent ${calls.a} + ${calls.b} calls: ${used.toFixed(2)} of the RPM`);
+  // …and a still gets its calls: 100 × 2,500 tokens is 0.42 of the token quota over the two minutes.
+  assert.ok(calls.a >= 100, `a made ${calls.a} calls`);
+});

@@ -235,7 +235,7 @@ export function windowTotals(row: BudgetRow, resource: Resource, w: number, k0: 
 
 /** Requests reserved per typical call's worth of tokens (room for a run of small calls). (3 did worse in the fleet
  *  simulation: instances holding request budget they did not use.) */
-const REQUEST_FOLLOW = 1.5;
+export const REQUEST_FOLLOW = 1.5;
 
 /** What an instance asks for when it takes a lease. Infinity = as much as the limits and fair share allow. */
 export interface LeaseWant {
