@@ -32,6 +32,7 @@ import {
   reconcile,
   REQUEST_FOLLOW,
   reportLease,
+  sum,
   type BudgetPolicy,
   type BudgetRow,
   type LeaseRecord,
@@ -439,7 +440,7 @@ export class SharedBudgetGate implements BudgetGate {
         st.pauseUntil = Math.max(st.pauseUntil, row.pauseUntil);
         if (this.debug) {
           const g = granted ? `granted ${Math.round(granted.tokens.reduce((a, b) => a + b, 0))} tok over ${granted.until - now} ms (${((granted.tokens.reduce((a, b) => a + b, 0) / Math.max(1, granted.until - now)) / (lim.tokensPerSlot / lim.slotMs)).toFixed(2)} of fleet pace), first ${granted.tokens[0]}` : 'no grant';
-          const old = st.lease ? `old spent ${st.lease.spentTokens}/${st.lease.totalTokens} tok, ${st.lease.spentRequests}/${st.lease.record.requests.reduce((a, b) => a + b, 0).toFixed(1)} req` : 'no old';
+          const old = st.lease ? `old spent ${st.lease.spentTokens}/${st.lease.totalTokens} tok, ${st.lease.spentRequests}/${sum(st.lease.record.requests).toFixed(1)} req` : 'no old';
           this.debug(`budget ${this.owner.slice(0, 4)} t=${now % 1_000_000} ${mode.kind} attempt=${attempt} ${g}; ${old}; reported=${reported}; drift=${drift}; settledOthers=${settledByOthers}; live=${row.leases.length}; hungry=${!st.demandLimited}`);
         }
         if (renewing) {
