@@ -117,6 +117,7 @@ export function buildServices(config: SluiceConfig): Services {
         store: createTableBudgetStore(storage, config.budget.table),
         leaseMs: config.budget.leaseMs,
         jobsPerLease: config.budget.jobsPerLease,
+        holdMs: config.holdInProcessMs,
         policy: { safety: config.budget.safety },
         onError: (err) => console.warn(`budget table unavailable: ${(err as Error).message}`),
         schedule: (fn, ms) => void setTimeout(fn, ms).unref(),

@@ -88,7 +88,7 @@ export async function runFleet(o: FleetOptions): Promise<FleetResult> {
   let clock = t0;
   const timers: Array<{ at: number; fn: () => void }> = [];
   const timerOptions: Partial<SharedBudgetOptions> = o.timers ? { schedule: (fn, ms) => void timers.push({ at: clock + ms, fn }), now: () => clock } : {};
-  const gates = Array.from({ length: o.instances }, (_, i) => new SharedBudgetGate({ store, owner: `i${i}`, ...timerOptions, ...o.gate }));
+  const gates = Array.from({ length: o.instances }, (_, i) => new SharedBudgetGate({ store, owner: `i${i}`, holdMs, ...timerOptions, ...o.gate }));
   interface Job {
     id: string;
     readyAt: number;

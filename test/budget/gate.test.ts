@@ -306,3 +306,38 @@ test('a holder with few, large calls does not hoard the request window across re
   // …and a still gets its calls: 100 × 2,500 tokens is 0.42 of the token quota over the two minutes.
   assert.ok(calls.a >= 100, `a made ${calls.a} calls`);
 });
+
+test('the line: small jobs that keep asking cannot starve a large one of the same team and priority (they backfill)', async () => {
+  const store = new MemoryBudgetRowStore();
+  const ref = deployment(60_000, 3_600);
+  const gate = new SharedBudgetGate({ store, owner: 'a' });
+  const big = { jobId: 'big', team: 'A' };
+  const T1 = T0 + 5_000; // the large job comes while small ones are flowing
+  let bigDue = T1;
+  let bigAt: number | undefined;
+  let small = 0;
+  let smallTokens = 0;
+  for (let t = T0; t < T1 + 30_000 && bigAt === undefined; t += 50) {
+    if (t >= bigDue) {
+      const a = await gate.admit(ref, 4_000, 'batch', t, big);
+      if (a.granted) bigAt = t;
+      else bigDue = a.retryAt;
+    }
+    // Small jobs ask every 50 ms, each taking whatever has accrued.
+    for (let k = 0; k < 2; k++) {
+      const s = await gate.admit(ref, 200, 'batch', t, { jobId: `s${small}`, team: 'A' });
+      if (s.granted) (small += 1), (smallTokens += 200);
+    }
+  }
+  assert.ok(bigAt !== undefined, `the 4,000-token job never got in while ${small} small jobs did`);
+  // It waited about as long as its own tokens take to accrue at 1,000 tokens/s (plus the first lease's share), and
+  // the small jobs still used the allowance beyond what it needed.
+  assert.ok(bigAt - T1 <= 10_000, `the large job waited ${bigAt - T1} ms`);
+  assert.ok(smallTokens > 0, 'the small jobs backfilled');
+  // Another team's job, or an interactive one, is not held behind A's line.
+  const b = await gate.admit(ref, 4_000, 'batch', bigAt + 50, { jobId: 'b1', team: 'B' });
+  const later = b.granted ? undefined : b.retryAt;
+  const c = await gate.admit(ref, 200, 'batch', bigAt + 50, { jobId: 'b2', team: 'B' });
+  assert.ok(later !== undefined || b.granted);
+  assert.ok(c.granted || (!c.granted && c.retryAt <= (later ?? Infinity)), 'team B orders its own jobs only');
+});

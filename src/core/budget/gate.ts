@@ -44,8 +44,9 @@ export interface BudgetGate {
   observe(target: DeploymentRef, signal: QuotaSignal, now: number): Promise<void>;
   /** Give back leases held by this instance (graceful shutdown). */
   close?(): Promise<void>;
-  /** A job an outer gate holds back is waiting for this deployment until `until` (it counts in the lease's weight). */
-  noteWaiting?(target: DeploymentRef, claimant: Claimant, tokens: number, until: number): void;
+  /** A job an outer gate holds back (at `now`) is waiting for this deployment until `until`: it counts in the lease's
+   *  weight and keeps its place in line. */
+  noteWaiting?(target: DeploymentRef, claimant: Claimant, tokens: number, until: number, priority: JobPriority, now: number): void;
   /** Tokens other instances granted per team at the deployment since the last call (fleet-wide fair share). */
   takePeerGrants?(deploymentKey: string): ReadonlyMap<string, number> | undefined;
 }

@@ -113,21 +113,27 @@ export class HeldLease {
   }
 
   /** Whether a call charging `tokens` fits at `t`. `anyShare`: the lease was taken for this very call (its tokens
-   *  came from the interactive reserve), so the split between priorities does not apply to it. */
-  fits(t: number, tokens: number, priority: JobPriority, demand: DemandState, p: PrioritySettings, anyShare = false): boolean {
+   *  came from the interactive reserve), so the split between priorities does not apply to it. `reserved`: tokens
+   *  held for an older job that this call must not take (see SharedBudgetGate's line). */
+  fits(t: number, tokens: number, priority: JobPriority, demand: DemandState, p: PrioritySettings, anyShare = false, reserved = 0): boolean {
     if (t > this.record.until || slotOf(t, this.slotMs) < this.record.from) return false;
     const a = this.allowance(t);
-    return a.requests - this.spentRequests >= 1 && a.tokens - this.spentTokens >= tokens && (anyShare || this.withinShare(t, tokens, priority, demand, p));
+    return a.requests - this.spentRequests >= 1 && a.tokens - this.spentTokens >= tokens + reserved && (anyShare || this.withinShare(t, tokens, priority, demand, p));
   }
 
   /** Earliest slot start after `now` within the lease at which the call would fit (nothing else spent), or undefined. */
-  nextFit(now: number, tokens: number, priority: JobPriority, demand: DemandState, p: PrioritySettings): number | undefined {
+  nextFit(now: number, tokens: number, priority: JobPriority, demand: DemandState, p: PrioritySettings, reserved = 0): number | undefined {
     for (let j = slotOf(now, this.slotMs) + 1; j <= this.lastSlot; j++) {
       const t = j * this.slotMs;
       if (t > this.record.until) break;
-      if (this.fits(t, tokens, priority, demand, p)) return t;
+      if (this.fits(t, tokens, priority, demand, p, false, reserved)) return t;
     }
     return undefined;
+  }
+
+  /** Whether `tokens` more can still be spent in this lease at all (by its end, nothing else spent). */
+  canHold(tokens: number): boolean {
+    return this.totalTokens - this.spentTokens >= tokens;
   }
 
   /** Allowance accrued by `t` and not spent (carried into the next lease so a large job is not starved). */

@@ -94,7 +94,7 @@ export class FairShareGate implements BudgetGate {
     if (!this.mayAsk(dep, claimant, team, priority, tokens, now)) {
       trace?.(`fair t=${now % 1_000_000} job=${claimant.jobId.slice(0, 8)} team=${claimant.team} held back (${this.describe(dep)})`);
       // Still work waiting for the deployment: the budget's lease weight counts it.
-      this.inner.noteWaiting?.(target, claimant, tokens, now + this.tickMs);
+      this.inner.noteWaiting?.(target, claimant, tokens, now + this.tickMs, priority, now);
       return this.refuse(team, claimant.jobId, now + this.tickMs, now);
     }
     const answer = await this.inner.admit(target, tokens, priority, now, claimant);
