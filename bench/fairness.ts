@@ -169,6 +169,15 @@ async function runOnce(label: string, env: Record<string, string>): Promise<Run>
     const first = Math.min(...starts);
     const last = Math.max(...starts);
     const charged = ok.reduce((s, r) => s + r.charge, 0);
+    // Tokens started per 10 s, per team, as a share of 10 s of quota: where a share or the idle span was lost.
+    const bins = (rs: Row[]) => {
+      const out = new Array<number>(Math.ceil((last - first) / 10_000) + 1).fill(0);
+      for (const r of rs) out[Math.floor((r.start - first) / 10_000)]! += r.charge / (TPM / 6);
+      return out.map((v) => v.toFixed(2)).join(' ');
+    };
+    console.log(`[${label}] per 10 s from the first start, A: ${bins(aAll)}`);
+    console.log(`[${label}] per 10 s from the first start, B: ${bins([...bBatch, ...bLive])}`);
+    console.log(`[${label}] B idle span: +${((idle[0] - first) / 1000).toFixed(1)} s to +${((idle[1] - first) / 1000).toFixed(1)} s; both busy: +${((both[0] - first) / 1000).toFixed(1)} s to +${((both[1] - first) / 1000).toFixed(1)} s`);
     // Tokens started up to the last start, over the span: the last job's own tokens fall outside the span.
     const lastCharge = ok.find((r) => r.start === last)?.charge ?? 0;
     return {
