@@ -341,3 +341,41 @@ test('the line: small jobs that keep asking cannot starve a large one of the sam
   assert.ok(later !== undefined || b.granted);
   assert.ok(c.granted || (!c.granted && c.retryAt <= (later ?? Infinity)), 'team B orders its own jobs only');
 });
+
+test('the end of a drain: an instance that gets no new jobs and has few left keeps its leases short', async () => {
+  const ref = deployment(300_000, 3_000);
+  const store = new MemoryBudgetRowStore();
+  const a = new SharedBudgetGate({ store, owner: 'a' });
+  const b = new SharedBudgetGate({ store, owner: 'b' });
+  // a keeps 12 jobs of 2,000 tokens in flight, b 40 (so a's share is small and its last jobs take a while); b's stay
+  // in flight to the end, a's stop coming at T1.
+  let seq = 0;
+  const fresh = (who: string) => `${who}${seq++}`;
+  const flightA = Array.from({ length: 12 }, () => fresh('a'));
+  const flightB = Array.from({ length: 40 }, () => fresh('b'));
+  const T1 = T0 + 30_000;
+  const leaseMs = (g: SharedBudgetGate) => {
+    const l = g.heldLease(ref.key)!;
+    return l.until - l.from * 250;
+  };
+  let longestBeforeT1 = 0;
+  let longestAfter = 0;
+  for (let t = T0; t < T0 + 60_000; t += 20) {
+    for (let k = 0; k < flightA.length; k++) {
+      const id = flightA[k]!;
+      if (id === '') continue;
+      if ((await a.admit(ref, 2_000, 'batch', t, { jobId: id, team: 'x' })).granted) flightA[k] = t < T1 ? fresh('a') : '';
+    }
+    for (let k = 0; k < flightB.length; k++) {
+      if ((await b.admit(ref, 2_000, 'batch', t, { jobId: flightB[k]!, team: 'x' })).granted) flightB[k] = fresh('b');
+    }
+    const held = a.heldLease(ref.key);
+    if (held) {
+      if (t < T1) longestBeforeT1 = Math.max(longestBeforeT1, leaseMs(a));
+      // Leases taken once a's intake has been quiet for a while, while it still has jobs.
+      else if (held.from * 250 >= T1 + 3_000 && flightA.some((id) => id !== '')) longestAfter = Math.max(longestAfter, leaseMs(a));
+    }
+  }
+  assert.ok(longestBeforeT1 > 5_000, `while jobs keep coming, leases are long (${longestBeforeT1} ms)`);
+  assert.ok(longestAfter > 0 && longestAfter <= 2_250, `draining its last jobs, a's leases run ${longestAfter} ms`);
+});
