@@ -27,8 +27,6 @@ export interface DeploymentState {
   /** Last admit() call, and the latest retryAt handed to a refused job (it comes back then), epoch ms. */
   lastAskAt: number;
   promisedUntil: number;
-  /** When a job new to this instance last asked (or was held back by an outer gate), epoch ms. */
-  lastIntakeAt: number;
   /** Charge of the last refused job (the next lease makes room for it). */
   pendingCharge: number;
   /** The lease whose on-time renewal is scheduled (renewOnTime). */
@@ -73,7 +71,6 @@ export function newDeploymentState(key: string): DeploymentState {
     demand: { lastInteractiveAt: Number.NEGATIVE_INFINITY },
     lastAskAt: Number.NEGATIVE_INFINITY,
     promisedUntil: Number.NEGATIVE_INFINITY,
-    lastIntakeAt: Number.NEGATIVE_INFINITY,
     pendingCharge: 0,
     waiting: new Map(),
     teams: new TeamLedger(),

@@ -89,10 +89,6 @@ const DEMAND_WEIGHT_TOKENS = 1_000;
 const MAX_DEMAND_WEIGHT = 256;
 /** A refused interactive job told to wait longer than this renews a lease not weighted for interactive demand, ms. */
 const INTERACTIVE_RENEW_AFTER_MS = 1_500;
-/** The end of a drain, as an instance sees it: no job new to it for this long, ms, and at most DRAINING_JOBS
- *  waiting here. Its leases then stay short, so the shares follow the work left at each instance. */
-const INTAKE_QUIET_MS = 2_000;
-const DRAINING_JOBS = 8;
 /** A waiting job keeps its place in line (its reservation) only while it is due back: this late, it left, ms. */
 const DUE_BACK_GRACE_MS = 1_000;
 const MAX_WRITE_ATTEMPTS = 6;
@@ -138,7 +134,6 @@ export class SharedBudgetGate implements BudgetGate {
     const st = this.stateOf(target);
     const lim = limitsFor(target, this.policy);
     st.lastAskAt = Math.max(st.lastAskAt, now);
-    if (claimant && !st.waiting.has(claimant.jobId)) st.lastIntakeAt = Math.max(st.lastIntakeAt, now);
     this.watchIdle(st, target);
     if (priority === 'interactive') st.demand.lastInteractiveAt = now;
     if (tokens > lim.tokens60) {
@@ -202,9 +197,7 @@ export class SharedBudgetGate implements BudgetGate {
   }
 
   noteWaiting(target: DeploymentRef, claimant: Claimant, tokens: number, until: number, priority: JobPriority, now: number): void {
-    const st = this.stateOf(target);
-    if (!st.waiting.has(claimant.jobId)) st.lastIntakeAt = Math.max(st.lastIntakeAt, now);
-    this.noteRefused(st, claimant, tokens, priority, until, now);
+    this.noteRefused(this.stateOf(target), claimant, tokens, priority, until, now);
   }
 
   /** Records a refusal; a job refused before keeps its place in line (`since`). */
@@ -368,20 +361,14 @@ export class SharedBudgetGate implements BudgetGate {
     // reserved yet are shared by backlog, not by head count. Instances holding more work get more of the pace and
     // the fleet finishes together; with equal shares, the one left holding the last jobs drained them at a quarter
     // of the quota while the others' shares went unused until its next renewal (bench:quota's tail).
-    const waitingTokens = this.waitingTokens(st, now); // also drops waiters that left
     st.leaseForInteractive = now - st.demand.lastInteractiveAt <= this.prio.interactiveMemoryMs;
-    const weight = (st.leaseForInteractive ? 2 : 1) * Math.round(clamp(waitingTokens / DEMAND_WEIGHT_TOKENS, 1, MAX_DEMAND_WEIGHT) * 10) / 10;
+    const weight = (st.leaseForInteractive ? 2 : 1) * Math.round(clamp(this.waitingTokens(st, now) / DEMAND_WEIGHT_TOKENS, 1, MAX_DEMAND_WEIGHT) * 10) / 10;
     const others = row.leases.filter((l) => l.owner !== this.owner && l.until >= now);
     // Alone on the row, a lease stays short: an instance that starts meanwhile would otherwise get nothing until it
     // ends (bench:fairness: one instance, alone for a moment at start-up, took the whole pace for 9 s while three
     // had nothing). Renewing alone skips the read, so this costs one write per short lease.
     const alone = others.length === 0;
-    // The end of a drain here (nothing new for a while, little left): short leases, so that as instances run out the
-    // others' next leases soon take their shares (bench:quota and bench:fairness lost their last 10 s to 10 s leases
-    // sized when every instance still had work).
-    // (Callers that pass no job ids give no intake to judge by: never.)
-    const draining = !alone && Number.isFinite(st.lastIntakeAt) && now - st.lastIntakeAt >= INTAKE_QUIET_MS && st.waiting.size <= DRAINING_JOBS;
-    const leaseMs = jobRate > 0 ? clamp(this.jobsPerLease / jobRate, this.minLeaseMs, alone || draining ? this.minLeaseMs : this.leaseMs) : this.minLeaseMs;
+    const leaseMs = jobRate > 0 ? clamp(this.jobsPerLease / jobRate, this.minLeaseMs, alone ? this.minLeaseMs : this.leaseMs) : this.minLeaseMs;
     const turnedAway = now - st.lastDeniedAt <= Math.max(leaseMs, this.minLeaseMs * 2);
     const hungry = wantAll || turnedAway || recent.length < 3;
     const tokenRate = recent.reduce((s, [, n]) => s + n, 0) / Math.max(1, span);
