@@ -2,10 +2,10 @@
  * What one instance keeps per deployment for the shared budget gate (sharedBudget.ts): the held lease, the row as
  * last read, pending observations and the demand the lease is sized by. Plain data.
  */
-import type { JobPriority } from '../jobs';
 import type { DemandState, HeldLease } from './lease';
 import type { StoredBudgetRow } from './store';
 import { TeamLedger } from './teamLedger';
+import type { WaitingJobs } from './waitingLine';
 import type { ServiceObservation } from './window';
 
 export interface DeploymentState {
@@ -34,27 +34,13 @@ export interface DeploymentState {
   /** When the scheduled idle check runs (watchIdle), epoch ms. */
   idleCheckAt?: number;
   /** Jobs refused here and not admitted since, in the order they were first refused. */
-  waiting: Map<string, WaitingJob>;
+  waiting: WaitingJobs;
   /** The held lease was weighted for interactive demand. */
   leaseForInteractive: boolean;
   /** The lease an interactive job's early renewal took (at most one such renewal per lease). */
   interactiveLeaseId?: string;
   /** Tokens granted per team, here and (read from the row) by the other instances. */
   teams: TeamLedger;
-}
-
-export interface WaitingJob {
-  tokens: number;
-  priority: JobPriority;
-  team: string;
-  /** First refusal here, epoch ms (kept across refusals: the job's place in line). */
-  since: number;
-  /** When it was told to come back, epoch ms. */
-  dueAt: number;
-  /** When it stops counting (dueAt + WAITING_GRACE_MS: it was parked or went elsewhere), epoch ms. */
-  until: number;
-  /** Held in-process (due back within the worker's hold), not parked on the queue. */
-  held: boolean;
 }
 
 export function newDeploymentState(key: string): DeploymentState {

@@ -21,7 +21,8 @@ import type { JobPriority } from '../jobs';
 import type { Admission, BudgetGate, Claimant, DeploymentRef, QuotaSignal } from './gate';
 import { DEFAULT_PRIORITY, HeldLease, type PrioritySettings } from './lease';
 import type { BudgetRowStore, StoredBudgetRow } from './store';
-import { newDeploymentState, type DeploymentState, type WaitingJob } from './deploymentState';
+import { newDeploymentState, type DeploymentState } from './deploymentState';
+import { lineHead, noteRefused, waitingTokens, type WaitingJob } from './waitingLine';
 import {
   DEFAULT_BUDGET_POLICY,
   emptyRow,
@@ -81,16 +82,12 @@ const IDLE_RELEASE_MS = 1_000;
 /** A holder nobody has asked anything for this long (no refused job due back either) gives its lease back before
  *  its end when other instances share the deployment, so their next leases get its share (the end of a drain), ms. */
 const IDLE_EARLY_RELEASE_MS = 1_500;
-/** A refused job that has not asked again this long after its retryAt was parked or went elsewhere, ms. */
-const WAITING_GRACE_MS = 5_000;
 /** Waiting tokens per unit of lease weight, and the most units counted (a hold is bounded by the host's queue
  *  concurrency anyway). */
 const DEMAND_WEIGHT_TOKENS = 1_000;
 const MAX_DEMAND_WEIGHT = 256;
 /** A refused interactive job told to wait longer than this renews a lease not weighted for interactive demand, ms. */
 const INTERACTIVE_RENEW_AFTER_MS = 1_500;
-/** A waiting job keeps its place in line (its reservation) only while it is due back: this late, it left, ms. */
-const DUE_BACK_GRACE_MS = 1_000;
 const MAX_WRITE_ATTEMPTS = 6;
 const MAX_OBSERVATIONS = 4;
 
@@ -142,7 +139,8 @@ export class SharedBudgetGate implements BudgetGate {
     }
     if (st.pauseUntil > now) return { granted: false, retryAt: st.pauseUntil, reason: 'paused' };
     while (st.renewing) await st.renewing;
-    const head = this.lineHead(st, claimant, priority, now);
+    // The line (waitingLine.ts): the first job ahead of this one in its team and priority keeps what it needs.
+    const head = lineHead(st.waiting, claimant, priority, now);
     // A renewal makes room in its first slot for the first job in line, not only for whoever asks when it is due.
     const pending = Math.max(tokens, head?.tokens ?? 0);
     if (this.needsRenewal(st, now)) await this.renewOnce(st, target, now, pending, false, priority === 'interactive');
@@ -169,7 +167,7 @@ export class SharedBudgetGate implements BudgetGate {
       // An interactive job here would wait on a lease sized before it came: renew now, weighted for it and asking for
       // its tokens from the pacing window's interactive reserve. Once per lease: bench:fairness saw 8–17 s waits at
       // an instance whose share of the pace was small.
-      if (claimant) this.noteRefused(st, claimant, tokens, priority, denied.retryAt, now);
+      if (claimant) noteRefused(st.waiting, claimant, tokens, priority, denied.retryAt, now, this.holdMs);
       await this.renewOnce(st, target, now, tokens, true, true);
       st.interactiveLeaseId = st.lease?.record.id;
       if (this.trySpend(st, now, tokens, priority, true)) return this.granted(st, claimant, tokens, now);
@@ -182,7 +180,7 @@ export class SharedBudgetGate implements BudgetGate {
     if (!denied.granted) {
       st.promisedUntil = Math.max(st.promisedUntil, denied.retryAt);
       st.pendingCharge = pending;
-      if (claimant) this.noteRefused(st, claimant, tokens, priority, denied.retryAt, now);
+      if (claimant) noteRefused(st.waiting, claimant, tokens, priority, denied.retryAt, now, this.holdMs);
       this.renewOnTime(st, target);
     }
     return denied;
@@ -197,56 +195,11 @@ export class SharedBudgetGate implements BudgetGate {
   }
 
   noteWaiting(target: DeploymentRef, claimant: Claimant, tokens: number, until: number, priority: JobPriority, now: number): void {
-    this.noteRefused(this.stateOf(target), claimant, tokens, priority, until, now);
-  }
-
-  /** Records a refusal; a job refused before keeps its place in line (`since`). */
-  private noteRefused(st: DeploymentState, claimant: Claimant, tokens: number, priority: JobPriority, dueAt: number, now: number): void {
-    const prev = st.waiting.get(claimant.jobId);
-    st.waiting.set(claimant.jobId, {
-      tokens,
-      priority,
-      team: claimant.team,
-      since: prev?.since ?? now,
-      dueAt,
-      until: dueAt + WAITING_GRACE_MS,
-      held: dueAt - now <= this.holdMs,
-    });
-  }
-
-  /**
-   * The line (backfilling, as batch schedulers do it): the oldest job of the same team and priority that is waiting
-   * here and due back keeps what it needs; a younger job may take only the allowance beyond it. Without this, small
-   * jobs that woke up first took every refill while a large one, told to come back when it would fit, never did:
-   * bench:quota held 2,500-token jobs for up to 213 s (p99 129 s), past their claims, while 300-token jobs went
-   * through in seconds. Priority between interactive and batch and between teams is decided elsewhere (lease.ts, the
-   * fair-share gate); this orders jobs within one of those classes. Returns the first job ahead of the claimant.
-   */
-  private lineHead(st: DeploymentState, claimant: Claimant | undefined, priority: JobPriority, now: number): WaitingJob | undefined {
-    if (!claimant) return undefined;
-    const mine = st.waiting.get(claimant.jobId);
-    for (const [id, w] of st.waiting) {
-      if (id === claimant.jobId) break; // insertion order: everyone after this one is younger
-      if (w.priority !== priority || w.team !== claimant.team || !w.held) continue;
-      if (w.until < now || w.dueAt + DUE_BACK_GRACE_MS < now) continue;
-      if (mine && w.since > mine.since) continue;
-      return w;
-    }
-    return undefined;
+    noteRefused(this.stateOf(target).waiting, claimant, tokens, priority, until, now, this.holdMs);
   }
 
   takePeerGrants(deploymentKey: string): ReadonlyMap<string, number> | undefined {
     return this.states.get(deploymentKey)?.teams.take();
-  }
-
-  /** Tokens of the jobs waiting here for this deployment (refused, due back, not admitted since). */
-  private waitingTokens(st: DeploymentState, now: number): number {
-    let tokens = 0;
-    for (const [id, w] of st.waiting) {
-      if (w.until < now) st.waiting.delete(id);
-      else tokens += w.tokens;
-    }
-    return tokens;
   }
 
   async observe(target: DeploymentRef, signal: QuotaSignal, now: number): Promise<void> {
@@ -362,7 +315,7 @@ export class SharedBudgetGate implements BudgetGate {
     // the fleet finishes together; with equal shares, the one left holding the last jobs drained them at a quarter
     // of the quota while the others' shares went unused until its next renewal (bench:quota's tail).
     st.leaseForInteractive = now - st.demand.lastInteractiveAt <= this.prio.interactiveMemoryMs;
-    const weight = (st.leaseForInteractive ? 2 : 1) * Math.round(clamp(this.waitingTokens(st, now) / DEMAND_WEIGHT_TOKENS, 1, MAX_DEMAND_WEIGHT) * 10) / 10;
+    const weight = (st.leaseForInteractive ? 2 : 1) * Math.round(clamp(waitingTokens(st.waiting, now) / DEMAND_WEIGHT_TOKENS, 1, MAX_DEMAND_WEIGHT) * 10) / 10;
     const others = row.leases.filter((l) => l.owner !== this.owner && l.until >= now);
     // Alone on the row, a lease stays short: an instance that starts meanwhile would otherwise get nothing until it
     // ends (bench:fairness: one instance, alone for a moment at start-up, took the whole pace for 9 s while three
