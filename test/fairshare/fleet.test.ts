@@ -156,54 +156,49 @@ test('jobs the fair-share gate holds back still count as work waiting at the ins
   assert.deepEqual(noted, ['a1']);
 });
 
-test("an interactive job one job ahead of another team is not held behind that team's jobs waiting for budget", async () => {
-  const asked: string[] = [];
-  let allow = true;
+/** A budget that grants while `allow` is set, else says "in 1 s", and records which jobs asked it. */
+function switchableBudget() {
+  const state = { allow: true, asked: [] as string[] };
   const inner = {
     async admit(_r: unknown, _t: number, _p: JobPriority, now: number, c?: { jobId: string }) {
-      asked.push(c!.jobId);
-      return allow ? { granted: true as const } : { granted: false as const, retryAt: now + 1_000, reason: 'tokens' as const };
+      state.asked.push(c!.jobId);
+      return state.allow ? { granted: true as const } : { granted: false as const, retryAt: now + 1_000, reason: 'tokens' as const };
     },
     async observe() {},
   };
-  const gate = new FairShareGate(inner, { tickMs: 10 });
+  return { state, gate: new FairShareGate(inner, { tickMs: 10 }) };
+}
+
+test("an interactive job one job ahead of another team is not held behind that team's jobs waiting for budget", async () => {
+  const { state, gate } = switchableBudget();
   const ref = deployment(60_000);
   await gate.admit(ref, 500, 'batch', 0, { jobId: 'a1', team: 'a' });
-  allow = false;
+  state.allow = false;
   await gate.admit(ref, 500, 'batch', 10, { jobId: 'a2', team: 'a' }); // a waits for budget
-  allow = true;
+  state.allow = true;
   await gate.admit(ref, 500, 'batch', 15, { jobId: 'b1', team: 'b' }); // b joins level with a, is granted: one job ahead
-  allow = false;
-  asked.length = 0;
+  state.allow = false;
+  state.asked.length = 0;
   await gate.admit(ref, 500, 'interactive', 20, { jobId: 'b-live', team: 'b' });
   await gate.admit(ref, 500, 'batch', 30, { jobId: 'b2', team: 'b' });
-  assert.deepEqual(asked, ['b-live'], "b's interactive job asks the budget; its batch job waits for a's turn");
+  assert.deepEqual(state.asked, ['b-live'], "b's interactive job asks the budget; its batch job waits for a's turn");
 });
 
 test("an interactive job well ahead of another team asks the budget while that team's jobs are all refused by it (work-conserving)", async () => {
-  const asked: string[] = [];
-  let allow = true;
-  const inner = {
-    async admit(_r: unknown, _t: number, _p: JobPriority, now: number, c?: { jobId: string }) {
-      asked.push(c!.jobId);
-      return allow ? { granted: true as const } : { granted: false as const, retryAt: now + 1_000, reason: 'tokens' as const };
-    },
-    async observe() {},
-  };
-  const gate = new FairShareGate(inner, { tickMs: 10 });
+  const { state, gate } = switchableBudget();
   const ref = deployment(60_000);
   // b has had three jobs here, a none yet: b is three jobs ahead, beyond an interactive job's lead of two.
   for (const [i, t] of [0, 1, 2].entries()) await gate.admit(ref, 500, 'interactive', t, { jobId: `b${i}`, team: 'b' });
-  allow = false;
+  state.allow = false;
   await gate.admit(ref, 500, 'batch', 10, { jobId: 'a1', team: 'a' }); // a joins level with b... refused by the budget
-  asked.length = 0;
+  state.asked.length = 0;
   // a's only waiter cannot use tokens before now + 1 s: b's interactive job is not held back for it.
   await gate.admit(ref, 500, 'interactive', 20, { jobId: 'b-live', team: 'b' });
-  assert.deepEqual(asked, ['b-live']);
+  assert.deepEqual(state.asked, ['b-live']);
   // Once a's job is due back (it could take the tokens), b's interactive job waits for a's turn again.
-  asked.length = 0;
+  state.asked.length = 0;
   await gate.admit(ref, 500, 'batch', 1_015, { jobId: 'a2', team: 'a' });
-  allow = true;
+  state.allow = true;
   await gate.admit(ref, 500, 'interactive', 1_016, { jobId: 'b-live', team: 'b' });
-  assert.deepEqual(asked, ['a2'], "a2 asks; b's interactive job is held back behind a");
+  assert.deepEqual(state.asked, ['a2'], "a2 asks; b's interactive job is held back behind a");
 });
