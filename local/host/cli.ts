@@ -57,7 +57,6 @@ export function parseHostArgs(argv: string[], env: NodeJS.ProcessEnv = process.e
 
 async function main(): Promise<void> {
   const host = await startFunctionsHost(parseHostArgs(process.argv.slice(2)));
-  if (host.url) console.log(`Local Functions host listening on ${host.url}`);
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) return;
@@ -73,6 +72,8 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  // Announced once the handlers are in place, so a SIGTERM sent on seeing the line gets a clean drain.
+  if (host.url) console.log(`Local Functions host listening on ${host.url}`);
 }
 
 if (require.main === module) {

@@ -42,7 +42,6 @@ export function describeSimulator(simulator: RunningSimulator, config: Simulator
 export async function main(env: NodeJS.ProcessEnv = process.env): Promise<RunningSimulator> {
   const config = withCliPorts(loadSimulatorConfig(env), env);
   const simulator = await startSimulator(config);
-  console.log(describeSimulator(simulator, config));
   const stop = (signal: NodeJS.Signals) => {
     console.log(`\n${signal} received, stopping simulator`);
     simulator.close().then(
@@ -55,6 +54,9 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<Runnin
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  // Print the URLs only once the handlers are in place: a SIGTERM sent as soon as they appear (a supervisor, the
+  // CLI test on a loaded machine) otherwise found the default action and killed the process without a clean stop.
+  console.log(describeSimulator(simulator, config));
   return simulator;
 }
 
