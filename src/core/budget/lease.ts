@@ -120,7 +120,7 @@ export class HeldLease {
 
   /** Whether a call charging `tokens` fits at `t`. `anyShare`: the lease was taken for this very call (its tokens
    *  came from the interactive reserve), so the split between priorities does not apply to it. `reserved`: tokens
-   *  held for an older job that this call must not take (see SharedBudgetGate's line). */
+   *  held for an older job that this call must not take (the line, waitingLine.ts). */
   fits(t: number, tokens: number, priority: JobPriority, demand: DemandState, p: PrioritySettings, anyShare = false, reserved = 0): boolean {
     if (t > this.record.until || slotOf(t, this.slotMs) < this.record.from) return false;
     const a = this.allowance(t);
