@@ -334,10 +334,5 @@ test('the line: small jobs that keep asking cannot starve a large one of the sam
   // the small jobs still used the allowance beyond what it needed.
   assert.ok(bigAt - T1 <= 10_000, `the large job waited ${bigAt - T1} ms`);
   assert.ok(smallTokens > 0, 'the small jobs backfilled');
-  // Another team's job, or an interactive one, is not held behind A's line.
-  const b = await gate.admit(ref, 4_000, 'batch', bigAt + 50, { jobId: 'b1', team: 'B' });
-  const later = b.granted ? undefined : b.retryAt;
-  const c = await gate.admit(ref, 200, 'batch', bigAt + 50, { jobId: 'b2', team: 'B' });
-  assert.ok(later !== undefined || b.granted);
-  assert.ok(c.granted || (!c.granted && c.retryAt <= (later ?? Infinity)), 'team B orders its own jobs only');
+  // Who stands in whose line: test/budget/waitingLine.test.ts.
 });
