@@ -61,6 +61,10 @@ export interface FleetOptions {
   /** A finite backlog of this many jobs (then the queue is empty; the run ends when the last one is sent).
    *  @default endless */
   backlog?: number;
+  /** Jobs reach an instance as the Functions host fetches them: `batch` messages at a time, once its jobs in flight
+   *  drop to `threshold` (host.json batchSize, newBatchThreshold; concurrency should be batch + threshold).
+   *  @default a new job as soon as a slot frees */
+  fetch?: { batch: number; threshold: number };
   /** Give the gates a fake-clock `schedule` (idle release, on-time renewal), as the worker does. @default false */
   timers?: boolean;
 }
@@ -128,9 +132,21 @@ export async function runFleet(o: FleetOptions): Promise<FleetResult> {
       const crash = o.crashAt?.(i);
       if (crash !== undefined && t >= t0 + crash) continue;
       if (t < t0 + (o.startAt?.(i) ?? 0)) continue;
+      if (o.fetch) {
+        const inFlight = workers[i]!.filter((j, s) => j !== undefined || busyUntil[i]![s]! > t).length;
+        if (inFlight <= o.fetch.threshold) {
+          for (let s = 0, n = 0; s < o.concurrency && n < o.fetch.batch; s++) {
+            if (workers[i]![s] !== undefined || busyUntil[i]![s]! > t) continue;
+            const fetched = nextJob(i, t);
+            if (!fetched) break;
+            workers[i]![s] = fetched;
+            n += 1;
+          }
+        }
+      }
       for (let s = 0; s < o.concurrency; s++) {
         if (busyUntil[i]![s]! > t) continue;
-        const job = (workers[i]![s] ??= nextJob(i, t));
+        const job = o.fetch ? workers[i]![s] : (workers[i]![s] ??= nextJob(i, t));
         if (!job || job.readyAt > t) continue;
         // The job's id, as the worker passes it (the gate weighs its lease by the jobs waiting here).
         const a = await gates[i]!.admit(o.ref, job.charge, job.priority, t, { jobId: job.id, team: 'sim' });

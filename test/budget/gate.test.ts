@@ -336,3 +336,29 @@ test('the line: small jobs that keep asking cannot starve a large one of the sam
   assert.ok(smallTokens > 0, 'the small jobs backfilled');
   // Who stands in whose line: test/budget/waitingLine.test.ts.
 });
+
+test('the end of a drain: instances left holding the last jobs take short leases and pick up what the others give back', async () => {
+  // 4 instances × 20 jobs in flight, a finite backlog: once the queue is empty the 80 jobs held by the instances are
+  // all the work left, and they run out one by one. With long leases the last 20 s ran at 0.63–0.76 of the quota.
+  const ref = deployment(300_000);
+  for (const seed of [1, 2, 3, 4]) {
+    const r = await runFleet({
+      ref,
+      instances: 4,
+      concurrency: 20,
+      durationMs: 10 * 60_000,
+      seed,
+      backlog: 1_200,
+      timers: true,
+      holdMs: 30_000,
+      latency: () => 30,
+      charge: (rnd) => 1_000 + Math.round(rnd() * 1_000),
+    });
+    assert.equal(r.rejected, 0);
+    assert.equal(r.sends.length, 1_200);
+    const tail = utilisation(r.sends, ref.tpm, r.lastSendAt - 20_000, r.lastSendAt);
+    assert.ok(tail >= 0.8, `seed ${seed}: the last 20 s of the drain used ${tail.toFixed(3)} of the quota`);
+    const tx = transactions(r.store.stats) / r.sends.length;
+    assert.ok(tx <= 0.4, `seed ${seed}: ${tx.toFixed(3)} budget transactions per job`);
+  }
+});

@@ -22,6 +22,8 @@ export interface DeploymentState {
   storageBackoffUntil: number;
   /** Recent admissions [time, tokens], for pace and lease length. */
   admitted: Array<[number, number]>;
+  /** First asks of jobs new to this instance in the last 20 s, epoch ms (the end of a drain, sharedBudget.ts). */
+  arrivals: number[];
   lastDeniedAt: number;
   demand: DemandState;
   /** Last admit() call, and the latest retryAt handed to a refused job (it comes back then), epoch ms. */
@@ -53,6 +55,7 @@ export function newDeploymentState(key: string): DeploymentState {
     demandLimited: false,
     storageBackoffUntil: 0,
     admitted: [],
+    arrivals: [],
     lastDeniedAt: Number.NEGATIVE_INFINITY,
     demand: { lastInteractiveAt: Number.NEGATIVE_INFINITY },
     lastAskAt: Number.NEGATIVE_INFINITY,

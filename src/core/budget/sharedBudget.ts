@@ -76,6 +76,17 @@ export interface SharedBudgetOptions {
 
 
 const RATE_WINDOW_MS = 20_000;
+/**
+ * The end of a drain (inDrainEnd): fewer than TAIL_ARRIVALS as many new jobs reached the instance as it admitted
+ * in the last TAIL_WINDOW_MS (its in-flight work shrinks: the queue has run dry for it), and the work waiting
+ * fleet-wide, as the leases' weights tell it, would be spent at the fleet's pace within TAIL_HORIZON leases.
+ * Fleet simulation with host-style fetches (16 at a time, 4 instances): the last 20 s of a drain of 1,000–2,000-token
+ * jobs 0.79 → 0.87 of the quota, budget transactions per job 0.333 → 0.348; 500–1,000-token jobs unchanged (0.158).
+ * A 10 s window shortened leases in the middle of drains of small jobs too (0.158 → 0.208 transactions per job).
+ */
+const TAIL_WINDOW_MS = RATE_WINDOW_MS;
+const TAIL_ARRIVALS = 0.5;
+const TAIL_HORIZON = 1.5;
 /** A lease not renewed this long after its end is reported by its idle holder, ms. (Releasing earlier, after a few
  *  quiet seconds, cost 0.05 more budget transactions per job in bench:quota and gained no drain time.) */
 const IDLE_RELEASE_MS = 1_000;
@@ -131,6 +142,10 @@ export class SharedBudgetGate implements BudgetGate {
     const st = this.stateOf(target);
     const lim = limitsFor(target, this.policy);
     st.lastAskAt = Math.max(st.lastAskAt, now);
+    if (claimant && !st.waiting.has(claimant.jobId)) {
+      st.arrivals.push(now);
+      while (st.arrivals.length > 0 && st.arrivals[0]! < now - TAIL_WINDOW_MS) st.arrivals.shift();
+    }
     this.watchIdle(st, target);
     if (priority === 'interactive') st.demand.lastInteractiveAt = now;
     if (tokens > lim.tokens60) {
@@ -321,9 +336,10 @@ export class SharedBudgetGate implements BudgetGate {
     // ends (bench:fairness: one instance, alone for a moment at start-up, took the whole pace for 9 s while three
     // had nothing). Renewing alone skips the read, so this costs one write per short lease.
     const alone = others.length === 0;
-    const leaseMs = jobRate > 0 ? clamp(this.jobsPerLease / jobRate, this.minLeaseMs, alone ? this.minLeaseMs : this.leaseMs) : this.minLeaseMs;
+    let leaseMs = jobRate > 0 ? clamp(this.jobsPerLease / jobRate, this.minLeaseMs, alone ? this.minLeaseMs : this.leaseMs) : this.minLeaseMs;
     const turnedAway = now - st.lastDeniedAt <= Math.max(leaseMs, this.minLeaseMs * 2);
     const hungry = wantAll || turnedAway || recent.length < 3;
+    if (hungry && !alone && this.inDrainEnd(st, lim, now, others, recent, leaseMs)) leaseMs = this.minLeaseMs;
     const tokenRate = recent.reduce((s, [, n]) => s + n, 0) / Math.max(1, span);
     st.demandLimited = !hungry;
     this.leaseCounter += 1;
@@ -358,6 +374,20 @@ export class SharedBudgetGate implements BudgetGate {
       },
       lim,
     );
+  }
+
+  /**
+   * The end of a drain: the jobs left are held by the instances, which run out one by one and give back the rest of
+   * their leases (watchIdle). A long lease sees what they gave back only at its next renewal, and the last seconds of
+   * the drain ran at half the quota (bench:fairness, the fleet simulation). So there, leases are short.
+   */
+  private inDrainEnd(st: DeploymentState, lim: Limits, now: number, others: readonly LeaseRecord[], recent: ReadonlyArray<[number, number]>, leaseMs: number): boolean {
+    if (st.waiting.size === 0) return false;
+    const admittedLately = recent.filter(([t]) => t >= now - TAIL_WINDOW_MS).length;
+    const arrived = st.arrivals.filter((t) => t >= now - TAIL_WINDOW_MS).length;
+    if (admittedLately < 3 || arrived >= TAIL_ARRIVALS * admittedLately) return false;
+    const fleetWaiting = waitingTokens(st.waiting, now) + others.reduce((n, l) => n + l.weight * DEMAND_WEIGHT_TOKENS, 0);
+    return fleetWaiting / (lim.tokensPerSlot / lim.slotMs) < TAIL_HORIZON * leaseMs;
   }
 
   /**
