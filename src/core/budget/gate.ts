@@ -35,6 +35,8 @@ export interface Claimant {
   jobId: string;
   team: string;
   model?: string;
+  /** Another team had a job waiting at this instance when this one asked (set by the fair-share gate; teamLedger.ts). */
+  contested?: boolean;
 }
 
 export interface BudgetGate {

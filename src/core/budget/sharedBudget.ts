@@ -204,7 +204,7 @@ export class SharedBudgetGate implements BudgetGate {
   private granted(st: DeploymentState, claimant: Claimant | undefined, tokens: number, now: number): Admission {
     if (claimant) {
       st.waiting.delete(claimant.jobId);
-      st.teams.record(claimant.team, tokens, now);
+      st.teams.record(claimant.team, tokens, now, claimant.contested);
     }
     return { granted: true };
   }
@@ -362,7 +362,7 @@ export class SharedBudgetGate implements BudgetGate {
         now,
         until: now + leaseMs,
         weight,
-        teams: st.teams.publish(now),
+        ...st.teams.publish(now),
         // An instance's first lease takes only its share of the slots: with an idle minute behind them, the first
         // leases of a starting fleet could otherwise each reserve the whole pace and spend the pacing window's room
         // between them in two seconds, leaving nothing for anyone for the next eight (bench:fairness at start-up).

@@ -2,13 +2,22 @@
  * Tokens granted per team at one deployment, shared between instances through the budget row (issue 10).
  *
  * Each instance counts what it granted to every team (cumulative, monotonic) and publishes the counters in the lease
- * record it writes at every renewal. When it reads the row, it takes the growth of every other instance's counters
- * since it last saw them: what the rest of the fleet granted each team meanwhile. The fair-share gate adds that to its
- * own count, so every instance orders teams by the fleet's tokens, not only its own, at no extra storage cost.
+ * record it writes at every renewal. When it reads the row, it takes the growth of the other instances' counters
+ * since it last saw them, and the fair-share gate adds that to its own count, at no extra storage cost.
+ *
+ * Which grants count elsewhere: only the *uncontested* ones, granted while no other team had a job waiting at that
+ * instance (LeaseRecord.solo). An instance that held several teams' jobs divided its tokens between them itself; if
+ * every instance also corrected for those grants, they all corrected the same stale difference at once, a lease
+ * later, and the fleet swung from one team to the other every 10–20 s (4 instances holding both teams' jobs: each
+ * team's share per 10 s ranged 0.05–0.89). An uncontested grant is one the instance could not balance: a team whose
+ * jobs sit at one instance of four gets its share from the instances that hold its jobs and can favour it. Those
+ * instances (the arbiters: peers whose last grants were contested, and this one) split the correction, so each counts
+ * 1 / arbiters of every uncontested grant made elsewhere.
  *
  * Counters rather than rates: a renewal that is missed, late or conflicting loses nothing, since the next one carries
  * the difference. An instance seen for the first time sets a baseline (its past is not counted twice by instances
- * that joined later). Pure; time is a parameter.
+ * that joined later). A record without `solo` (an instance of an older version) counts in full. Pure; time is a
+ * parameter.
  */
 import type { LeaseRecord } from './window';
 
@@ -19,51 +28,94 @@ const PUBLISH_FOR_MS = 5 * 60_000;
 /** An instance not seen in the row for this long is forgotten (its next record sets a new baseline), ms. */
 const FORGET_PEER_MS = 10 * 60_000;
 
+/** What a lease record carries for the ledger. */
+export type PublishedGrants = Pick<LeaseRecord, 'teams' | 'solo'>;
+
+interface Counter {
+  total: number;
+  solo: number;
+}
+
+interface Peer {
+  seenAt: number;
+  counters: Map<string, Counter>;
+  /** Its last grants that we saw grow were contested: it divides tokens between teams itself. */
+  arbiter: boolean;
+}
+
 export class TeamLedger {
-  private readonly mine = new Map<string, { total: number; lastAt: number }>();
-  private readonly peers = new Map<string, { seenAt: number; totals: Map<string, number> }>();
+  private readonly mine = new Map<string, Counter & { lastAt: number }>();
+  private readonly peers = new Map<string, Peer>();
   private pending = new Map<string, number>();
 
-  /** This instance granted `tokens` to `team`. */
-  record(team: string, tokens: number, now: number): void {
-    const t = this.mine.get(team) ?? { total: 0, lastAt: now };
+  /** This instance granted `tokens` to `team`; `contested`: another team had a job waiting here then. */
+  record(team: string, tokens: number, now: number, contested = false): void {
+    const t = this.mine.get(team) ?? { total: 0, solo: 0, lastAt: now };
     t.total += tokens;
+    if (!contested) t.solo += tokens;
     t.lastAt = now;
     this.mine.set(team, t);
   }
 
   /** Counters for this instance's next lease record: the teams granted to most recently, at most MAX_PUBLISHED_TEAMS. */
-  publish(now: number): Record<string, number> | undefined {
+  publish(now: number): PublishedGrants {
     const recent = [...this.mine].filter(([, t]) => now - t.lastAt <= PUBLISH_FOR_MS);
-    if (recent.length === 0) return undefined;
+    if (recent.length === 0) return {};
     recent.sort((a, b) => b[1].lastAt - a[1].lastAt);
-    return Object.fromEntries(recent.slice(0, MAX_PUBLISHED_TEAMS).map(([team, t]) => [team, Math.round(t.total)]));
+    const top = recent.slice(0, MAX_PUBLISHED_TEAMS);
+    return {
+      teams: Object.fromEntries(top.map(([team, t]) => [team, Math.round(t.total)])),
+      solo: Object.fromEntries(top.map(([team, t]) => [team, Math.round(t.solo)])),
+    };
   }
 
   /** Reads the other instances' counters from a row just read or written. */
   absorb(leases: readonly LeaseRecord[], self: string, now: number): void {
+    const grown: Array<[Peer, Map<string, number>]> = [];
     for (const lease of leases) {
       if (lease.owner === self || !lease.teams) continue;
+      const seen = countersOf(lease);
       const known = this.peers.get(lease.owner);
       if (!known) {
-        this.peers.set(lease.owner, { seenAt: now, totals: new Map(Object.entries(lease.teams)) });
+        this.peers.set(lease.owner, { seenAt: now, counters: seen, arbiter: false });
         continue;
       }
       known.seenAt = now;
-      for (const [team, total] of Object.entries(lease.teams)) {
-        const grown = total - (known.totals.get(team) ?? 0);
-        if (grown > 0) this.pending.set(team, (this.pending.get(team) ?? 0) + grown);
-        known.totals.set(team, Math.max(total, known.totals.get(team) ?? 0));
+      let contested = 0;
+      let soloGrowth = 0;
+      const solo = new Map<string, number>();
+      for (const [team, c] of seen) {
+        const before = known.counters.get(team) ?? { total: 0, solo: 0 };
+        const total = Math.max(0, c.total - before.total);
+        const alone = Math.min(total, Math.max(0, c.solo - before.solo));
+        contested += total - alone;
+        soloGrowth += alone;
+        if (alone > 0) solo.set(team, alone);
+        known.counters.set(team, { total: Math.max(c.total, before.total), solo: Math.max(c.solo, before.solo) });
       }
+      if (contested > 0 || soloGrowth > 0) known.arbiter = contested > soloGrowth;
+      if (solo.size > 0) grown.push([known, solo]);
     }
     for (const [owner, p] of this.peers) if (now - p.seenAt > FORGET_PEER_MS) this.peers.delete(owner);
+    // The instances that will correct for these grants: this one and every live peer that divides tokens itself.
+    const live = new Set(leases.map((l) => l.owner));
+    let arbiters = 1;
+    for (const [owner, p] of this.peers) if (owner !== self && p.arbiter && live.has(owner)) arbiters += 1;
+    for (const [, solo] of grown) for (const [team, n] of solo) this.pending.set(team, (this.pending.get(team) ?? 0) + n / arbiters);
   }
 
-  /** What other instances granted per team since the last call. */
+  /** This instance's part of what other instances granted per team, uncontested, since the last call. */
   take(): ReadonlyMap<string, number> | undefined {
     if (this.pending.size === 0) return undefined;
     const taken = this.pending;
     this.pending = new Map();
     return taken;
   }
+}
+
+/** A record's counters; without `solo` (an older version) every grant counts as uncontested. */
+function countersOf(lease: LeaseRecord): Map<string, Counter> {
+  const out = new Map<string, Counter>();
+  for (const [team, total] of Object.entries(lease.teams ?? {})) out.set(team, { total, solo: lease.solo ? (lease.solo[team] ?? 0) : total });
+  return out;
 }

@@ -40,6 +40,8 @@ export interface LeaseRecord {
   weight: number;
   /** Tokens the holder has granted per team at this deployment, cumulative (teamLedger.ts; fleet-wide fair share). */
   teams?: Record<string, number>;
+  /** The part of `teams` granted while no other team had a job waiting at the holder (teamLedger.ts). */
+  solo?: Record<string, number>;
 }
 
 /** The shared state of one deployment's budget. */
@@ -257,8 +259,9 @@ export interface GrantRequest {
   until: number;
   weight: number;
   want: LeaseWant;
-  /** Published with the lease (LeaseRecord.teams). */
+  /** Published with the lease (LeaseRecord.teams and .solo). */
   teams?: Record<string, number>;
+  solo?: Record<string, number>;
   /** Take at most the weighted share of every slot, even slots every other lease already covers (a first lease). */
   shareOnly?: boolean;
   /** want.firstTokens is for an interactive job: the first slot may use the pacing window's interactive reserve. */
@@ -282,7 +285,7 @@ export function grantLease(row: BudgetRow, req: GrantRequest, lim: Limits): Leas
   const others = row.leases.filter((l) => l.owner !== req.owner && l.until >= req.now);
   const totalWeight = req.weight + others.reduce((s, l) => s + l.weight, 0);
   const share = req.weight / totalWeight;
-  const lease: LeaseRecord = { id: req.id, owner: req.owner, from: first, until: req.until, tokens: [], requests: [], weight: req.weight, ...(req.teams ? { teams: req.teams } : {}) };
+  const lease: LeaseRecord = { id: req.id, owner: req.owner, from: first, until: req.until, tokens: [], requests: [], weight: req.weight, ...(req.teams ? { teams: req.teams } : {}), ...(req.solo ? { solo: req.solo } : {}) };
   const headroom = (arr: Float64Array, limit: number, from: number, to: number) => {
     let room = Number.POSITIVE_INFINITY;
     for (let k = from; k <= to; k++) room = Math.min(room, limit - arr[k - first]!);

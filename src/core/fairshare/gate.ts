@@ -16,10 +16,12 @@
  * Refused waiters are told to come back after `tickMs`; a waiter not seen for `expiryMs` after its last answer
  * (its job parked or its worker died) is forgotten, so it never blocks anyone.
  *
- * Fleet-wide: each instance orders the jobs it holds, but a team's tag also advances by what the other instances
- * granted it (the inner gate's takePeerGrants: counters published in the budget row at every lease renewal, see
- * budget/teamLedger.ts), so a team that got tokens elsewhere is not favoured here for them again, and one that got
- * little anywhere goes first everywhere. The quota itself stays enforced by the shared budget behind this gate.
+ * Fleet-wide: each instance orders the jobs it holds, but a team's tag also advances by what other instances granted
+ * it while no other team's job waited there (the inner gate's takePeerGrants: counters published in the budget row
+ * at every lease renewal, see budget/teamLedger.ts), split between the instances that divide tokens between teams. A
+ * team whose jobs sit at one instance of four is favoured there for what the other three gave the rest; grants that
+ * another instance already divided fairly are not corrected again (that made the fleet swing between teams). The
+ * quota itself stays enforced by the shared budget behind this gate.
  * Plain TypeScript driven by the `now` argument.
  */
 import type { JobPriority } from '../jobs';
@@ -99,7 +101,8 @@ export class FairShareGate implements BudgetGate {
       this.inner.noteWaiting?.(target, claimant, tokens, now + this.tickMs, priority, now);
       return this.refuse(team, claimant.jobId, now + this.tickMs, now);
     }
-    const answer = await this.inner.admit(target, tokens, priority, now, claimant);
+    // Whether another team's job waits here too: the ledger shares only uncontested grants with the fleet.
+    const answer = await this.inner.admit(target, tokens, priority, now, { ...claimant, contested: othersWaiting(dep, claimant.team) });
     trace?.(`fair t=${now % 1_000_000} job=${claimant.jobId.slice(0, 8)} team=${claimant.team} tokens=${tokens} ${answer.granted ? 'granted' : `refused ${answer.reason} retry+${answer.retryAt - now}`} (${this.describe(dep)})`);
     if (!answer.granted) {
       const w = team.waiters.get(claimant.jobId);
@@ -249,6 +252,12 @@ function addTeam(dep: DeploymentState, name: string, finish: number): TeamState 
   const team: TeamState = { finish, waiters: new Map(), granted: [] };
   dep.teams.set(name, team);
   return team;
+}
+
+/** Whether a team other than `self` has a job waiting at the deployment. */
+function othersWaiting(dep: DeploymentState, self: string): boolean {
+  for (const [name, t] of dep.teams) if (name !== self && t.waiters.size > 0) return true;
+  return false;
 }
 
 /** Whether the team has an interactive job waiting (no copy of the waiters: this runs on every ask). */
