@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { FairShareGate } from '../../src/core/fairshare/gate';
 import { SharedBudgetGate } from '../../src/core/budget/sharedBudget';
 import { MemoryBudgetRowStore } from '../../src/core/budget/store';
-import { TeamLedger } from '../../src/core/budget/teamLedger';
+import { TeamLedger, type PeerGrant } from '../../src/core/budget/teamLedger';
 import type { LeaseRecord } from '../../src/core/budget/window';
 import type { JobPriority } from '../../src/core/jobs';
 import { deployment } from '../budget/fleetSim';
@@ -97,16 +97,30 @@ test('fleet-wide: instances that each hold both teams\' jobs divide the deployme
   assert.ok(Math.abs(share(granted, 'b') - 0.5) <= 0.05, `b got ${share(granted, 'b').toFixed(3)} overall`);
 });
 
+/** A lease record as instance `owner` writes it at `at` (a new lease id each time), with its ledger counters. */
+let leaseSeq = 0;
+const record = (owner: string, at: number, teams: Record<string, number>, solo?: Record<string, number>): LeaseRecord =>
+  ({ id: `${owner}.${++leaseSeq}`, owner, from: at / 250, until: at + 10_000, tokens: [], requests: [], weight: 1, teams, ...(solo ? { solo } : {}) });
+const byTeam = (grants: readonly PeerGrant[] | undefined) => {
+  const out: Record<string, number> = {};
+  for (const g of grants ?? []) out[g.team] = (out[g.team] ?? 0) + g.tokens;
+  return out;
+};
+
 test('team ledger: counters carried in lease records become what the other instances granted since last seen', () => {
   const ledger = new TeamLedger();
-  const lease = (owner: string, teams: Record<string, number>): LeaseRecord => ({ id: `${owner}.1`, owner, from: 0, until: 0, tokens: [], requests: [], weight: 1, teams });
   // First sight of an instance sets a baseline: its past is not counted.
-  ledger.absorb([lease('x', { a: 5_000 })], 'me', 0);
+  ledger.absorb([record('x', 0, { a: 5_000 })], 'me', 0, 250);
   assert.equal(ledger.take(), undefined);
   // Growth is counted, a new team in full; a renewal missed in between loses nothing (counters are cumulative).
-  ledger.absorb([lease('x', { a: 9_000, b: 1_000 }), lease('me', { a: 1e9 })], 'me', 1_000);
-  ledger.absorb([lease('x', { a: 12_000, b: 1_000 })], 'me', 5_000);
-  assert.deepEqual(Object.fromEntries(ledger.take()!), { a: 7_000, b: 1_000 });
+  const x1 = record('x', 1_000, { a: 9_000, b: 1_000 });
+  ledger.absorb([x1, record('me', 1_000, { a: 1e9 })], 'me', 1_000, 250);
+  ledger.absorb([x1], 'me', 2_000, 250); // the same record read again adds nothing
+  ledger.absorb([record('x', 5_000, { a: 12_000, b: 1_000 })], 'me', 5_000, 250);
+  const taken = ledger.take()!;
+  assert.deepEqual(byTeam(taken), { a: 7_000, b: 1_000 });
+  // Each part carries the renewals between which it was granted.
+  assert.deepEqual(taken.map((g) => [g.team, g.tokens, g.from, g.to]), [['a', 4_000, 0, 1_000], ['b', 1_000, 0, 1_000], ['a', 3_000, 1_000, 5_000]]);
   assert.equal(ledger.take(), undefined, 'taken once');
   // What this instance publishes: its own counters, most recent teams first, at most eight.
   for (let i = 0; i < 10; i++) ledger.record(`t${i}`, 100 * (i + 1), 10_000 + i);
@@ -118,7 +132,6 @@ test('team ledger: counters carried in lease records become what the other insta
 });
 
 test('team ledger: only uncontested grants count elsewhere, split between the instances that divide tokens themselves', () => {
-  const lease = (owner: string, teams: Record<string, number>, solo: Record<string, number>): LeaseRecord => ({ id: `${owner}.1`, owner, from: 0, until: 0, tokens: [], requests: [], weight: 1, teams, solo });
   // What an instance publishes: every grant in `teams`, those made while no other team waited there in `solo`.
   const own = new TeamLedger();
   own.record('a', 1_000, 0, false);
@@ -127,17 +140,54 @@ test('team ledger: only uncontested grants count elsewhere, split between the in
   assert.deepEqual(own.publish(10), { teams: { b: 700, a: 1_500 }, solo: { b: 0, a: 1_000 } });
 
   const ledger = new TeamLedger();
-  ledger.absorb([lease('x', { a: 0 }, { a: 0 }), lease('y', { a: 0, b: 0 }, { a: 0, b: 0 })], 'me', 0);
+  ledger.absorb([record('x', 0, { a: 0 }, { a: 0 }), record('y', 0, { a: 0, b: 0 }, { a: 0, b: 0 })], 'me', 0, 250);
   // x granted a 4,000 alone; y granted a and b 3,000 each while both waited (an arbiter, like this instance).
-  ledger.absorb([lease('x', { a: 4_000 }, { a: 4_000 }), lease('y', { a: 3_000, b: 3_000 }, { a: 0, b: 0 })], 'me', 1_000);
-  assert.deepEqual(Object.fromEntries(ledger.take()!), { a: 2_000 }, "half of x's grants: y makes up the other half");
+  ledger.absorb([record('x', 1_000, { a: 4_000 }, { a: 4_000 }), record('y', 1_000, { a: 3_000, b: 3_000 }, { a: 0, b: 0 })], 'me', 1_000, 250);
+  assert.deepEqual(byTeam(ledger.take()), { a: 2_000 }, "half of x's grants: y makes up the other half");
   // y stops dividing (only a waits there now): its grants count, and this instance is the only arbiter left.
-  ledger.absorb([lease('x', { a: 6_000 }, { a: 6_000 }), lease('y', { a: 5_000, b: 3_000 }, { a: 2_000, b: 0 })], 'me', 2_000);
-  assert.deepEqual(Object.fromEntries(ledger.take()!), { a: 4_000 });
+  ledger.absorb([record('x', 2_000, { a: 6_000 }, { a: 6_000 }), record('y', 2_000, { a: 5_000, b: 3_000 }, { a: 2_000, b: 0 })], 'me', 2_000, 250);
+  assert.deepEqual(byTeam(ledger.take()), { a: 4_000 });
   // A record without `solo` (an older version) counts in full.
-  ledger.absorb([lease('x', { a: 7_000 }, { a: 7_000 }), { ...lease('z', {}, {}), teams: { a: 100 }, solo: undefined }], 'me', 3_000);
-  ledger.absorb([{ ...lease('z', {}, {}), teams: { a: 600 }, solo: undefined }, lease('x', { a: 7_000 }, { a: 7_000 })], 'me', 4_000);
-  assert.deepEqual(Object.fromEntries(ledger.take()!), { a: 1_500 });
+  ledger.absorb([record('z', 3_000, { a: 100 })], 'me', 3_000, 250);
+  ledger.absorb([record('z', 4_000, { a: 600 })], 'me', 4_000, 250);
+  assert.deepEqual(byTeam(ledger.take()), { a: 500 });
+});
+
+test('tokens granted elsewhere before a team started waiting here are no debt to it; those granted after are', async () => {
+  for (const [label, from, to, expected] of [
+    ['before b joined', 0, 8_000, ['a3', 'b1', 'a4', 'b2']],
+    ['after b joined', 10_000, 11_000, ['b1', 'b2']],
+  ] as const) {
+    let allow = true;
+    let peers: PeerGrant[] | undefined;
+    const inner = {
+      async admit(_r: unknown, _t: number, _p: JobPriority, now: number) {
+        return allow ? { granted: true as const } : { granted: false as const, retryAt: now + 1_000, reason: 'tokens' as const };
+      },
+      async observe() {},
+      takePeerGrants() {
+        const out = peers;
+        peers = undefined;
+        return out;
+      },
+    };
+    const gate = new FairShareGate(inner, { tickMs: 10 });
+    const ref = deployment(60_000);
+    const ask = (id: string, now: number) => gate.admit(ref, 1_000, 'batch', now, { jobId: id, team: id[0]! });
+    await ask('a1', 0);
+    await ask('a2', 1);
+    allow = false;
+    await ask('a3', 9_000); // a waits for budget
+    await ask('a4', 9_000);
+    await ask('b1', 10_000); // b starts waiting here, level with a
+    await ask('b2', 10_000);
+    // Another instance reports 10,000 tokens it granted a, uncontested.
+    peers = [{ team: 'a', tokens: 10_000, from, to }];
+    allow = true;
+    const granted: string[] = [];
+    for (const id of ['a3', 'b1', 'a4', 'b2']) if ((await ask(id, 11_100)).granted) granted.push(id);
+    assert.deepEqual(granted, expected, label);
+  }
 });
 
 test("between teams level with each other, one team's interactive job goes before the other's batch jobs", async () => {
@@ -240,4 +290,34 @@ test("an interactive job well ahead of another team asks the budget while that t
   state.allow = true;
   await gate.admit(ref, 500, 'interactive', 1_016, { jobId: 'b-live', team: 'b' });
   assert.deepEqual(state.asked, ['a2'], "a2 asks; b's interactive job is held back behind a");
+});
+
+test('a team whose jobs are parked for budget keeps its place: it is backlogged, not idle', async () => {
+  // b's job is told to come back in 5 s (longer than a job is held in-process: it is parked and holds nobody back).
+  // Meanwhile a's jobs take whatever they can. When b's job comes back, b is owed those turns: starting it level with
+  // a, as a team back from idle, threw them away (a team whose jobs sat at two instances of four got 0.41).
+  let retryIn = 0;
+  const asked: string[] = [];
+  const inner = {
+    async admit(_r: unknown, _t: number, _p: JobPriority, now: number, c?: { jobId: string }) {
+      asked.push(c!.jobId);
+      return retryIn === 0 ? { granted: true as const } : { granted: false as const, retryAt: now + retryIn, reason: 'tokens' as const };
+    },
+    async observe() {},
+  };
+  const gate = new FairShareGate(inner, { tickMs: 10 });
+  const ref = deployment(60_000);
+  const ask = async (id: string, now: number) => (await gate.admit(ref, 1_000, 'batch', now, { jobId: id, team: id[0]! })).granted;
+  assert.equal(await ask('a1', 0), true);
+  retryIn = 5_000;
+  assert.equal(await ask('b1', 10), false, 'b1 parked until 5,010');
+  retryIn = 0;
+  for (const [i, t] of [100, 200, 300, 400].entries()) assert.equal(await ask(`a${i + 2}`, t), true, 'nothing holds a back meanwhile');
+  retryIn = 10; // the budget has nothing for a moment
+  await ask('a6', 5_005);
+  asked.length = 0;
+  await ask('b1', 5_010); // b1 is back
+  await ask('a7', 5_015);
+  await ask('a6', 5_016);
+  assert.deepEqual(asked, ['b1'], 'a has had four turns since b started waiting: its jobs wait for b');
 });

@@ -3,6 +3,7 @@
  * Implementations: UnlimitedBudget (no accounting) and the Table-backed shared budget.
  */
 import type { JobPriority } from '../jobs';
+import type { PeerGrant } from './teamLedger';
 
 /** One Azure OpenAI deployment's budget identity and limits. */
 export interface DeploymentRef {
@@ -49,8 +50,9 @@ export interface BudgetGate {
   /** A job an outer gate holds back (at `now`) is waiting for this deployment until `until`: it counts in the lease's
    *  weight and keeps its place in line. */
   noteWaiting?(target: DeploymentRef, claimant: Claimant, tokens: number, until: number, priority: JobPriority, now: number): void;
-  /** Tokens other instances granted per team at the deployment since the last call (fleet-wide fair share). */
-  takePeerGrants?(deploymentKey: string): ReadonlyMap<string, number> | undefined;
+  /** This instance's part of the tokens other instances granted teams at the deployment, uncontested, since the last
+   *  call (fleet-wide fair share; teamLedger.ts). */
+  takePeerGrants?(deploymentKey: string): readonly PeerGrant[] | undefined;
 }
 
 /** No shared accounting: every call is admitted. For tests of other parts, and the naive baseline. */

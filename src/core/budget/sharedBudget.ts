@@ -23,6 +23,7 @@ import { DEFAULT_PRIORITY, HeldLease, type PrioritySettings } from './lease';
 import type { BudgetRowStore, StoredBudgetRow } from './store';
 import { newDeploymentState, type DeploymentState } from './deploymentState';
 import { lineHead, noteRefused, waitingTokens, type WaitingJob } from './waitingLine';
+import type { PeerGrant } from './teamLedger';
 import {
   DEFAULT_BUDGET_POLICY,
   emptyRow,
@@ -213,7 +214,7 @@ export class SharedBudgetGate implements BudgetGate {
     noteRefused(this.stateOf(target).waiting, claimant, tokens, priority, until, now, this.holdMs);
   }
 
-  takePeerGrants(deploymentKey: string): ReadonlyMap<string, number> | undefined {
+  takePeerGrants(deploymentKey: string): readonly PeerGrant[] | undefined {
     return this.states.get(deploymentKey)?.teams.take();
   }
 
@@ -475,7 +476,7 @@ export class SharedBudgetGate implements BudgetGate {
       const etag = await this.store.replace(st.key, row, stored.etag);
       if (etag) {
         st.cached = { row, etag };
-        st.teams.absorb(row.leases, this.owner, now);
+        st.teams.absorb(row.leases, this.owner, now, lim.slotMs);
         st.observations = [];
         st.pendingPause = 0;
         st.pauseUntil = Math.max(st.pauseUntil, row.pauseUntil);

@@ -5,14 +5,15 @@
  * record it writes at every renewal. When it reads the row, it takes the growth of the other instances' counters
  * since it last saw them, and the fair-share gate adds that to its own count, at no extra storage cost.
  *
- * Which grants count elsewhere: only the *uncontested* ones, granted while no other team had a job waiting at that
- * instance (LeaseRecord.solo). An instance that held several teams' jobs divided its tokens between them itself; if
- * every instance also corrected for those grants, they all corrected the same stale difference at once, a lease
- * later, and the fleet swung from one team to the other every 10–20 s (4 instances holding both teams' jobs: each
- * team's share per 10 s ranged 0.05–0.89). An uncontested grant is one the instance could not balance: a team whose
- * jobs sit at one instance of four gets its share from the instances that hold its jobs and can favour it. Those
- * instances (the arbiters: peers whose last grants were contested, and this one) split the correction, so each counts
- * 1 / arbiters of every uncontested grant made elsewhere.
+ * Which grants count elsewhere: only those of instances that could not divide tokens between teams, because no other
+ * team had a job waiting there (LeaseRecord.solo: uncontested grants). An instance that held several teams' jobs
+ * (an arbiter: most of its last grants contested) divides its tokens between them itself, and makes up for its own
+ * occasional uncontested grants in its own tags; if every instance also corrected for those, they all corrected the
+ * same stale difference at once, a lease later, and the fleet swung from one team to the other every 10–20 s (four
+ * instances holding both teams' jobs: a team's share per 10 s ranged 0.32–0.75 in test/fairshare/fleet.test.ts). A
+ * team whose jobs sit at one instance of four gets its share from the instances that hold its jobs and can favour
+ * it: the arbiters (the live peers that are, and this one) split the correction, each counting 1 / arbiters of what
+ * the others granted.
  *
  * Counters rather than rates: a renewal that is missed, late or conflicting loses nothing, since the next one carries
  * the difference. An instance seen for the first time sets a baseline (its past is not counted twice by instances
@@ -41,12 +42,24 @@ interface Peer {
   counters: Map<string, Counter>;
   /** Its last grants that we saw grow were contested: it divides tokens between teams itself. */
   arbiter: boolean;
+  /** The lease record last read, and when it was granted (epoch ms). */
+  leaseId: string;
+  publishedAt: number;
+}
+
+/** Uncontested tokens another instance granted a team between two of its renewals (this instance's part of them). */
+export interface PeerGrant {
+  team: string;
+  tokens: number;
+  /** The renewals that bound when they were granted, epoch ms. */
+  from: number;
+  to: number;
 }
 
 export class TeamLedger {
   private readonly mine = new Map<string, Counter & { lastAt: number }>();
   private readonly peers = new Map<string, Peer>();
-  private pending = new Map<string, number>();
+  private pending: PeerGrant[] = [];
 
   /** This instance granted `tokens` to `team`; `contested`: another team had a job waiting here then. */
   record(team: string, tokens: number, now: number, contested = false): void {
@@ -69,18 +82,24 @@ export class TeamLedger {
     };
   }
 
-  /** Reads the other instances' counters from a row just read or written. */
-  absorb(leases: readonly LeaseRecord[], self: string, now: number): void {
-    const grown: Array<[Peer, Map<string, number>]> = [];
+  /** Reads the other instances' counters from a row just read or written (`slotMs`: the row's slot width). */
+  absorb(leases: readonly LeaseRecord[], self: string, now: number, slotMs: number): void {
+    const grown: Array<[Peer, Map<string, number>, number]> = [];
     for (const lease of leases) {
       if (lease.owner === self || !lease.teams) continue;
-      const seen = countersOf(lease);
       const known = this.peers.get(lease.owner);
-      if (!known) {
-        this.peers.set(lease.owner, { seenAt: now, counters: seen, arbiter: false });
+      const publishedAt = lease.from * slotMs;
+      if (known?.leaseId === lease.id) {
+        known.seenAt = now;
         continue;
       }
-      known.seenAt = now;
+      const seen = countersOf(lease);
+      if (!known) {
+        this.peers.set(lease.owner, { seenAt: now, counters: seen, arbiter: false, leaseId: lease.id, publishedAt });
+        continue;
+      }
+      const since = known.publishedAt;
+      Object.assign(known, { seenAt: now, leaseId: lease.id, publishedAt: Math.max(publishedAt, known.publishedAt) });
       let contested = 0;
       let soloGrowth = 0;
       const solo = new Map<string, number>();
@@ -94,21 +113,22 @@ export class TeamLedger {
         known.counters.set(team, { total: Math.max(c.total, before.total), solo: Math.max(c.solo, before.solo) });
       }
       if (contested > 0 || soloGrowth > 0) known.arbiter = contested > soloGrowth;
-      if (solo.size > 0) grown.push([known, solo]);
+      // An arbiter's own uncontested grants (the other teams' jobs were away a moment) it makes up for itself.
+      if (solo.size > 0 && !known.arbiter) grown.push([known, solo, since]);
     }
     for (const [owner, p] of this.peers) if (now - p.seenAt > FORGET_PEER_MS) this.peers.delete(owner);
     // The instances that will correct for these grants: this one and every live peer that divides tokens itself.
     const live = new Set(leases.map((l) => l.owner));
     let arbiters = 1;
     for (const [owner, p] of this.peers) if (owner !== self && p.arbiter && live.has(owner)) arbiters += 1;
-    for (const [, solo] of grown) for (const [team, n] of solo) this.pending.set(team, (this.pending.get(team) ?? 0) + n / arbiters);
+    for (const [peer, solo, since] of grown) for (const [team, n] of solo) this.pending.push({ team, tokens: n / arbiters, from: since, to: peer.publishedAt });
   }
 
-  /** This instance's part of what other instances granted per team, uncontested, since the last call. */
-  take(): ReadonlyMap<string, number> | undefined {
-    if (this.pending.size === 0) return undefined;
+  /** This instance's part of what other instances granted, uncontested, that it has not taken yet. */
+  take(): readonly PeerGrant[] | undefined {
+    if (this.pending.length === 0) return undefined;
     const taken = this.pending;
-    this.pending = new Map();
+    this.pending = [];
     return taken;
   }
 }
