@@ -17,7 +17,7 @@
  *
  * Counters rather than rates: a renewal that is missed, late or conflicting loses nothing, since the next one carries
  * the difference. An instance seen for the first time sets a baseline (its past is not counted twice by instances
- * that joined later). A record without `solo` (an instance of an older version) counts in full. Pure; time is a
+ * that joined later). A record without `solo` (an instance of an older version) counts as uncontested. Pure; time is a
  * parameter.
  */
 import type { LeaseRecord } from './window';

@@ -16,9 +16,9 @@
  * Refused waiters are told to come back after `tickMs`; a waiter not seen for `expiryMs` after its last answer
  * (its job parked or its worker died) is forgotten, so it never blocks anyone.
  *
- * Fleet-wide: each instance orders the jobs it holds, but a team's tag also advances by what other instances granted
- * it while no other team's job waited there (the inner gate's takePeerGrants: counters published in the budget row
- * at every lease renewal, see budget/teamLedger.ts), split between the instances that divide tokens between teams. A
+ * Fleet-wide: each instance orders the jobs it holds, but a team's tag also advances by what instances holding no
+ * other team's jobs granted it (the inner gate's takePeerGrants: counters published in the budget row at every lease
+ * renewal, see budget/teamLedger.ts), split between the instances that divide tokens between teams. A
  * team whose jobs sit at one instance of four is favoured there for what the other three gave the rest; grants that
  * another instance already divided fairly are not corrected again (that made the fleet swing between teams). The
  * quota itself stays enforced by the shared budget behind this gate.
