@@ -12,8 +12,10 @@
  *   - A's tokens as a share of the quota once B is idle (target ≥ 95 %);
  *   - total utilisation: tokens started ÷ (TPM × the time from first to last start) (target ≥ 0.95);
  * then the same run in plain FIFO (SLUICE_QUEUE_LANES=0: one queue; SLUICE_FAIR_SHARE=false).
+ * BENCH_DUMP=<file> writes every job's row (JSON lines) for analysis.
  * Last line: {"b_wait_p95_s","share_a","share_b","a_share_when_b_idle","utilisation","fifo_b_wait_p95_s",…}.
  */
+import { writeFileSync } from 'node:fs';
 import { TableClient } from '@azure/data-tables';
 import { startStack, type RunningStack } from '../local/stack';
 import type { SimulatorConfig } from '../local/simulator';
@@ -147,6 +149,8 @@ async function runOnce(label: string, env: Record<string, string>): Promise<Run>
     const ok = rows.filter((r) => r.status === 'succeeded');
     const bLive = ok.filter((r) => r.team === 'team-b' && r.priority === 'interactive');
     const bWaits = bLive.map((r) => (r.start - r.createdAt) / 1000).sort((x, y) => x - y);
+    // BENCH_DUMP=<file>: every job's row as JSON lines, times relative to the first submission (for analysis).
+    if (process.env.BENCH_DUMP) writeFileSync(`${process.env.BENCH_DUMP}.${label.replace(/\W+/g, '-')}.jsonl`, rows.map((r) => JSON.stringify({ ...r, createdAt: r.createdAt - t0, start: r.start - t0, ...(r.claimedAt ? { claimedAt: r.claimedAt - t0 } : {}), ...(r.notBefore ? { notBefore: r.notBefore - t0 } : {}) })).join('\n'));
     if (process.env.BENCH_DEBUG) {
       console.error(`t0 = ${t0 % 1_000_000} (as budget and fair-share debug lines print time)`);
       for (const r of [...bLive].sort((x, y) => y.start - y.createdAt - (x.start - x.createdAt)).slice(0, 5)) {

@@ -206,6 +206,19 @@ test('a lease weighs the work waiting at its instance: many waiting tokens, a la
   assert.equal(c.heldLease(ref.key)?.weight, 1);
 });
 
+test("jobs of a team behind the fleet's fair share (owed) weigh double in the lease weight", async () => {
+  const ref = deployment(300_000);
+  const weightWith = async (owed: boolean) => {
+    const gate = new SharedBudgetGate({ store: new MemoryBudgetRowStore(), owner: 'x' });
+    // 5 jobs of 3,000 tokens waiting here (held back by the fair-share gate), then a renewal.
+    for (let i = 0; i < 5; i += 1) gate.noteWaiting(ref, { jobId: `j${i}`, team: 'b', owed }, 3_000, T0 + 500, 'batch', T0);
+    await gate.admit(ref, 1_000, 'batch', T0, { jobId: 'k', team: 'b', owed });
+    return gate.heldLease(ref.key)!.weight;
+  };
+  assert.equal(await weightWith(false), 15);
+  assert.equal(await weightWith(true), 30);
+});
+
 test('an interactive job that would wait on a lease sized before it came renews that lease at once, weighted for it', async () => {
   // a has much more work waiting, so b's lease is a small share, and b spends it on a batch job.
   const { ref, b } = await busyAndQuiet();

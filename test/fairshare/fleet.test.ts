@@ -320,4 +320,58 @@ test('a team whose jobs are parked for budget keeps its place: it is backlogged,
   await ask('a7', 5_015);
   await ask('a6', 5_016);
   assert.deepEqual(asked, ['b1'], 'a has had four turns since b started waiting: its jobs wait for b');
+
+});
+
+test('a job parked for a minute keeps its team backlogged for a lease only: no minute of credit', async () => {
+  let retryIn = 0;
+  const asked: string[] = [];
+  const inner = {
+    async admit(_r: unknown, _t: number, _p: JobPriority, now: number, c?: { jobId: string }) {
+      asked.push(c!.jobId);
+      return retryIn === 0 ? { granted: true as const } : { granted: false as const, retryAt: now + retryIn, reason: 'tokens' as const };
+    },
+    async observe() {},
+  };
+  const gate = new FairShareGate(inner, { tickMs: 10 });
+  const ref = deployment(60_000);
+  const ask = async (id: string, now: number) => (await gate.admit(ref, 1_000, 'batch', now, { jobId: id, team: id[0]! })).granted;
+  assert.equal(await ask('a1', 0), true);
+  retryIn = 60_000;
+  assert.equal(await ask('b1', 10), false, 'b1 parked for a minute');
+  retryIn = 0;
+  for (let i = 0; i < 20; i++) assert.equal(await ask(`a${i + 2}`, 1_000 + i * 2_000), true, 'nothing holds a back meanwhile');
+  retryIn = 10;
+  await ask('a30', 60_005);
+  asked.length = 0;
+  await ask('b1', 60_010); // back after a minute: idle since 12 s, it starts level with a
+  await ask('a30', 60_015);
+  assert.deepEqual(asked, ['b1', 'a30'], "level: a is not held back for b's minute away");
+});
+
+test("a team far behind the others here is owed: the budget weighs its jobs double; one level with them is not", async () => {
+  const seen: Array<[string, boolean | undefined]> = [];
+  let peers: PeerGrant[] | undefined;
+  const inner = {
+    async admit(_r: unknown, _t: number, _p: JobPriority, now: number, c?: { jobId: string; owed?: boolean }) {
+      seen.push([c!.jobId, c!.owed]);
+      return { granted: false as const, retryAt: now + 500, reason: 'tokens' as const };
+    },
+    async observe() {},
+    takePeerGrants() {
+      const out = peers;
+      peers = undefined;
+      return out;
+    },
+  };
+  const gate = new FairShareGate(inner, { tickMs: 10 });
+  const ref = deployment(60_000);
+  const ask = (id: string, now: number) => gate.admit(ref, 1_000, 'batch', now, { jobId: id, team: id[0]! });
+  await ask('a1', 0);
+  await ask('b1', 10); // level with a
+  peers = [{ team: 'a', tokens: 3_000, from: 100, to: 200 }]; // a got 3 jobs' worth elsewhere: b is behind, by 3 jobs
+  await ask('b1', 600);
+  peers = [{ team: 'a', tokens: 3_000, from: 600, to: 700 }]; // by 6 jobs now: owed
+  await ask('b1', 1_200);
+  assert.deepEqual(seen, [['a1', false], ['b1', false], ['b1', false], ['b1', true]]);
 });

@@ -38,6 +38,9 @@ export interface Claimant {
   model?: string;
   /** Another team had a job waiting at this instance when this one asked (set by the fair-share gate; teamLedger.ts). */
   contested?: boolean;
+  /** Its team is behind the fleet's fair share here (set by the fair-share gate): its waiting tokens weigh double in
+   *  the lease weight, so the instance holding its jobs gets more of the pace. */
+  owed?: boolean;
 }
 
 export interface BudgetGate {

@@ -331,7 +331,10 @@ export class SharedBudgetGate implements BudgetGate {
     // the fleet finishes together; with equal shares, the one left holding the last jobs drained them at a quarter
     // of the quota while the others' shares went unused until its next renewal (bench:quota's tail).
     st.leaseForInteractive = now - st.demand.lastInteractiveAt <= this.prio.interactiveMemoryMs;
-    const weight = (st.leaseForInteractive ? 2 : 1) * Math.round(clamp(waitingTokens(st.waiting, now) / DEMAND_WEIGHT_TOKENS, 1, MAX_DEMAND_WEIGHT) * 10) / 10;
+    // Jobs of a team the fair-share gate finds behind the fleet count twice: a team whose last jobs sit at one instance
+    // gets its share only if that instance gets more of the pace (bench:fairness: the last 20 jobs of B's backlog, all
+    // at one instance, ran at 0.25 of the deployment for 25 s while A's ran everywhere else).
+    const weight = (st.leaseForInteractive ? 2 : 1) * Math.round(clamp(waitingTokens(st.waiting, now, true) / DEMAND_WEIGHT_TOKENS, 1, MAX_DEMAND_WEIGHT) * 10) / 10;
     const others = row.leases.filter((l) => l.owner !== this.owner && l.until >= now);
     // Alone on the row, a lease stays short: an instance that starts meanwhile would otherwise get nothing until it
     // ends (bench:fairness: one instance, alone for a moment at start-up, took the whole pace for 9 s while three

@@ -25,6 +25,8 @@ export interface WaitingJob {
   until: number;
   /** Held in-process (due back within the worker's hold), not parked on the queue. */
   held: boolean;
+  /** Its team is behind the fleet's fair share (Claimant.owed): it weighs double in the lease weight. */
+  owed: boolean;
 }
 
 /** Job id → its wait, in the order of first refusal (a Map keeps insertion order; re-setting a key keeps its place). */
@@ -47,6 +49,7 @@ export function noteRefused(waiting: WaitingJobs, claimant: Claimant, tokens: nu
     dueAt,
     until: dueAt + WAITING_GRACE_MS,
     held: dueAt - now <= holdMs,
+    owed: !!claimant.owed,
   });
 }
 
@@ -64,12 +67,13 @@ export function lineHead(waiting: WaitingJobs, claimant: Claimant | undefined, p
   return undefined;
 }
 
-/** Tokens of the jobs still waiting (refused, due back, not admitted since); drops those that left. */
-export function waitingTokens(waiting: WaitingJobs, now: number): number {
+/** Tokens of the jobs still waiting (refused, due back, not admitted since); drops those that left. `owedTwice`: a
+ *  job whose team is behind its fair share counts twice (the lease weight). */
+export function waitingTokens(waiting: WaitingJobs, now: number, owedTwice = false): number {
   let tokens = 0;
   for (const [id, w] of waiting) {
     if (w.until < now) waiting.delete(id);
-    else tokens += w.tokens;
+    else tokens += owedTwice && w.owed ? 2 * w.tokens : w.tokens;
   }
   return tokens;
 }

@@ -71,6 +71,10 @@ interface DeploymentState {
 }
 
 const WINDOW_MS = 60_000;
+/** Longest a parked job keeps its team backlogged here (no fresh start level with the others), ms: a lease. */
+const PARKED_BACKLOG_MS = 10_000;
+/** A team further behind another waiting team than this many of its jobs is owed (Claimant.owed). */
+const OWED_JOBS = 4;
 
 export interface TeamShareView {
   team: string;
@@ -105,8 +109,11 @@ export class FairShareGate implements BudgetGate {
       this.inner.noteWaiting?.(target, claimant, tokens, now + this.tickMs, priority, now);
       return this.refuse(team, claimant.jobId, now + this.tickMs, now);
     }
-    // Whether another team's job waits here too: the ledger shares only uncontested grants with the fleet.
-    const answer = await this.inner.admit(target, tokens, priority, now, { ...claimant, contested: othersWaiting(dep, claimant.team) });
+    // Whether another team's job waits here too (the ledger shares only uncontested grants with the fleet), and whether
+    // this team is behind the others by more than a few jobs (its jobs weigh more in this instance's lease).
+    const ahead = furthestAhead(dep, claimant.team);
+    const owed = ahead !== undefined && team.finish + OWED_JOBS * (tokens / this.weight(claimant.team)) < ahead;
+    const answer = await this.inner.admit(target, tokens, priority, now, { ...claimant, contested: ahead !== undefined, owed });
     trace?.(`fair t=${now % 1_000_000} job=${claimant.jobId.slice(0, 8)} team=${claimant.team} tokens=${tokens} ${answer.granted ? 'granted' : `refused ${answer.reason} retry+${answer.retryAt - now}`} (${this.describe(dep)})`);
     if (!answer.granted) {
       const w = team.waiters.get(claimant.jobId);
@@ -255,7 +262,8 @@ export class FairShareGate implements BudgetGate {
   private refuse(team: TeamState, jobId: string, retryAt: number, now: number, reason: 'tokens' | 'requests' | 'paused' = 'tokens'): Admission {
     // A job told to wait longer than the worker holds one in-process is parked: it must not hold others back.
     if (retryAt - now > this.holdMs) team.waiters.delete(jobId);
-    team.dueBackAt = Math.max(team.dueBackAt, retryAt);
+    // Backlogged while parked, but for a lease at most: a job parked for a minute must not bank a minute of credit.
+    team.dueBackAt = Math.max(team.dueBackAt, Math.min(retryAt, now + PARKED_BACKLOG_MS));
     const w = team.waiters.get(jobId);
     if (w) w.expiresAt = Math.max(w.expiresAt, retryAt + this.expiryMs);
     return { granted: false, retryAt: Math.max(retryAt, now + 1), reason };
@@ -276,10 +284,11 @@ function addTeam(dep: DeploymentState, name: string, finish: number, now: number
   return team;
 }
 
-/** Whether a team other than `self` has a job waiting at the deployment. */
-function othersWaiting(dep: DeploymentState, self: string): boolean {
-  for (const [name, t] of dep.teams) if (name !== self && t.waiters.size > 0) return true;
-  return false;
+/** The largest tag among the other teams with a job waiting at the deployment (undefined: none waits). */
+function furthestAhead(dep: DeploymentState, self: string): number | undefined {
+  let max: number | undefined;
+  for (const [name, t] of dep.teams) if (name !== self && t.waiters.size > 0 && (max === undefined || t.finish > max)) max = t.finish;
+  return max;
 }
 
 /** Whether the team has an interactive job waiting (no copy of the waiters: this runs on every ask). */
