@@ -3,7 +3,7 @@
 // records in the row (src/core/budget/teamLedger.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FairShareGate } from '../../src/core/fairshare/gate';
+import { FairShareGate, type Claimant } from '../../src/core/fairshare/gate';
 import { SharedBudgetGate } from '../../src/core/budget/sharedBudget';
 import { MemoryBudgetRowStore } from '../../src/core/budget/store';
 import { TeamLedger, type PeerGrant } from '../../src/core/budget/teamLedger';
@@ -158,34 +158,19 @@ test('tokens granted elsewhere before a team started waiting here are no debt to
     ['before b joined', 0, 8_000, ['a3', 'b1', 'a4', 'b2']],
     ['after b joined', 10_000, 11_000, ['b1', 'b2']],
   ] as const) {
-    let allow = true;
-    let peers: PeerGrant[] | undefined;
-    const inner = {
-      async admit(_r: unknown, _t: number, _p: JobPriority, now: number) {
-        return allow ? { granted: true as const } : { granted: false as const, retryAt: now + 1_000, reason: 'tokens' as const };
-      },
-      async observe() {},
-      takePeerGrants() {
-        const out = peers;
-        peers = undefined;
-        return out;
-      },
-    };
-    const gate = new FairShareGate(inner, { tickMs: 10 });
-    const ref = deployment(60_000);
-    const ask = (id: string, now: number) => gate.admit(ref, 1_000, 'batch', now, { jobId: id, team: id[0]! });
+    const { state, ask } = switchableBudget();
     await ask('a1', 0);
     await ask('a2', 1);
-    allow = false;
+    state.allow = false;
     await ask('a3', 9_000); // a waits for budget
     await ask('a4', 9_000);
     await ask('b1', 10_000); // b starts waiting here, level with a
     await ask('b2', 10_000);
     // Another instance reports 10,000 tokens it granted a, uncontested.
-    peers = [{ team: 'a', tokens: 10_000, from, to }];
-    allow = true;
+    state.peers = [{ team: 'a', tokens: 10_000, from, to }];
+    state.allow = true;
     const granted: string[] = [];
-    for (const id of ['a3', 'b1', 'a4', 'b2']) if ((await ask(id, 11_100)).granted) granted.push(id);
+    for (const id of ['a3', 'b1', 'a4', 'b2']) if (await ask(id, 11_100)) granted.push(id);
     assert.deepEqual(granted, expected, label);
   }
 });
@@ -247,15 +232,26 @@ test('jobs the fair-share gate holds back still count as work waiting at the ins
 
 /** A budget that grants while `allow` is set, else says "in 1 s", and records which jobs asked it. */
 function switchableBudget() {
-  const state = { allow: true, asked: [] as string[] };
+  const state = { allow: true, retryIn: 1_000, asked: [] as string[], owed: [] as Array<[string, boolean | undefined]>, peers: undefined as PeerGrant[] | undefined };
   const inner = {
-    async admit(_r: unknown, _t: number, _p: JobPriority, now: number, c?: { jobId: string }) {
+    async admit(_r: unknown, _t: number, _p: JobPriority, now: number, c?: Claimant) {
       state.asked.push(c!.jobId);
-      return state.allow ? { granted: true as const } : { granted: false as const, retryAt: now + 1_000, reason: 'tokens' as const };
+      state.owed.push([c!.jobId, c!.owed]);
+      return state.allow ? { granted: true as const } : { granted: false as const, retryAt: now + state.retryIn, reason: 'tokens' as const };
     },
     async observe() {},
+    /** What other instances granted, as the shared budget would hand it over: once. */
+    takePeerGrants() {
+      const out = state.peers;
+      state.peers = undefined;
+      return out;
+    },
   };
-  return { state, gate: new FairShareGate(inner, { tickMs: 10 }) };
+  const gate = new FairShareGate(inner, { tickMs: 10 });
+  const ref = deployment(60_000);
+  /** A batch job of 1,000 tokens of the team its id starts with asks at `now`; granted or not. */
+  const ask = async (id: string, now: number) => (await gate.admit(ref, 1_000, 'batch', now, { jobId: id, team: id[0]! })).granted;
+  return { state, gate, ask };
 }
 
 test("an interactive job one job ahead of another team is not held behind that team's jobs waiting for budget", async () => {
@@ -296,82 +292,44 @@ test('a team whose jobs are parked for budget keeps its place: it is backlogged,
   // b's job is told to come back in 5 s (longer than a job is held in-process: it is parked and holds nobody back).
   // Meanwhile a's jobs take whatever they can. When b's job comes back, b is owed those turns: starting it level with
   // a, as a team back from idle, threw them away (a team whose jobs sat at two instances of four got 0.41).
-  let retryIn = 0;
-  const asked: string[] = [];
-  const inner = {
-    async admit(_r: unknown, _t: number, _p: JobPriority, now: number, c?: { jobId: string }) {
-      asked.push(c!.jobId);
-      return retryIn === 0 ? { granted: true as const } : { granted: false as const, retryAt: now + retryIn, reason: 'tokens' as const };
-    },
-    async observe() {},
-  };
-  const gate = new FairShareGate(inner, { tickMs: 10 });
-  const ref = deployment(60_000);
-  const ask = async (id: string, now: number) => (await gate.admit(ref, 1_000, 'batch', now, { jobId: id, team: id[0]! })).granted;
+  const { state, ask } = switchableBudget();
   assert.equal(await ask('a1', 0), true);
-  retryIn = 5_000;
+  Object.assign(state, { allow: false, retryIn: 5_000 });
   assert.equal(await ask('b1', 10), false, 'b1 parked until 5,010');
-  retryIn = 0;
+  state.allow = true;
   for (const [i, t] of [100, 200, 300, 400].entries()) assert.equal(await ask(`a${i + 2}`, t), true, 'nothing holds a back meanwhile');
-  retryIn = 10; // the budget has nothing for a moment
+  Object.assign(state, { allow: false, retryIn: 10 }); // the budget has nothing for a moment
   await ask('a6', 5_005);
-  asked.length = 0;
+  state.asked.length = 0;
   await ask('b1', 5_010); // b1 is back
   await ask('a7', 5_015);
   await ask('a6', 5_016);
-  assert.deepEqual(asked, ['b1'], 'a has had four turns since b started waiting: its jobs wait for b');
-
+  assert.deepEqual(state.asked, ['b1'], 'a has had four turns since b started waiting: its jobs wait for b');
 });
 
 test('a job parked for a minute keeps its team backlogged for a lease only: no minute of credit', async () => {
-  let retryIn = 0;
-  const asked: string[] = [];
-  const inner = {
-    async admit(_r: unknown, _t: number, _p: JobPriority, now: number, c?: { jobId: string }) {
-      asked.push(c!.jobId);
-      return retryIn === 0 ? { granted: true as const } : { granted: false as const, retryAt: now + retryIn, reason: 'tokens' as const };
-    },
-    async observe() {},
-  };
-  const gate = new FairShareGate(inner, { tickMs: 10 });
-  const ref = deployment(60_000);
-  const ask = async (id: string, now: number) => (await gate.admit(ref, 1_000, 'batch', now, { jobId: id, team: id[0]! })).granted;
+  const { state, ask } = switchableBudget();
   assert.equal(await ask('a1', 0), true);
-  retryIn = 60_000;
+  Object.assign(state, { allow: false, retryIn: 60_000 });
   assert.equal(await ask('b1', 10), false, 'b1 parked for a minute');
-  retryIn = 0;
+  state.allow = true;
   for (let i = 0; i < 20; i++) assert.equal(await ask(`a${i + 2}`, 1_000 + i * 2_000), true, 'nothing holds a back meanwhile');
-  retryIn = 10;
+  Object.assign(state, { allow: false, retryIn: 10 });
   await ask('a30', 60_005);
-  asked.length = 0;
+  state.asked.length = 0;
   await ask('b1', 60_010); // back after a minute: idle since 12 s, it starts level with a
   await ask('a30', 60_015);
-  assert.deepEqual(asked, ['b1', 'a30'], "level: a is not held back for b's minute away");
+  assert.deepEqual(state.asked, ['b1', 'a30'], "level: a is not held back for b's minute away");
 });
 
 test("a team far behind the others here is owed: the budget weighs its jobs double; one level with them is not", async () => {
-  const seen: Array<[string, boolean | undefined]> = [];
-  let peers: PeerGrant[] | undefined;
-  const inner = {
-    async admit(_r: unknown, _t: number, _p: JobPriority, now: number, c?: { jobId: string; owed?: boolean }) {
-      seen.push([c!.jobId, c!.owed]);
-      return { granted: false as const, retryAt: now + 500, reason: 'tokens' as const };
-    },
-    async observe() {},
-    takePeerGrants() {
-      const out = peers;
-      peers = undefined;
-      return out;
-    },
-  };
-  const gate = new FairShareGate(inner, { tickMs: 10 });
-  const ref = deployment(60_000);
-  const ask = (id: string, now: number) => gate.admit(ref, 1_000, 'batch', now, { jobId: id, team: id[0]! });
+  const { state, ask } = switchableBudget();
+  Object.assign(state, { allow: false, retryIn: 500 });
   await ask('a1', 0);
   await ask('b1', 10); // level with a
-  peers = [{ team: 'a', tokens: 3_000, from: 100, to: 200 }]; // a got 3 jobs' worth elsewhere: b is behind, by 3 jobs
+  state.peers = [{ team: 'a', tokens: 3_000, from: 100, to: 200 }]; // a got 3 jobs' worth elsewhere: b is behind, by 3 jobs
   await ask('b1', 600);
-  peers = [{ team: 'a', tokens: 3_000, from: 600, to: 700 }]; // by 6 jobs now: owed
+  state.peers = [{ team: 'a', tokens: 3_000, from: 600, to: 700 }]; // by 6 jobs now: owed
   await ask('b1', 1_200);
-  assert.deepEqual(seen, [['a1', false], ['b1', false], ['b1', false], ['b1', true]]);
+  assert.deepEqual(state.owed, [['a1', false], ['b1', false], ['b1', false], ['b1', true]]);
 });
