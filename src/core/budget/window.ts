@@ -252,16 +252,14 @@ export interface LeaseWant {
   tokensPerRequest: number;
 }
 
-export interface GrantRequest {
+/** `teams` and `solo` are published with the lease as they are (teamLedger.ts). */
+export interface GrantRequest extends Pick<LeaseRecord, 'teams' | 'solo'> {
   id: string;
   owner: string;
   now: number;
   until: number;
   weight: number;
   want: LeaseWant;
-  /** Published with the lease (LeaseRecord.teams and .solo). */
-  teams?: Record<string, number>;
-  solo?: Record<string, number>;
   /** Take at most the weighted share of every slot, even slots every other lease already covers (a first lease). */
   shareOnly?: boolean;
   /** want.firstTokens is for an interactive job: the first slot may use the pacing window's interactive reserve. */
@@ -285,7 +283,7 @@ export function grantLease(row: BudgetRow, req: GrantRequest, lim: Limits): Leas
   const others = row.leases.filter((l) => l.owner !== req.owner && l.until >= req.now);
   const totalWeight = req.weight + others.reduce((s, l) => s + l.weight, 0);
   const share = req.weight / totalWeight;
-  const lease: LeaseRecord = { id: req.id, owner: req.owner, from: first, until: req.until, tokens: [], requests: [], weight: req.weight, ...(req.teams ? { teams: req.teams } : {}), ...(req.solo ? { solo: req.solo } : {}) };
+  const lease: LeaseRecord = { id: req.id, owner: req.owner, from: first, until: req.until, tokens: [], requests: [], weight: req.weight, ...(req.teams ? { teams: req.teams, solo: req.solo } : {}) };
   const headroom = (arr: Float64Array, limit: number, from: number, to: number) => {
     let room = Number.POSITIVE_INFINITY;
     for (let k = from; k <= to; k++) room = Math.min(room, limit - arr[k - first]!);
