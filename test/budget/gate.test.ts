@@ -375,3 +375,31 @@ test('the end of a drain: instances left holding the last jobs take short leases
     assert.ok(tx <= 0.4, `seed ${seed}: ${tx.toFixed(3)} budget transactions per job`);
   }
 });
+
+test('the end of a drain: a holder still fetching jobs takes short leases once a peer is in its tail', async () => {
+  // Jobs reach the instances as the Functions host fetches them (16 at a time). The one that fetched last held a
+  // 10 s lease sized by the others' weights while they ran dry: without the peers' tail flag these seeds drained
+  // their last 20 s at 0.69–0.78 of the quota.
+  const ref = deployment(300_000);
+  for (const seed of [4, 6, 7, 8]) {
+    const r = await runFleet({
+      ref,
+      instances: 4,
+      concurrency: 24,
+      durationMs: 10 * 60_000,
+      seed,
+      backlog: 600,
+      timers: true,
+      holdMs: 30_000,
+      fetch: { batch: 16, threshold: 8 },
+      latency: () => 25,
+      charge: (rnd) => 1_320 + Math.round(rnd() * 300),
+    });
+    assert.equal(r.rejected, 0);
+    assert.equal(r.sends.length, 600);
+    const tail = utilisation(r.sends, ref.tpm, r.lastSendAt - 20_000, r.lastSendAt);
+    assert.ok(tail >= 0.85, `seed ${seed}: the last 20 s of the drain used ${tail.toFixed(3)} of the quota`);
+    const tx = transactions(r.store.stats) / r.sends.length;
+    assert.ok(tx <= 0.5, `seed ${seed}: ${tx.toFixed(3)} budget transactions per job`);
+  }
+});

@@ -343,7 +343,12 @@ export class SharedBudgetGate implements BudgetGate {
     let leaseMs = jobRate > 0 ? clamp(this.jobsPerLease / jobRate, this.minLeaseMs, alone ? this.minLeaseMs : this.leaseMs) : this.minLeaseMs;
     const turnedAway = now - st.lastDeniedAt <= Math.max(leaseMs, this.minLeaseMs * 2);
     const hungry = wantAll || turnedAway || recent.length < 3;
-    if (hungry && !alone && this.inDrainEnd(st, lim, now, others, recent, leaseMs)) leaseMs = this.minLeaseMs;
+    // The end of a drain, by this instance's own count (its record says so: `tail`), or a peer's: an instance still
+    // fetching jobs when the others ran dry took a 10 s lease sized by their stale weights, and drained the last jobs
+    // at a fifth of the quota while the others' shares came free (fleet simulation, host-style fetches of
+    // 1,320–1,620-token jobs, 8 seeds: the last 20 s at 0.69–0.78 of the quota in half of them; now 0.88–0.95).
+    const tail = hungry && !alone && this.inDrainEnd(st, lim, now, others, recent, leaseMs);
+    if (tail || (hungry && !alone && st.waiting.size > 0 && others.some((l) => l.tail))) leaseMs = this.minLeaseMs;
     const tokenRate = recent.reduce((s, [, n]) => s + n, 0) / Math.max(1, span);
     st.demandLimited = !hungry;
     this.leaseCounter += 1;
@@ -366,6 +371,7 @@ export class SharedBudgetGate implements BudgetGate {
         now,
         until: now + leaseMs,
         weight,
+        tail,
         ...st.teams.publish(now),
         // An instance's first lease takes only its share of the slots: with an idle minute behind them, the first
         // leases of a starting fleet could otherwise each reserve the whole pace and spend the pacing window's room

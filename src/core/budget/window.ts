@@ -42,6 +42,8 @@ export interface LeaseRecord {
   teams?: Record<string, number>;
   /** The part of `teams` granted while no other team had a job waiting at the holder (teamLedger.ts). */
   solo?: Record<string, number>;
+  /** The holder is at the end of a drain (sharedBudget.ts inDrainEnd): its lease is short, and so are its peers'. */
+  tail?: boolean;
 }
 
 /** The shared state of one deployment's budget. */
@@ -253,7 +255,7 @@ export interface LeaseWant {
 }
 
 /** `teams` and `solo` are published with the lease as they are (teamLedger.ts). */
-export interface GrantRequest extends Pick<LeaseRecord, 'teams' | 'solo'> {
+export interface GrantRequest extends Pick<LeaseRecord, 'teams' | 'solo' | 'tail'> {
   id: string;
   owner: string;
   now: number;
@@ -283,7 +285,7 @@ export function grantLease(row: BudgetRow, req: GrantRequest, lim: Limits): Leas
   const others = row.leases.filter((l) => l.owner !== req.owner && l.until >= req.now);
   const totalWeight = req.weight + others.reduce((s, l) => s + l.weight, 0);
   const share = req.weight / totalWeight;
-  const lease: LeaseRecord = { id: req.id, owner: req.owner, from: first, until: req.until, tokens: [], requests: [], weight: req.weight, ...(req.teams ? { teams: req.teams, solo: req.solo } : {}) };
+  const lease: LeaseRecord = { id: req.id, owner: req.owner, from: first, until: req.until, tokens: [], requests: [], weight: req.weight, ...(req.teams ? { teams: req.teams, solo: req.solo } : {}), ...(req.tail ? { tail: true } : {}) };
   const headroom = (arr: Float64Array, limit: number, from: number, to: number) => {
     let room = Number.POSITIVE_INFINITY;
     for (let k = from; k <= to; k++) room = Math.min(room, limit - arr[k - first]!);
