@@ -229,9 +229,13 @@ test('an interactive job that would wait on a lease sized before it came renews 
   const after = b.heldLease(ref.key)!;
   assert.notEqual(after.id, before.id, 'renewed at once');
   assert.ok(after.weight >= 2 * 4, `weighted for the interactive job (×2, 4,000 tokens): ${after.weight}`);
-  // Once per lease: another interactive job right after does not renew again.
-  if (!answer.granted) await b.admit(ref, 4_000, 'interactive', T0 + 3_700, { jobId: 'b-live-2', team: 't' });
+  // At most once per 2 s: another interactive job right after does not renew again, but it is told to come back when
+  // an early renewal is allowed again, not when this small lease would have accrued its tokens.
+  if (!answer.granted) await b.admit(ref, 4_000, 'interactive', T0 + 3_700, { jobId: 'b-live-1', team: 't' });
+  const second = await b.admit(ref, 4_000, 'interactive', T0 + 3_800, { jobId: 'b-live-2', team: 't' });
   assert.equal(b.heldLease(ref.key)!.id, after.id);
+  assert.equal(second.granted, false);
+  if (!second.granted) assert.ok(second.retryAt <= T0 + 3_600 + 2_000, `back at +${second.retryAt - T0} ms, the early renewal is allowed again at +5,600`);
 });
 
 test('alone on the row a lease stays short (an instance that starts meanwhile is not shut out for a long lease)', async () => {

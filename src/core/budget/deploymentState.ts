@@ -39,8 +39,8 @@ export interface DeploymentState {
   waiting: WaitingJobs;
   /** The held lease was weighted for interactive demand. */
   leaseForInteractive: boolean;
-  /** The lease an interactive job's early renewal took (at most one such renewal per lease). */
-  interactiveLeaseId?: string;
+  /** When an interactive job last renewed early (at most one such renewal per INTERACTIVE_RENEW_GAP_MS), epoch ms. */
+  interactiveRenewAt: number;
   /** Tokens granted per team, here and (read from the row) by the other instances. */
   teams: TeamLedger;
 }
@@ -52,6 +52,7 @@ export function newDeploymentState(key: string): DeploymentState {
     pendingPause: 0,
     observations: [],
     lastRenewAt: Number.NEGATIVE_INFINITY,
+    interactiveRenewAt: Number.NEGATIVE_INFINITY,
     demandLimited: false,
     storageBackoffUntil: 0,
     admitted: [],
