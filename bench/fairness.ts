@@ -2,10 +2,10 @@
  * bench:fairness (issue 10) — does one team's flood hold another team back?
  *
  * One simulated deployment (BENCH_TPM, default 300,000 TPM), 4 worker processes, two teams of equal weight:
- *   t = 0      team A submits a batch backlog (BENCH_A_JOBS, default 450 jobs ≈ 90 s of quota);
+ *   t = 0      team A submits a batch backlog (BENCH_A_JOBS, default 450 jobs ≈ 130 s of quota);
  *   0 – 30 s   team B submits one interactive job every 2 s;
- *   t = 30 s   team B submits its own batch backlog (BENCH_B_JOBS, default 150 ≈ 30 s of quota), then goes idle.
- * Each job is charged ≈ 1,000 tokens (prompt ≈ 500 + max_tokens 500), as Azure counts at admission.
+ *   t = 30 s   team B submits its own batch backlog (BENCH_B_JOBS, default 150 ≈ 45 s of quota), then goes idle.
+ * Each job is charged ≈ 1,470 tokens (prompt ≈ 970 + max_tokens 500), as Azure counts at admission.
  * Measured from the job records (a job "starts" when its successful model call starts):
  *   - B's queue wait (submit → start) p50/p95 for its interactive jobs while A floods (target p95 ≤ 5 s);
  *   - each team's share of tokens started while both have a backlog (target 50 % ± 5 %);
@@ -41,7 +41,7 @@ const SIMULATOR: SimulatorConfig = {
 };
 const HOST_JSON = { extensions: { queues: { maxPollingInterval: '00:00:00.250', batchSize: 16, newBatchThreshold: 8 } } };
 
-/** ≈ 500 prompt tokens of varied text. */
+/** ≈ 970 prompt tokens of varied text. */
 const PROMPT = Array.from({ length: 120 }, (_, i) => `item ${i} of the fairness benchmark`).join('; ');
 
 interface Run {
