@@ -254,7 +254,7 @@ export interface LeaseWant {
   tokensPerRequest: number;
 }
 
-/** `teams` and `solo` are published with the lease as they are (teamLedger.ts). */
+/** `teams`, `solo` (teamLedger.ts) and `tail` (sharedBudget.ts) are published with the lease as they are. */
 export interface GrantRequest extends Pick<LeaseRecord, 'teams' | 'solo' | 'tail'> {
   id: string;
   owner: string;
