@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SharedBudgetGate } from '../../src/core/budget/sharedBudget';
 import { MemoryBudgetRowStore, transactions } from '../../src/core/budget/store';
-import { deployment, maxWindow, runFleet, utilisation } from './fleetSim';
+import { deployment, maxWindow, runFleet, utilisation, type FleetOptions } from './fleetSim';
 
 const T0 = 1_700_000_000_000;
 
@@ -354,56 +354,32 @@ test('the line: small jobs that keep asking cannot starve a large one of the sam
   // Who stands in whose line: test/budget/waitingLine.test.ts.
 });
 
+/**
+ * Drains a finite backlog with 4 instances (holding jobs up to 30 s, with the gates' timers) and checks each seed's
+ * last 20 s of sending against `minTail` of the quota, and its budget transactions per job against `maxTx`.
+ */
+async function drainEnds(seeds: number[], o: Pick<FleetOptions, 'concurrency' | 'backlog' | 'fetch' | 'latency' | 'charge'>, minTail: number, maxTx: number): Promise<void> {
+  const ref = deployment(300_000);
+  for (const seed of seeds) {
+    const r = await runFleet({ ref, instances: 4, durationMs: 10 * 60_000, seed, timers: true, holdMs: 30_000, ...o });
+    assert.equal(r.rejected, 0);
+    assert.equal(r.sends.length, o.backlog);
+    const tail = utilisation(r.sends, ref.tpm, r.lastSendAt - 20_000, r.lastSendAt);
+    assert.ok(tail >= minTail, `seed ${seed}: the last 20 s of the drain used ${tail.toFixed(3)} of the quota`);
+    const tx = transactions(r.store.stats) / r.sends.length;
+    assert.ok(tx <= maxTx, `seed ${seed}: ${tx.toFixed(3)} budget transactions per job`);
+  }
+}
+
 test('the end of a drain: instances left holding the last jobs take short leases and pick up what the others give back', async () => {
   // 4 instances × 20 jobs in flight, a finite backlog: once the queue is empty the 80 jobs held by the instances are
   // all the work left, and they run out one by one. With long leases the last 20 s ran at 0.63–0.76 of the quota.
-  const ref = deployment(300_000);
-  for (const seed of [1, 2, 3, 4]) {
-    const r = await runFleet({
-      ref,
-      instances: 4,
-      concurrency: 20,
-      durationMs: 10 * 60_000,
-      seed,
-      backlog: 1_200,
-      timers: true,
-      holdMs: 30_000,
-      latency: () => 30,
-      charge: (rnd) => 1_000 + Math.round(rnd() * 1_000),
-    });
-    assert.equal(r.rejected, 0);
-    assert.equal(r.sends.length, 1_200);
-    const tail = utilisation(r.sends, ref.tpm, r.lastSendAt - 20_000, r.lastSendAt);
-    assert.ok(tail >= 0.8, `seed ${seed}: the last 20 s of the drain used ${tail.toFixed(3)} of the quota`);
-    const tx = transactions(r.store.stats) / r.sends.length;
-    assert.ok(tx <= 0.4, `seed ${seed}: ${tx.toFixed(3)} budget transactions per job`);
-  }
+  await drainEnds([1, 2, 3, 4], { concurrency: 20, backlog: 1_200, latency: () => 30, charge: (rnd) => 1_000 + Math.round(rnd() * 1_000) }, 0.8, 0.4);
 });
 
 test('the end of a drain: a holder still fetching jobs takes short leases once a peer is in its tail', async () => {
   // Jobs reach the instances as the Functions host fetches them (16 at a time). The one that fetched last held a
   // 10 s lease sized by the others' weights while they ran dry: without the peers' tail flag these seeds drained
   // their last 20 s at 0.69–0.78 of the quota.
-  const ref = deployment(300_000);
-  for (const seed of [4, 6, 7, 8]) {
-    const r = await runFleet({
-      ref,
-      instances: 4,
-      concurrency: 24,
-      durationMs: 10 * 60_000,
-      seed,
-      backlog: 600,
-      timers: true,
-      holdMs: 30_000,
-      fetch: { batch: 16, threshold: 8 },
-      latency: () => 25,
-      charge: (rnd) => 1_320 + Math.round(rnd() * 300),
-    });
-    assert.equal(r.rejected, 0);
-    assert.equal(r.sends.length, 600);
-    const tail = utilisation(r.sends, ref.tpm, r.lastSendAt - 20_000, r.lastSendAt);
-    assert.ok(tail >= 0.85, `seed ${seed}: the last 20 s of the drain used ${tail.toFixed(3)} of the quota`);
-    const tx = transactions(r.store.stats) / r.sends.length;
-    assert.ok(tx <= 0.5, `seed ${seed}: ${tx.toFixed(3)} budget transactions per job`);
-  }
+  await drainEnds([4, 6, 7, 8], { concurrency: 24, backlog: 600, fetch: { batch: 16, threshold: 8 }, latency: () => 25, charge: (rnd) => 1_320 + Math.round(rnd() * 300) }, 0.85, 0.5);
 });
