@@ -7,7 +7,8 @@
  *   (crashed holders), report what the old lease really spent per slot, apply pending observations (pause,
  *   drift), reserve a new slice for the next leaseMs, and replace the row with If-Match. Then spend locally.
  * - The lease length adapts so a lease covers about `jobsPerLease` jobs at this instance's pace (between
- *   minLeaseMs and leaseMs): storage transactions per job stay ≈ 2 / jobsPerLease at steady state.
+ *   minLeaseMs and leaseMs): storage transactions per job stay ≈ 2 / jobsPerLease at steady state. (Sizing, weight
+ *   and the end of a drain: leaseSizing.ts.)
  * - A lease wants what the instance used recently (×1.5) unless jobs were turned away, then it wants its fair
  *   share plus whatever the other live leases left; a lease that turned out too small for real demand is renewed
  *   early (at most once per `minRenewGapMs`).
@@ -22,7 +23,8 @@ import type { Admission, BudgetGate, Claimant, DeploymentRef, QuotaSignal } from
 import { DEFAULT_PRIORITY, HeldLease, type PrioritySettings } from './lease';
 import type { BudgetRowStore, StoredBudgetRow } from './store';
 import { newDeploymentState, type DeploymentState } from './deploymentState';
-import { lineHead, noteRefused, waitingTokens, type WaitingJob } from './waitingLine';
+import { lineHead, noteRefused, type WaitingJob } from './waitingLine';
+import { RATE_WINDOW_MS, sizeLease, TAIL_WINDOW_MS, type SizingSettings } from './leaseSizing';
 import type { PeerGrant } from './teamLedger';
 import {
   DEFAULT_BUDGET_POLICY,
@@ -32,7 +34,6 @@ import {
   OBSERVATION_MAX_AGE_MS,
   pruneRow,
   reconcile,
-  REQUEST_FOLLOW,
   reportLease,
   sum,
   type BudgetPolicy,
@@ -76,28 +77,12 @@ export interface SharedBudgetOptions {
 }
 
 
-const RATE_WINDOW_MS = 20_000;
-/**
- * The end of a drain (inDrainEnd): fewer than TAIL_ARRIVALS as many new jobs reached the instance as it admitted
- * in the last TAIL_WINDOW_MS (its in-flight work shrinks: the queue has run dry for it), and the work waiting
- * fleet-wide, as the leases' weights tell it, would be spent at the fleet's pace within TAIL_HORIZON leases.
- * Fleet simulation with host-style fetches (16 at a time, 4 instances): the last 20 s of a drain of 1,000–2,000-token
- * jobs 0.79 → 0.87 of the quota, budget transactions per job 0.333 → 0.348; 500–1,000-token jobs unchanged (0.158).
- * A 10 s window shortened leases in the middle of drains of small jobs too (0.158 → 0.208 transactions per job).
- */
-const TAIL_WINDOW_MS = RATE_WINDOW_MS;
-const TAIL_ARRIVALS = 0.5;
-const TAIL_HORIZON = 1.5;
 /** A lease not renewed this long after its end is reported by its idle holder, ms. (Releasing earlier, after a few
  *  quiet seconds, cost 0.05 more budget transactions per job in bench:quota and gained no drain time.) */
 const IDLE_RELEASE_MS = 1_000;
 /** A holder nobody has asked anything for this long (no refused job due back either) gives its lease back before
  *  its end when other instances share the deployment, so their next leases get its share (the end of a drain), ms. */
 const IDLE_EARLY_RELEASE_MS = 1_500;
-/** Waiting tokens per unit of lease weight, and the most units counted (a hold is bounded by the host's queue
- *  concurrency anyway). */
-const DEMAND_WEIGHT_TOKENS = 1_000;
-const MAX_DEMAND_WEIGHT = 256;
 /** A refused interactive job told to wait longer than this renews the lease early, weighted for it, ms. */
 const INTERACTIVE_RENEW_AFTER_MS = 1_500;
 /** At most one such renewal per instance in this long, ms. (Once per lease let a second interactive job within one
@@ -111,9 +96,7 @@ export class SharedBudgetGate implements BudgetGate {
   private readonly store: BudgetRowStore;
   private readonly policy: BudgetPolicy;
   private readonly prio: PrioritySettings;
-  private readonly leaseMs: number;
-  private readonly minLeaseMs: number;
-  private readonly jobsPerLease: number;
+  private readonly sizing: SizingSettings;
   private readonly minRenewGapMs: number;
   private readonly defaultPauseMs: number;
   private readonly holdMs: number;
@@ -130,9 +113,8 @@ export class SharedBudgetGate implements BudgetGate {
     this.owner = options.owner ?? randomUUID();
     this.policy = { ...DEFAULT_BUDGET_POLICY, ...options.policy };
     this.prio = { ...DEFAULT_PRIORITY, ...options.priority };
-    this.leaseMs = options.leaseMs ?? 10_000;
-    this.minLeaseMs = Math.min(options.minLeaseMs ?? 2_000, this.leaseMs);
-    this.jobsPerLease = options.jobsPerLease ?? 24;
+    const leaseMs = options.leaseMs ?? 10_000;
+    this.sizing = { owner: this.owner, prio: this.prio, leaseMs, minLeaseMs: Math.min(options.minLeaseMs ?? 2_000, leaseMs), jobsPerLease: options.jobsPerLease ?? 24 };
     this.minRenewGapMs = options.minRenewGapMs ?? 1_000;
     this.defaultPauseMs = options.defaultPauseMs ?? 1_000;
     this.holdMs = options.holdMs ?? 30_000;
@@ -317,87 +299,11 @@ export class SharedBudgetGate implements BudgetGate {
   private renewOnce(st: DeploymentState, target: DeploymentRef, now: number, pendingTokens: number, wantAll: boolean, interactive = false): Promise<void> {
     if (st.renewing) return st.renewing;
     return this.single(st, now, () =>
-      this.write(st, target, now, { kind: 'renew', grant: (row, lim) => this.grant(st, row, lim, now, pendingTokens, wantAll, interactive) }),
+      this.write(st, target, now, {
+        kind: 'renew',
+        grant: (row, lim) => grantLease(row, sizeLease(st, row, lim, now, { pendingTokens, wantAll, interactive }, this.sizing, `${this.owner}.${(this.leaseCounter += 1)}`), lim),
+      }),
     );
-  }
-
-  /** Sizes and reserves the next lease on a fresh copy of the row. */
-  private grant(st: DeploymentState, row: BudgetRow, lim: Limits, now: number, pendingTokens: number, wantAll: boolean, interactive: boolean): LeaseRecord {
-    const recent = st.admitted.filter(([t]) => t >= now - RATE_WINDOW_MS);
-    const span = recent.length > 0 ? Math.max(this.policy.slotMs * 4, now - recent[0]![0]) : 0;
-    const jobRate = recent.length >= 3 ? recent.length / span : 0; // jobs per ms
-    // Weight: interactive demand doubles it, and it grows with the work waiting here, so that the slots nobody has
-    // reserved yet are shared by backlog, not by head count. Instances holding more work get more of the pace and
-    // the fleet finishes together; with equal shares, the one left holding the last jobs drained them at a quarter
-    // of the quota while the others' shares went unused until its next renewal (bench:quota's tail).
-    st.leaseForInteractive = now - st.demand.lastInteractiveAt <= this.prio.interactiveMemoryMs;
-    // Jobs of a team the fair-share gate finds behind the fleet count twice: a team whose last jobs sit at one instance
-    // gets its share only if that instance gets more of the pace (bench:fairness: the last 20 jobs of B's backlog, all
-    // at one instance, ran at 0.25 of the deployment for 25 s while A's ran everywhere else).
-    const weight = (st.leaseForInteractive ? 2 : 1) * Math.round(clamp(waitingTokens(st.waiting, now, true) / DEMAND_WEIGHT_TOKENS, 1, MAX_DEMAND_WEIGHT) * 10) / 10;
-    const others = row.leases.filter((l) => l.owner !== this.owner && l.until >= now);
-    // Alone on the row, a lease stays short: an instance that starts meanwhile would otherwise get nothing until it
-    // ends (bench:fairness: one instance, alone for a moment at start-up, took the whole pace for 9 s while three
-    // had nothing). Renewing alone skips the read, so this costs one write per short lease.
-    const alone = others.length === 0;
-    let leaseMs = jobRate > 0 ? clamp(this.jobsPerLease / jobRate, this.minLeaseMs, alone ? this.minLeaseMs : this.leaseMs) : this.minLeaseMs;
-    const turnedAway = now - st.lastDeniedAt <= Math.max(leaseMs, this.minLeaseMs * 2);
-    const hungry = wantAll || turnedAway || recent.length < 3;
-    // The end of a drain, by this instance's own count (its record says so: `tail`), or a peer's: an instance still
-    // fetching jobs when the others ran dry took a 10 s lease sized by their stale weights, and drained the last jobs
-    // at a fifth of the quota while the others' shares came free (fleet simulation, host-style fetches of
-    // 1,320–1,620-token jobs, 8 seeds: the last 20 s at 0.69–0.78 of the quota in half of them; now 0.88–0.95).
-    const tail = hungry && !alone && this.inDrainEnd(st, lim, now, others, recent, leaseMs);
-    if (tail || (hungry && !alone && st.waiting.size > 0 && others.some((l) => l.tail))) leaseMs = this.minLeaseMs;
-    const tokenRate = recent.reduce((s, [, n]) => s + n, 0) / Math.max(1, span);
-    st.demandLimited = !hungry;
-    this.leaseCounter += 1;
-    const carry = st.lease?.unspent(now) ?? { tokens: 0, requests: 0 };
-    const tokensPerRequest = recent.length > 0 ? recent.reduce((s, [, n]) => s + n, 0) / recent.length : Math.max(1, pendingTokens);
-    // The old lease's accrued, unused allowance moves into the new lease's first slot, so it is spent rather than lost
-    // at every renewal (and a burst after a quiet spell fits). Capped at a tenth of the pacing room (or two typical
-    // calls): a request-bound instance, which leaves most tokens unused, must not take the whole room for tokens it
-    // will not spend, or its next slots get no tokens and so no requests.
-    const firstTokens = Math.max(pendingTokens, Math.min(carry.tokens, Math.max(2 * tokensPerRequest, 0.1 * lim.tokensPace)));
-    // Carried requests follow the carried tokens, as slices do: carried whole, an instance whose calls were fewer than
-    // its request slices rolled the surplus into every next lease and held most of the 10 s request window while the
-    // others, with tokens to spend, got a few requests each (the fleet simulation lost 5 % of the quota that way).
-    const firstRequests = Math.max(1, Math.min(carry.requests, 1 + (REQUEST_FOLLOW * firstTokens) / Math.max(1, tokensPerRequest)));
-    return grantLease(
-      row,
-      {
-        id: `${this.owner}.${this.leaseCounter}`,
-        owner: this.owner,
-        now,
-        until: now + leaseMs,
-        weight,
-        tail,
-        ...st.teams.publish(now),
-        // An instance's first lease takes only its share of the slots: with an idle minute behind them, the first
-        // leases of a starting fleet could otherwise each reserve the whole pace and spend the pacing window's room
-        // between them in two seconds, leaving nothing for anyone for the next eight (bench:fairness at start-up).
-        shareOnly: !st.lease && st.admitted.length === 0,
-        interactive,
-        want: hungry
-          ? { firstTokens, firstRequests, tokensPerRequest, tokensPerSlot: Number.POSITIVE_INFINITY, requestsPerSlot: Number.POSITIVE_INFINITY }
-          : { firstTokens, firstRequests, tokensPerRequest, tokensPerSlot: 1.5 * tokenRate * lim.slotMs, requestsPerSlot: 1.5 * jobRate * lim.slotMs },
-      },
-      lim,
-    );
-  }
-
-  /**
-   * The end of a drain: the jobs left are held by the instances, which run out one by one and give back the rest of
-   * their leases (watchIdle). A long lease sees what they gave back only at its next renewal, and the last seconds of
-   * the drain ran at half the quota (bench:fairness, the fleet simulation). So there, leases are short.
-   */
-  private inDrainEnd(st: DeploymentState, lim: Limits, now: number, others: readonly LeaseRecord[], recent: ReadonlyArray<[number, number]>, leaseMs: number): boolean {
-    if (st.waiting.size === 0) return false;
-    const admittedLately = recent.filter(([t]) => t >= now - TAIL_WINDOW_MS).length;
-    const arrived = st.arrivals.filter((t) => t >= now - TAIL_WINDOW_MS).length;
-    if (admittedLately < 3 || arrived >= TAIL_ARRIVALS * admittedLately) return false;
-    const fleetWaiting = waitingTokens(st.waiting, now) + others.reduce((n, l) => n + l.weight * DEMAND_WEIGHT_TOKENS, 0);
-    return fleetWaiting / (lim.tokensPerSlot / lim.slotMs) < TAIL_HORIZON * leaseMs;
   }
 
   /**
@@ -509,6 +415,3 @@ export class SharedBudgetGate implements BudgetGate {
 
 type WriteMode = { kind: 'renew'; grant: (row: BudgetRow, lim: Limits) => LeaseRecord } | { kind: 'pause' } | { kind: 'release' };
 
-function clamp(v: number, lo: number, hi: number): number {
-  return Math.min(hi, Math.max(lo, v));
-}

@@ -42,7 +42,7 @@ export interface LeaseRecord {
   teams?: Record<string, number>;
   /** The part of `teams` granted while no other team had a job waiting at the holder (teamLedger.ts). */
   solo?: Record<string, number>;
-  /** The holder is at the end of a drain (sharedBudget.ts inDrainEnd): its lease is short, and so are its peers'. */
+  /** The holder is at the end of a drain (leaseSizing.ts inDrainEnd): its lease is short, and so are its peers'. */
   tail?: boolean;
 }
 
@@ -254,7 +254,7 @@ export interface LeaseWant {
   tokensPerRequest: number;
 }
 
-/** `teams`, `solo` (teamLedger.ts) and `tail` (sharedBudget.ts) are published with the lease as they are. */
+/** `teams`, `solo` (teamLedger.ts) and `tail` (leaseSizing.ts) are published with the lease as they are. */
 export interface GrantRequest extends Pick<LeaseRecord, 'teams' | 'solo' | 'tail'> {
   id: string;
   owner: string;
