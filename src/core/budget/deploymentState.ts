@@ -22,7 +22,7 @@ export interface DeploymentState {
   storageBackoffUntil: number;
   /** Recent admissions [time, tokens], for pace and lease length. */
   admitted: Array<[number, number]>;
-  /** First asks of jobs new to this instance in the last 20 s, epoch ms (the end of a drain, sharedBudget.ts). */
+  /** First asks of jobs new to this instance in the last 20 s, epoch ms (the end of a drain, leaseSizing.ts). */
   arrivals: number[];
   lastDeniedAt: number;
   demand: DemandState;
