@@ -79,10 +79,11 @@ export function sizeLease(st: DeploymentState, row: BudgetRow, lim: Limits, now:
   // 1,320–1,620-token jobs, 8 seeds: the last 20 s at 0.69–0.78 of the quota in half of them; now 0.88–0.95).
   const tail = hungry && !alone && inDrainEnd(st, lim, now, others, recent, leaseMs);
   if (tail || (hungry && !alone && st.waiting.size > 0 && others.some((l) => l.tail))) leaseMs = settings.minLeaseMs;
-  const tokenRate = recent.reduce((s, [, n]) => s + n, 0) / Math.max(1, span);
+  const recentTokens = recent.reduce((sum, [, n]) => sum + n, 0);
+  const tokenRate = recentTokens / Math.max(1, span);
   st.demandLimited = !hungry;
   const carry = st.lease?.unspent(now) ?? { tokens: 0, requests: 0 };
-  const tokensPerRequest = recent.length > 0 ? recent.reduce((s, [, n]) => s + n, 0) / recent.length : Math.max(1, pendingTokens);
+  const tokensPerRequest = recent.length > 0 ? recentTokens / recent.length : Math.max(1, pendingTokens);
   // The old lease's accrued, unused allowance moves into the new lease's first slot, so it is spent rather than lost
   // at every renewal (and a burst after a quiet spell fits). Capped at a tenth of the pacing room (or two typical
   // calls): a request-bound instance, which leaves most tokens unused, must not take the whole room for tokens it
