@@ -5,7 +5,7 @@ import { systemClock } from '../core/worker';
 import type { JobRecord } from '../core/jobs';
 import type { DeploymentLimits, Gauge, RollupDeps, TelemetrySink } from '../core/telemetry/rollupDeps';
 import { watermarkCuts } from '../core/telemetry/watermark';
-import type { TelemetrySettings } from '../core/telemetry/settings';
+import type { SluiceConfig } from '../config';
 import { recordJobUsage, type UsageRow } from '../core/telemetry/usage';
 import { GAUGE_METRICS } from '../core/telemetry/names';
 import { RollupTable } from '../azure/rollupTable';
@@ -14,7 +14,7 @@ import { UsageTable } from '../azure/usageTable';
 import { getServices } from './services';
 
 interface TelemetryServices {
-  settings: TelemetrySettings;
+  settings: SluiceConfig['telemetry'];
   usage: UsageTable;
   rollup: RollupTable;
   sink: TelemetrySink;

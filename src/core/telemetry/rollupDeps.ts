@@ -1,6 +1,5 @@
 /** What the rollup needs from its host: where usage rows and its own state live, where metrics go, the time. */
 import type { RollupRow } from './aggregate';
-import type { TelemetrySettings } from './settings';
 import type { StateStore } from './store';
 
 /** What the rollup sends to Application Insights (src/azure/telemetry.ts), or a log in tests and local runs. */
@@ -29,10 +28,21 @@ export interface Gauge {
   properties: Record<string, string>;
 }
 
-export type RollupSettings = Pick<
-  TelemetrySettings,
-  'latenessMs' | 'monthlyBudgetUsd' | 'teamBudgetsUsd' | 'budgetThresholdsPct' | 'quotaAdviceMinutes' | 'quotaAdvicePercent'
->;
+/** The telemetry settings the rollup reads (src/config.ts reads and documents them). */
+export interface RollupSettings {
+  /** A minute window closes this long after its end, ms. */
+  latenessMs: number;
+  /** Overall monthly budget, USD; none: no overall alerts. */
+  monthlyBudgetUsd?: number;
+  /** Monthly budget per team id, USD. */
+  teamBudgetsUsd: Record<string, number>;
+  /** Percentages of a budget that raise an alert. */
+  budgetThresholdsPct: number[];
+  /** Consecutive minutes above quotaAdvicePercent before quota advice. */
+  quotaAdviceMinutes: number;
+  /** TPM utilisation, %, above which a minute counts toward quota advice. */
+  quotaAdvicePercent: number;
+}
 
 /** Routine progress goes to debug; warnings are for a person (budget, quota, a claim taken over). */
 export type RollupLog = (level: 'debug' | 'info' | 'warn' | 'error', message: string) => void;
