@@ -39,7 +39,7 @@ function closable(window: string, now: number, latenessMs: number): boolean {
 }
 
 /** A window this run holds: count rows committed at or before `cut`, then complete it with `etag`. */
-export interface Claim {
+interface Claim {
   window: string;
   cut: string;
   etag: string;
