@@ -76,8 +76,8 @@ dependencies
 | summarize p95_ms = percentile(duration, 95)
 '''
   }
-  // Sluice emits no queue-age metric, so the former "oldest job in the queue" alert is replaced by this one on jobs
-  // waiting (sluice.jobs.waiting, sent when the host supplies the count) next to the queue-depth alert below.
+  // Sluice emits no queue-age metric: a growing wait shows as jobs waiting (sluice.jobs.waiting, sent when the host
+  // supplies the count) next to the queue-depth alert below.
   {
     key: 'jobs-waiting'
     title: 'Jobs waiting'

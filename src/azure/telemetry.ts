@@ -1,13 +1,11 @@
 /**
  * Application Insights for Sluice (applicationinsights 3.x, OpenTelemetry underneath): the rollup's metrics and
- * events, and one dependency per Azure OpenAI call. Without APPLICATIONINSIGHTS_CONNECTION_STRING everything goes to
- * a log sink instead, so local runs and tests need no ingestion endpoint.
+ * events, and one dependency per Azure OpenAI call. Without APPLICATIONINSIGHTS_CONNECTION_STRING nothing is sent, so
+ * local runs and tests need no ingestion endpoint.
  */
 import { TelemetryClient } from 'applicationinsights';
 import { MODEL_CALL_DEPENDENCY } from '../core/telemetry/names';
-import type { TelemetrySink } from '../core/telemetry/rollup';
-
-type Log = (message: string) => void;
+import type { TelemetrySink } from '../core/telemetry/rollupDeps';
 
 /** Sends to Application Insights. Each metric is recorded once per series per window, so valueSum is the value. */
 export class AppInsightsSink implements TelemetrySink {
@@ -35,39 +33,28 @@ export class AppInsightsSink implements TelemetrySink {
   }
 }
 
-/** No ingestion configured: metrics are counted and events logged. */
-export class LogSink implements TelemetrySink {
-  metrics = 0;
-  constructor(private readonly log: Log = (m) => console.log(m)) {}
-  metric(): void {
-    this.metrics += 1;
-  }
-  event(name: string, properties: Record<string, string>): void {
-    this.log(`telemetry event ${name} ${JSON.stringify(properties)}`);
-  }
-  async flush(): Promise<void> {
-    if (this.metrics > 0) this.log(`telemetry: ${this.metrics} metric values (no APPLICATIONINSIGHTS_CONNECTION_STRING; not sent)`);
-    this.metrics = 0;
-  }
+/**
+ * No ingestion configured (local runs, tests): nothing is sent, and nothing is printed either. What a person must
+ * see (budget thresholds, quota advice, unpriced models) the rollup also logs as warnings.
+ */
+class UnsentSink implements TelemetrySink {
+  metric(): void {}
+  event(): void {}
+  async flush(): Promise<void> {}
 }
 
 let shared: TelemetrySink | undefined;
 
-/** The process-wide sink: Application Insights when the connection string is set, else a log sink. */
-export function telemetrySink(env: Record<string, string | undefined> = process.env, log?: Log): TelemetrySink {
+/** The process-wide sink: Application Insights when the connection string is set, else one that sends nothing. */
+export function telemetrySink(env: Record<string, string | undefined> = process.env): TelemetrySink {
   if (!shared) {
     const conn = env.APPLICATIONINSIGHTS_CONNECTION_STRING?.trim();
-    shared = conn ? new AppInsightsSink(conn) : new LogSink(log);
+    shared = conn ? new AppInsightsSink(conn) : new UnsentSink();
   }
   return shared;
 }
 
-/** Forgets the shared sink (tests). */
-export function resetTelemetrySink(): void {
-  shared = undefined;
-}
-
-export interface ModelCall {
+interface ModelCall {
   jobId: string;
   attempt: number;
   region: string;
@@ -87,8 +74,8 @@ export interface ModelCall {
 }
 
 /**
- * One Azure OpenAI call as an Application Insights dependency (type HTTP, name chat.completions, target = the
- * endpoint host, resultCode = HTTP status) carrying job_id, attempt, region and deployment. No-op without a
+ * One Azure OpenAI call as an Application Insights dependency (type HTTP, name "POST /openai/deployments/<deployment>/
+ * chat/completions", target = the endpoint host, resultCode = HTTP status) carrying job_id, attempt, region and deployment. No-op without a
  * connection string.
  */
 export function trackModelCall(call: ModelCall, sink: TelemetrySink = telemetrySink()): void {

@@ -9,16 +9,15 @@ import { createHash } from 'node:crypto';
 import { TableClient, type TableEntityResult } from '@azure/data-tables';
 import { normalizeCommitTime } from '../core/telemetry/store';
 import type { CallRef, UsageRow, UsageRowStore } from '../core/telemetry/usage';
-import type { UsageRowSource } from '../core/telemetry/rollup';
+import type { UsageRowSource } from '../core/telemetry/rollupDeps';
 import { ROLLUP_FIELDS, type RollupRow } from '../core/telemetry/aggregate';
 import { tableCreator } from './conditionalRows';
 
 export const USAGE_SHARDS = 8;
 /**
  * Entities per page when reading a window. Small pages keep the rollup's memory flat whatever the window holds: at
- * most one page per shard is in flight, so 250 rows × 8 shards. (bench:rollup: with 1,000 the RSS growth doubled
- * from 20,000 to 200,000 rows; with 250 it stays level. Azurite scans a partition to resume a query, so on the
- * emulator smaller pages of a large partition cost more time; Azure Tables resumes from its index.)
+ * most one page per shard is in flight, so 250 rows × 8 shards. Larger pages grow memory with the window's size;
+ * smaller ones cost more round trips (and on Azurite, which rescans a partition to resume a query, more time).
  */
 const PAGE_SIZE = 250;
 
@@ -60,26 +59,11 @@ export function toEntity(row: UsageRow): Entity {
 const n = (v: unknown) => (typeof v === 'number' ? v : Number(v ?? 0));
 const optMs = (v: unknown) => (n(v) < 0 ? null : n(v));
 
-export function fromEntity(e: Record<string, unknown>): UsageRow {
-  return {
-    ...rollupRowOf(e),
-    jobId: String(e.rowKey),
-    window: String(e.window),
-    modelVersion: String(e.modelVersion ?? ''),
-    priority: e.priority === 'batch' ? 'batch' : 'interactive',
-    errorCode: String(e.errorCode ?? ''),
-    finishReason: String(e.finishReason ?? ''),
-    completedAt: n(e.completedAt),
-    writtenAt: n(e.writtenAt),
-    ...(e.lateFrom ? { lateFrom: String(e.lateFrom) } : {}),
-  };
-}
-
 /** Table properties behind ROLLUP_FIELDS (costUsd comes with `priced`; the commit time is the server Timestamp). */
 const ROLLUP_SELECT = [...ROLLUP_FIELDS, 'priced', 'Timestamp'];
 
-/** The rollup's fields of an entity read with ROLLUP_SELECT (see fromEntity for the full row). */
-export function rollupRowOf(e: Record<string, unknown>): RollupRow {
+/** The rollup's fields of an entity read with ROLLUP_SELECT. */
+function rollupRowOf(e: Record<string, unknown>): RollupRow {
   return {
     team: String(e.team ?? ''),
     model: String(e.model ?? ''),

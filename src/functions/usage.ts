@@ -5,7 +5,7 @@
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { ValidationError } from '../core/errors';
 import { monthStatus, parseUsageQuery, queryUsage } from '../core/telemetry/query';
-import { WATERMARK } from '../core/telemetry/rollup';
+import { WATERMARK } from '../core/telemetry/partitions';
 import { windowIso } from '../core/telemetry/windows';
 import { errorResponse, json } from '../runtime/http';
 import { getTelemetryServices } from '../runtime/telemetry';
@@ -16,7 +16,7 @@ export async function usage(request: HttpRequest, context: InvocationContext): P
     const auth = await authorize(request);
     if (auth.denied) return auth.denied;
     const now = Date.now();
-    // Issue 10: a member sees its own team's usage only; an admin sees every team's (or one, with ?team=).
+    // A member sees its own team's usage only; an admin sees every team's (or one, with ?team=).
     const q = parseUsageQuery(request.query, now, auth.principal.role === 'admin' ? request.query.get('team') ?? undefined : auth.principal.team.id);
     const { rollup, settings } = getTelemetryServices();
     const [{ groups, total }, month, watermark] = await Promise.all([

@@ -1,11 +1,11 @@
 /**
- * Wiring of the telemetry feature (issue 7): its settings, tables and sink, built once per process from the shared
- * services. The worker's onFinished calls `recordUsage(job)`; the rollup and usage functions use the rest.
+ * Wiring of telemetry: its settings, tables and sink, built once per process from the shared services. The worker's onFinished calls `recordUsage(job)`; the rollup and usage functions use the rest.
  */
 import { systemClock } from '../core/worker';
 import type { JobRecord } from '../core/jobs';
-import { watermarkCuts, type DeploymentLimits, type Gauge, type RollupDeps, type TelemetrySink } from '../core/telemetry/rollup';
-import type { TelemetrySettings } from '../core/telemetry/settings';
+import type { DeploymentLimits, Gauge, RollupDeps, TelemetrySink } from '../core/telemetry/rollupDeps';
+import { watermarkCuts } from '../core/telemetry/watermark';
+import type { SluiceConfig } from '../config';
 import { recordJobUsage, type UsageRow } from '../core/telemetry/usage';
 import { GAUGE_METRICS } from '../core/telemetry/names';
 import { RollupTable } from '../azure/rollupTable';
@@ -13,8 +13,8 @@ import { telemetrySink } from '../azure/telemetry';
 import { UsageTable } from '../azure/usageTable';
 import { getServices } from './services';
 
-export interface TelemetryServices {
-  settings: TelemetrySettings;
+interface TelemetryServices {
+  settings: SluiceConfig['telemetry'];
   usage: UsageTable;
   rollup: RollupTable;
   sink: TelemetrySink;
@@ -52,7 +52,14 @@ export function getTelemetryServices(): TelemetryServices {
       out.push({ name: GAUGE_METRICS.queueDepth, value: await q.depth(), properties: { queue: q.name } });
     }
     // A filtered scan once per rollup run, capped: enough to alert on a growing wait without reading every job.
-    out.push({ name: GAUGE_METRICS.jobsWaiting, value: await services.jobs.countWaiting(WAITING_COUNT_CAP), properties: {} });
+    // Before the first job the jobs table does not exist yet: nothing is waiting.
+    let waiting = 0;
+    try {
+      waiting = await services.jobs.countWaiting(WAITING_COUNT_CAP);
+    } catch (err) {
+      if (!isTableNotFound(err)) throw err;
+    }
+    out.push({ name: GAUGE_METRICS.jobsWaiting, value: waiting, properties: {} });
     return out;
   };
   cached = {
@@ -68,7 +75,7 @@ export function getTelemetryServices(): TelemetryServices {
         job,
         Date.now(),
       ),
-    // Issue 10: teams' own monthly budgets (admin API) join SLUICE_TEAM_BUDGETS for the 50/80/100 % alerts.
+    // Teams' own monthly budgets (admin API) join SLUICE_TEAM_BUDGETS for the 50/80/100 % alerts.
     teamBudgets: async () => Object.fromEntries((await services.teams.listTeams()).filter((t) => t.monthlyBudgetUsd > 0).map((t) => [t.id, t.monthlyBudgetUsd])),
     rollupDeps: (log, teamBudgets = {}) => ({
       usage,
@@ -84,6 +91,6 @@ export function getTelemetryServices(): TelemetryServices {
   return cached;
 }
 
-export function resetTelemetryServices(): void {
-  cached = undefined;
+function isTableNotFound(err: unknown): boolean {
+  return (err as { statusCode?: number }).statusCode === 404;
 }

@@ -13,7 +13,7 @@ export const ROLLUP_FIELDS = [
 ] as const satisfies ReadonlyArray<keyof UsageRow>;
 export type RollupRow = Pick<UsageRow, (typeof ROLLUP_FIELDS)[number]>;
 
-export interface GroupKey {
+interface GroupKey {
   team: string;
   model: string;
   region: string;
@@ -24,12 +24,8 @@ export const GROUP_DIMENSIONS = ['team', 'model', 'region', 'deployment'] as con
 export type GroupDimension = (typeof GROUP_DIMENSIONS)[number];
 
 /** Table-safe key: the four values URI-encoded and joined with "|". */
-export function groupKeyString(k: GroupKey): string {
+function groupKeyString(k: GroupKey): string {
   return [k.team, k.model, k.region, k.deployment].map(encodeURIComponent).join('|');
-}
-export function parseGroupKey(s: string): GroupKey {
-  const [team, model, region, deployment] = s.split('|').map(decodeURIComponent);
-  return { team: team ?? '', model: model ?? '', region: region ?? '', deployment: deployment ?? '' };
 }
 
 export class GroupAggregate {
@@ -144,7 +140,7 @@ export function round6(n: number): number {
 
 /** Quota charged on one deployment in a window: every call that got past its rate limiter (not a 429, not a
  *  transport failure) is charged prompt + max output tokens, as Azure estimates at admission. */
-export interface DeploymentUse {
+interface DeploymentUse {
   region: string;
   deployment: string;
   tokensCharged: number;

@@ -3,9 +3,9 @@ import { monthBounds } from './windows';
 
 const HOUR_MS = 3_600_000;
 /** Run rate is measured over the last day of spend... */
-export const RUN_RATE_WINDOW_MS = 24 * HOUR_MS;
+const RUN_RATE_WINDOW_MS = 24 * HOUR_MS;
 /** ...but over at least an hour, so one expensive first minute does not project a fortune. */
-export const MIN_RUN_RATE_SPAN_MS = HOUR_MS;
+const MIN_RUN_RATE_SPAN_MS = HOUR_MS;
 
 export interface MonthToDate {
   costUsd: number;
@@ -38,9 +38,9 @@ export function addToMonth(mtd: MonthToDate | undefined, usd: number, windowStar
   return { costUsd: (mtd?.costUsd ?? 0) + usd, hourly, firstAt: mtd?.firstAt ?? windowStartMs };
 }
 
-export type Basis = 'actual' | 'projected';
+type Basis = 'actual' | 'projected';
 
-export interface Crossing {
+interface Crossing {
   basis: Basis;
   thresholdPct: number;
   valueUsd: number;

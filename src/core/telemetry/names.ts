@@ -3,7 +3,8 @@
  * docs/telemetry.md are checked against this file; add a name here before sending it.
  *
  * Metrics land in `customMetrics` (value = valueSum: each series is sent once per window), events in `customEvents`.
- * Every window metric carries the custom dimensions in WINDOW_DIMENSIONS.
+ * Every window metric carries the custom dimensions window (UTC minute start, ISO: the key to de-duplicate on),
+ * team, model, region and deployment.
  */
 
 /** Per window × team × logical model × region × deployment. */
@@ -71,13 +72,9 @@ export const EVENTS = {
  *  custom dimensions job_id, attempt, region, deployment, model, outcome. */
 export const MODEL_CALL_DEPENDENCY = 'POST /openai/deployments/' as const;
 
-/** Custom dimensions on every window metric. `window` = UTC minute start (ISO), the key to de-duplicate on. */
-export const WINDOW_DIMENSIONS = ['window', 'team', 'model', 'region', 'deployment'] as const;
-
 export const METRIC_NAMES: readonly string[] = [
   ...Object.values(WINDOW_METRICS),
   ...Object.values(DEPLOYMENT_METRICS),
   ...Object.values(COST_METRICS),
   ...Object.values(GAUGE_METRICS),
 ];
-export const EVENT_NAMES: readonly string[] = Object.values(EVENTS);

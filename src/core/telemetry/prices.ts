@@ -5,7 +5,7 @@
 import defaultPriceFile from './prices.json';
 
 /** USD per 1,000,000 tokens. */
-export interface TokenPrice {
+interface TokenPrice {
   input: number;
   /** Cached prompt tokens. @default input (never under-report when a price omits it) */
   cachedInput: number;
@@ -33,7 +33,7 @@ export const DEFAULT_PRICES: PriceTable = {
   source: defaultPriceFile.source,
 };
 
-export interface PricedCall {
+interface PricedCall {
   model: string;
   /** Model version the endpoint reported (response.model), when known. */
   modelVersion?: string;
@@ -46,7 +46,7 @@ export interface PricedCall {
 }
 
 /** "gpt-4o-2024-11-20" → "gpt-4o". */
-export function stripVersion(model: string): string {
+function stripVersion(model: string): string {
   return model.replace(/-\d{4}-\d{2}-\d{2}$/, '');
 }
 

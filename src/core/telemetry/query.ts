@@ -5,20 +5,22 @@
 import { ValidationError } from '../errors';
 import { GroupAggregate, GROUP_DIMENSIONS, round6, type GroupDimension, type GroupSummary } from './aggregate';
 import { budgetStatus, projectMonthEnd, type BudgetStatus } from './budget';
-import { budgetOf, monthToDateOf, ROLLUP_PARTITIONS, type RollupSettings, type Scope } from './rollup';
+import { ROLLUP_PARTITIONS, type Scope } from './partitions';
+import type { RollupSettings } from './rollupDeps';
+import { budgetOf, monthToDateOf } from './spend';
 import type { StateStore } from './store';
 import { MINUTE_MS, monthOf, windowOf } from './windows';
 
 const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;
 /** Longest range one request may ask for. */
-export const MAX_RANGE_MS = 93 * DAY_MS;
+const MAX_RANGE_MS = 93 * DAY_MS;
 
-export interface UsageQuery {
+interface UsageQuery {
   from: number;
   to: number;
   groupBy: GroupDimension;
-  /** Only this team's usage (issue 10: a member's view). */
+  /** Only this team's usage (a member's view). */
   team?: string;
 }
 
@@ -67,11 +69,11 @@ export function partitionPlan(from: number, to: number): Array<[string, string]>
   return plan;
 }
 
-export interface UsageGroupView extends GroupSummary {
+interface UsageGroupView extends GroupSummary {
   [dimension: string]: unknown;
 }
 
-export interface ScopeStatus {
+interface ScopeStatus {
   scope: Scope['kind'];
   name: string;
   mtd_usd: number;

@@ -64,7 +64,7 @@ export interface UsageRowStore {
   insert(row: UsageRow): Promise<{ result: 'inserted' | 'exists'; committedAt?: string }>;
 }
 
-export interface UsageOptions {
+interface UsageOptions {
   prices?: PriceTable;
   overrides?: PriceOverrides;
   /** A job recorded at most this long after completedAt is filed in its completion minute; later, in `now`'s. @default 60000 */
@@ -133,7 +133,7 @@ export interface WindowCuts {
   cutOf(window: string): Promise<string | undefined>;
 }
 
-export interface RecorderDeps {
+interface RecorderDeps {
   store: UsageRowStore;
   cuts: WindowCuts;
   clock: { now(): number };
