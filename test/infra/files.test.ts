@@ -68,7 +68,7 @@ const packageJson = () => JSON.parse(read('package.json')) as PackageJson;
 
 test('.funcignore keeps developer-only trees and devDependencies out, and the runnable code in', () => {
   const lines = funcignore();
-  for (const p of ['local/', 'cli/', 'test/', 'bench/', '.azurite/', 'docs/', '*.ts', 'infra/', '/src/']) assert.ok(lines.includes(p), `.funcignore lists ${p}`);
+  for (const p of ['local/', '/cli/', '/dist/cli/', 'test/', 'bench/', '.azurite/', 'docs/', '*.ts', 'infra/', '/src/']) assert.ok(lines.includes(p), `.funcignore lists ${p}`);
   for (const p of ['dist', 'dist/', 'src/', 'node_modules', 'node_modules/', 'host.json', 'package.json', '*.js']) {
     assert.ok(!lines.includes(p), `.funcignore must not drop ${p}`);
   }
