@@ -18,8 +18,8 @@ export interface AzuriteOptions {
   silent?: boolean;
   /** Project root holding node_modules/azurite. @default process.cwd() */
   rootDir?: string;
-  /** Load local/azurite-fixes.cjs (index fixes for Azurite's queue store; results unchanged). Env
-   *  `SLUICE_AZURITE_FIXES=false` turns it off. @default true */
+  /** Load local/azurite-fixes.cjs (index fixes for Azurite's queue and table stores; results unchanged); start
+   *  fails if any fix did not apply. Env `SLUICE_AZURITE_FIXES=false` turns them off. @default true */
   fixes?: boolean;
   /** How long to wait for the three services to listen, ms. @default 30000 */
   startTimeoutMs?: number;
@@ -30,6 +30,8 @@ export interface RunningAzurite {
   blobPort: number;
   queuePort: number;
   tablePort: number;
+  /** The fixes from local/azurite-fixes.cjs that apply in this Azurite (all of them, or none when turned off). */
+  fixes: readonly string[];
   /** Kills the process (SIGTERM, then SIGKILL after 5 s). */
   stop(): Promise<void>;
   /** Starts it again after stop() on the same ports (and the same data unless inMemory). */
@@ -38,6 +40,31 @@ export interface RunningAzurite {
 
 type Service = 'Blob' | 'Queue' | 'Table';
 const LISTENING = /Azurite (Blob|Queue|Table) service is successfully listening at http:\/\/[^:]+:(\d+)/g;
+/** The line local/azurite-fixes.cjs writes to stderr once it has run. */
+const FIXES_REPORT = /^sluice azurite-fixes: (\{.*\})\r?\n/m;
+
+interface FixesReport {
+  azurite: string;
+  writtenFor: string;
+  applied: string[];
+  failed: { fix: string; reason: string }[];
+}
+
+/**
+ * The fixes that applied, from Azurite's output; undefined while the report has not arrived. Throws when any fix
+ * did not apply: a benchmark on a partly patched Azurite measures the emulator, so it must not run quietly.
+ */
+export function appliedFixes(output: string): string[] | undefined {
+  const match = FIXES_REPORT.exec(output);
+  if (!match) return undefined;
+  const report = JSON.parse(match[1]!) as FixesReport;
+  if (report.failed.length === 0) return report.applied;
+  throw new Error(
+    `local/azurite-fixes.cjs did not apply to Azurite ${report.azurite}:\n` +
+      report.failed.map((f) => `  ${f.fix}: ${f.reason}`).join('\n') +
+      '\nFix local/azurite-fixes.cjs for this Azurite (or install the version it pins), or set SLUICE_AZURITE_FIXES=false to run Azurite unpatched.',
+  );
+}
 const children = new Set<ChildProcess>();
 let exitHookInstalled = false;
 
@@ -53,10 +80,11 @@ export async function startAzurite(options: AzuriteOptions = {}): Promise<Runnin
   const location = resolve(options.location ?? join(rootDir, '.azurite'));
   const ports: Record<Service, number> = { Blob: options.blobPort ?? 0, Queue: options.queuePort ?? 0, Table: options.tablePort ?? 0 };
   const entry = join(rootDir, 'node_modules', 'azurite', 'dist', 'src', 'azurite.js');
+  const fixes = options.fixes ?? process.env.SLUICE_AZURITE_FIXES !== 'false';
+  let applied: readonly string[] = [];
   let child: ChildProcess | undefined;
 
   const launch = async (): Promise<void> => {
-    const fixes = options.fixes ?? process.env.SLUICE_AZURITE_FIXES !== 'false';
     const args = [
       // Diagnostics, e.g. SLUICE_AZURITE_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/azurite-prof" (written on stop).
       ...(process.env.SLUICE_AZURITE_NODE_ARGS ?? '').split(' ').filter(Boolean),
@@ -91,9 +119,17 @@ export async function startAzurite(options: AzuriteOptions = {}): Promise<Runnin
           ports[match[1] as Service] = Number(match[2]);
           seen.add(match[1] as Service);
         }
+        let fixesApplied: string[] | undefined;
+        try {
+          fixesApplied = fixes ? appliedFixes(output) : [];
+        } catch (err) {
+          fail(err as Error);
+          return;
+        }
         if (/EADDRINUSE/.test(output)) {
           fail(new Error(`Azurite could not start: a port is already in use (blob ${ports.Blob}, queue ${ports.Queue}, table ${ports.Table}). Stop the other Azurite or point AzureWebJobsStorage elsewhere.`));
-        } else if (seen.size === 3) {
+        } else if (seen.size === 3 && fixesApplied) {
+          applied = fixesApplied;
           clearTimeout(timer);
           proc.stdout?.off('data', onData);
           proc.stderr?.off('data', onData);
@@ -138,6 +174,9 @@ export async function startAzurite(options: AzuriteOptions = {}): Promise<Runnin
     },
     get tablePort() {
       return ports.Table;
+    },
+    get fixes() {
+      return applied;
     },
     stop,
     async start() {

@@ -27,10 +27,11 @@ export interface StackOptions {
   azurite?: { inMemory?: boolean };
   /** Merged over host.json for the in-process host and the workers (e.g. a short visibilityTimeout). */
   hostJson?: object;
-  /** Issue 10: create team "default" with a member key and team "admin" with an admin key before the app starts.
+  /** Create team "default" with a member key and team "admin" with an admin key before the app starts.
    *  @default true */
   bootstrapKeys?: boolean;
-  /** Receives host and worker log lines. @default kept in memory (see RunningStack.logs); SLUICE_STACK_LOG=1 prints them */
+  /** Receives every host and worker log line, at every level. @default kept in memory (see RunningStack.logs);
+   *  SLUICE_STACK_LOG=1 prints them */
   log?: (line: string) => void;
 }
 
@@ -42,7 +43,7 @@ export interface RunningStack {
   azurite: RunningAzurite;
   /** App settings the stack set (also in process.env until stop()). */
   env: Record<string, string>;
-  /** A member key of team "default" (issue 10), unless bootstrapKeys was false. */
+  /** A member key of team "default", unless bootstrapKeys was false. */
   apiKey?: string;
   /** An admin key (team "admin"), unless bootstrapKeys was false. */
   adminKey?: string;
@@ -154,7 +155,9 @@ export async function startStack(opts: StackOptions = {}): Promise<RunningStack>
     const spawnHost = (name: string, args: string[], http = false) => {
       // The environment as it is now: tests start a worker with extra settings (e.g. a fault hook) set for the spawn.
       const childEnv = { ...process.env, ...env, ...(opts.hostJson ? { SLUICE_HOST_JSON_OVERRIDE: JSON.stringify(opts.hostJson) } : {}) };
-      const child = spawn(process.execPath, [join(PROJECT_ROOT, 'dist', 'local', 'host', 'cli.js'), ...args, '--root', PROJECT_ROOT], { cwd: PROJECT_ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+      // --verbose: tests and benchmarks read the workers' debug lines (deliveries, failovers) from their output.
+      const hostArgs = [join(PROJECT_ROOT, 'dist', 'local', 'host', 'cli.js'), ...args, '--root', PROJECT_ROOT, '--verbose'];
+      const child = spawn(process.execPath, hostArgs, { cwd: PROJECT_ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
       let url = '';
       let routePrefix: string | undefined;
       const ready = new Promise<{ url: string; routePrefix: string }>((resolveReady, rejectReady) => {
@@ -196,6 +199,7 @@ export async function startStack(opts: StackOptions = {}): Promise<RunningStack>
         rootDir: PROJECT_ROOT,
         port: 0,
         log,
+        logLevel: 'Trace',
         hostJson: opts.hostJson,
         ...(workers > 0 ? { exclude: [WORKER_FUNCTION] } : {}),
       });
@@ -247,7 +251,7 @@ export function authHeaders(baseUrl: string): Record<string, string> {
   return key ? { 'api-key': key } : {};
 }
 
-/** Issue 10: a local team and admin, as `npm start` and the tests need them. The keys exist only in this Azurite. */
+/** A local team and admin, as `npm start` and the tests need them. The keys exist only in this Azurite. */
 export async function bootstrapKeys(connectionString: string, table: string, lanes: number): Promise<{ apiKey: string; adminKey: string }> {
   const store = new TeamStore(TableClient.fromConnectionString(connectionString, table, { allowInsecureConnection: true }));
   const now = Date.now();

@@ -1,8 +1,10 @@
-// `npm start`: Azurite (10000-10002, data in .azurite/) + the Azure OpenAI simulator (8400-8402) + the real
-// functions in the local host on 127.0.0.1:7071 — no Azure Functions Core Tools needed. Ctrl-C stops everything.
+// `npm start [-- --verbose | --log-level LEVEL]`: Azurite (10000-10002, data in .azurite/) + the Azure OpenAI
+// simulator (8400-8402) + the real functions in the local host on 127.0.0.1:7071 — no Azure Functions Core Tools
+// needed. Ctrl-C stops everything. The console shows what the functions log at Information and above (one line per
+// finished job or batch) and every warning; --verbose adds the host's per-invocation lines and debug detail.
 import { resolve } from 'node:path';
 import { startAzurite, type RunningAzurite } from './azurite';
-import { startFunctionsHost, type RunningFunctionsHost } from './host';
+import { parseLogLevel, startFunctionsHost, type LogLevel, type RunningFunctionsHost } from './host';
 import { loadLocalSettings } from './host/settings';
 import { loadSimulatorConfig, startSimulator, type RunningSimulator } from './simulator';
 import { describeSimulator, withCliPorts } from './simulator/cli';
@@ -29,7 +31,32 @@ function portHint(err: unknown, what: string, fix: string): Error {
   return /EADDRINUSE|already in use/.test(message) ? new Error(`${what}: a port is already in use. ${fix}\n(${message})`) : (err as Error);
 }
 
+const USAGE = `usage: npm start [-- --verbose | --log-level LEVEL]
+  --verbose          every line: the host's Executing/Executed lines, timer runs, debug detail (= --log-level Trace)
+  --log-level LEVEL  Trace, Debug, Information, Warning, Error, Critical or None, for every category
+Without either, host.json logging.logLevel applies (AzureFunctionsJobHost__logging__logLevel__<category> settings
+win over it): function logs from Information, the host's own lines from Warning.`;
+
+/** The --verbose / --log-level choice; undefined = host.json's levels. */
+export function logLevelFromArgs(argv: string[]): LogLevel | undefined {
+  let level: LogLevel | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--verbose' || arg === '-v') level = 'Trace';
+    else if (arg === '--log-level') level = parseLogLevel(argv[++i], '--log-level');
+    else if (arg.startsWith('--log-level=')) level = parseLogLevel(arg.slice('--log-level='.length), '--log-level');
+    else throw new Error(`unknown argument ${arg}\n${USAGE}`);
+  }
+  return level;
+}
+
 async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(USAGE);
+    return;
+  }
+  const logLevel = logLevelFromArgs(argv);
   loadLocalSettings(ROOT_DIR);
   process.env.FUNCTIONS_WORKER_RUNTIME ??= 'node';
   process.env.SLUICE_JOBS_QUEUE ??= 'sluice-jobs';
@@ -76,7 +103,7 @@ async function main(): Promise<void> {
     }
 
     if (azurite) keys = await localKeys(azurite.connectionString);
-    host = await startFunctionsHost({ rootDir: ROOT_DIR });
+    host = await startFunctionsHost({ rootDir: ROOT_DIR, logLevel });
   } catch (err) {
     console.error(`\nnpm start failed: ${err instanceof Error ? err.message : String(err)}`);
     await stopAll();
@@ -98,6 +125,7 @@ ${keyLines}Try:
   curl -s -X POST ${api}/v1/jobs -H "api-key: $SLUICE_API_KEY" -H 'content-type: application/json' -d '{"request":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello"}],"max_tokens":50}}'
   curl -s ${api}/v1/jobs/<id> -H "api-key: $SLUICE_API_KEY"
   curl -s ${api}/v1/health
+${logLevel ? `Logs: every line from ${logLevel} up.` : 'Logs: one line per finished job or batch, and warnings (npm start -- --verbose shows every invocation).'}
 Ctrl-C stops everything.`);
 }
 
@@ -124,7 +152,9 @@ async function localKeys(connectionString: string): Promise<{ apiKey: string; ad
   return keys;
 }
 
-main().catch((err: unknown) => {
-  console.error(err);
-  process.exit(1);
-});
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exit(1);
+  });
+}

@@ -1,7 +1,8 @@
-// `node dist/local/host/cli.js [--only worker,other] [--exclude a,b] [--no-http] [--no-queues] [--no-timers] [--port N] [--root DIR]`
+// `node dist/local/host/cli.js [--only worker,other] [--exclude a,b] [--no-http] [--no-queues] [--no-timers] [--port N]
+//  [--root DIR] [--verbose | --log-level LEVEL]`
 // Runs one local Functions host process ("a Function instance" for benchmarks). On SIGTERM/SIGINT it stops taking
 // messages, lets in-flight invocations finish, and exits 0.
-import { startFunctionsHost, type FunctionsHostOptions } from './index';
+import { parseLogLevel, startFunctionsHost, type FunctionsHostOptions } from './index';
 
 /** JSON merged over host.json in this process (used by local/stack.ts to pass test overrides to workers). */
 export const HOST_JSON_OVERRIDE_ENV = 'SLUICE_HOST_JSON_OVERRIDE';
@@ -43,9 +44,17 @@ export function parseHostArgs(argv: string[], env: NodeJS.ProcessEnv = process.e
       case '--no-timers':
         options.timers = false;
         break;
+      case '--verbose':
+        options.logLevel = 'Trace';
+        break;
+      case '--log-level':
+        options.logLevel = parseLogLevel(value(), '--log-level');
+        break;
       case '--help':
       case '-h':
-        console.log('usage: node dist/local/host/cli.js [--only a,b] [--exclude a,b] [--no-http] [--no-queues] [--no-timers] [--port N] [--root DIR]');
+        console.log(
+          'usage: node dist/local/host/cli.js [--only a,b] [--exclude a,b] [--no-http] [--no-queues] [--no-timers] [--port N] [--root DIR] [--verbose | --log-level LEVEL]',
+        );
         process.exit(0);
       // falls through (exit never returns)
       default:

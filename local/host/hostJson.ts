@@ -2,6 +2,7 @@
 // ("hh:mm:ss", "d.hh:mm:ss", "hh:mm:ss.fff"); a bare number is taken as milliseconds (the v1 format).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseLogLevelRules, type LogLevelRules } from './logging';
 
 export interface QueueSettings {
   /** Messages fetched per receive, 1..32. @default 16 */
@@ -24,6 +25,8 @@ export interface HostSettings {
   queues: QueueSettings;
   /** Parsed for information only: the local host does not enforce it. */
   functionTimeoutMs: number | undefined;
+  /** `logging.logLevel`: category → lowest level shown (see logging.ts). @default {} */
+  logLevels: LogLevelRules;
 }
 
 /** Shortest polling interval the Functions host accepts (and the start of its exponential back-off). */
@@ -64,6 +67,7 @@ export function parseHostJson(json: unknown): HostSettings {
   const extensions = isObject(root.extensions) ? root.extensions : {};
   const http = isObject(extensions.http) ? extensions.http : {};
   const queues = isObject(extensions.queues) ? extensions.queues : {};
+  const logging = isObject(root.logging) ? root.logging : {};
 
   const rawPrefix = http.routePrefix ?? 'api';
   if (typeof rawPrefix !== 'string') throw new Error('host.json extensions.http.routePrefix: expected a string');
@@ -87,6 +91,7 @@ export function parseHostJson(json: unknown): HostSettings {
       messageEncoding: encoding,
     },
     functionTimeoutMs: root.functionTimeout === undefined ? undefined : parseDuration(root.functionTimeout, 'functionTimeout'),
+    logLevels: parseLogLevelRules(logging.logLevel),
   };
 }
 

@@ -4,7 +4,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { RegisteredFunction } from './coreShim';
 import type { RpcHttpCookie, RpcHttpData, RpcInvocationResponse, RpcTypedData } from './coreTypes';
-import { invokeFunction, triggerBindingName, type LogLine } from './invoke';
+import { invokeFunction, triggerBindingName } from './invoke';
+import type { HostLog } from './logging';
 import { RouteTable } from './routes';
 
 export interface HttpServerOptions {
@@ -12,7 +13,7 @@ export interface HttpServerOptions {
   port: number;
   routePrefix: string;
   functions: RegisteredFunction[];
-  log: LogLine;
+  log: HostLog;
   /** When set, function/admin-level routes need this key (x-functions-key header or ?code=). */
   functionsKey: string | undefined;
   /** Largest accepted request body, bytes. @default 104857600 (100 MB, the Functions limit) */
@@ -186,7 +187,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
   const server: Server = createServer((req, res) => {
     const done = handle(req, res)
       .catch((err: unknown) => {
-        options.log(`[${new Date().toISOString()}] host ERROR: ${(err as Error).stack ?? String(err)}`);
+        options.log('Host.General', 'Error', `[${new Date().toISOString()}] host ERROR: ${(err as Error).stack ?? String(err)}`);
         if (!res.headersSent) res.writeHead(500, { 'content-length': '0' }).end();
         else res.destroy();
       })

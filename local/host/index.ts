@@ -6,6 +6,7 @@ import { functionFilesFromPackageJson } from './functionFiles';
 import { readHostJson } from './hostJson';
 import { startHttpServer, type RunningHttpServer } from './httpServer';
 import { appHookData, triggerBindingName } from './invoke';
+import { filteredLog, fromRpcLevel, logLevelRulesFromSettings, mergeLogLevelRules, type LogLevel } from './logging';
 import { QueueListener } from './queueListener';
 import { loadLocalSettings, resolveAppSettings, storageConnectionString } from './settings';
 import { TimerListener } from './timerListener';
@@ -25,8 +26,14 @@ export interface FunctionsHostOptions {
   queues?: boolean;
   /** Run timer triggers. @default true */
   timers?: boolean;
-  /** Receives every log line (host and function logs). @default console.log */
+  /** Receives the log lines that pass the levels (host and function logs). @default console.log */
   log?: (line: string) => void;
+  /**
+   * Lowest level passed to `log` in every category (what --verbose and --log-level set), over host.json.
+   * @default per category from host.json logging.logLevel and AzureFunctionsJobHost__logging__logLevel__* settings:
+   * function logs from Information, the host's own lines (Executing/Executed, polling) from Warning (see logging.ts)
+   */
+  logLevel?: LogLevel;
   /** Function files to load instead of package.json `main` (absolute or relative to rootDir); for tests. */
   functionFiles?: string[];
   /** Merged over host.json (deeply; this wins); for tests, e.g. a short visibilityTimeout. */
@@ -45,6 +52,7 @@ export interface RunningFunctionsHost {
 }
 
 export { type RegisteredFunction } from './coreShim';
+export { LOG_LEVELS, parseLogLevel, type LogLevel } from './logging';
 
 const DEFAULT_HTTP_PORT = 7071;
 
@@ -86,13 +94,14 @@ function describe(fn: RegisteredFunction, url: string, routePrefix: string): str
 
 export async function startFunctionsHost(opts: FunctionsHostOptions = {}): Promise<RunningFunctionsHost> {
   const rootDir = resolve(opts.rootDir ?? process.cwd());
-  const log = opts.log ?? ((line: string) => console.log(line));
+  const sink = opts.log ?? ((line: string) => console.log(line));
   const localSettings = loadLocalSettings(rootDir);
   const host = readHostJson(rootDir, opts.hostJson);
+  const log = filteredLog(sink, mergeLogLevelRules(host.logLevels, logLevelRulesFromSettings()), opts.logLevel);
 
   installCoreShim();
   setSystemLogSink((level, _category, message) => {
-    if (level !== 'debug' && level !== 'trace') log(`[${new Date().toISOString()}] host ${level}: ${message}`);
+    if (level !== 'none') log('Host.General', fromRpcLevel(level), `[${new Date().toISOString()}] host ${level}: ${message}`);
   });
   const files = opts.functionFiles?.map((f) => resolve(rootDir, f)) ?? functionFilesFromPackageJson(rootDir);
   for (const file of files) {
@@ -162,7 +171,8 @@ export async function startFunctionsHost(opts: FunctionsHostOptions = {}): Promi
   timerListeners.forEach((t) => t.start());
 
   const url = httpServer?.url ?? '';
-  log(`Functions (local host, routePrefix "${host.routePrefix}"):\n${functions.map((fn) => `  ${describe(fn, url, host.routePrefix)}`).join('\n')}`);
+  // Always shown, whatever the levels: it says what runs (and local/stack.ts waits for it).
+  sink(`Functions (local host, routePrefix "${host.routePrefix}"):\n${functions.map((fn) => `  ${describe(fn, url, host.routePrefix)}`).join('\n')}`);
 
   let closing: Promise<void> | undefined;
   return {

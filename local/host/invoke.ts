@@ -3,11 +3,10 @@
 import { randomUUID } from 'node:crypto';
 import { currentProgrammingModel, hookCallbacks, type RegisteredFunction } from './coreShim';
 import type { CoreInvocationContext, HookCallback, RpcInvocationResponse, RpcLogLevel, RpcTypedData } from './coreTypes';
+import { fromRpcLevel, type HostLog } from './logging';
 
 /** Shared by all app-level hooks (appStart/appTerminate) and visible to invocation hooks, like in the worker. */
 export const appHookData: Record<string, unknown> = {};
-
-export type LogLine = (line: string) => void;
 
 export interface InvocationInput {
   /** Name of the trigger binding (the key of the trigger in metadata.bindings). */
@@ -34,8 +33,9 @@ const LEVEL_LABEL: Record<RpcLogLevel, string> = {
   none: '',
 };
 
-export function logPrefix(functionName: string, invocationId: string): string {
-  return `[${new Date().toISOString()}] ${functionName} (Id=${invocationId})`;
+/** `[time] name`: the start of every line about a function. */
+export function logPrefix(functionName: string): string {
+  return `[${new Date().toISOString()}] ${functionName}`;
 }
 
 export function triggerBindingName(fn: RegisteredFunction): string {
@@ -48,10 +48,16 @@ async function runHooks(name: 'preInvocation' | 'postInvocation', context: Recor
   for (const callback of hookCallbacks(name) as HookCallback[]) await callback(context);
 }
 
-/** Invokes the function; rejects with the handler's error when it throws (the caller decides retry/500). */
-export async function invokeFunction(fn: RegisteredFunction, input: InvocationInput, log: LogLine): Promise<InvocationOutcome> {
+/**
+ * Invokes the function; rejects with the handler's error when it throws (the caller decides retry/500).
+ * Its own logs go to `Function.<name>.User`; the Executing/Executed lines, which carry the invocation id, to
+ * `Function.<name>` (Information, Error when the run failed).
+ */
+export async function invokeFunction(fn: RegisteredFunction, input: InvocationInput, log: HostLog): Promise<InvocationOutcome> {
   const invocationId = input.invocationId ?? randomUUID();
   const name = fn.metadata.name;
+  const hostCategory = `Function.${name}`;
+  const userCategory = `Function.${name}.User`;
   const coreCtx: CoreInvocationContext = {
     invocationId,
     request: {
@@ -63,13 +69,13 @@ export async function invokeFunction(fn: RegisteredFunction, input: InvocationIn
     metadata: fn.metadata,
     log(level, category, message) {
       if (level === 'none') return;
-      const source = category === 'system' ? ' [system]' : '';
-      log(`${logPrefix(name, invocationId)}${source} ${LEVEL_LABEL[level]}: ${message}`);
+      if (category === 'system') log(hostCategory, fromRpcLevel(level), `${logPrefix(name)} [system] ${LEVEL_LABEL[level]}: ${message}`);
+      else log(userCategory, fromRpcLevel(level), `${logPrefix(name)} ${LEVEL_LABEL[level]}: ${message}`);
     },
   };
 
   const started = Date.now();
-  log(`${logPrefix(name, invocationId)} Executing 'Functions.${name}' (Reason='${input.reason}')`);
+  log(hostCategory, 'Information', `${logPrefix(name)} Executing 'Functions.${name}' (Reason='${input.reason}', Id=${invocationId})`);
   try {
     const model = currentProgrammingModel().getInvocationModel(coreCtx);
     const { context, inputs: initialInputs } = await model.getArguments();
@@ -102,11 +108,11 @@ export async function invokeFunction(fn: RegisteredFunction, input: InvocationIn
     if (postContext.error) throw postContext.error;
 
     const response = await model.getResponse(context, postContext.result);
-    log(`${logPrefix(name, invocationId)} Executed 'Functions.${name}' (Succeeded, Duration=${Date.now() - started}ms)`);
+    log(hostCategory, 'Information', `${logPrefix(name)} Executed 'Functions.${name}' (Succeeded, Id=${invocationId}, Duration=${Date.now() - started}ms)`);
     return { invocationId, response };
   } catch (err) {
     const detail = err instanceof Error ? (err.stack ?? err.message) : String(err);
-    log(`${logPrefix(name, invocationId)} Executed 'Functions.${name}' (Failed, Duration=${Date.now() - started}ms) ${detail}`);
+    log(hostCategory, 'Error', `${logPrefix(name)} Executed 'Functions.${name}' (Failed, Id=${invocationId}, Duration=${Date.now() - started}ms) ${detail}`);
     throw err;
   }
 }

@@ -6,7 +6,8 @@ import { QueueServiceClient, type DequeuedMessageItem, type QueueClient } from '
 import type { RegisteredFunction } from './coreShim';
 import type { RpcTypedData } from './coreTypes';
 import { MIN_POLLING_INTERVAL_MS, type QueueSettings } from './hostJson';
-import { invokeFunction, type LogLine } from './invoke';
+import { invokeFunction } from './invoke';
+import type { HostLog } from './logging';
 
 export interface QueueListenerOptions {
   fn: RegisteredFunction;
@@ -15,13 +16,14 @@ export interface QueueListenerOptions {
   queueName: string;
   connectionString: string;
   settings: QueueSettings;
-  log: LogLine;
+  log: HostLog;
 }
 
 /** Visibility while a message is being processed, seconds (the Functions host uses 10 minutes). */
 const PROCESSING_VISIBILITY_S = 600;
 /** Renew the processing visibility this often so a long run does not let the message reappear, ms. */
 const VISIBILITY_RENEW_MS = (PROCESSING_VISIBILITY_S / 2) * 1000;
+const LOG_CATEGORY = 'Host.Triggers.Queue';
 /** Repeat a storage error in the log at most this often per listener, ms. */
 const ERROR_LOG_INTERVAL_MS = 30_000;
 
@@ -88,7 +90,7 @@ export class QueueListener {
     const now = Date.now();
     if (now - this.lastErrorLog < ERROR_LOG_INTERVAL_MS) return;
     this.lastErrorLog = now;
-    this.options.log(`[${new Date().toISOString()}] ${this.options.fn.metadata.name} WARN: ${what} on queue '${this.options.queueName}' failed: ${(err as Error).message}`);
+    this.options.log(LOG_CATEGORY, 'Warning', `[${new Date().toISOString()}] ${this.options.fn.metadata.name} WARN: ${what} on queue '${this.options.queueName}' failed: ${(err as Error).message}`);
   }
 
   private async run(): Promise<void> {
@@ -167,7 +169,7 @@ export class QueueListener {
       failed = true;
       // invokeFunction logs handler errors itself; only a message that never reached the handler needs a line here.
       if (err instanceof MessageDecodeError) {
-        log(`[${new Date().toISOString()}] ${fn.metadata.name} ERROR: message ${message.messageId}: ${err.message}`);
+        log(LOG_CATEGORY, 'Error', `[${new Date().toISOString()}] ${fn.metadata.name} ERROR: message ${message.messageId}: ${err.message}`);
       }
     } finally {
       clearInterval(renew);
@@ -197,6 +199,8 @@ export class QueueListener {
     await this.poisonQueue.sendMessage(message.messageText);
     await this.queue.deleteMessage(message.messageId, popReceipt);
     this.options.log(
+      LOG_CATEGORY,
+      'Warning',
       `[${new Date().toISOString()}] ${this.options.fn.metadata.name} WARN: message ${message.messageId} has reached MaxDequeueCount of ${this.options.settings.maxDequeueCount}; moved to '${this.poisonQueue.name}'`,
     );
   }

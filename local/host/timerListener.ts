@@ -5,7 +5,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { CronExpressionParser } from 'cron-parser';
 import type { RegisteredFunction } from './coreShim';
 import { parseDuration } from './hostJson';
-import { invokeFunction, type LogLine } from './invoke';
+import { invokeFunction } from './invoke';
+import type { HostLog } from './logging';
 
 export interface TimerListenerOptions {
   fn: RegisteredFunction;
@@ -13,7 +14,7 @@ export interface TimerListenerOptions {
   /** Resolved schedule (no %SETTING% left). */
   schedule: string;
   runOnStartup: boolean;
-  log: LogLine;
+  log: HostLog;
   /** IANA zone for cron schedules. @default process.env.WEBSITE_TIME_ZONE ?? 'UTC' */
   timeZone?: string;
 }

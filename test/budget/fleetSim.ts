@@ -5,7 +5,7 @@
 import { SlidingWindowRateLimiter } from '../../local/simulator/rateLimiter';
 import type { DeploymentRef } from '../../src/core/budget/gate';
 import { SharedBudgetGate, type SharedBudgetOptions } from '../../src/core/budget/sharedBudget';
-import { MemoryBudgetRowStore } from '../../src/core/budget/store';
+import { MemoryBudgetRowStore } from '../support/memoryStores';
 import type { JobPriority } from '../../src/core/jobs';
 
 export function deployment(tpm: number, rpm = Math.floor((tpm * 6) / 1000)): DeploymentRef {

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SharedBudgetGate } from '../../src/core/budget/sharedBudget';
-import { MemoryBudgetRowStore, transactions } from '../../src/core/budget/store';
+import { transactions } from '../../src/core/budget/store';
+import { MemoryBudgetRowStore } from '../support/memoryStores';
 import { deployment, maxWindow, runFleet, utilisation, type FleetOptions } from './fleetSim';
 
 const T0 = 1_700_000_000_000;

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import type { DeploymentRef } from '../../src/core/budget/gate';
 import { DEFAULT_BREAKER_POLICY as P } from '../../src/core/breaker';
 import { alwaysClosed, SharedEndpointHealth, type CallOutcome } from '../../src/core/breaker/health';
-import { MemoryBreakerStore, type BreakerStore } from '../../src/core/breaker/store';
+import type { BreakerStore } from '../../src/core/breaker/store';
+import { MemoryBreakerStore } from '../support/memoryStores';
 
 const T0 = 1_700_000_000_000;
 const east: DeploymentRef = { key: 'http://127.0.0.1:8401|gpt-4o-mini', region: 'sim-eastus', deployment: 'gpt-4o-mini', tpm: 30_000, rpm: 180 };

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FairShareGate, type Claimant } from '../../src/core/fairshare/gate';
 import { SharedBudgetGate } from '../../src/core/budget/sharedBudget';
-import { MemoryBudgetRowStore } from '../../src/core/budget/store';
+import { MemoryBudgetRowStore } from '../support/memoryStores';
 import { TeamLedger, type PeerGrant } from '../../src/core/budget/teamLedger';
 import type { LeaseRecord } from '../../src/core/budget/window';
 import type { JobPriority } from '../../src/core/jobs';

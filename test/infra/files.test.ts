@@ -1,10 +1,12 @@
 /**
- * Drift test 6 and packaging: the JSON files parse, main.bicep and its parameters file and modules agree, azd finds
- * the service, and .funcignore ships only what runs.
+ * Infra files and packaging: the JSON files parse, main.bicep and its parameters file and modules agree, azd finds
+ * the service, and the deployed package (.funcignore over the built tree) holds what runs in Azure and nothing else.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { bicepParams, blockAfter, exists, read, topLevelKeys } from './infraSource';
+import { builtinModules } from 'node:module';
+import { posix } from 'node:path';
+import { bicepParams, blockAfter, exists, filesUnder, read, topLevelKeys } from './infraSource';
 
 test('JSON files are valid JSON', () => {
   for (const f of ['infra/main.parameters.json', 'infra/abbreviations.json', 'infra/app/workbook.json']) {
@@ -55,16 +57,67 @@ test('azd finds the api service on the Flex Consumption app', () => {
   }
 });
 
+interface PackageJson {
+  main?: string;
+  bin?: Record<string, string>;
+  dependencies?: Record<string, string>;
+  devDependencies?: Record<string, string>;
+}
+const funcignore = () => read('.funcignore').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+const packageJson = () => JSON.parse(read('package.json')) as PackageJson;
+
 test('.funcignore keeps developer-only trees and devDependencies out, and the runnable code in', () => {
-  const lines = read('.funcignore').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
-  for (const p of ['local/', 'test/', 'bench/', '.azurite/', 'docs/', '*.ts', 'infra/', '/src/']) assert.ok(lines.includes(p), `.funcignore lists ${p}`);
+  const lines = funcignore();
+  for (const p of ['local/', '/cli/', '/dist/cli/', 'test/', 'bench/', '.azurite/', 'docs/', '*.ts', 'infra/', '/src/']) assert.ok(lines.includes(p), `.funcignore lists ${p}`);
   for (const p of ['dist', 'dist/', 'src/', 'node_modules', 'node_modules/', 'host.json', 'package.json', '*.js']) {
     assert.ok(!lines.includes(p), `.funcignore must not drop ${p}`);
   }
-  const pkg = JSON.parse(read('package.json')) as { devDependencies?: Record<string, string>; main?: string };
+  const pkg = packageJson();
   assert.match(pkg.main ?? '', /^dist\/src\//, 'the host loads dist/src, which .funcignore keeps');
   for (const dep of Object.keys(pkg.devDependencies ?? {})) {
     const top = dep.startsWith('@') ? dep.split('/')[0]! : dep;
     assert.ok(lines.includes(`node_modules/${dep}/`) || lines.includes(`node_modules/${top}/`), `devDependency ${dep} is excluded`);
   }
+});
+
+test('.funcignore drops no package that production code needs', () => {
+  const lock = JSON.parse(read('package-lock.json')) as { packages: Record<string, { dev?: boolean }> };
+  for (const line of funcignore().filter((l) => l.startsWith('node_modules/'))) {
+    const dir = line.replace(/\/$/, '');
+    // Type packages never load at run time, whoever depends on them.
+    if (dir === 'node_modules/@types') continue;
+    const entries = Object.entries(lock.packages).filter(([path]) => path === dir || (dir.split('/')[1]!.startsWith('@') && path.startsWith(`${dir}/`)));
+    assert.ok(entries.length > 0, `${line}: no such package in package-lock.json`);
+    for (const [path, entry] of entries) assert.equal(entry.dev, true, `${path} is dropped by .funcignore but production code needs it`);
+  }
+});
+
+/** The compiled twin of each file under src/ (stale outputs of deleted sources are left out). */
+function deployedFiles(): string[] {
+  return filesUnder('src', '.ts').map((f) => `dist/${f.replace(/\.ts$/, '.js')}`);
+}
+
+test('the deployed tree is the app only: no CLI, no test doubles, nothing from developer-only trees or devDependencies', () => {
+  const pkg = packageJson();
+  assert.ok(!exists('src/cli'), 'the CLI lives in cli/, outside the deployed src/');
+  assert.equal(pkg.bin?.sluice, 'dist/cli/sluice.js');
+  const files = deployedFiles();
+  assert.ok(files.length > 20 && files.every(exists), 'the build is current (npm run build)');
+  const production = new Set(Object.keys(pkg.dependencies ?? {}));
+  const builtins = new Set(builtinModules);
+  for (const file of files) {
+    const js = read(file);
+    assert.doesNotMatch(js, /\bclass Memory\w*Store\b/, `${file}: in-memory test stores belong in test/support`);
+    for (const [, spec] of js.matchAll(/\brequire\((?:"|')([^"']+)(?:"|')\)/g)) {
+      if (spec!.startsWith('.')) {
+        const target = posix.normalize(posix.join(posix.dirname(file), spec!));
+        assert.ok(target.startsWith('dist/src/'), `${file} requires ${spec}, outside the deployed dist/src`);
+        assert.ok([target, `${target}.js`, `${target}.json`, `${target}/index.js`].some(exists), `${file} requires ${spec}, which is not built`);
+      } else if (!spec!.startsWith('node:') && !builtins.has(spec!)) {
+        const name = spec!.split('/').slice(0, spec!.startsWith('@') ? 2 : 1).join('/');
+        assert.ok(production.has(name), `${file} requires ${name}, which is not a production dependency (package.json dependencies)`);
+      }
+    }
+  }
+  assert.ok(exists(pkg.bin!.sluice!), `the CLI builds where package.json bin points (${pkg.bin!.sluice}), outside what ships`);
 });

@@ -38,9 +38,6 @@ const OPTIONAL_SETTINGS: Record<string, string> = {
   SLUICE_QUOTA_ADVICE_MINUTES: '15',
   SLUICE_QUOTA_ADVICE_PERCENT: '80',
   SLUICE_ROLLUP_LATENESS_SECONDS: '120',
-  // Read by the CLI (src/cli/sluice.ts), not by the Function App.
-  SLUICE_URL: 'CLI only: http://127.0.0.1:7071/api',
-  SLUICE_API_KEY: 'CLI only: the caller\'s Sluice key',
   // Teams (issue 10).
   SLUICE_AUTH_CACHE_MS: '30000',
   SLUICE_TEAM_SPEND_CACHE_MS: '60000',

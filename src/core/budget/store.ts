@@ -1,7 +1,7 @@
 /**
  * Where the shared budget rows live. Every write is conditional (optimistic concurrency): `create` fails if the
- * row exists, `replace` fails if the ETag moved. Implementations: MemoryBudgetRowStore (tests) and
- * TableBudgetRowStore (src/azure/budgetTable.ts).
+ * row exists, `replace` fails if the ETag moved. Implementations: TableBudgetRowStore (src/azure/budgetTable.ts) and,
+ * for tests, MemoryBudgetRowStore (test/support/memoryStores.ts).
  */
 import type { BudgetRow } from './window';
 
@@ -27,48 +27,4 @@ export interface BudgetStoreStats {
 
 export function transactions(stats: BudgetStoreStats): number {
   return stats.reads + stats.writes + stats.conflicts;
-}
-
-/** In-process store with real ETag semantics. Rows are copied in and out, as a remote store would. */
-export class MemoryBudgetRowStore implements BudgetRowStore {
-  readonly stats: BudgetStoreStats = { reads: 0, writes: 0, conflicts: 0 };
-  private readonly rows = new Map<string, { row: BudgetRow; etag: string }>();
-  private version = 0;
-
-  async read(key: string): Promise<StoredBudgetRow | undefined> {
-    this.stats.reads += 1;
-    const stored = this.rows.get(key);
-    return stored && { row: structuredClone(stored.row), etag: stored.etag };
-  }
-
-  async create(key: string, row: BudgetRow): Promise<string | undefined> {
-    if (this.rows.has(key)) {
-      this.stats.conflicts += 1;
-      return undefined;
-    }
-    this.stats.writes += 1;
-    return this.put(key, row);
-  }
-
-  async replace(key: string, row: BudgetRow, etag: string): Promise<string | undefined> {
-    if (this.rows.get(key)?.etag !== etag) {
-      this.stats.conflicts += 1;
-      return undefined;
-    }
-    this.stats.writes += 1;
-    return this.put(key, row);
-  }
-
-  /** The stored row (for assertions). */
-  peek(key: string): BudgetRow | undefined {
-    const stored = this.rows.get(key);
-    return stored && structuredClone(stored.row);
-  }
-
-  private put(key: string, row: BudgetRow): string {
-    this.version += 1;
-    const etag = `W/"${this.version}"`;
-    this.rows.set(key, { row: structuredClone(row), etag });
-    return etag;
-  }
 }

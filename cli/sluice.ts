@@ -239,7 +239,7 @@ export function buildProgram(): Command {
   return program;
 }
 
-/** Admin commands over /api/v1/admin (issue 10), and the storage-level bootstrap of the first admin key. */
+/** Admin commands over /api/v1/admin, and the storage-level bootstrap of the first admin key. */
 function addTeamCommands(program: Command, globals: () => Globals): void {
   const print = (v: unknown) => console.log(JSON.stringify(v, null, 2));
   const send = (method: string, path: string, body?: unknown) =>

@@ -1,13 +1,13 @@
 /**
- * `sluice bootstrap`: the first admin key, written straight to the teams table (issue 10). After that, admins use
+ * `sluice bootstrap`: the first admin key, written straight to the teams table. After that, admins use
  * the HTTP admin API. In Azure an Entra ID app role mapped by SLUICE_ENTRA_ADMINS is the alternative.
  */
 import { TableClient } from '@azure/data-tables';
 import { DefaultAzureCredential } from '@azure/identity';
-import { TeamStore } from '../azure/teamTable';
-import { ensureTeamWithKey } from '../core/teams/admin';
-import { toKeyView } from '../core/teams/model';
-import { laneCount } from '../core/teams/settings';
+import { TeamStore } from '../src/azure/teamTable';
+import { ensureTeamWithKey } from '../src/core/teams/admin';
+import { toKeyView } from '../src/core/teams/model';
+import { laneCount } from '../src/core/teams/settings';
 
 export async function bootstrapAdmin(o: { team: string; connectionString?: string; account?: string; table: string }) {
   let table: TableClient;
