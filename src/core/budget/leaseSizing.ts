@@ -86,7 +86,7 @@ export function sizeLease(st: DeploymentState, row: BudgetRow, lim: Limits, now:
   const firstTokens = Math.max(pendingTokens, Math.min(carry.tokens, Math.max(2 * tokensPerRequest, 0.1 * lim.tokensPace)));
   // Carried requests follow the carried tokens, as slices do: carried whole, an instance whose calls are fewer than
   // its request slices would roll the surplus into every next lease and hold most of the 10 s request window while
-  // the others, with tokens to spend, got a few requests each.
+  // the others, with tokens to spend, get a few requests each.
   const firstRequests = Math.max(1, Math.min(carry.requests, 1 + (REQUEST_FOLLOW * firstTokens) / Math.max(1, tokensPerRequest)));
   return {
     id,
