@@ -317,8 +317,8 @@ test('a holder with few, large calls does not hoard the request window across re
     if ((await a.admit(ref, 2_500, 'batch', t, { jobId: aJob, team: 't' })).granted) [calls.a, aJob] = [calls.a + 1, `a${++seq}`];
     while ((await b.admit(ref, 100, 'batch', t, { jobId: bJob, team: 't' })).granted) [calls.b, bJob] = [calls.b + 1, `b${++seq}`];
   }
-  // Carrying a's unspent request slices whole into each next lease left b about half the request budget (0.49 of RPM
-  // in all); carried in proportion to the carried tokens, the two use ~0.8 of it.
+  // Carried whole into each next lease, a's unspent request slices would leave b about half the request budget;
+  // carried in proportion to the carried tokens, the two use most of it.
   const used = (calls.a + calls.b) / (ref.rpm * minutes);
   assert.ok(used >= 0.7, `the fleet sent ${calls.a} + ${calls.b} calls: ${used.toFixed(2)} of the RPM`);
   // …and a still gets its calls: 100 × 2,500 tokens is 0.42 of the token quota over the two minutes.
@@ -374,13 +374,12 @@ async function drainEnds(seeds: number[], o: Pick<FleetOptions, 'concurrency' | 
 
 test('the end of a drain: instances left holding the last jobs take short leases and pick up what the others give back', async () => {
   // 4 instances × 20 jobs in flight, a finite backlog: once the queue is empty the 80 jobs held by the instances are
-  // all the work left, and they run out one by one. With long leases the last 20 s ran at 0.63–0.76 of the quota.
+  // all the work left, and they run out one by one. With long leases the last 20 s would run well below the quota.
   await drainEnds([1, 2, 3, 4], { concurrency: 20, backlog: 1_200, latency: () => 30, charge: (rnd) => 1_000 + Math.round(rnd() * 1_000) }, 0.8, 0.4);
 });
 
 test('the end of a drain: a holder still fetching jobs takes short leases once a peer is in its tail', async () => {
-  // Jobs reach the instances as the Functions host fetches them (16 at a time). The one that fetched last held a
-  // 10 s lease sized by the others' weights while they ran dry: without the peers' tail flag these seeds drained
-  // their last 20 s at 0.69–0.78 of the quota.
+  // Jobs reach the instances as the Functions host fetches them (16 at a time). The one that fetched last would hold
+  // a 10 s lease sized by the others' weights while they ran dry, but for the peers' tail flag; these seeds show it.
   await drainEnds([4, 6, 7, 8], { concurrency: 24, backlog: 600, fetch: { batch: 16, threshold: 8 }, latency: () => 25, charge: (rnd) => 1_320 + Math.round(rnd() * 300) }, 0.85, 0.5);
 });

@@ -1,4 +1,4 @@
-// Fleet-wide fair share (issue 10): fair-share gates on several instances, each in front of its own shared-budget
+// Fleet-wide fair share: fair-share gates on several instances, each in front of its own shared-budget
 // gate on one budget row, with a fake clock. The instances learn what the others granted each team from the lease
 // records in the row (src/core/budget/teamLedger.ts).
 import { test } from 'node:test';
@@ -87,8 +87,8 @@ test('fleet-wide: a team whose jobs sit at one instance of two still gets half t
 
 test('fleet-wide: instances that each hold both teams\' jobs divide the deployment evenly from one 10 s to the next', async () => {
   // Every instance divides its own tokens between a and b. Correcting also for the others' grants, as counted a lease
-  // late, made all four favour the same team at once and the fleet swung between teams (b's share per 10 s ranged
-  // 0.32–0.75 here). Grants made while both teams waited are not corrected elsewhere (teamLedger.ts).
+  // late, would make all four favour the same team at once and the fleet swing between teams. Grants made while both
+  // teams waited are not corrected elsewhere (teamLedger.ts).
   const layout: Layout = Array.from({ length: 4 }, () => ({ a: { inFlight: 20 }, b: { inFlight: 20 } }));
   const { granted, bins } = await runInstances(layout, 150_000, 30_000, { peers: true });
   const perBin = bins.map((g) => share(g, 'b'));
@@ -291,7 +291,7 @@ test("an interactive job well ahead of another team asks the budget while that t
 test('a team whose jobs are parked for budget keeps its place: it is backlogged, not idle', async () => {
   // b's job is told to come back in 5 s (longer than a job is held in-process: it is parked and holds nobody back).
   // Meanwhile a's jobs take whatever they can. When b's job comes back, b is owed those turns: starting it level with
-  // a, as a team back from idle, threw them away (a team whose jobs sat at two instances of four got 0.41).
+  // a, as a team back from idle, would throw them away.
   const { state, ask } = switchableBudget();
   assert.equal(await ask('a1', 0), true);
   Object.assign(state, { allow: false, retryIn: 5_000 });

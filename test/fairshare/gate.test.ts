@@ -1,4 +1,4 @@
-// Fair-share admission (issue 10) with a fake clock: many concurrent pollers of several teams against an inner
+// Fair-share admission with a fake clock: many concurrent pollers of several teams against an inner
 // token-bucket budget, as worker jobs poll the gate in one instance.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

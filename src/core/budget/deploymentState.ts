@@ -15,7 +15,8 @@ export interface DeploymentState {
   pauseUntil: number;
   pendingPause: number;
   observations: ServiceObservation[];
-  renewing?: Promise<void>;
+  /** The row write in flight (renewal, pause or release), if any: one at a time. */
+  writing?: Promise<void>;
   lastRenewAt: number;
   /** The last grant was sized by recent use, not by availability or fair share. */
   demandLimited: boolean;

@@ -38,8 +38,9 @@ export interface Claimant {
   model?: string;
   /** Another team had a job waiting at this instance when this one asked (set by the fair-share gate; teamLedger.ts). */
   contested?: boolean;
-  /** Its team is behind the fleet's fair share here (set by the fair-share gate): its waiting tokens weigh double in
-   *  the lease weight, so the instance holding its jobs gets more of the pace. */
+  /** Its team is owed: behind the furthest-ahead team waiting here by more than a few of its jobs (set by the
+   *  fair-share gate). Its waiting tokens weigh double in the lease weight, so the instance holding its jobs gets more
+   *  of the pace. */
   owed?: boolean;
 }
 

@@ -1,18 +1,18 @@
 /**
- * A lease as its holder spends it, and the priority rule between interactive and batch jobs. Pure; time is a
- * parameter.
+ * A lease as its holder spends it, and the priority split between interactive and batch jobs. Pure; time is a
+ * parameter. Terms (allowance, reserve, floor): docs/design/budget.md.
  *
  * A slot's slice becomes spendable when its slot starts and stays spendable until the lease's `until` (the row
  * accounts for that, see window.ts), so allowance accumulates: A(t) = slices of slots ≤ slot(t).
  *
- * Priority, within an instance (across instances, interactive demand doubles the lease's fair-share weight):
+ * The split, within an instance (across instances, interactive demand doubles the lease's weight):
  * - while interactive demand was seen in the last `interactiveMemoryMs`, batch may spend `batchShare` of what
  *   accrued in the last `reserveWindowMs`, and beyond that only what leaves (1 − batchShare) of it unspent for
- *   interactive: interactive may spend all of it, so when both wait interactive goes first, and what interactive
- *   leaves unused is still batch's, above the reserve (nothing is wasted but the reserve itself);
+ *   interactive (the reserve): interactive may spend all of it, so when both wait interactive goes first, and what
+ *   interactive leaves unused is still batch's, above the reserve (nothing is wasted but the reserve itself);
  * - batch is never starved: once batch has been waiting, interactive may spend at most (1 − floor) of the recent
  *   accrual, the floor growing from `batchFloorMin` to `batchFloorMax` over `batchAgingMs` of waiting.
- * (A single call larger than its share still goes when the allowance is there, or it could never run.)
+ * A single call larger than its share still goes when the allowance is there, or it could never run.
  */
 import type { JobPriority } from '../jobs';
 import { slotOf, type LeaseRecord, type SlotSpend } from './window';
@@ -110,7 +110,7 @@ export class HeldLease {
     if (priority === 'batch') {
       if (t - demand.lastInteractiveAt > p.interactiveMemoryMs || share(p.batchShare)) return true;
       // Beyond its share, batch may still take what is left over the interactive reserve: interactive jobs come
-      // rarely, and capping batch at a share of each refill left the rest unspent (bench:fairness: leases at 50–60 %).
+      // rarely, and capping batch at a share of each refill would leave the rest of the lease unspent.
       return this.allowance(t).tokens - this.spentTokens - tokens >= (1 - p.batchShare) * recent;
     }
     if (demand.batchWaitingSince === undefined) return true;
@@ -119,20 +119,20 @@ export class HeldLease {
   }
 
   /** Whether a call charging `tokens` fits at `t`. `anyShare`: the lease was taken for this very call (its tokens
-   *  came from the interactive reserve), so the split between priorities does not apply to it. `reserved`: tokens
-   *  held for an older job that this call must not take (the line, waitingLine.ts). */
-  fits(t: number, tokens: number, priority: JobPriority, demand: DemandState, p: PrioritySettings, anyShare = false, reserved = 0): boolean {
+   *  came from the pacing window's interactive reserve), so the split between priorities does not apply to it.
+   *  `aheadTokens`: the charge of the job ahead in line, which this call must leave (waitingLine.ts). */
+  fits(t: number, tokens: number, priority: JobPriority, demand: DemandState, p: PrioritySettings, anyShare = false, aheadTokens = 0): boolean {
     if (t > this.record.until || slotOf(t, this.slotMs) < this.record.from) return false;
     const a = this.allowance(t);
-    return a.requests - this.spentRequests >= 1 && a.tokens - this.spentTokens >= tokens + reserved && (anyShare || this.withinShare(t, tokens, priority, demand, p));
+    return a.requests - this.spentRequests >= 1 && a.tokens - this.spentTokens >= tokens + aheadTokens && (anyShare || this.withinShare(t, tokens, priority, demand, p));
   }
 
   /** Earliest slot start after `now` within the lease at which the call would fit (nothing else spent), or undefined. */
-  nextFit(now: number, tokens: number, priority: JobPriority, demand: DemandState, p: PrioritySettings, reserved = 0): number | undefined {
+  nextFit(now: number, tokens: number, priority: JobPriority, demand: DemandState, p: PrioritySettings, aheadTokens = 0): number | undefined {
     for (let j = slotOf(now, this.slotMs) + 1; j <= this.lastSlot; j++) {
       const t = j * this.slotMs;
       if (t > this.record.until) break;
-      if (this.fits(t, tokens, priority, demand, p, false, reserved)) return t;
+      if (this.fits(t, tokens, priority, demand, p, false, aheadTokens)) return t;
     }
     return undefined;
   }
@@ -142,7 +142,7 @@ export class HeldLease {
     return this.totalTokens - this.spentTokens >= tokens;
   }
 
-  /** Allowance accrued by `t` and not spent (carried into the next lease so a large job is not starved). */
+  /** Allowance accrued by `t` and not spent: the carry into the next lease, so a large job is not starved. */
   unspent(t: number): { tokens: number; requests: number } {
     const a = this.allowance(Math.min(t, this.record.until));
     return { tokens: Math.max(0, a.tokens - this.spentTokens), requests: Math.max(0, a.requests - this.spentRequests) };

@@ -1,7 +1,7 @@
 /**
  * Sizing of a lease (sharedBudget.ts takes one per renewal): its length, its weight among the live leases, what it
  * wants per slot, and what it carries from the old lease. Pure but for two notes in the deployment state; time is a
- * parameter.
+ * parameter. Terms (hungry, demand-limited, tail, carry): docs/design/budget.md.
  */
 import type { DeploymentState } from './deploymentState';
 import type { PrioritySettings } from './lease';
@@ -19,9 +19,9 @@ export interface SizingSettings {
 
 /** Why the lease is taken now. */
 export interface LeaseAsk {
-  /** Tokens of the job that asks (or of the first in line): the first slot makes room for them. */
+  /** Tokens of the job that asks (or of the head of its line, waitingLine.ts): the first slot makes room for them. */
   pendingTokens: number;
-  /** Take the fair share whatever the recent use (the lease turned out too small). */
+  /** Hungry whatever the recent use: an early renewal (the lease turned out too small, or an interactive job waits). */
   wantAll: boolean;
   /** pendingTokens are an interactive job's (see BudgetPolicy.interactiveReserve). */
   interactive: boolean;
@@ -30,12 +30,10 @@ export interface LeaseAsk {
 /** Admissions counted for an instance's recent pace, ms. */
 export const RATE_WINDOW_MS = 20_000;
 /**
- * The end of a drain (inDrainEnd): fewer than TAIL_ARRIVALS as many new jobs reached the instance as it admitted
- * in the last TAIL_WINDOW_MS (its in-flight work shrinks: the queue has run dry for it), and the work waiting
- * fleet-wide, as the leases' weights tell it, would be spent at the fleet's pace within TAIL_HORIZON leases.
- * Fleet simulation with host-style fetches (16 at a time, 4 instances): the last 20 s of a drain of 1,000–2,000-token
- * jobs 0.79 → 0.87 of the quota, budget transactions per job 0.333 → 0.348; 500–1,000-token jobs unchanged (0.158).
- * A 10 s window shortened leases in the middle of drains of small jobs too (0.158 → 0.208 transactions per job).
+ * The tail, the end of a drain (inDrainEnd): fewer than TAIL_ARRIVALS as many new jobs reached the instance as it
+ * admitted in the last TAIL_WINDOW_MS (its in-flight work shrinks: the queue has run dry for it), and the work waiting
+ * fleet-wide, as the leases' weights tell it, would be spent at the fleet's pace within TAIL_HORIZON leases. The window
+ * is as long as the rate window: a shorter one also takes the gaps in a steady stream of small jobs for a drain's end.
  */
 export const TAIL_WINDOW_MS = RATE_WINDOW_MS;
 const TAIL_ARRIVALS = 0.5;
@@ -58,25 +56,22 @@ export function sizeLease(st: DeploymentState, row: BudgetRow, lim: Limits, now:
   const jobRate = recent.length >= 3 ? recent.length / span : 0; // jobs per ms
   // Weight: interactive demand doubles it, and it grows with the work waiting here, so that the slots nobody has
   // reserved yet are shared by backlog, not by head count. Instances holding more work get more of the pace and
-  // the fleet finishes together; with equal shares, the one left holding the last jobs drained them at a quarter
-  // of the quota while the others' shares went unused until its next renewal (bench:quota's tail).
+  // the fleet finishes together; with equal shares, the one left holding the last jobs would drain them at its
+  // share of the quota while the others' shares went unused until their next renewal.
   st.leaseForInteractive = now - st.demand.lastInteractiveAt <= settings.prio.interactiveMemoryMs;
-  // Jobs of a team the fair-share gate finds behind the fleet count twice: a team whose last jobs sit at one instance
-  // gets its share only if that instance gets more of the pace (bench:fairness: the last 20 jobs of B's backlog, all
-  // at one instance, ran at 0.25 of the deployment for 25 s while A's ran everywhere else).
+  // Jobs of an owed team (behind the others, as the fair-share gate sees it) count twice: a team whose last jobs sit
+  // at one instance gets its share only if that instance gets more of the pace.
   const weight = (st.leaseForInteractive ? 2 : 1) * Math.round(clamp(waitingTokens(st.waiting, now, true) / DEMAND_WEIGHT_TOKENS, 1, MAX_DEMAND_WEIGHT) * 10) / 10;
   const others = row.leases.filter((l) => l.owner !== settings.owner && l.until >= now);
   // Alone on the row, a lease stays short: an instance that starts meanwhile would otherwise get nothing until it
-  // ends (bench:fairness: one instance, alone for a moment at start-up, took the whole pace for 9 s while three
-  // had nothing). Renewing alone skips the read, so this costs one write per short lease.
+  // ends. Renewing alone skips the read, so this costs one write per short lease.
   const alone = others.length === 0;
   let leaseMs = jobRate > 0 ? clamp(settings.jobsPerLease / jobRate, settings.minLeaseMs, alone ? settings.minLeaseMs : settings.leaseMs) : settings.minLeaseMs;
   const turnedAway = now - st.lastDeniedAt <= Math.max(leaseMs, settings.minLeaseMs * 2);
   const hungry = wantAll || turnedAway || recent.length < 3;
-  // The end of a drain, by this instance's own count (its record says so: `tail`), or a peer's: an instance still
-  // fetching jobs when the others ran dry took a 10 s lease sized by their stale weights, and drained the last jobs
-  // at a fifth of the quota while the others' shares came free (fleet simulation, host-style fetches of
-  // 1,320–1,620-token jobs, 8 seeds: the last 20 s at 0.69–0.78 of the quota in half of them; now 0.88–0.95).
+  // The tail, by this instance's own count (its record says so: `tail`), or a peer's: an instance that fetched jobs
+  // after the others ran dry would otherwise take a long lease sized by their stale weights, and drain the last jobs
+  // at its small share while the others' shares came free.
   const tail = hungry && !alone && inDrainEnd(st, lim, now, others, recent, leaseMs);
   if (tail || (hungry && !alone && st.waiting.size > 0 && others.some((l) => l.tail))) leaseMs = settings.minLeaseMs;
   const recentTokens = recent.reduce((sum, [, n]) => sum + n, 0);
@@ -89,9 +84,9 @@ export function sizeLease(st: DeploymentState, row: BudgetRow, lim: Limits, now:
   // calls): a request-bound instance, which leaves most tokens unused, must not take the whole room for tokens it
   // will not spend, or its next slots get no tokens and so no requests.
   const firstTokens = Math.max(pendingTokens, Math.min(carry.tokens, Math.max(2 * tokensPerRequest, 0.1 * lim.tokensPace)));
-  // Carried requests follow the carried tokens, as slices do: carried whole, an instance whose calls were fewer than
-  // its request slices rolled the surplus into every next lease and held most of the 10 s request window while the
-  // others, with tokens to spend, got a few requests each (the fleet simulation lost 5 % of the quota that way).
+  // Carried requests follow the carried tokens, as slices do: carried whole, an instance whose calls are fewer than
+  // its request slices would roll the surplus into every next lease and hold most of the 10 s request window while
+  // the others, with tokens to spend, get a few requests each.
   const firstRequests = Math.max(1, Math.min(carry.requests, 1 + (REQUEST_FOLLOW * firstTokens) / Math.max(1, tokensPerRequest)));
   return {
     id,
@@ -103,7 +98,7 @@ export function sizeLease(st: DeploymentState, row: BudgetRow, lim: Limits, now:
     ...st.teams.publish(now),
     // An instance's first lease takes only its share of the slots: with an idle minute behind them, the first
     // leases of a starting fleet could otherwise each reserve the whole pace and spend the pacing window's room
-    // between them in two seconds, leaving nothing for anyone for the next eight (bench:fairness at start-up).
+    // between them in two seconds, leaving nothing for anyone for the rest of it.
     shareOnly: !st.lease && st.admitted.length === 0,
     interactive,
     want: hungry
@@ -113,9 +108,9 @@ export function sizeLease(st: DeploymentState, row: BudgetRow, lim: Limits, now:
 }
 
 /**
- * The end of a drain: the jobs left are held by the instances, which run out one by one and give back the rest of
- * their leases (watchIdle). A long lease sees what they gave back only at its next renewal, and the last seconds of
- * the drain ran at half the quota (bench:fairness, the fleet simulation). So there, leases are short.
+ * The tail, the end of a drain: the jobs left are held by the instances, which run out one by one and give back the
+ * rest of their leases (watchIdle). A long lease sees what they gave back only at its next renewal, so there, leases
+ * are short.
  */
 function inDrainEnd(st: DeploymentState, lim: Limits, now: number, others: readonly LeaseRecord[], recent: ReadonlyArray<[number, number]>, leaseMs: number): boolean {
   if (st.waiting.size === 0) return false;

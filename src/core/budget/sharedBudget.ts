@@ -1,6 +1,7 @@
 /**
  * The fleet-wide budget gate: one shared row per deployment (window.ts), leased in slices so that storage sees
- * about one read and one conditional write per lease instead of per job.
+ * about one read and one conditional write per lease instead of per job. The algorithm and its terms:
+ * docs/design/budget.md.
  *
  * Lifecycle per deployment and instance:
  * - admit(): if the held lease is about to end (or there is none), renew: read the row, settle leases that expired
@@ -9,11 +10,11 @@
  * - The lease length adapts so a lease covers about `jobsPerLease` jobs at this instance's pace (between
  *   minLeaseMs and leaseMs): storage transactions per job stay ≈ 2 / jobsPerLease at steady state. (Sizing, weight
  *   and the end of a drain: leaseSizing.ts.)
- * - A lease wants what the instance used recently (×1.5) unless jobs were turned away, then it wants its fair
- *   share plus whatever the other live leases left; a lease that turned out too small for real demand is renewed
- *   early (at most once per `minRenewGapMs`).
- * - observe(): remaining-* headers are kept and reconciled into the row at the next renewal (no extra write);
- *   a 429 writes pauseUntil into the row at once, so every instance stops at its next renewal (≤ one lease).
+ * - A lease wants what the instance used recently (×1.5) unless it is hungry (jobs were turned away), then it wants
+ *   its fair share plus whatever the other live leases left; a lease that turned out too small for real demand is
+ *   renewed early (at most once per `minRenewGapMs`).
+ * - observe(): remaining-* headers are kept and reconciled into the row at the next write (no extra write);
+ *   a 429 writes pauseUntil into the row at once, so every instance stops at its next write (≤ one lease).
  * - No budget → { granted: false, retryAt } with the earliest moment the job would fit; never throws for quota,
  *   and a storage failure keeps the current lease and answers "retry shortly".
  */
@@ -76,17 +77,16 @@ export interface SharedBudgetOptions {
   debug?: (line: string) => void;
 }
 
-
-/** A lease not renewed this long after its end is reported by its idle holder, ms. (Releasing earlier, after a few
- *  quiet seconds, cost 0.05 more budget transactions per job in bench:quota and gained no drain time.) */
+/** A lease not renewed this long after its end is reported by its idle holder, ms. Releasing sooner, after a few
+ *  quiet seconds, would cost more budget writes per job and gain no drain time (watchIdle covers the end of a drain). */
 const IDLE_RELEASE_MS = 1_000;
 /** A holder nobody has asked anything for this long (no refused job due back either) gives its lease back before
  *  its end when other instances share the deployment, so their next leases get its share (the end of a drain), ms. */
 const IDLE_EARLY_RELEASE_MS = 1_500;
 /** A refused interactive job told to wait longer than this renews the lease early, weighted for it, ms. */
 const INTERACTIVE_RENEW_AFTER_MS = 1_500;
-/** At most one such renewal per instance in this long, ms. (Once per lease let a second interactive job within one
- *  10 s lease wait for the lease to accrue it: bench:fairness saw 5–6 s waits at an instance holding 0.14 of the pace.) */
+/** At most one such renewal per instance in this long, ms: per time rather than per lease, so that a second
+ *  interactive job within one long lease does not wait for that lease to accrue its tokens. */
 const INTERACTIVE_RENEW_GAP_MS = 2_000;
 const MAX_WRITE_ATTEMPTS = 6;
 const MAX_OBSERVATIONS = 4;
@@ -139,10 +139,10 @@ export class SharedBudgetGate implements BudgetGate {
       return { granted: false, retryAt: now + 60_000, reason: 'tokens' };
     }
     if (st.pauseUntil > now) return { granted: false, retryAt: st.pauseUntil, reason: 'paused' };
-    while (st.renewing) await st.renewing;
-    // The line (waitingLine.ts): the first job ahead of this one in its team and priority keeps what it needs.
+    while (st.writing) await st.writing;
+    // The line (waitingLine.ts): its head, the oldest job ahead of this one in its team and priority, keeps its tokens.
     const head = lineHead(st.waiting, claimant, priority, now);
-    // A renewal makes room in its first slot for the first job in line, not only for whoever asks when it is due.
+    // A renewal makes room in its first slot for the head of the line, not only for whoever asks when it is due.
     const pending = Math.max(tokens, head?.tokens ?? 0);
     if (this.needsRenewal(st, now)) await this.renewOnce(st, target, now, pending, false, priority === 'interactive');
     if (st.pauseUntil > now) return { granted: false, retryAt: st.pauseUntil, reason: 'paused' };
@@ -163,7 +163,7 @@ export class SharedBudgetGate implements BudgetGate {
     let denied = this.denial(st, lim, now, tokens, priority, ahead, firstInLine);
     // An interactive job that would wait long renews the lease at once (at most once per INTERACTIVE_RENEW_GAP_MS, and
     // not within minRenewGapMs of the last renewal), weighted for it and asking for its tokens from the pacing window's
-    // interactive reserve (bench:fairness saw 8–17 s waits at an instance whose share of the pace was small).
+    // interactive reserve: at an instance whose share of the pace is small, it would otherwise wait for that share.
     const waitsLong = (d: Admission): d is Extract<Admission, { granted: false }> => !d.granted && priority === 'interactive' && d.retryAt - now > INTERACTIVE_RENEW_AFTER_MS;
     const renewAllowedAt = () => Math.max(st.lastRenewAt + this.minRenewGapMs, st.interactiveRenewAt + INTERACTIVE_RENEW_GAP_MS, st.storageBackoffUntil);
     if (waitsLong(denied) && now >= renewAllowedAt()) {
@@ -212,7 +212,7 @@ export class SharedBudgetGate implements BudgetGate {
     st.pauseUntil = until;
     st.pendingPause = until;
     // Tell every instance now: write the pause into the row (keeping our lease as it is).
-    while (st.renewing) await st.renewing;
+    while (st.writing) await st.writing;
     if (st.pendingPause === 0) return;
     await this.single(st, now, () => this.write(st, target, now, { kind: 'pause' }));
   }
@@ -220,7 +220,7 @@ export class SharedBudgetGate implements BudgetGate {
   /** Reports what every held lease spent and gives back the rest (graceful shutdown). `now` for fake clocks. */
   async close(now = Date.now()): Promise<void> {
     for (const st of this.states.values()) {
-      while (st.renewing) await st.renewing;
+      while (st.writing) await st.writing;
       const target = this.refs.get(st.key);
       if (!st.lease || !target) continue;
       await this.single(st, now, () => this.write(st, target, now, { kind: 'release' }));
@@ -248,9 +248,9 @@ export class SharedBudgetGate implements BudgetGate {
     return !st.lease || now >= st.lease.until - 2 * this.policy.slotMs;
   }
 
-  private trySpend(st: DeploymentState, now: number, tokens: number, priority: JobPriority, anyShare = false, reserved = 0): boolean {
+  private trySpend(st: DeploymentState, now: number, tokens: number, priority: JobPriority, anyShare = false, aheadTokens = 0): boolean {
     const lease = st.lease;
-    if (!lease || !lease.fits(now, tokens, priority, st.demand, this.prio, anyShare, reserved)) return false;
+    if (!lease || !lease.fits(now, tokens, priority, st.demand, this.prio, anyShare, aheadTokens)) return false;
     lease.spend(now, tokens, priority);
     st.admitted.push([now, tokens]);
     while (st.admitted.length > 0 && st.admitted[0]![0] < now - RATE_WINDOW_MS) st.admitted.shift();
@@ -261,8 +261,8 @@ export class SharedBudgetGate implements BudgetGate {
   /** `firstInLine`: nobody waits ahead of this batch job, so the next lease's first slot makes room for it. */
   private denial(st: DeploymentState, lim: Limits, now: number, tokens: number, priority: JobPriority, ahead?: WaitingJob, firstInLine = false): Admission {
     const lease = st.lease;
-    const reserved = ahead?.tokens ?? 0;
-    let inLease = lease?.nextFit(now, tokens, priority, st.demand, this.prio, reserved);
+    const aheadTokens = ahead?.tokens ?? 0;
+    let inLease = lease?.nextFit(now, tokens, priority, st.demand, this.prio, aheadTokens);
     if (ahead && lease) {
       // The job ahead is due back at dueAt and takes its tokens then: after that, this one needs only its own.
       const alone = lease.nextFit(now, tokens, priority, st.demand, this.prio);
@@ -276,12 +276,12 @@ export class SharedBudgetGate implements BudgetGate {
     const leaseRate = lease ? lease.totalTokens / Math.max(1, lease.until - lease.record.from * this.policy.slotMs) : 0;
     const live = Math.max(1, st.cached?.row.leases.filter((l) => l.until >= now).length ?? 1);
     const rate = Math.max(leaseRate, lim.tokensPerSlot / this.policy.slotMs / live);
-    const retryAt = firstInLine ? from + this.policy.slotMs : Math.min(now + 60_000, Math.ceil(from + (tokens + reserved) / rate));
+    const retryAt = firstInLine ? from + this.policy.slotMs : Math.min(now + 60_000, Math.ceil(from + (tokens + aheadTokens) / rate));
     const requestsShort = !!lease && lease.allowance(now).requests - lease.spentRequests < 1;
     return { granted: false, retryAt, reason: requestsShort ? 'requests' : 'tokens' };
   }
 
-  /** One renewal at a time per deployment; storage errors keep the old lease and back off. */
+  /** One row write at a time per deployment (renewal, pause or release); storage errors keep the lease and back off. */
   private single(st: DeploymentState, now: number, work: () => Promise<void>): Promise<void> {
     const run = work()
       .catch((err) => {
@@ -289,15 +289,15 @@ export class SharedBudgetGate implements BudgetGate {
         this.onError(err);
       })
       .finally(() => {
-        if (st.renewing === run) st.renewing = undefined;
+        if (st.writing === run) st.writing = undefined;
       });
-    st.renewing = run;
+    st.writing = run;
     return run;
   }
 
   /** `interactive`: pendingTokens are an interactive job's (see BudgetPolicy.interactiveReserve). */
   private renewOnce(st: DeploymentState, target: DeploymentRef, now: number, pendingTokens: number, wantAll: boolean, interactive = false): Promise<void> {
-    if (st.renewing) return st.renewing;
+    if (st.writing) return st.writing;
     return this.single(st, now, () =>
       this.write(st, target, now, {
         kind: 'renew',
@@ -309,7 +309,7 @@ export class SharedBudgetGate implements BudgetGate {
   /**
    * Jobs are waiting here: renew just before the lease ends, whether or not one of them happens to ask then. Held jobs
    * sleep until the retryAt they were given, which often lies after the end; renewing only when the first of them
-   * wakes left a gap with no allowance at every lease change (bench:quota lost about a tenth of the quota that way).
+   * wakes would leave a gap with no allowance at every lease change.
    */
   private renewOnTime(st: DeploymentState, target: DeploymentRef): void {
     const lease = st.lease;
@@ -318,7 +318,7 @@ export class SharedBudgetGate implements BudgetGate {
     const at = lease.until - 2 * this.policy.slotMs;
     this.schedule(() => {
       const now = this.now();
-      if (st.lease?.id !== lease.id || st.renewing || now < st.storageBackoffUntil) return;
+      if (st.lease?.id !== lease.id || st.writing || now < st.storageBackoffUntil) return;
       // Someone is still waiting: a refused job is due back about now or later.
       if (st.promisedUntil < now - this.policy.slotMs) return;
       void this.renewOnce(st, target, now, st.pendingCharge, false);
@@ -339,7 +339,7 @@ export class SharedBudgetGate implements BudgetGate {
       const lease = st.lease;
       if (!lease || lease.until - now <= IDLE_EARLY_RELEASE_MS) return; // ends soon anyway: releaseWhenIdle has it
       const quietFrom = Math.max(st.lastAskAt, st.promisedUntil) + IDLE_EARLY_RELEASE_MS;
-      if (st.renewing || now < quietFrom) {
+      if (st.writing || now < quietFrom) {
         st.idleCheckAt = Math.max(quietFrom, now + this.policy.slotMs);
         this.schedule!(check, st.idleCheckAt - now);
         return;
@@ -355,7 +355,7 @@ export class SharedBudgetGate implements BudgetGate {
     if (!this.schedule) return;
     this.schedule(() => {
       // Any admit() after the lease's end would have renewed it: this holder has had nothing to ask for since.
-      if (st.lease?.id !== lease.id || st.renewing) return;
+      if (st.lease?.id !== lease.id || st.writing) return;
       const at = Math.max(this.now(), lease.until);
       void this.single(st, at, () => this.write(st, target, at, { kind: 'release' }));
     }, Math.max(0, lease.until - now) + IDLE_RELEASE_MS);
@@ -381,9 +381,9 @@ export class SharedBudgetGate implements BudgetGate {
       const leasesBefore = row.leases.length;
       pruneRow(row, now, lim);
       const settledByOthers = leasesBefore - row.leases.length;
-      const renewing = mode.kind !== 'pause';
+      const replacesLease = mode.kind !== 'pause';
       let granted: LeaseRecord | undefined;
-      const reported = renewing && st.lease ? reportLease(row, st.lease.id, st.lease.report()) : undefined;
+      const reported = replacesLease && st.lease ? reportLease(row, st.lease.id, st.lease.report()) : undefined;
       let drift = 0;
       for (const obs of st.observations) if (obs.at >= now - OBSERVATION_MAX_AGE_MS) drift += reconcile(row, obs, target, lim).tokens;
       row.pauseUntil = Math.max(row.pauseUntil, st.pendingPause);
@@ -400,7 +400,7 @@ export class SharedBudgetGate implements BudgetGate {
           const old = st.lease ? `old spent ${st.lease.spentTokens}/${st.lease.totalTokens} tok, ${st.lease.spentRequests}/${sum(st.lease.record.requests).toFixed(1)} req` : 'no old';
           this.debug(`budget ${this.owner.slice(0, 4)} t=${now % 1_000_000} ${mode.kind} attempt=${attempt} ${g}; ${old}; reported=${reported}; drift=${drift}; settledOthers=${settledByOthers}; live=${row.leases.length}; hungry=${!st.demandLimited}`);
         }
-        if (renewing) {
+        if (replacesLease) {
           st.lease = granted ? new HeldLease(granted, lim.slotMs) : undefined;
           st.lastRenewAt = now;
           if (granted && mode.kind === 'renew') this.releaseWhenIdle(st, target, granted, now);

@@ -1,5 +1,6 @@
 /**
- * Tokens granted per team at one deployment, shared between instances through the budget row (issue 10).
+ * Tokens granted per team at one deployment, shared between instances through the budget row (fleet-wide fair share;
+ * terms: docs/design/budget.md).
  *
  * Each instance counts what it granted to every team (cumulative, monotonic) and publishes the counters in the lease
  * record it writes at every renewal. When it reads the row, it takes the growth of the other instances' counters
@@ -8,12 +9,11 @@
  * Which grants count elsewhere: only those of instances that could not divide tokens between teams, because no other
  * team had a job waiting there (LeaseRecord.solo: uncontested grants). An instance that held several teams' jobs
  * (an arbiter: most of its last grants contested) divides its tokens between them itself, and makes up for its own
- * occasional uncontested grants in its own tags; if every instance also corrected for those, they all corrected the
- * same stale difference at once, a lease later, and the fleet swung from one team to the other every 10–20 s (four
- * instances holding both teams' jobs: a team's share per 10 s ranged 0.32–0.75 in test/fairshare/fleet.test.ts). A
- * team whose jobs sit at one instance of four gets its share from the instances that hold its jobs and can favour
- * it: the arbiters (the live peers that are, and this one) split the correction, each counting 1 / arbiters of what
- * the others granted.
+ * occasional uncontested grants in its own tags; if every instance also corrected for those, they would all correct
+ * the same stale difference at once, a lease later, and the fleet would swing from one team to the other. A team
+ * whose jobs sit at one instance of four gets its share from the instances that hold its jobs and can favour it:
+ * the arbiters (the live peers that are, and this one) split the correction, each counting 1 / arbiters of what the
+ * others granted.
  *
  * Counters rather than rates: a renewal that is missed, late or conflicting loses nothing, since the next one carries
  * the difference. An instance seen for the first time sets a baseline (its past is not counted twice by instances

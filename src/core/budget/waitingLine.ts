@@ -1,14 +1,13 @@
 /**
  * The jobs waiting at one instance for one deployment, in the order they were first refused, and the line they
  * form (sharedBudget.ts reads both: the waiting tokens weigh its leases, the line orders admissions). Plain data
- * and functions; time is a parameter.
+ * and functions; time is a parameter. See "the line" in docs/design/budget.md.
  *
  * The line is backfilling, as batch schedulers do it: the oldest job of the same team and priority that is waiting
- * here and due back keeps what it needs; a younger job may take only the allowance beyond it. Without it, small jobs
- * that woke up first took every refill while a large one, told to come back when it would fit, never did:
- * bench:quota held 2,500-token jobs for up to 213 s (p99 129 s), past their claims, while 300-token jobs went through
- * in seconds. Priority between interactive and batch and between teams is decided elsewhere (lease.ts, the
- * fair-share gate); the line orders jobs within one of those classes.
+ * here and due back (the head) keeps what it needs; a younger job may take only the allowance beyond it. Without it,
+ * small jobs that wake up first take every refill while a large one, told to come back when it would fit, never
+ * does. Priority between interactive and batch and between teams is decided elsewhere (lease.ts, the fair-share
+ * gate); the line orders jobs within one of those classes.
  */
 import type { JobPriority } from '../jobs';
 import type { Claimant } from './gate';
@@ -25,7 +24,7 @@ export interface WaitingJob {
   until: number;
   /** Held in-process (due back within the worker's hold), not parked on the queue. */
   held: boolean;
-  /** Its team is behind the fleet's fair share (Claimant.owed): it weighs double in the lease weight. */
+  /** Its team is owed (Claimant.owed): it weighs double in the lease weight. */
   owed: boolean;
 }
 
@@ -68,7 +67,7 @@ export function lineHead(waiting: WaitingJobs, claimant: Claimant | undefined, p
 }
 
 /** Tokens of the jobs still waiting (refused, due back, not admitted since); drops those that left. `owedTwice`: a
- *  job whose team is behind its fair share counts twice (the lease weight). */
+ *  job whose team is owed counts twice (the lease weight). */
 export function waitingTokens(waiting: WaitingJobs, now: number, owedTwice = false): number {
   let tokens = 0;
   for (const [id, w] of waiting) {

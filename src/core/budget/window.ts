@@ -1,24 +1,21 @@
 /**
- * The shared budget row of one deployment and the arithmetic on it. Pure: no I/O, time is a parameter.
+ * The shared budget row of one deployment and the arithmetic on it: window sums, granting, settling, reconciling.
+ * Pure: no I/O, time is a parameter. Slots, windows, leases and pacing: docs/design/budget.md.
  *
- * Why this shape (see also sharedBudget.ts):
- * - The service counts tokens over a SLIDING 60 s window and requests over sliding 10 s and 60 s windows, and
- *   charges at arrival. A token bucket (capacity + 60 s of refill) over-admits at start, so we keep what the
- *   service keeps: per-slot sums (slotMs, default 250 ms) of the last minute, and check every window a new
- *   reservation can fall into. A window check spans ceil((60 s + transitMs) / slotMs) + 1 slots, which covers
- *   both the slot rounding and the time between admission and arrival (transitMs, also clock skew); the
- *   price is (slotMs + transitMs) / 60 s ≈ 1.25 % of TPM at the defaults.
- * - Instances do not write per job. A lease reserves, per future slot, a slice of tokens and requests. The holder
- *   may spend a slot's slice in that slot or any later slot up to `until` (so a 2,500-token job can use several
- *   slots' worth), never earlier. Because a slice may land anywhere in [slot, until], an OUTSTANDING lease's
- *   slice counts in every window that overlaps [slot, until] — conservative, and it only inflates windows that
- *   end ~60 s in the future, which are nearly empty. When the holder renews it reports what it actually spent in
- *   each slot (exact from then on) and its unused slices vanish. A lease whose holder crashed is settled by the
- *   next writer at its `until` slot (the latest moment it could have been spent): it expires by itself and the
- *   fleet never over-admits while leases change hands.
- * - Pacing: no slice exceeds the even pace, and reservations in any paceWindowMs (10 s, a bucket's
- *   room) stay under that window's share of TPM × (1 + paceBurst), so
- *   admissions are spread over the minute instead of spent at its top. The 60 s check stays the hard limit.
+ * Why this shape:
+ * - The service counts tokens over a sliding 60 s window and requests over sliding 10 s and 60 s windows, and
+ *   charges at arrival. A token bucket (capacity + 60 s of refill) over-admits at start, so the row keeps what the
+ *   service keeps: per-slot sums of the last minute, checked in every window a new reservation can fall into. A
+ *   window is ceil((60 s + transitMs) / slotMs) + 1 slots, covering slot rounding and the time between admission and
+ *   arrival; the price is (slotMs + transitMs) / 60 s ≈ 1.25 % of TPM at the defaults.
+ * - A holder may spend a slot's slice in that slot or any later one up to `until` (so a large job can use several
+ *   slots' worth), never earlier. An outstanding slice therefore counts in every window that overlaps [slot, until]:
+ *   conservative, and it only inflates windows ending ~60 s ahead, which are nearly empty. A crashed holder's lease is
+ *   settled at its `until` slot, the latest moment it could have been spent, so the fleet never over-admits while
+ *   leases change hands.
+ * - Pacing: no slice exceeds the even pace, and reservations in any pacing window stay under its share of the TPM ×
+ *   (1 + paceBurst), so admissions are spread over the minute instead of spent at its start. The 60 s check stays
+ *   the hard limit.
  * - Requests carry no safety factor (they are counted exactly); tokens get `safety` because prompt counts are
  *   estimates.
  */
@@ -26,7 +23,7 @@
 /** One lease as the shared row records it. */
 export interface LeaseRecord {
   id: string;
-  /** Instance that holds it. */
+  /** The holder: the instance that took it. */
   owner: string;
   /** First slot index with a slice. */
   from: number;
@@ -36,19 +33,19 @@ export interface LeaseRecord {
   tokens: number[];
   /** Requests reserved per slot from `from` (fractions allowed; a call needs a whole one cumulated). */
   requests: number[];
-  /** Share weight: the work waiting at the holder (units of 1,000 tokens, at least 1), doubled while it has interactive demand. */
+  /** Share weight: the work waiting at the holder (units of 1,000 tokens, 1–256), doubled while it has interactive demand. */
   weight: number;
   /** Tokens the holder has granted per team at this deployment, cumulative (teamLedger.ts; fleet-wide fair share). */
   teams?: Record<string, number>;
   /** The part of `teams` granted while no other team had a job waiting at the holder (teamLedger.ts). */
   solo?: Record<string, number>;
-  /** The holder is at the end of a drain (leaseSizing.ts inDrainEnd): its lease is short, and so are its peers'. */
+  /** The holder is at its tail, the end of a drain (leaseSizing.ts): its lease is short, and so are its peers'. */
   tail?: boolean;
 }
 
 /** The shared state of one deployment's budget. */
 export interface BudgetRow {
-  /** Slot index of settled[0]. */
+  /** Slot index of tokens[0] and requests[0]. */
   base: number;
   /** Tokens actually spent (or settled conservatively) per slot. */
   tokens: number[];
@@ -68,7 +65,7 @@ export interface BudgetPolicy {
    *  that windows absorb, ms. @default 500 */
   transitMs: number;
   /** Pacing window, ms: the room a bucket would have. Slices stay at the even pace; what a lease accrued and could not
-   *  use (no waiting job fitted) is carried into the next lease within this room instead of lost. @default 10000 */
+   *  use (no waiting job fitted) is carried into the next lease within this room instead of being lost. @default 10000 */
   paceWindowMs: number;
   /** How far above the even pace a pacing window may go, 0–1. @default 0.1 */
   paceBurst: number;
@@ -91,10 +88,12 @@ export interface DeploymentLimits {
 /** Window lengths (in slots) and limits derived from a policy and a deployment's quota. */
 export interface Limits {
   slotMs: number;
+  /** Slots in a 60 s window, a 10 s window and a pacing window. */
   w60: number;
   w10: number;
-  pace: number;
+  wPace: number;
   tokens60: number;
+  /** What a pacing window may hold: its share of tokens60 × (1 + paceBurst). */
   tokensPace: number;
   /** What a pacing window may hold once an interactive job's first-slot tokens are in it. */
   tokensPaceInteractive: number;
@@ -109,14 +108,14 @@ export interface Limits {
 export function limitsFor(d: DeploymentLimits, p: BudgetPolicy): Limits {
   const w60 = Math.ceil((60_000 + p.transitMs) / p.slotMs) + 1;
   const w10 = Math.ceil((10_000 + p.transitMs) / p.slotMs) + 1;
-  const pace = Math.max(1, Math.round(p.paceWindowMs / p.slotMs));
+  const wPace = Math.max(1, Math.round(p.paceWindowMs / p.slotMs));
   const tokens60 = Math.floor(d.tpm * p.safety);
   const requests10 = Math.ceil(d.rpm / 6);
   return {
     slotMs: p.slotMs,
     w60,
     w10,
-    pace,
+    wPace,
     tokens60,
     tokensPace: (tokens60 * p.paceWindowMs * (1 + p.paceBurst)) / 60_000,
     tokensPaceInteractive: (tokens60 * p.paceWindowMs * (1 + p.paceBurst + (p.interactiveReserve ?? 0))) / 60_000,
@@ -154,8 +153,8 @@ export function addSettled(row: BudgetRow, slot: number, tokens: number, request
 }
 
 /**
- * Settles leases whose holder did not report by `until` (crashed or slow): their whole reservation is counted at
- * the `until` slot. Drops settled slots that left every window. Mutates `row`.
+ * Settles leases whose holder did not report by `until` + SETTLE_GRACE_MS (crashed or stalled): their whole
+ * reservation is counted at the `until` slot. Drops settled slots no window or observation reaches. Mutates `row`.
  */
 export function pruneRow(row: BudgetRow, now: number, lim: Limits): void {
   const kept: LeaseRecord[] = [];
@@ -237,8 +236,8 @@ export function windowTotals(row: BudgetRow, resource: Resource, w: number, k0: 
   return out;
 }
 
-/** Requests reserved per typical call's worth of tokens (room for a run of small calls). (3 did worse in the fleet
- *  simulation: instances holding request budget they did not use.) */
+/** Requests reserved per typical call's worth of tokens: room for a run of small calls, while a token-bound holder
+ *  does not hold request budget it will not use. */
 export const REQUEST_FOLLOW = 1.5;
 
 /** What an instance asks for when it takes a lease. Infinity = as much as the limits and fair share allow. */
@@ -279,7 +278,7 @@ export function grantLease(row: BudgetRow, req: GrantRequest, lim: Limits): Leas
   const last = Math.max(first, slotOf(req.until, lim.slotMs));
   const k1 = last + lim.w60 - 1;
   const tok60 = windowTotals(row, 'tokens', lim.w60, first, k1, lim.slotMs, true);
-  const tokPace = windowTotals(row, 'tokens', lim.pace, first, k1, lim.slotMs, false);
+  const tokPace = windowTotals(row, 'tokens', lim.wPace, first, k1, lim.slotMs, false);
   const req60 = windowTotals(row, 'requests', lim.w60, first, k1, lim.slotMs, true);
   const req10 = windowTotals(row, 'requests', lim.w10, first, k1, lim.slotMs, true);
   const others = row.leases.filter((l) => l.owner !== req.owner && l.until >= req.now);
@@ -299,9 +298,10 @@ export function grantLease(row: BudgetRow, req: GrantRequest, lim: Limits): Leas
     const capTokens = lim.tokensPerSlot * (uncovered ? share : 1);
     const capRequests = lim.requestsPerSlot * (1 + lim.paceBurst) * (uncovered ? share : 1);
     const wantTokens = Math.min(req.want.tokensPerSlot, capTokens) + (j === first ? req.want.firstTokens : 0);
-    const roomTokens = Math.min(headroom(tok60, lim.tokens60, j, k1), headroom(tokPace, lim.tokensPace, j, Math.min(k1, j + lim.pace - 1)));
-    // The interactive reserve is for the waiting job's tokens only, never for the slices or the batch jobs after it.
-    const reserve = req.interactive && j === first ? Math.min(req.want.firstTokens, headroom(tokPace, lim.tokensPaceInteractive, j, Math.min(k1, j + lim.pace - 1))) : 0;
+    const roomTokens = Math.min(headroom(tok60, lim.tokens60, j, k1), headroom(tokPace, lim.tokensPace, j, Math.min(k1, j + lim.wPace - 1)));
+    // The pacing window's interactive reserve is for the waiting job's tokens only, never for the slices or the batch
+    // jobs after it.
+    const reserve = req.interactive && j === first ? Math.min(req.want.firstTokens, headroom(tokPace, lim.tokensPaceInteractive, j, Math.min(k1, j + lim.wPace - 1))) : 0;
     const tokens = Math.floor(Math.min(wantTokens, Math.max(roomTokens, Math.min(reserve, headroom(tok60, lim.tokens60, j, k1)))));
     const roomRequests = Math.min(headroom(req60, lim.requests60, j, k1), headroom(req10, lim.requests10, j, k1));
     const followTokens = (REQUEST_FOLLOW * tokens) / Math.max(1, req.want.tokensPerRequest);
@@ -314,7 +314,7 @@ export function grantLease(row: BudgetRow, req: GrantRequest, lim: Limits): Leas
       req60[k - first]! += requests;
       req10[k - first]! += requests;
     }
-    for (let k = j; k <= Math.min(k1, j + lim.pace - 1); k++) tokPace[k - first]! += tokens;
+    for (let k = j; k <= Math.min(k1, j + lim.wPace - 1); k++) tokPace[k - first]! += tokens;
   }
   row.leases.push(lease);
   return lease;
@@ -331,15 +331,13 @@ export interface ServiceObservation {
 export const OBSERVATION_LAG_MS = 5_000;
 /**
  * Observations older than this at a renewal are not reconciled, ms. The row keeps slots back to what the windows of
- * the oldest one reach: with only the last minute kept, the windows of a few-seconds-old observation read short and
- * the shortfall looked like drift (a phantom charge at renewals, starving the leases after them: bench:quota showed
- * leases granted 2–16 % of their share every half minute or so).
+ * the oldest one reach (pruneRow): a window cut short would read as drift and charge the fleet for nothing.
  */
 export const OBSERVATION_MAX_AGE_MS = 10_000;
 
 /**
  * Reconciles with the service: if it counts more in its window than the row does (other clients on the same
- * deployment, a prompt-count mismatch), the difference is settled at the observation's slot as a phantom charge.
+ * deployment, a prompt-count mismatch), the difference is settled at the observation's slot as a charge (drift).
  * Only ever adds: releasing budget on a lower count could over-admit against leases already granted.
  * Returns the tokens and requests added.
  */

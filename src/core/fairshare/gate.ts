@@ -1,18 +1,19 @@
 /**
- * Fair share of a deployment between teams (issue 10), as a BudgetGate in front of the shared budget.
+ * Fair share of a deployment between teams, as a BudgetGate in front of the shared budget. Terms (finish tag, owed,
+ * backlogged, parked, solo, arbiter): docs/design/budget.md.
  *
  * Without it, the budget's tokens go to whichever waiting job polls first after a refill, so a team with 300 jobs
  * in flight takes ~everything from a team with 3. Here every job that asks is a *waiter* of its team at that
  * deployment, and tokens are divided by weight with start-time fair queuing:
  *   - each team has a finish tag F; granting `tokens` to team T advances F_T by tokens / weight_T;
- *   - a team that becomes active again (its first waiter after being idle) starts at the current minimum of the
+ *   - a team that becomes active again (its first waiter after being idle) is raised to the current minimum of the
  *     active teams, so idleness banks no credit and an idle team holds nothing back (work-conserving);
  *   - a waiter may ask the inner gate only while its team is the one furthest behind: its F is the smallest among
  *     teams with waiters, or less than one job (tokens / weight, or `slackTokens` if larger; two for an interactive
- *     job) ahead of it. The tokens
- *     a waiter leaves unasked are not lost: the budget behind keeps them for the next asker;
+ *     job) ahead of it. The tokens a waiter leaves unasked are not lost: the budget behind keeps them for the next
+ *     asker;
  *   - a team below its guaranteed TPM for the model (over the last 60 s) may ask first, before teams that are not;
- *   - within a team, interactive waiters go before batch ones.
+ *   - within a team, and between teams level with each other, interactive waiters go before batch ones.
  * Refused waiters are told to come back after `tickMs`; a waiter not seen for `expiryMs` after its last answer
  * (its job parked or its worker died) is forgotten, so it never blocks anyone.
  *
@@ -20,7 +21,7 @@
  * other team's jobs granted it (the inner gate's takePeerGrants: counters published in the budget row at every lease
  * renewal, see budget/teamLedger.ts), split between the instances that divide tokens between teams. A
  * team whose jobs sit at one instance of four is favoured there for what the other three gave the rest; grants that
- * another instance already divided fairly are not corrected again (that made the fleet swing between teams). The
+ * another instance already divided fairly are not corrected again (that would make the fleet swing between teams). The
  * quota itself stays enforced by the shared budget behind this gate.
  * Plain TypeScript driven by the `now` argument.
  */
@@ -140,9 +141,9 @@ export class FairShareGate implements BudgetGate {
       team.finish += delta;
       team.granted.push([now, g.tokens]);
       // Tokens granted elsewhere before another team started waiting here are no debt to that team: it joined level
-      // with the others after them (join()). They arrive a lease late; counted against the team granted them, they
-      // gave every team that had just arrived (bench:fairness: B's backlog) its first 20 s at up to 0.8 of the
-      // deployment. The part granted before it joined moves its tag too.
+      // with the others after them (join()). They arrive a lease late; counted only against the team granted them,
+      // they would give every team that has just arrived a burst far above its share. The part granted before it
+      // joined moves its tag too.
       for (const other of dep.teams.values()) {
         if (other === team || other.joinedAt <= g.from) continue;
         other.finish += delta * Math.min(1, (other.joinedAt - g.from) / Math.max(1, g.to - g.from));
@@ -184,8 +185,7 @@ export class FairShareGate implements BudgetGate {
   /**
    * Registers (or refreshes) the waiter; a team returning from idle starts at the active teams' minimum. Idle means no
    * waiter here, and none due back, for expiryMs: a team whose jobs were parked for budget, or all granted a moment
-   * before its next one asked, is still backlogged, and starting it afresh threw away what it was owed (a team whose
-   * jobs sat at two instances of four got 0.41 of the deployment in the fleet simulation).
+   * before its next one asked, is still backlogged: starting it afresh would throw away what it is owed.
    */
   private join(dep: DeploymentState, c: Claimant, priority: JobPriority, now: number): TeamState {
     const team = dep.teams.get(c.team) ?? addTeam(dep, c.team, 0, now);
@@ -218,8 +218,8 @@ export class FairShareGate implements BudgetGate {
     }
     // Work-conserving for interactive jobs: when every other team waiting here has only batch jobs that the budget has
     // just refused, those teams cannot take the tokens now, and the budget keeps part of each refill for interactive
-    // work while there is some (lease.ts). Holding this job back for them wasted that part: bench:fairness saw a B job
-    // held 5.9 s at an instance where A, ahead by the row's stale counters, got nothing either.
+    // work while there is some (lease.ts). Holding this job back for them would waste that part, and the counters
+    // that put this team ahead may be a lease stale.
     if (priority === 'interactive' && this.othersBlocked(dep, c.team, now)) return true;
     const under = (name: string, t: TeamState) => this.underGuarantee(name, t, c.model, now);
     if (under(c.team, team)) return true;
@@ -228,7 +228,7 @@ export class FairShareGate implements BudgetGate {
     }
     const floor = this.minActiveFinish(dep);
     // An interactive job may lead by one job more: held back one job ahead of a team whose own jobs wait for budget,
-    // it waited as long as they did (bench:fairness: 4 s at one instance). The tags still count its tokens.
+    // it would wait as long as they do. The tags still count its tokens.
     const lead = Math.max(this.slack, tokens / this.weight(c.team)) * (priority === 'interactive' ? 2 : 1);
     return floor === undefined || team.finish <= floor || team.finish < floor + lead;
   }
