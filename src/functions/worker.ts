@@ -31,11 +31,16 @@ export async function worker(message: unknown, context: InvocationContext, lane?
   else context.debug(`[job=${parsed.id}] delivery ${dequeueCount} → ${outcome}`);
 }
 
-/** The console's one line per finished job. */
+/**
+ * The console's one line per finished job. Region and latency are the answering call's; for a job no call answered,
+ * the last region tried and the time from its first claim to its end.
+ */
 function finishedLine(job: JobRecord): string {
   const tokens = Number(job.usage?.total_tokens ?? 0);
+  const region = job.region ?? job.regionsTried.at(-1)?.region ?? '-';
+  const latency = job.latencyMs ?? (job.completedAt ?? 0) - (job.startedAt ?? job.completedAt ?? 0);
   const error = job.error ? ` error=${job.error.code}` : '';
-  return `[job=${job.id}] ${job.status} team=${job.team} region=${job.region ?? '-'} tokens=${tokens} latency_ms=${job.latencyMs ?? 0}${error}`;
+  return `[job=${job.id}] ${job.status} team=${job.team} region=${region} tokens=${tokens} latency_ms=${latency}${error}`;
 }
 
 // One registration per queue lane (src/core/teams/lanes.ts); lane 0 interactive keeps the name "worker".
