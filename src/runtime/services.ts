@@ -176,37 +176,37 @@ export function buildServices(config: SluiceConfig): Services {
       // JobQueue.send does not return.
       const homeClient = storage.queue(home.name);
       return {
-        jobs,
-        requeue: (id, delayMs) => home.send({ id }, delayMs),
-        model,
-        budget,
-        health,
-        spillover: (model) => config.models[model]?.spillover ?? true,
-        endpoints: config.endpoints,
-        settings: {
-          callTimeoutMs: config.callTimeoutMs,
-          maxRetryDelayMs: config.maxRetryDelayMs,
-          holdInProcessMs: config.holdInProcessMs,
-          maxTransientFailures: 8,
-        },
-        log,
-        // A finished job feeds its batch or reply queue, if any, and leaves its usage row for the rollup.
-        onFinished: [batchJobFinished, (job) => recordUsage(job, (m) => log('warn', m, { jobId: job.id }))],
-        onModelCall: (call) => trackModelCall(call),
-        // Crash recovery, storage retries, shutdown, test-only faults (docs/reliability.md).
-        watchdog: async (id, delayMs) => {
-          await home.ensure();
-          const visibilityTimeout = Math.max(1, Math.ceil(delayMs / 1000));
+      jobs,
+      requeue: (id, delayMs) => home.send({ id }, delayMs),
+      model,
+      budget,
+      health,
+      spillover: (model) => config.models[model]?.spillover ?? true,
+      endpoints: config.endpoints,
+      settings: {
+        callTimeoutMs: config.callTimeoutMs,
+        maxRetryDelayMs: config.maxRetryDelayMs,
+        holdInProcessMs: config.holdInProcessMs,
+        maxTransientFailures: 8,
+      },
+      log,
+      // A finished job feeds its batch or reply queue, if any, and leaves its usage row for the rollup.
+      onFinished: [batchJobFinished, (job) => recordUsage(job, (m) => log('warn', m, { jobId: job.id }))],
+      onModelCall: (call) => trackModelCall(call),
+      // Crash recovery, storage retries, shutdown, test-only faults (docs/reliability.md).
+      watchdog: async (id, delayMs) => {
+        await home.ensure();
+        const visibilityTimeout = Math.max(1, Math.ceil(delayMs / 1000));
+        storageCounters.queue += 1;
+        const sent = await homeClient.sendMessage(encodeJobMessage({ id }), { visibilityTimeout, messageTimeToLive: -1 });
+        return async () => {
           storageCounters.queue += 1;
-          const sent = await homeClient.sendMessage(encodeJobMessage({ id }), { visibilityTimeout, messageTimeToLive: -1 });
-          return async () => {
-            storageCounters.queue += 1;
-            await homeClient.deleteMessage(sent.messageId, sent.popReceipt);
-          };
-        },
-        isStorageOutage: isStorageUnavailable,
-        stopping: () => stopping,
-        ...(faultPoint ? { faultPoint } : {}),
+          await homeClient.deleteMessage(sent.messageId, sent.popReceipt);
+        };
+      },
+      isStorageOutage: isStorageUnavailable,
+      stopping: () => stopping,
+      ...(faultPoint ? { faultPoint } : {}),
       };
     },
   };

@@ -33,20 +33,16 @@ export async function routeJob(ctx: RunContext, claimed: ClaimedJob): Promise<Wo
   const spillover = ctx.deps.spillover?.(job.model) ?? true;
   for (;;) {
     const round = await walkDeployments(ctx, claimed, candidates, spillover);
-    if (round instanceof Round) {
-      if ((job.transientFailures ?? 0) >= ctx.deps.settings.maxTransientFailures) {
-        return finish(ctx, claimed, {
-          code: round.transient?.code ?? 'upstream_unavailable',
-          message: `gave up after ${job.transientFailures} transient failures; last: ${round.transient?.message ?? 'unknown'}`,
-        });
-      }
-      const now = ctx.clock.now();
-      const retryAt = Number.isFinite(round.earliestRetry) ? round.earliestRetry : now + ctx.deps.settings.maxRetryDelayMs;
-      const waited = await holdOrPark(ctx, claimed, retryAt);
-      if (waited === 'held') continue;
-      return waited;
+    if (!(round instanceof Round)) return round;
+    if ((job.transientFailures ?? 0) >= ctx.deps.settings.maxTransientFailures) {
+      return finish(ctx, claimed, {
+        code: round.transient?.code ?? 'upstream_unavailable',
+        message: `gave up after ${job.transientFailures} transient failures; last: ${round.transient?.message ?? 'unknown'}`,
+      });
     }
-    return round;
+    const retryAt = Number.isFinite(round.earliestRetry) ? round.earliestRetry : ctx.clock.now() + ctx.deps.settings.maxRetryDelayMs;
+    const waited = await holdOrPark(ctx, claimed, retryAt);
+    if (waited !== 'held') return waited;
   }
 }
 
