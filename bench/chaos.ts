@@ -64,7 +64,7 @@ class WorkerLedger {
     if (!m) return;
     const worker = Number(m[1]);
     const claimed = /\[job=(job_[0-9a-f]+)[^\]]*\] claimed until/.exec(m[2]!);
-    const ended = /\[job=(job_[0-9a-f]+)\] delivery \d+ → /.exec(m[2]!);
+    const ended = /\[job=(job_[0-9a-f]+)\] (?:delivery \d+ → |(?:succeeded|failed) team=)/.exec(m[2]!);
     const set = this.open.get(worker) ?? new Set<string>();
     this.open.set(worker, set);
     if (claimed) set.add(claimed[1]!);

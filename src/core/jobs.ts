@@ -39,7 +39,7 @@ export interface JobRecord {
   /** The chat-completions body to send (model field removed; the deployment is chosen at run time). */
   request: Record<string, unknown>;
   metadata: Record<string, string>;
-  /** Team the job belongs to (metadata.team until authentication lands). */
+  /** Team the job belongs to: the submitting caller's team. */
   team: string;
   createdAt: number;
   startedAt?: number;
@@ -70,7 +70,7 @@ export interface JobRecord {
   transientFailures?: number;
   /** sha256 of the submitted body, to tell an idempotent retry from a reused key. */
   bodyHash?: string;
-  // Batch and submission-queue fields (issue 8); absent for plain HTTP jobs.
+  // Batch and submission-queue fields; absent for plain HTTP jobs.
   /** Batch this job is one line of. */
   batchId?: string;
   /** The line's custom_id within its batch. */
@@ -112,7 +112,7 @@ export function toJobView(job: JobRecord): Record<string, unknown> {
     estimated_start_at: job.status === 'waiting' || heldWaiting(job) ? iso(job.notBefore) : null,
     regions_tried: job.regionsTried.map((a) => ({ ...a, at: new Date(a.at).toISOString() })),
     metadata: job.metadata,
-    // Issue 8: batch lines say which batch and custom_id they serve.
+    // Batch lines say which batch and custom_id they serve.
     ...(job.batchId !== undefined ? { batch_id: job.batchId, custom_id: job.customId ?? null } : {}),
   };
 }

@@ -5,11 +5,10 @@
  */
 import { app, type InvocationContext } from '@azure/functions';
 import { processJob } from '../core/worker';
+import type { JobRecord } from '../core/jobs';
 import { expandGroup, parseJobMessage } from '../azure/jobQueue';
 import { contextLogger } from '../runtime/http';
 import { getServices } from '../runtime/services';
-import { getTelemetryServices } from '../runtime/telemetry';
-import { trackModelCall } from '../azure/telemetry';
 import { allLanes, laneSuffix, type Lane } from '../core/teams/lanes';
 import { laneCount } from '../core/teams/settings';
 
@@ -20,28 +19,31 @@ export async function worker(message: unknown, context: InvocationContext, lane?
     context.warn(`unreadable jobs-queue message dropped: ${JSON.stringify(message).slice(0, 200)}`);
     return;
   }
-  const services = getServices();
-  const log = contextLogger(context);
-  const deps = services.workerDeps(log, lane);
+  const deps = getServices().workerDeps(contextLogger(context), lane);
   if ('ids' in parsed) {
     await expandGroup(parsed.ids, (id) => deps.requeue(id, 0));
-    context.info(`group of ${parsed.ids.length} jobs → one message each`);
+    context.debug(`group of ${parsed.ids.length} jobs → one message each`);
     return;
   }
-  const telemetry = getTelemetryServices();
-  const batchHook = deps.onFinished;
-  // A finished job feeds its batch (if any) and its usage row; one failing must not stop the other.
-  deps.onFinished = async (job) => {
-    const results = await Promise.allSettled([batchHook?.(job), telemetry.recordUsage(job, (m) => log('warn', m, { jobId: job.id }))]);
-    for (const r of results) if (r.status === 'rejected') log('warn', `after-finish hook failed: ${(r.reason as Error)?.message ?? r.reason}`, { jobId: job.id });
-  };
-  deps.onModelCall = (call) => trackModelCall(call, telemetry.sink);
   const dequeueCount = Number(context.triggerMetadata?.dequeueCount ?? 1);
-  const outcome = await processJob(deps, parsed.id, { dequeueCount, replay: parsed.replay === true });
-  context.info(`[job=${parsed.id}] delivery ${dequeueCount} → ${outcome}`);
+  const { outcome, finished } = await processJob(deps, parsed.id, { dequeueCount, replay: parsed.replay === true });
+  if (finished) context.info(finishedLine(finished));
+  else context.debug(`[job=${parsed.id}] delivery ${dequeueCount} → ${outcome}`);
 }
 
-// Issue 10: one registration per queue lane (see src/core/teams/lanes.ts). Lane 0 interactive keeps the name "worker".
+/**
+ * The console's one line per finished job. Region and latency are the answering call's; for a job no call answered,
+ * the last region tried and the time from its first claim to its end.
+ */
+function finishedLine(job: JobRecord): string {
+  const tokens = Number(job.usage?.total_tokens ?? 0);
+  const region = job.region ?? job.regionsTried.at(-1)?.region ?? '-';
+  const latency = job.latencyMs ?? (job.completedAt ?? 0) - (job.startedAt ?? job.completedAt ?? 0);
+  const error = job.error ? ` error=${job.error.code}` : '';
+  return `[job=${job.id}] ${job.status} team=${job.team} region=${region} tokens=${tokens} latency_ms=${latency}${error}`;
+}
+
+// One registration per queue lane (src/core/teams/lanes.ts); lane 0 interactive keeps the name "worker".
 for (const lane of allLanes(laneCount())) {
   const suffix = laneSuffix(lane);
   app.storageQueue(`worker${suffix.replace(/-/g, '_')}`, {

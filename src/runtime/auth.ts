@@ -1,5 +1,5 @@
 /**
- * The HTTP functions' door (issue 10): every /api/v1 route except health asks `authorize` first. A caller without
+ * The HTTP functions' door: every /api/v1 route except health asks `authorize` first. A caller without
  * valid credentials gets 401 in the OpenAI error shape before anything is read or written; the key itself is never
  * logged or echoed. Ownership checks answer 404 for another team's resources, so ids leak nothing.
  */

@@ -6,6 +6,7 @@ import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/fu
 import { ConfigError } from '../config';
 import { SluiceError, ValidationError } from '../core/errors';
 import { isStorageUnavailable } from '../azure/storage';
+import type { JobLogger } from '../core/worker';
 
 export function json(status: number, body: unknown, headers: Record<string, string> = {}): HttpResponseInit {
   return { status, jsonBody: body, headers: { 'content-type': 'application/json', ...headers } };
@@ -58,8 +59,8 @@ export function errorResponse(err: unknown, context: InvocationContext): HttpRes
 }
 
 /** A JobLogger that writes through the invocation's context, tagging job, attempt and region. */
-export function contextLogger(context: InvocationContext) {
-  return (level: 'info' | 'warn' | 'error', message: string, f: { jobId: string; attempt?: number; region?: string }) => {
+export function contextLogger(context: InvocationContext): JobLogger {
+  return (level, message, f) => {
     const tags = `[job=${f.jobId}${f.attempt !== undefined ? ` attempt=${f.attempt}` : ''}${f.region ? ` region=${f.region}` : ''}]`;
     context[level](`${tags} ${message}`);
   };

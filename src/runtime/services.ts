@@ -10,7 +10,13 @@ import { alwaysClosed, SharedEndpointHealth, type EndpointHealth } from '../core
 import { deploymentRef } from '../core/routing';
 import { createTableBreakerStore } from '../azure/breakerTable';
 import type { ModelClient } from '../core/modelClient';
-import type { JobLogger, WorkerDeps } from '../core/worker';
+import { systemClock, type JobLogger, type WorkerDeps } from '../core/worker';
+import type { JobRecord } from '../core/jobs';
+import { watermarkCuts } from '../core/telemetry/rollup';
+import { recordJobUsage } from '../core/telemetry/usage';
+import { RollupTable } from '../azure/rollupTable';
+import { trackModelCall } from '../azure/telemetry';
+import { UsageTable } from '../azure/usageTable';
 import { encodeJobMessage, JobQueue } from '../azure/jobQueue';
 import { JobStore } from '../azure/jobStore';
 import { AzureOpenAIModelClient } from '../azure/openaiClient';
@@ -110,6 +116,7 @@ export function buildServices(config: SluiceConfig): Services {
   const teams = new TeamStore(storage.table(config.teams.table));
   const auth = new Authenticator({ repo: teams, cacheMs: config.teams.authCacheMs, ...(config.teams.entra ? { entra: config.teams.entra } : {}) });
   const faultPoint = crashFaultPoint();
+  const recordUsage = usageRecorder(config, storage);
   watchForShutdown();
   const model = new AzureOpenAIModelClient(config.openaiApiVersion, config.storage.clientId);
   const shared: BudgetGate = config.budget.enabled
@@ -165,8 +172,8 @@ export function buildServices(config: SluiceConfig): Services {
     auth,
     workerDeps: (log, lane = { lane: 0, priority: 'interactive' }) => {
       const home = pick(workerQueues, lane);
-      // Issue 11: recovery messages are sent with the plain client because deleting one needs the id and pop receipt
-      // that JobQueue.send does not return.
+      // Recovery messages are sent with the plain client: deleting one needs the id and pop receipt that
+      // JobQueue.send does not return.
       const homeClient = storage.queue(home.name);
       return {
       jobs,
@@ -183,8 +190,10 @@ export function buildServices(config: SluiceConfig): Services {
         maxTransientFailures: 8,
       },
       log,
-      onFinished: batchJobFinished, // issue 8
-      // Issue 11: crash recovery, storage retries, shutdown, test-only faults (docs/reliability.md).
+      // A finished job feeds its batch or reply queue, if any, and leaves its usage row for the rollup.
+      onFinished: [batchJobFinished, (job) => recordUsage(job, (m) => log('warn', m, { jobId: job.id }))],
+      onModelCall: (call) => trackModelCall(call),
+      // Crash recovery, storage retries, shutdown, test-only faults (docs/reliability.md).
       watchdog: async (id, delayMs) => {
         await home.ensure();
         const visibilityTimeout = Math.max(1, Math.ceil(delayMs / 1000));
@@ -201,6 +210,17 @@ export function buildServices(config: SluiceConfig): Services {
       };
     },
   };
+}
+
+/**
+ * Writes a finished job's usage row (idempotent), for the worker's finished hooks. Built here from the telemetry
+ * settings rather than taken from runtime/telemetry.ts, which builds on these services.
+ */
+function usageRecorder(config: SluiceConfig, storage: StorageClients): (job: JobRecord, warn: (message: string) => void) => Promise<unknown> {
+  const settings = config.telemetry;
+  const store = new UsageTable(storage.table(settings.usageTable));
+  const cuts = watermarkCuts(new RollupTable(storage.table(settings.rollupTable)));
+  return (job, warn) => recordJobUsage({ store, cuts, clock: systemClock, latenessMs: settings.latenessMs, options: { overrides: settings.priceOverrides }, warn }, job, Date.now());
 }
 
 /**

@@ -50,9 +50,9 @@ export function startWorkerWith(stack: RunningStack, env: Record<string, string>
   }
 }
 
-/** Worker deliveries that ended the job (`delivery N → succeeded|failed`), across every process. */
+/** Worker deliveries that ended the job (the finished-job line `[job=<id>] succeeded|failed team=...`), across every process. */
 export function endings(stack: RunningStack, id: string): string[] {
-  return stack.logs().filter((l) => l.includes(`[job=${id}] delivery`) && /→ (succeeded|failed)$/.test(l));
+  return stack.logs().filter((l) => l.includes(`[job=${id}] succeeded `) || l.includes(`[job=${id}] failed `));
 }
 
 /** Model calls the simulator answered for a job, by status. */

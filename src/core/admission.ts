@@ -1,0 +1,89 @@
+/**
+ * May a submitted job be written now? Pure: the caller reads the inputs (the team's month-to-date spend from a
+ * cache refreshed in the background, queue depths that are at most seconds old) and maps a refusal to its answer.
+ * Checked in order: the job fits a deployment's quota at all, the team's monthly budget (teams set to stop at
+ * 100 %), the team's own backlog limit, Sluice's backlog limit.
+ */
+import { backlogVerdict, overQuotaCeiling } from './backpressure';
+import { chargeOf, type JobRecord } from './jobs';
+import type { Team } from './teams/model';
+
+export interface AdmissionInput {
+  job: Pick<JobRecord, 'model' | 'priority' | 'promptTokens' | 'maxOutputTokens'>;
+  team: Pick<Team, 'id' | 'monthlyBudgetUsd' | 'budgetAction' | 'maxBacklog'>;
+  /** The team's month-to-date spend, USD, as last read (0 before the first read). */
+  monthToDateUsd: number;
+  /** Jobs waiting in the team's queue lane (read only when the team has a backlog limit). */
+  teamBacklog: number;
+  /** Jobs waiting in every lane (read only when Sluice has a backlog limit). */
+  backlog: number;
+  /** Tokens per minute of each deployment serving the job's model. */
+  deploymentTpms: readonly number[];
+  /** Sluice's backlog limit, jobs; 0 = none. */
+  maxBacklog: number;
+  /** The share of each deployment's quota the budget plans to use (1 when the budget is off). */
+  safety: number;
+}
+
+/** An answer that refuses the job; nothing has been written. */
+export interface Refusal {
+  status: 400 | 429;
+  code: string;
+  message: string;
+  /** OpenAI error type. */
+  type: 'invalid_request_error' | 'insufficient_quota' | 'rate_limit_error';
+  /** The request field at fault, for a 400. */
+  param?: string;
+  /** Retry-After, seconds. */
+  retryAfterS?: number;
+}
+
+/** Does this team stop accepting work at 100 % of a monthly budget? Only then does admission need its spend. */
+export function stopsAtBudget(team: Pick<Team, 'monthlyBudgetUsd' | 'budgetAction'>): boolean {
+  return team.monthlyBudgetUsd > 0 && team.budgetAction === 'stop';
+}
+
+/** The refusal for this job, or undefined when it may be written. */
+export function admitJob(input: AdmissionInput): Refusal | undefined {
+  const { job, team } = input;
+  const charge = chargeOf(job);
+  const ceiling = overQuotaCeiling(charge, input.deploymentTpms, input.safety);
+  if (ceiling !== undefined) {
+    return {
+      status: 400,
+      code: 'exceeds_deployment_quota',
+      type: 'invalid_request_error',
+      param: 'request.max_tokens',
+      message: `request: this job is charged ${charge} tokens (${job.promptTokens} prompt + ${job.maxOutputTokens} max output), more than any deployment of "${job.model}" admits per minute (${ceiling}); lower max_tokens or split the prompt`,
+    };
+  }
+  if (stopsAtBudget(team) && input.monthToDateUsd >= team.monthlyBudgetUsd) {
+    return {
+      status: 429,
+      code: 'team_budget_exceeded',
+      type: 'insufficient_quota',
+      message: `Team "${team.id}" has spent $${input.monthToDateUsd.toFixed(2)} of its $${team.monthlyBudgetUsd.toFixed(2)} monthly budget and is set to stop accepting work at 100 %; nothing was written. Ask a Sluice admin to raise the budget.`,
+    };
+  }
+  if (team.maxBacklog > 0 && input.teamBacklog >= team.maxBacklog) {
+    return {
+      status: 429,
+      code: 'team_backlog_full',
+      type: 'rate_limit_error',
+      retryAfterS: 10,
+      message: `Team "${team.id}" already has about ${input.teamBacklog} ${job.priority} jobs waiting (limit ${team.maxBacklog}); nothing was written. Retry later.`,
+    };
+  }
+  const tpm = input.deploymentTpms.reduce((sum, t) => sum + t, 0);
+  const verdict = backlogVerdict(input.backlog, input.maxBacklog, charge, tpm);
+  if (!verdict.accept) {
+    return {
+      status: 429,
+      code: 'backlog_full',
+      type: 'rate_limit_error',
+      retryAfterS: verdict.retryAfterS,
+      message: `Sluice's backlog is over ${input.maxBacklog} jobs; nothing was written. Retry after ${verdict.retryAfterS} s.`,
+    };
+  }
+  return undefined;
+}
