@@ -6,7 +6,7 @@
  * window's cut (their server Timestamp).
  */
 import { createHash } from 'node:crypto';
-import { TableClient, type TableEntityResult } from '@azure/data-tables';
+import type { TableClient, TableEntityResult } from '@azure/data-tables';
 import { normalizeCommitTime } from '../core/telemetry/store';
 import type { CallRef, UsageRow, UsageRowStore } from '../core/telemetry/usage';
 import type { UsageRowSource } from '../core/telemetry/rollup';
@@ -16,17 +16,10 @@ import { tableCreator } from './conditionalRows';
 export const USAGE_SHARDS = 8;
 /**
  * Entities per page when reading a window. Small pages keep the rollup's memory flat whatever the window holds: at
- * most one page per shard is in flight, so 250 rows × 8 shards. (bench:rollup: with 1,000 the RSS growth doubled
- * from 20,000 to 200,000 rows; with 250 it stays level. Azurite scans a partition to resume a query, so on the
- * emulator smaller pages of a large partition cost more time; Azure Tables resumes from its index.)
+ * most one page per shard is in flight, so 250 rows × 8 shards. Azurite scans a partition to resume a query, so on
+ * the emulator smaller pages of a large partition cost more time; Azure Tables resumes from its index.
  */
 const PAGE_SIZE = 250;
-
-/** Builds a TableClient from a connection string (AzureWebJobsStorage); swap for src/azure/storage.ts clients. */
-export function tableClientFromConnectionString(connectionString: string, table: string): TableClient {
-  const insecure = /DefaultEndpointsProtocol=http;|Endpoint=http:/.test(connectionString);
-  return TableClient.fromConnectionString(connectionString, table, { allowInsecureConnection: insecure });
-}
 
 export function shardOf(jobId: string): number {
   return createHash('sha1').update(jobId).digest()[0]! % USAGE_SHARDS;

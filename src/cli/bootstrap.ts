@@ -7,7 +7,7 @@ import { DefaultAzureCredential } from '@azure/identity';
 import { TeamStore } from '../azure/teamTable';
 import { ensureTeamWithKey } from '../core/teams/admin';
 import { toKeyView } from '../core/teams/model';
-import { laneCount } from '../core/teams/settings';
+import { laneCount } from '../config';
 
 export async function bootstrapAdmin(o: { team: string; connectionString?: string; account?: string; table: string }) {
   let table: TableClient;

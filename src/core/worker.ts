@@ -4,7 +4,7 @@
  * visibility delay and the invocation succeeds, so quota never spends dequeue attempts; only a crash does.
  */
 import { randomUUID } from 'node:crypto';
-import type { EndpointSettings } from '../config';
+import type { EndpointSettings } from './endpoints';
 import type { BudgetGate } from './budget/gate';
 import { alwaysClosed, type EndpointHealth } from './breaker/health';
 import { outcomeOf } from './breaker/outcome';

@@ -11,7 +11,7 @@ import { getServices } from '../runtime/services';
 import { getTelemetryServices } from '../runtime/telemetry';
 import { trackModelCall } from '../azure/telemetry';
 import { allLanes, laneSuffix, type Lane } from '../core/teams/lanes';
-import { laneCount } from '../core/teams/settings';
+import { bindingSettings } from '../config';
 
 /** Runs one job from the lane's queue; requeues and recovery messages go back to the same queue. */
 export async function worker(message: unknown, context: InvocationContext, lane?: Lane): Promise<void> {
@@ -41,11 +41,12 @@ export async function worker(message: unknown, context: InvocationContext, lane?
   context.info(`[job=${parsed.id}] delivery ${dequeueCount} → ${outcome}`);
 }
 
-// Issue 10: one registration per queue lane (see src/core/teams/lanes.ts). Lane 0 interactive keeps the name "worker".
-for (const lane of allLanes(laneCount())) {
+// One registration per queue lane (see src/core/teams/lanes.ts). Lane 0 interactive keeps the name "worker".
+const bindings = bindingSettings();
+for (const lane of allLanes(bindings.lanes)) {
   const suffix = laneSuffix(lane);
   app.storageQueue(`worker${suffix.replace(/-/g, '_')}`, {
-    queueName: `%SLUICE_JOBS_QUEUE%${suffix}`,
+    queueName: `${bindings.jobsQueue}${suffix}`,
     connection: 'AzureWebJobsStorage',
     handler: (message, context) => worker(message, context, lane),
   });

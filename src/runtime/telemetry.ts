@@ -5,7 +5,7 @@
 import { systemClock } from '../core/worker';
 import type { JobRecord } from '../core/jobs';
 import { watermarkCuts, type DeploymentLimits, type Gauge, type RollupDeps, type TelemetrySink } from '../core/telemetry/rollup';
-import type { TelemetrySettings } from '../core/telemetry/settings';
+import type { TelemetrySettings } from '../config';
 import { recordJobUsage, type UsageRow } from '../core/telemetry/usage';
 import { GAUGE_METRICS } from '../core/telemetry/names';
 import { RollupTable } from '../azure/rollupTable';

@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import type { ModelSettings } from '../../config';
+import type { ModelSettings } from '../models';
 import { ValidationError } from '../errors';
 import type { JobRecord } from '../jobs';
 import { jobIdFor, parseSubmitBody, prepareJob } from '../submit';

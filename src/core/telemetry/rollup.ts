@@ -16,7 +16,6 @@ import { randomUUID } from 'node:crypto';
 import { GroupAggregate, WindowAggregate, round6, type RollupRow } from './aggregate';
 import { addToMonth, crossedThresholds, projectMonthEnd, type MonthToDate } from './budget';
 import { COST_METRICS, DEPLOYMENT_METRICS, EVENTS, GAUGE_METRICS, WINDOW_METRICS } from './names';
-import type { TelemetrySettings } from './settings';
 import { applyOnce, ConflictError, normalizeCommitTime, type StateStore, type StateValue, type Versioned } from './store';
 import type { UsageRow, WindowCuts } from './usage';
 import { MINUTE_MS, monthOf, nextWindow, windowIso, windowOf, windowStart } from './windows';
@@ -47,10 +46,19 @@ export interface Gauge {
   properties: Record<string, string>;
 }
 
-export type RollupSettings = Pick<
-  TelemetrySettings,
-  'latenessMs' | 'monthlyBudgetUsd' | 'teamBudgetsUsd' | 'budgetThresholdsPct' | 'quotaAdviceMinutes' | 'quotaAdvicePercent'
->;
+/** What the rollup needs of the telemetry settings (units and defaults: src/configSchema.ts). */
+export interface RollupSettings {
+  /** A minute window closes this long after its end, ms. */
+  latenessMs: number;
+  /** Overall monthly budget, USD; undefined: no overall alerts. */
+  monthlyBudgetUsd?: number;
+  /** team → USD per month */
+  teamBudgetsUsd: Record<string, number>;
+  /** Percentages of a budget that raise an alert, ascending. */
+  budgetThresholdsPct: number[];
+  quotaAdviceMinutes: number;
+  quotaAdvicePercent: number;
+}
 
 export interface RollupDeps {
   usage: UsageRowSource;
