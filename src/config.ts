@@ -11,10 +11,15 @@ import { defaultRpm, type EndpointSettings } from './core/endpoints';
 import { KNOWN_MODELS, modelSchema, type ModelSettings } from './core/models';
 import type { EntraMapping } from './core/teams/auth';
 import type { PriceOverrides } from './core/telemetry/prices';
-import { ConfigError } from './configError';
 import { settingsSchema, zodDetail, type SettingName, type Settings } from './configSchema';
 
-export { ConfigError };
+/** Thrown when a setting is missing or invalid; the message names the setting. */
+export class ConfigError extends Error {
+  constructor(readonly setting: string, detail: string) {
+    super(`Invalid setting ${setting}: ${detail}`);
+    this.name = 'ConfigError';
+  }
+}
 
 type Env = Record<string, string | undefined>;
 
@@ -121,7 +126,7 @@ export interface TeamSettings {
 }
 
 /** Azurite's well-known development account on its default ports. */
-export const DEVELOPMENT_STORAGE =
+const DEVELOPMENT_STORAGE =
   'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;' +
   'AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;' +
   'BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;' +

@@ -11,9 +11,6 @@ import type { BudgetRowStore, BudgetStoreStats, StoredBudgetRow } from '../core/
 import type { BudgetRow, LeaseRecord } from '../core/budget/window';
 import type { StorageClients } from './storage';
 
-/** Table of budget rows. Setting `SLUICE_BUDGET_TABLE`. */
-export const DEFAULT_BUDGET_TABLE = 'sluicebudget';
-
 const PARTITION = 'budget';
 
 interface BudgetEntity {
@@ -66,7 +63,7 @@ export class TableBudgetRowStore implements BudgetRowStore {
 }
 
 /** The store on the configured account; its calls count in `storageCounters.budgetTable`. */
-export function createTableBudgetStore(storage: StorageClients, tableName = DEFAULT_BUDGET_TABLE): TableBudgetRowStore {
+export function createTableBudgetStore(storage: StorageClients, tableName: string): TableBudgetRowStore {
   return new TableBudgetRowStore(storage.table(tableName, 'budgetTable'));
 }
 

@@ -72,7 +72,7 @@ export function fromEntity(e: Record<string, unknown>): UsageRow {
 const ROLLUP_SELECT = [...ROLLUP_FIELDS, 'priced', 'Timestamp'];
 
 /** The rollup's fields of an entity read with ROLLUP_SELECT (see fromEntity for the full row). */
-export function rollupRowOf(e: Record<string, unknown>): RollupRow {
+function rollupRowOf(e: Record<string, unknown>): RollupRow {
   return {
     team: String(e.team ?? ''),
     model: String(e.model ?? ''),

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 
-export const endpointSchema = z
+const endpointSchema = z
   .object({
     /** Region label shown in job records and telemetry, e.g. "swedencentral". */
     region: z.string().min(1),

@@ -84,7 +84,7 @@ export function setWorkerFaultPoint(hook: WorkerDeps['faultPoint']): void {
   faultPoint = hook;
 }
 
-export function buildServices(config: SluiceConfig): Services {
+function buildServices(config: SluiceConfig): Services {
   const storage = storageClients(config.storage);
   const jobs = new JobStore(storage.table(config.jobsTable), storage.container(config.payloadContainer));
   const promptStorage = storageClients(config.storage, 'prompt');
