@@ -13,6 +13,9 @@ import type { EntraMapping } from './core/teams/auth';
 import type { PriceOverrides } from './core/telemetry/prices';
 import { settingsSchema, zodDetail, type SettingName, type Settings } from './configSchema';
 
+// The domain types the config is made of, for code outside src/core (src/core imports them from core itself).
+export type { EndpointSettings, ModelSettings };
+
 /** Thrown when a setting is missing or invalid; the message names the setting. */
 export class ConfigError extends Error {
   constructor(readonly setting: string, detail: string) {

@@ -160,7 +160,7 @@ function buildServices(config: SluiceConfig): Services {
     batch,
     workerDeps: (log, lane = { lane: 0, priority: 'interactive' }) => {
       const home = pick(workerQueues, lane);
-      // Recovery messages are sent with the plain client because deleting one needs the id and pop receipt
+      // Issue 11: recovery messages are sent with the plain client because deleting one needs the id and pop receipt
       // that JobQueue.send does not return.
       const homeClient = storage.queue(home.name);
       return {
@@ -178,8 +178,8 @@ function buildServices(config: SluiceConfig): Services {
         maxTransientFailures: 8,
       },
       log,
-      onFinished: batch.jobFinished,
-      // Crash recovery, storage retries, shutdown and test-only faults (docs/reliability.md).
+      onFinished: batchJobFinished, // issue 8
+      // Issue 11: crash recovery, storage retries, shutdown, test-only faults (docs/reliability.md).
       watchdog: async (id, delayMs) => {
         await home.ensure();
         const visibilityTimeout = Math.max(1, Math.ceil(delayMs / 1000));
@@ -239,6 +239,9 @@ export function getServices(): Services {
 export function getBatchServices(): BatchServices {
   return getServices().batch;
 }
+
+/** The worker's job-finished hook for batch lines and queue submissions (completion markers, reply_to). */
+const batchJobFinished: BatchServices['jobFinished'] = (job) => getServices().batch.jobFinished(job);
 
 /** The services if this process built them (shutdown hooks must not build them just to close them). */
 export function builtServices(): Services | undefined {
