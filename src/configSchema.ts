@@ -16,9 +16,10 @@ function unsetIfBlank(value: unknown): unknown {
   return trimmed === '' ? undefined : trimmed;
 }
 
-/** A setting with a default: `parse` turns the (trimmed, non-blank) text into the value. */
+/** A setting with a default: `parse` turns the (trimmed, non-blank) text into the value. Each load gets its own copy
+ * of an object default. */
 function withDefault<T>(parse: z.ZodType<T, string>, fallback: NoInfer<T>) {
-  return z.preprocess(unsetIfBlank, parse.optional()).transform((v) => (v === undefined ? fallback : v));
+  return z.preprocess(unsetIfBlank, parse.optional()).transform((v) => (v === undefined ? structuredClone(fallback) : v));
 }
 
 /** A setting with no default: undefined when unset. */
