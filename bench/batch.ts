@@ -15,7 +15,7 @@ import { QueueClient } from '@azure/storage-queue';
 import OpenAI, { toFile } from 'openai';
 import { startStack } from '../local/stack';
 import type { SimulatorConfig } from '../local/simulator/index';
-import { getBatchServices } from '../src/runtime/batchServices';
+import { getBatchServices } from '../src/runtime/services';
 import { groupStats } from '../src/azure/jobQueue';
 
 const LINES = Number(process.env.BENCH_LINES ?? 10_000);

@@ -21,7 +21,7 @@ import { startAzurite } from '../local/azurite';
 import { startFunctionsHost } from '../local/host';
 import { countChatPromptTokens, startSimulator, type SimRequestRecord, type SimulatorConfig } from '../local/simulator';
 import { bootstrapKeys, endpointsFromSimulator, WORKER_FUNCTION } from '../local/stack';
-import { laneCount } from '../src/core/teams/settings';
+import { laneCount } from '../src/config';
 import { storageCounters } from '../src/azure/storage';
 import { printTable } from './report';
 

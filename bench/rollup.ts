@@ -14,7 +14,8 @@ import { WINDOW_METRICS } from '../src/core/telemetry/names';
 import type { UsageRow } from '../src/core/telemetry/usage';
 import { MINUTE_MS, nextWindow, windowOf, windowStart } from '../src/core/telemetry/windows';
 import { RollupTable } from '../src/azure/rollupTable';
-import { shardOf, tableClientFromConnectionString, toEntity, USAGE_SHARDS, UsageTable } from '../src/azure/usageTable';
+import { shardOf, toEntity, USAGE_SHARDS, UsageTable } from '../src/azure/usageTable';
+import { tableClientFromConnectionString } from '../test/support/storage';
 import { printTable } from './report';
 
 const WINDOW = '202611231951';

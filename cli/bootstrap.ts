@@ -7,7 +7,7 @@ import { DefaultAzureCredential } from '@azure/identity';
 import { TeamStore } from '../src/azure/teamTable';
 import { ensureTeamWithKey } from '../src/core/teams/admin';
 import { toKeyView } from '../src/core/teams/model';
-import { laneCount } from '../src/core/teams/settings';
+import { laneCount } from '../src/config';
 
 export async function bootstrapAdmin(o: { team: string; connectionString?: string; account?: string; table: string }) {
   let table: TableClient;

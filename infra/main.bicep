@@ -75,10 +75,10 @@ param firstOfThisMonth string = utcNow('yyyy-MM-01')
 @description('Where budget notifications and alerts are emailed.')
 param alertEmail string
 
-@description('NCRONTAB schedule of the batch sweep (a timer binding, so it must be an app setting). Every run wakes the app: every 5 s (the code default) means Flex Consumption never scales to zero.')
+@description('NCRONTAB schedule of the batch sweep (SLUICE_BATCH_SWEEP_SCHEDULE). Every run wakes the app: every 5 s (the code default) means Flex Consumption never scales to zero.')
 param batchSweepSchedule string = '*/5 * * * * *'
 
-@description('NCRONTAB schedule of the telemetry rollup (a timer binding, %SLUICE_ROLLUP_SCHEDULE%, so it must be an app setting). Default: every minute, DEFAULT_ROLLUP_SCHEDULE in src/core/telemetry/settings.ts. Each run wakes the app.')
+@description('NCRONTAB schedule of the telemetry rollup (SLUICE_ROLLUP_SCHEDULE). Default: every minute, as in src/configSchema.ts. Each run wakes the app.')
 param rollupSchedule string = '0 */1 * * * *'
 
 @minValue(1)
@@ -115,7 +115,7 @@ var resourceToken = toLower(uniqueString(subscription().id, environmentName, loc
 var tags = { 'azd-env-name': environmentName }
 
 // Storage names: the one definition both the resources and the app settings use. Equal to the defaults in
-// src/config.ts and src/core/telemetry/settings.ts (test/infra/storage.test.ts checks both directions).
+// src/configSchema.ts (test/infra/storage.test.ts checks both directions).
 var jobsQueueName = 'sluice-jobs'
 var jobsPoisonQueueName = '${jobsQueueName}-poison'
 var submitQueueName = 'sluice-submit'

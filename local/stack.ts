@@ -9,7 +9,7 @@ import { startFunctionsHost } from './host';
 import { TableClient } from '@azure/data-tables';
 import { TeamStore } from '../src/azure/teamTable';
 import { ensureTeamWithKey } from '../src/core/teams/admin';
-import { laneCount } from '../src/core/teams/settings';
+import { laneCount } from '../src/config';
 import { DEFAULT_SIMULATOR_CONFIG, defaultRpmForTpm, startSimulator, type RunningSimulator, type SimulatorConfig } from './simulator';
 
 export interface StackOptions {
@@ -154,9 +154,11 @@ export async function startStack(opts: StackOptions = {}): Promise<RunningStack>
     /** A local host child process; `ready` resolves with the URL it printed (if it serves HTTP). */
     const spawnHost = (name: string, args: string[], http = false) => {
       // The environment as it is now: tests start a worker with extra settings (e.g. a fault hook) set for the spawn.
-      const childEnv = { ...process.env, ...env, ...(opts.hostJson ? { SLUICE_HOST_JSON_OVERRIDE: JSON.stringify(opts.hostJson) } : {}) };
+      const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env, ...(opts.hostJson ? { SLUICE_HOST_JSON_OVERRIDE: JSON.stringify(opts.hostJson) } : {}) };
+      // Crash injection exists only in processes the crash tests start with SLUICE_FAULT_CRASH_AT (local/faults.ts).
+      const preload = childEnv.SLUICE_FAULT_CRASH_AT ? ['--require', join(PROJECT_ROOT, 'dist', 'local', 'faults.js')] : [];
       // --verbose: tests and benchmarks read the workers' debug lines (deliveries, failovers) from their output.
-      const hostArgs = [join(PROJECT_ROOT, 'dist', 'local', 'host', 'cli.js'), ...args, '--root', PROJECT_ROOT, '--verbose'];
+      const hostArgs = [...preload, join(PROJECT_ROOT, 'dist', 'local', 'host', 'cli.js'), ...args, '--root', PROJECT_ROOT, '--verbose'];
       const child = spawn(process.execPath, hostArgs, { cwd: PROJECT_ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
       let url = '';
       let routePrefix: string | undefined;

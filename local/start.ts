@@ -13,7 +13,7 @@ import { TableClient } from '@azure/data-tables';
 import { bootstrapKeys, endpointsFromSimulator } from './stack';
 import { TeamStore } from '../src/azure/teamTable';
 import { keyState, parseKey } from '../src/core/teams/model';
-import { laneCount } from '../src/core/teams/settings';
+import { laneCount } from '../src/config';
 
 const ROOT_DIR = resolve(__dirname, '..', '..');
 const AZURITE_PORTS = { blobPort: 10000, queuePort: 10001, tablePort: 10002 };

@@ -1,66 +1,30 @@
 /**
  * The one place that reads app settings. Every setting is read and validated once, at start-up, into a typed
- * object; a bad value fails fast with a message that names the setting.
+ * object; a bad value fails fast with a ConfigError that names the setting. The settings themselves (names, units,
+ * defaults) are listed in src/configSchema.ts.
  *
  * Settings come from the Functions app settings (Azure), `local.settings.json` Values (Core Tools or `npm start`),
- * or the process environment.
+ * or the process environment. Nothing here writes to the environment.
  */
-import { z } from 'zod';
-import { KNOWN_MODELS } from './core/models';
-import { ConfigError } from './configError';
-import { loadBatchSettings, type BatchSettings } from './core/batch/settings';
-import { loadTelemetrySettings, type TelemetrySettings } from './core/telemetry/settings';
-import { loadTeamSettings, type TeamSettings } from './core/teams/settings';
+import type { z } from 'zod';
+import { defaultRpm, type EndpointSettings } from './core/endpoints';
+import { KNOWN_MODELS, modelSchema, type ModelSettings } from './core/models';
+import type { EntraMapping } from './core/teams/auth';
+import type { PriceOverrides } from './core/telemetry/prices';
+import { settingsSchema, zodDetail, type SettingName, type Settings } from './configSchema';
 
-export { ConfigError };
+// The domain types the config is made of, for code outside src/core (src/core imports them from core itself).
+export type { EndpointSettings, ModelSettings };
 
-const endpointSchema = z
-  .object({
-    /** Region label shown in job records and telemetry, e.g. "swedencentral". */
-    region: z.string().min(1),
-    /** Azure OpenAI resource endpoint, e.g. https://my-aoai.openai.azure.com */
-    endpoint: z.string().url(),
-    /** Deployment name inside that resource. */
-    deployment: z.string().min(1),
-    /** Logical model clients ask for, e.g. "gpt-4o-mini". */
-    model: z.string().min(1),
-    /** Lower is preferred. Endpoints with equal priority form a group. @default 1 */
-    priority: z.number().int().min(0).default(1),
-    /** Share of traffic within a priority group. @default 1 */
-    weight: z.number().positive().default(1),
-    /** Tokens per minute the deployment is granted (capacity × 1,000 for Standard SKUs). */
-    tpm: z.number().int().positive(),
-    /** Requests per minute. @default 6 per 1,000 TPM */
-    rpm: z.number().int().positive().optional(),
-    /** `managed-identity` (default) uses DefaultAzureCredential; `key` needs apiKey. */
-    auth: z.enum(['managed-identity', 'key']).default('managed-identity'),
-    apiKey: z.string().min(1).optional(),
-  })
-  .strict()
-  .superRefine((e, ctx) => {
-    if (e.auth === 'key' && !e.apiKey) {
-      ctx.addIssue({ code: 'custom', message: `auth "key" needs apiKey (endpoint ${e.region}/${e.deployment})` });
-    }
-  });
+/** Thrown when a setting is missing or invalid; the message names the setting. */
+export class ConfigError extends Error {
+  constructor(readonly setting: string, detail: string) {
+    super(`Invalid setting ${setting}: ${detail}`);
+    this.name = 'ConfigError';
+  }
+}
 
-export type EndpointSettings = z.output<typeof endpointSchema> & { rpm: number };
-
-const modelSchema = z
-  .object({
-    /** Context window in tokens (prompt + completion). */
-    contextWindow: z.number().int().positive(),
-    /** Largest max_tokens a request may ask for. */
-    maxOutputTokens: z.number().int().positive(),
-    /** Charged and sent when a request names no max_tokens (Azure charges quota for it). */
-    defaultMaxTokens: z.number().int().positive(),
-    /** May work overflow to the next priority group when this group's budget is spent? @default true */
-    spillover: z.boolean().default(true),
-  })
-  .strict();
-export type ModelSettings = z.output<typeof modelSchema>;
-
-export const endpointsSchema = z.array(endpointSchema).min(1);
-const modelsSchema = z.record(z.string(), modelSchema.partial());
+type Env = Record<string, string | undefined>;
 
 export interface StorageSettings {
   /** Connection string (Azurite, or a key-based account), when set. */
@@ -72,142 +36,128 @@ export interface StorageSettings {
   clientId?: string;
 }
 
+/** Settings of the whole app; each field's unit and default are documented with its setting in configSchema.ts. */
 export interface SluiceConfig {
   storage: StorageSettings;
   endpoints: EndpointSettings[];
   models: Record<string, ModelSettings>;
-  /** Storage Queue the worker drains. @default "sluice-jobs" */
   jobsQueue: string;
-  /** Table of job records. @default "sluicejobs" */
   jobsTable: string;
-  /** Blob container for job payloads too large for a table property. @default "sluice-payloads" */
   payloadContainer: string;
-  /** api-version sent to Azure OpenAI. @default "2024-10-21" */
   openaiApiVersion: string;
-  /** Largest accepted submit body, bytes. @default 1 MiB */
+  /** bytes */
   maxRequestBytes: number;
-  /** Per-call timeout to Azure OpenAI, ms. @default 120000 */
   callTimeoutMs: number;
-  /** Cap on one transient-retry delay, ms (protects against Retry-After of a day). @default 60000 */
   maxRetryDelayMs: number;
-  /** Jobs waiting in the queue beyond which submit answers 429; 0 disables. @default 100000 */
+  /** 0 disables the backlog check. */
   maxBacklog: number;
-  /** Longest wait for quota a worker sits out holding the job (its message stays invisible, so the instance takes no
-   *  more work than the quota lets it run); longer waits park the job in the queue with a delay, ms. @default 30000 */
   holdInProcessMs: number;
   breaker: BreakerSettings;
   budget: BudgetSettings;
-  /** Files, batches and the submission queue (src/core/batch/settings.ts). */
   batch: BatchSettings;
-  /** Usage rows, rollup, prices and cost budgets (src/core/telemetry/settings.ts). */
   telemetry: TelemetrySettings;
-  /** Teams, API keys, Entra ID mapping and queue lanes (src/core/teams/settings.ts). */
   teams: TeamSettings;
-}
-
-/** The shared TPM/RPM budget per deployment (see docs/budget.md). */
-export interface BudgetSettings {
-  /** false: no shared accounting (every call is sent; only for comparison runs). @default true */
-  enabled: boolean;
-  /** Table of budget rows, one per deployment. @default "sluicebudget" */
-  table: string;
-  /** Longest budget lease an instance takes, ms. @default 10000 */
-  leaseMs: number;
-  /** Jobs one lease should cover at this instance's recent pace. @default 24 */
-  jobsPerLease: number;
-  /** Share of the quota Sluice plans to use (headroom for clock skew and estimates). @default 0.99 */
-  safety: number;
-  /** Log one line per budget row write (lease sizes, what the old lease spent): diagnostics. @default false */
-  debug: boolean;
 }
 
 /** The shared circuit breaker per deployment (see docs/failover.md). */
 export interface BreakerSettings {
-  /** false: every instance tries every deployment. @default true */
   enabled: boolean;
-  /** Table of breaker states. @default "sluicebreakers" */
   table: string;
-  /** 5xx answers within windowMs that open the breaker. @default 3 */
   failureThreshold: number;
-  /** @default 30000 ms */
   windowMs: number;
-  /** Open time before a probe when the service gave no usable Retry-After. @default 15000 ms */
   cooldownMs: number;
-  /** How long a probe holder has before another instance may probe. @default 30000 ms */
   probeLeaseMs: number;
-  /** Longest time an instance trusts its read of the shared state. @default 1000 ms */
   cacheMs: number;
 }
 
-const DEFAULTS = {
-  jobsQueue: 'sluice-jobs',
-  jobsTable: 'sluicejobs',
-  payloadContainer: 'sluice-payloads',
-  openaiApiVersion: '2024-10-21',
-  maxRequestBytes: 1024 * 1024,
-  callTimeoutMs: 120_000,
-  maxRetryDelayMs: 60_000,
-  maxBacklog: 100_000,
-  holdInProcessMs: 30_000,
-};
-
-type Env = Record<string, string | undefined>;
-
-function parseJsonSetting(env: Env, name: string): unknown {
-  const raw = env[name];
-  if (raw === undefined || raw.trim() === '') return undefined;
-  try {
-    return JSON.parse(raw);
-  } catch (err) {
-    throw new ConfigError(name, `not valid JSON (${(err as Error).message})`);
-  }
+/** The shared TPM/RPM budget per deployment (see docs/design/budget.md). */
+export interface BudgetSettings {
+  enabled: boolean;
+  table: string;
+  leaseMs: number;
+  jobsPerLease: number;
+  /** In (0, 1]. */
+  safety: number;
+  debug: boolean;
 }
 
-function zodDetail(error: z.ZodError): string {
-  return error.issues.map((i) => `${i.path.length ? i.path.join('.') + ': ' : ''}${i.message}`).join('; ');
+/** Files, batches and the submission queue (see docs/batch.md). */
+export interface BatchSettings {
+  filesContainer: string;
+  batchesTable: string;
+  batchQueue: string;
+  submitQueue: string;
+  submitDeadLetterQueue: string;
+  /** bytes */
+  maxFileBytes: number;
+  maxFileLines: number;
+  /** seconds */
+  completionWindowS: number;
+  fanoutChunk: number;
+  concurrency: number;
+  /** seconds */
+  leaseS: number;
+  sweepSchedule: string;
 }
 
-function intSetting(env: Env, name: string, fallback: number, min = 1): number {
-  const raw = env[name];
-  if (raw === undefined || raw.trim() === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new ConfigError(name, `expected an integer ≥ ${min}, got "${raw}"`);
-  return n;
+/** Usage rows, rollup, prices and cost budgets (see docs/telemetry.md). */
+export interface TelemetrySettings {
+  priceOverrides: PriceOverrides;
+  /** USD; undefined: no overall budget alerts. */
+  monthlyBudgetUsd?: number;
+  /** team → USD per month */
+  teamBudgetsUsd: Record<string, number>;
+  /** Ascending, distinct. */
+  budgetThresholdsPct: number[];
+  quotaAdviceMinutes: number;
+  quotaAdvicePercent: number;
+  latenessMs: number;
+  usageTable: string;
+  rollupTable: string;
+  rollupSchedule: string;
 }
 
-function fractionSetting(env: Env, name: string, fallback: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw.trim() === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n <= 0 || n > 1) throw new ConfigError(name, `expected a number in (0, 1], got "${raw}"`);
-  return n;
+/** Teams, API keys, Entra ID mapping and queue lanes (see docs/teams.md). */
+export interface TeamSettings {
+  table: string;
+  authCacheMs: number;
+  /** Undefined unless SLUICE_ENTRA_TEAMS or SLUICE_ENTRA_ADMINS is set. */
+  entra?: EntraMapping;
+  lanes: number;
+  fairShare: boolean;
+  spendCacheMs: number;
 }
 
-function boolSetting(env: Env, name: string, fallback: boolean): boolean {
-  const raw = env[name]?.trim().toLowerCase();
-  if (raw === undefined || raw === '') return fallback;
-  if (raw === 'true' || raw === '1') return true;
-  if (raw === 'false' || raw === '0') return false;
-  throw new ConfigError(name, `expected true or false, got "${env[name]}"`);
+/** Azurite's well-known development account on its default ports. */
+const DEVELOPMENT_STORAGE =
+  'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;' +
+  'AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;' +
+  'BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;' +
+  'TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;';
+
+function configError(error: z.ZodError): ConfigError {
+  const issue = error.issues[0]!;
+  const [setting, ...rest] = issue.path;
+  return new ConfigError(String(setting), `${rest.length ? `${rest.join('.')}: ` : ''}${issue.message}`);
 }
 
-function nameSetting(env: Env, name: string, fallback: string, pattern: RegExp, rule: string): string {
-  const value = env[name]?.trim() || fallback;
-  if (!pattern.test(value)) throw new ConfigError(name, `"${value}" ${rule}`);
-  return value;
+/** Parses `names` of the schema (all of them by default); throws ConfigError naming the first bad setting. */
+function parse<K extends SettingName>(env: Env, names?: readonly K[]): Pick<Settings, K> {
+  const schema = names ? settingsSchema.pick(Object.fromEntries(names.map((n) => [n, true])) as Partial<Record<SettingName, true>>) : settingsSchema;
+  const parsed = schema.safeParse({ ...env });
+  if (!parsed.success) throw configError(parsed.error);
+  return parsed.data as unknown as Pick<Settings, K>;
 }
 
-function readStorage(env: Env): StorageSettings {
-  const conn = env.AzureWebJobsStorage?.trim();
-  if (conn) {
-    return { connectionString: conn === 'UseDevelopmentStorage=true' ? DEVELOPMENT_STORAGE : conn };
-  }
-  const account = env.AzureWebJobsStorage__accountName?.trim();
+function storageOf(s: Settings): StorageSettings {
+  const conn = s.AzureWebJobsStorage;
+  if (conn) return { connectionString: conn === 'UseDevelopmentStorage=true' ? DEVELOPMENT_STORAGE : conn };
+  const account = s.AzureWebJobsStorage__accountName;
   const settings: StorageSettings = {
-    queueServiceUri: env.AzureWebJobsStorage__queueServiceUri ?? (account && `https://${account}.queue.core.windows.net`),
-    tableServiceUri: env.AzureWebJobsStorage__tableServiceUri ?? (account && `https://${account}.table.core.windows.net`),
-    blobServiceUri: env.AzureWebJobsStorage__blobServiceUri ?? (account && `https://${account}.blob.core.windows.net`),
-    clientId: env.AzureWebJobsStorage__clientId || undefined,
+    queueServiceUri: s.AzureWebJobsStorage__queueServiceUri ?? (account && `https://${account}.queue.core.windows.net`),
+    tableServiceUri: s.AzureWebJobsStorage__tableServiceUri ?? (account && `https://${account}.table.core.windows.net`),
+    blobServiceUri: s.AzureWebJobsStorage__blobServiceUri ?? (account && `https://${account}.blob.core.windows.net`),
+    clientId: s.AzureWebJobsStorage__clientId,
   };
   if (!settings.queueServiceUri || !settings.tableServiceUri || !settings.blobServiceUri) {
     throw new ConfigError(
@@ -218,21 +168,27 @@ function readStorage(env: Env): StorageSettings {
   return settings;
 }
 
-/** Azurite's well-known development account on its default ports. */
-export const DEVELOPMENT_STORAGE =
-  'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;' +
-  'AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;' +
-  'BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;' +
-  'TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;';
+function endpointsOf(s: Settings): EndpointSettings[] {
+  if (s.SLUICE_ENDPOINTS === undefined) {
+    throw new ConfigError('SLUICE_ENDPOINTS', 'missing: a JSON list of Azure OpenAI deployments (see README "Configuration")');
+  }
+  const endpoints = s.SLUICE_ENDPOINTS.map((e) => ({ ...e, rpm: e.rpm ?? defaultRpm(e.tpm) }));
+  const seen = new Set<string>();
+  for (const e of endpoints) {
+    const key = `${e.endpoint}|${e.deployment}`;
+    if (seen.has(key)) throw new ConfigError('SLUICE_ENDPOINTS', `deployment ${e.deployment} at ${e.endpoint} is listed twice`);
+    seen.add(key);
+  }
+  return endpoints;
+}
 
-function readModels(env: Env, endpoints: EndpointSettings[]): Record<string, ModelSettings> {
-  const parsed = modelsSchema.safeParse(parseJsonSetting(env, 'SLUICE_MODELS') ?? {});
-  if (!parsed.success) throw new ConfigError('SLUICE_MODELS', zodDetail(parsed.error));
-  const names = new Set([...endpoints.map((e) => e.model), ...Object.keys(parsed.data)]);
+/** Built-in limits merged with SLUICE_MODELS, for every model an endpoint serves or the setting names. */
+function modelsOf(s: Settings, endpoints: EndpointSettings[]): Record<string, ModelSettings> {
+  const overrides = s.SLUICE_MODELS;
+  const names = new Set([...endpoints.map((e) => e.model), ...Object.keys(overrides)]);
   const models: Record<string, ModelSettings> = {};
   for (const name of names) {
-    const merged = { ...KNOWN_MODELS[name], ...parsed.data[name] };
-    const full = modelSchema.safeParse(merged);
+    const full = modelSchema.safeParse({ ...KNOWN_MODELS[name], ...overrides[name] });
     if (!full.success) {
       throw new ConfigError(
         'SLUICE_MODELS',
@@ -247,58 +203,114 @@ function readModels(env: Env, endpoints: EndpointSettings[]): Record<string, Mod
   return models;
 }
 
+function entraOf(s: Settings): EntraMapping | undefined {
+  if (s.SLUICE_ENTRA_TEAMS === undefined && s.SLUICE_ENTRA_ADMINS === undefined) return undefined;
+  return { teams: s.SLUICE_ENTRA_TEAMS ?? {}, admins: s.SLUICE_ENTRA_ADMINS ?? [], adminTeam: s.SLUICE_ENTRA_ADMIN_TEAM };
+}
+
 /** Reads and validates every setting. Throws ConfigError naming the first bad setting. */
 export function loadConfig(env: Env = process.env): SluiceConfig {
-  const rawEndpoints = parseJsonSetting(env, 'SLUICE_ENDPOINTS');
-  if (rawEndpoints === undefined) {
-    throw new ConfigError('SLUICE_ENDPOINTS', 'missing: a JSON list of Azure OpenAI deployments (see README "Configuration")');
-  }
-  const parsedEndpoints = endpointsSchema.safeParse(rawEndpoints);
-  if (!parsedEndpoints.success) throw new ConfigError('SLUICE_ENDPOINTS', zodDetail(parsedEndpoints.error));
-  const endpoints = parsedEndpoints.data.map((e) => ({ ...e, rpm: e.rpm ?? Math.max(1, Math.floor((e.tpm * 6) / 1000)) }));
-  const seen = new Set<string>();
-  for (const e of endpoints) {
-    const key = `${e.endpoint}|${e.deployment}`;
-    if (seen.has(key)) throw new ConfigError('SLUICE_ENDPOINTS', `deployment ${e.deployment} at ${e.endpoint} is listed twice`);
-    seen.add(key);
-  }
-
-  const queueName = /^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/;
-  const tableName = /^[A-Za-z][A-Za-z0-9]{2,62}$/;
+  const s = parse(env);
+  const endpoints = endpointsOf(s);
+  const entra = entraOf(s);
   return {
-    storage: readStorage(env),
+    storage: storageOf(s),
     endpoints,
-    models: readModels(env, endpoints),
-    jobsQueue: nameSetting(env, 'SLUICE_JOBS_QUEUE', DEFAULTS.jobsQueue, queueName, 'is not a valid queue name'),
-    jobsTable: nameSetting(env, 'SLUICE_JOBS_TABLE', DEFAULTS.jobsTable, tableName, 'is not a valid table name'),
-    payloadContainer: nameSetting(env, 'SLUICE_PAYLOAD_CONTAINER', DEFAULTS.payloadContainer, queueName, 'is not a valid container name'),
-    openaiApiVersion: env.SLUICE_OPENAI_API_VERSION?.trim() || DEFAULTS.openaiApiVersion,
-    maxRequestBytes: intSetting(env, 'SLUICE_MAX_REQUEST_BYTES', DEFAULTS.maxRequestBytes),
-    callTimeoutMs: intSetting(env, 'SLUICE_CALL_TIMEOUT_MS', DEFAULTS.callTimeoutMs),
-    maxRetryDelayMs: intSetting(env, 'SLUICE_MAX_RETRY_DELAY_MS', DEFAULTS.maxRetryDelayMs),
-    maxBacklog: intSetting(env, 'SLUICE_MAX_BACKLOG', DEFAULTS.maxBacklog, 0),
-    holdInProcessMs: intSetting(env, 'SLUICE_HOLD_IN_PROCESS_MS', DEFAULTS.holdInProcessMs, 0),
+    models: modelsOf(s, endpoints),
+    jobsQueue: s.SLUICE_JOBS_QUEUE,
+    jobsTable: s.SLUICE_JOBS_TABLE,
+    payloadContainer: s.SLUICE_PAYLOAD_CONTAINER,
+    openaiApiVersion: s.SLUICE_OPENAI_API_VERSION,
+    maxRequestBytes: s.SLUICE_MAX_REQUEST_BYTES,
+    callTimeoutMs: s.SLUICE_CALL_TIMEOUT_MS,
+    maxRetryDelayMs: s.SLUICE_MAX_RETRY_DELAY_MS,
+    maxBacklog: s.SLUICE_MAX_BACKLOG,
+    holdInProcessMs: s.SLUICE_HOLD_IN_PROCESS_MS,
     breaker: {
-      enabled: boolSetting(env, 'SLUICE_BREAKER_ENABLED', true),
-      table: nameSetting(env, 'SLUICE_BREAKER_TABLE', 'sluicebreakers', tableName, 'is not a valid table name'),
-      failureThreshold: intSetting(env, 'SLUICE_BREAKER_FAILURE_THRESHOLD', 3),
-      windowMs: intSetting(env, 'SLUICE_BREAKER_WINDOW_MS', 30_000),
-      cooldownMs: intSetting(env, 'SLUICE_BREAKER_COOLDOWN_MS', 15_000),
-      probeLeaseMs: intSetting(env, 'SLUICE_BREAKER_PROBE_LEASE_MS', 30_000),
-      cacheMs: intSetting(env, 'SLUICE_BREAKER_CACHE_MS', 1_000, 0),
+      enabled: s.SLUICE_BREAKER_ENABLED,
+      table: s.SLUICE_BREAKER_TABLE,
+      failureThreshold: s.SLUICE_BREAKER_FAILURE_THRESHOLD,
+      windowMs: s.SLUICE_BREAKER_WINDOW_MS,
+      cooldownMs: s.SLUICE_BREAKER_COOLDOWN_MS,
+      probeLeaseMs: s.SLUICE_BREAKER_PROBE_LEASE_MS,
+      cacheMs: s.SLUICE_BREAKER_CACHE_MS,
     },
     budget: {
-      enabled: boolSetting(env, 'SLUICE_BUDGET_ENABLED', true),
-      table: nameSetting(env, 'SLUICE_BUDGET_TABLE', 'sluicebudget', tableName, 'is not a valid table name'),
-      leaseMs: intSetting(env, 'SLUICE_BUDGET_LEASE_MS', 10_000, 1_000),
-      jobsPerLease: intSetting(env, 'SLUICE_BUDGET_JOBS_PER_LEASE', 24),
-      safety: fractionSetting(env, 'SLUICE_BUDGET_SAFETY', 0.99),
-      debug: boolSetting(env, 'SLUICE_BUDGET_DEBUG', false),
+      enabled: s.SLUICE_BUDGET_ENABLED,
+      table: s.SLUICE_BUDGET_TABLE,
+      leaseMs: s.SLUICE_BUDGET_LEASE_MS,
+      jobsPerLease: s.SLUICE_BUDGET_JOBS_PER_LEASE,
+      safety: s.SLUICE_BUDGET_SAFETY,
+      debug: s.SLUICE_BUDGET_DEBUG,
     },
-    batch: loadBatchSettings(env),
-    telemetry: loadTelemetrySettings(env),
-    teams: loadTeamSettings(env),
+    batch: {
+      filesContainer: s.SLUICE_FILES_CONTAINER,
+      batchesTable: s.SLUICE_BATCHES_TABLE,
+      batchQueue: s.SLUICE_BATCH_QUEUE,
+      submitQueue: s.SLUICE_SUBMIT_QUEUE,
+      submitDeadLetterQueue: s.SLUICE_SUBMIT_DEADLETTER_QUEUE,
+      maxFileBytes: s.SLUICE_MAX_FILE_BYTES,
+      maxFileLines: s.SLUICE_MAX_FILE_LINES,
+      completionWindowS: s.SLUICE_BATCH_COMPLETION_WINDOW_S,
+      fanoutChunk: s.SLUICE_BATCH_FANOUT_CHUNK,
+      concurrency: s.SLUICE_BATCH_CONCURRENCY,
+      leaseS: s.SLUICE_BATCH_LEASE_S,
+      sweepSchedule: s.SLUICE_BATCH_SWEEP_SCHEDULE,
+    },
+    telemetry: {
+      priceOverrides: s.SLUICE_PRICES,
+      ...(s.SLUICE_BUDGET_MONTHLY_USD === undefined ? {} : { monthlyBudgetUsd: s.SLUICE_BUDGET_MONTHLY_USD }),
+      teamBudgetsUsd: s.SLUICE_TEAM_BUDGETS,
+      budgetThresholdsPct: s.SLUICE_BUDGET_THRESHOLDS,
+      quotaAdviceMinutes: s.SLUICE_QUOTA_ADVICE_MINUTES,
+      quotaAdvicePercent: s.SLUICE_QUOTA_ADVICE_PERCENT,
+      latenessMs: s.SLUICE_ROLLUP_LATENESS_SECONDS * 1000,
+      usageTable: s.SLUICE_USAGE_TABLE,
+      rollupTable: s.SLUICE_ROLLUP_TABLE,
+      rollupSchedule: s.SLUICE_ROLLUP_SCHEDULE,
+    },
+    teams: {
+      table: s.SLUICE_TEAMS_TABLE,
+      authCacheMs: s.SLUICE_AUTH_CACHE_MS,
+      ...(entra ? { entra } : {}),
+      lanes: s.SLUICE_QUEUE_LANES,
+      fairShare: s.SLUICE_FAIR_SHARE,
+      spendCacheMs: s.SLUICE_TEAM_SPEND_CACHE_MS,
+    },
   };
+}
+
+/** What trigger registrations need: queue names, schedules and the lane count. */
+export interface BindingSettings {
+  jobsQueue: string;
+  submitQueue: string;
+  batchQueue: string;
+  batchSweepSchedule: string;
+  rollupSchedule: string;
+  lanes: number;
+}
+
+/**
+ * The settings function files register their triggers with, read when they are imported. Triggers are registered
+ * with the resolved names rather than `%SETTING%` expressions, so they work whether or not the host has the setting
+ * (the default applies), in Azure, under Core Tools and in the local host alike. Reads only these settings, so a
+ * function file can be indexed without the rest of the configuration; writes nothing.
+ */
+export function bindingSettings(env: Env = process.env): BindingSettings {
+  const s = parse(env, ['SLUICE_JOBS_QUEUE', 'SLUICE_SUBMIT_QUEUE', 'SLUICE_BATCH_QUEUE', 'SLUICE_BATCH_SWEEP_SCHEDULE', 'SLUICE_ROLLUP_SCHEDULE', 'SLUICE_QUEUE_LANES']);
+  return {
+    jobsQueue: s.SLUICE_JOBS_QUEUE,
+    submitQueue: s.SLUICE_SUBMIT_QUEUE,
+    batchQueue: s.SLUICE_BATCH_QUEUE,
+    batchSweepSchedule: s.SLUICE_BATCH_SWEEP_SCHEDULE,
+    rollupSchedule: s.SLUICE_ROLLUP_SCHEDULE,
+    lanes: s.SLUICE_QUEUE_LANES,
+  };
+}
+
+/** Queue lanes per priority (SLUICE_QUEUE_LANES); the same on every instance and in every tool. */
+export function laneCount(env: Env = process.env): number {
+  return parse(env, ['SLUICE_QUEUE_LANES']).SLUICE_QUEUE_LANES;
 }
 
 let cached: SluiceConfig | undefined;

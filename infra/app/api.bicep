@@ -26,8 +26,8 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: applicationInsightsName
 }
 
-// Identity-based connections for the Functions host (queue triggers, %SLUICE_JOBS_QUEUE%) and for the app's own
-// clients (src/config.ts readStorage reads exactly these), plus Entra ID auth for Application Insights.
+// Identity-based connections for the Functions host (queue triggers) and for the app's own
+// clients (src/config.ts storageOf reads exactly these), plus Entra ID auth for Application Insights.
 // FUNCTIONS_WORKER_RUNTIME and FUNCTIONS_EXTENSION_VERSION must not be set on Flex Consumption (runtime below).
 var platformSettings = {
   AzureWebJobsStorage__credential: 'managedidentity'

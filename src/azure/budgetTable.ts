@@ -5,18 +5,13 @@
  * the same slice, so the ETag is always passed. Each call is counted in `storageCounters.budgetTable` (through
  * the counting HTTP client of storage.ts) and in this store's `stats`.
  */
-import { createDefaultHttpClient } from '@azure/core-rest-pipeline';
-import { TableClient } from '@azure/data-tables';
+import type { TableClient } from '@azure/data-tables';
 import { readRow, tableCreator, writeRowIfUnchanged } from './conditionalRows';
 import type { BudgetRowStore, BudgetStoreStats, StoredBudgetRow } from '../core/budget/store';
 import type { BudgetRow, LeaseRecord } from '../core/budget/window';
-import { storageCounters, type StorageClients } from './storage';
-
-/** Table of budget rows. Setting `SLUICE_BUDGET_TABLE`. */
-export const DEFAULT_BUDGET_TABLE = 'sluicebudget';
+import type { StorageClients } from './storage';
 
 const PARTITION = 'budget';
-const inner = createDefaultHttpClient();
 
 interface BudgetEntity {
   partitionKey: string;
@@ -68,18 +63,10 @@ export class TableBudgetRowStore implements BudgetRowStore {
 }
 
 /** The store on the configured account; its calls count in `storageCounters.budgetTable`. */
-export function createTableBudgetStore(storage: StorageClients, tableName = DEFAULT_BUDGET_TABLE): TableBudgetRowStore {
+export function createTableBudgetStore(storage: StorageClients, tableName: string): TableBudgetRowStore {
   return new TableBudgetRowStore(storage.table(tableName, 'budgetTable'));
 }
 
-/** From a connection string (Azurite); calls count in `storageCounters.budgetTable`. */
-export function budgetStoreFromConnectionString(connectionString: string, tableName = DEFAULT_BUDGET_TABLE): TableBudgetRowStore {
-  const insecure = /DefaultEndpointsProtocol=http;|Endpoint=http:/.test(connectionString);
-  const httpClient = {
-    sendRequest: (req: Parameters<typeof inner.sendRequest>[0]) => ((storageCounters.budgetTable += 1), inner.sendRequest(req)),
-  };
-  return new TableBudgetRowStore(TableClient.fromConnectionString(connectionString, tableName, { allowInsecureConnection: insecure, httpClient }));
-}
 
 const encodeInts = (values: readonly number[]) => values.map((v) => Math.round(v).toString(36)).join(',');
 const decodeInts = (text: string) => (text === '' ? [] : text.split(',').map((v) => parseInt(v, 36)));

@@ -81,7 +81,7 @@ export class FileStore implements FileRepository {
   }
 
   /** Streams `content` into a new file, enforcing the limits as it goes. Nothing is left behind on failure. */
-  /** `team` owns the file (issue 10): only it (and admins) can see it. */
+  /** `team` owns the file: only it (and admins) can see it. */
   async upload(content: Readable, filename: string, purpose: FilePurpose, limits: UploadLimits, now = Date.now(), team = 'default'): Promise<FileRecord> {
     await this.ensure();
     const id = newFileId(now);

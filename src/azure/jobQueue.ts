@@ -104,7 +104,7 @@ export class JobQueue {
   /**
    * Queue depth, re-read at most once per `maxAgeMs` per process (backpressure checks it on every submit). Only the
    * first call waits for storage: once a value is known, a stale one is answered at once and refreshed in the
-   * background, so no submit pays for the read (issue 4: p99).
+   * background, so no submit pays for the read.
    */
   async recentDepth(maxAgeMs: number, now = Date.now()): Promise<number> {
     if (this.cachedDepth && now - this.cachedDepth.at <= maxAgeMs) return this.cachedDepth.value;

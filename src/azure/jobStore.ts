@@ -171,9 +171,8 @@ export class JobStore implements JobRepository {
   }
 
   /**
-   * Issue 8 (batch cancel/expiry): fails a job that no worker has started (queued, waiting, or held for quota by its
-   * worker), ETag-guarded so a
-   * worker's claim wins the race; the worker then skips it as terminal. Returns the job's status afterwards
+   * For batch cancel and expiry: fails a job that no worker has started (queued, waiting, or held for quota by its
+   * worker), ETag-guarded so a worker's claim wins the race; the worker then skips it as terminal. Returns the job's status afterwards
    * ('failed' when this call stopped it), or undefined when there is no such job.
    */
   async stopIfNotStarted(id: string, error: { code: string; message: string }, now: number): Promise<{ stopped: boolean; status: JobStatus } | undefined> {
@@ -290,7 +289,7 @@ export class JobStore implements JobRepository {
       regionsTriedJson: JSON.stringify(job.regionsTried),
     };
     const optional: Array<keyof JobRecord> = ['startedAt', 'completedAt', 'region', 'deployment', 'latencyMs', 'notBefore', 'claimId', 'claimUntil', 'bodyHash', 'transientFailures', 'dequeueCount',
-      // Issue 8: batch line and submission-queue fields.
+      // Batch line and submission-queue fields.
       'batchId', 'customId', 'replyTo', 'clientId'];
     for (const key of optional) if (job[key] !== undefined) entity[key] = job[key];
     if (job.usage) entity.usageJson = JSON.stringify(job.usage);

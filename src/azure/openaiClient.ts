@@ -5,7 +5,7 @@
  */
 import { AzureOpenAI, APIConnectionTimeoutError, APIError } from 'openai';
 import { DefaultAzureCredential, getBearerTokenProvider } from '@azure/identity';
-import type { EndpointSettings } from '../config';
+import type { EndpointSettings } from '../core/endpoints';
 import { errorFromResponse, retryAfterFromHeaders, UpstreamUnavailableError } from '../core/errors';
 import type { ModelCallOptions, ModelCallResult, ModelClient } from '../core/modelClient';
 

@@ -35,7 +35,7 @@ export interface StorageClients {
 }
 
 /**
- * Issue 11: how hard the SDKs retry a failing call. `sdk` keeps their defaults, which ride out long outages but take
+ * How hard the SDKs retry a failing call. `sdk` keeps their defaults, which ride out long outages but take
  * their time (tables: 3 retries from 1 s, about 7 s; queues and blobs: 4 tries from 4 s, about 28 s). `prompt` is for
  * request paths that must answer quickly when storage is down (submit answers 503 instead of hanging): one retry
  * after 200 ms and a 5 s cap per try, so a dead storage account costs well under 2 s before the 503.

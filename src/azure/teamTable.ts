@@ -1,5 +1,5 @@
 /**
- * Teams and API keys in one table (issue 10): partition "team" holds one row per team, partition "key" one row per
+ * Teams and API keys in one table: partition "team" holds one row per team, partition "key" one row per
  * key (by key id, so a request is checked with one point read). Keys are stored as hashes only.
  */
 import type { TableClient } from '@azure/data-tables';

@@ -6,7 +6,7 @@
  * window's cut (their server Timestamp).
  */
 import { createHash } from 'node:crypto';
-import { TableClient, type TableEntityResult } from '@azure/data-tables';
+import type { TableClient, TableEntityResult } from '@azure/data-tables';
 import { normalizeCommitTime } from '../core/telemetry/store';
 import type { CallRef, UsageRow, UsageRowStore } from '../core/telemetry/usage';
 import type { UsageRowSource } from '../core/telemetry/rollupDeps';
@@ -20,12 +20,6 @@ export const USAGE_SHARDS = 8;
  * smaller ones cost more round trips (and on Azurite, which rescans a partition to resume a query, more time).
  */
 const PAGE_SIZE = 250;
-
-/** Builds a TableClient from a connection string (AzureWebJobsStorage); swap for src/azure/storage.ts clients. */
-export function tableClientFromConnectionString(connectionString: string, table: string): TableClient {
-  const insecure = /DefaultEndpointsProtocol=http;|Endpoint=http:/.test(connectionString);
-  return TableClient.fromConnectionString(connectionString, table, { allowInsecureConnection: insecure });
-}
 
 export function shardOf(jobId: string): number {
   return createHash('sha1').update(jobId).digest()[0]! % USAGE_SHARDS;

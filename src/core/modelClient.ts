@@ -1,5 +1,5 @@
 /** What the worker needs from Azure OpenAI: one chat call against one deployment. */
-import type { EndpointSettings } from '../config';
+import type { EndpointSettings } from './endpoints';
 
 export interface ModelCallResult {
   /** The chat.completion object exactly as the endpoint returned it. */

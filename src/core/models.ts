@@ -1,15 +1,27 @@
 /**
- * Built-in limits of models Sluice knows, so a deployment list alone is enough configuration.
- * Override or add models with the SLUICE_MODELS setting.
+ * What a model is to Sluice: its token limits, and whether its work may overflow to the next priority group.
+ * Built-in limits of the models Sluice knows mean a deployment list alone is enough configuration; the SLUICE_MODELS
+ * setting overrides or adds models (src/config.ts parses it with modelSchema).
  */
-export interface ModelLimits {
-  /** Prompt + completion tokens the model accepts. */
-  contextWindow: number;
-  /** Largest max_tokens / max_completion_tokens a request may ask for. */
-  maxOutputTokens: number;
-  /** Sent and charged when a request names no max_tokens, since Azure charges quota for the ceiling. */
-  defaultMaxTokens: number;
-}
+import { z } from 'zod';
+
+export const modelSchema = z
+  .object({
+    /** Context window in tokens (prompt + completion). */
+    contextWindow: z.number().int().positive(),
+    /** Largest max_tokens / max_completion_tokens a request may ask for. */
+    maxOutputTokens: z.number().int().positive(),
+    /** Sent and charged when a request names no max_tokens, since Azure charges quota for the ceiling. */
+    defaultMaxTokens: z.number().int().positive(),
+    /** May work overflow to the next priority group when this group's budget is spent? @default true */
+    spillover: z.boolean().default(true),
+  })
+  .strict();
+
+export type ModelSettings = z.output<typeof modelSchema>;
+
+/** The token limits of a model. */
+export type ModelLimits = Omit<ModelSettings, 'spillover'>;
 
 export const KNOWN_MODELS: Record<string, ModelLimits> = {
   'gpt-4o': { contextWindow: 128_000, maxOutputTokens: 16_384, defaultMaxTokens: 1_024 },

@@ -1,7 +1,7 @@
 /** Ending a job whose message was poisoned (the worker failed on it maxDequeueCount times). */
 import type { JobLogger } from './worker';
 
-export const POISON_ERROR = {
+const POISON_ERROR = {
   code: 'worker_crashed',
   message: 'The worker failed on this job repeatedly (its queue message was moved to the poison queue). It was not retried further.',
 };

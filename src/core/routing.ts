@@ -2,7 +2,7 @@
  * Which deployments may serve a logical model, in the order to try them: lowest priority number first; within a
  * priority group, a weighted random order so traffic spreads by weight.
  */
-import type { EndpointSettings } from '../config';
+import type { EndpointSettings } from './endpoints';
 import type { DeploymentRef } from './budget/gate';
 
 export function deploymentRef(e: EndpointSettings): DeploymentRef {

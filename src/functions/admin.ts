@@ -1,5 +1,5 @@
 /**
- * Teams and API keys (issue 10). Admin routes under /api/v1/admin/teams manage teams, shares, budgets and keys; a
+ * Teams and API keys. Admin routes under /api/v1/admin/teams manage teams, shares, budgets and keys; a
  * new key is shown once in the creation answer and only its hash is kept. GET /api/v1/me tells any caller who
  * Sluice thinks they are.
  */

@@ -5,9 +5,9 @@
  */
 import { app, type InvocationContext } from '@azure/functions';
 import { driveBatch } from '../core/batch/driver';
-import { BATCH_ID_PATTERN } from '../core/batch/model';
-import '../core/batch/settings'; // binding defaults (%SLUICE_BATCH_QUEUE%) into process.env before registration
-import { getBatchServices } from '../runtime/batchServices';
+import { BATCH_ID_PATTERN, countsDone, type BatchRecord } from '../core/batch/model';
+import { bindingSettings } from '../config';
+import { getBatchServices } from '../runtime/services';
 
 function batchIdOf(message: unknown): string | undefined {
   const body = typeof message === 'string' ? (() => { try { return JSON.parse(message) as unknown; } catch { return message; } })() : message;
@@ -22,9 +22,16 @@ export async function batchDriver(message: unknown, context: InvocationContext):
     return;
   }
   const batch = getBatchServices();
-  const outcome = await driveBatch(batch.driverDeps((m) => context.info(m)), batchId);
+  const outcome = await driveBatch(batch.driverDeps((m) => context.debug(m), (b) => context.info(finishedLine(b))), batchId);
   if (outcome === 'continue') await batch.poke(batchId);
-  context.info(`[batch=${batchId}] step → ${outcome}`);
+  context.debug(`[batch=${batchId}] step → ${outcome}`);
 }
 
-app.storageQueue('batchDriver', { queueName: '%SLUICE_BATCH_QUEUE%', connection: 'AzureWebJobsStorage', handler: batchDriver });
+/** The console line of a finished batch: status, team, lines done of total, outcomes, time since creation. */
+function finishedLine(b: BatchRecord): string {
+  const endedAt = b.completedAt ?? b.failedAt ?? b.expiredAt ?? b.cancelledAt ?? Date.now();
+  const done = countsDone(b.counts);
+  return `[batch=${b.id}] ${b.status} team=${b.team} lines=${done}/${b.total} succeeded=${b.counts.succeeded} failed=${done - b.counts.succeeded} latency_ms=${endedAt - b.createdAt}`;
+}
+
+app.storageQueue('batchDriver', { queueName: bindingSettings().batchQueue, connection: 'AzureWebJobsStorage', handler: batchDriver });

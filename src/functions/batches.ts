@@ -7,7 +7,7 @@ import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } 
 import { prepareBatch, requestCancel } from '../core/batch/api';
 import { BATCH_ID_PATTERN, toBatchView, type BatchRecord } from '../core/batch/model';
 import { errorBody, errorResponse, json, readJsonBody } from '../runtime/http';
-import { getBatchServices } from '../runtime/batchServices';
+import { getBatchServices } from '../runtime/services';
 import { getServices } from '../runtime/services';
 import { authorize, canSee } from '../runtime/auth';
 
@@ -30,7 +30,7 @@ export async function createBatch(request: HttpRequest, context: InvocationConte
     await batches.create(batch);
     await batches.setActive(batch.id, true);
     await poke(batch.id);
-    context.info(`[batch=${batch.id}] created from ${batch.inputFileId} (team ${batch.team})`);
+    context.debug(`[batch=${batch.id}] created from ${batch.inputFileId} (team ${batch.team})`);
     return json(200, toBatchView(batch));
   } catch (err) {
     return errorResponse(err, context);
@@ -60,7 +60,7 @@ export async function cancelBatch(request: HttpRequest, context: InvocationConte
     const batch = await requestCancel(batches, id, Date.now());
     if (!batch) return notFound(id);
     await poke(id);
-    context.info(`[batch=${id}] cancel requested (status ${batch.status})`);
+    context.debug(`[batch=${id}] cancel requested (status ${batch.status})`);
     return json(200, toBatchView(await withLiveCounts(batch)));
   } catch (err) {
     return errorResponse(err, context);

@@ -10,7 +10,7 @@ import busboy from 'busboy';
 import { ValidationError } from '../core/errors';
 import { FILE_ID_PATTERN, toFileView, type FileRecord } from '../core/batch/model';
 import { errorBody, errorResponse, json } from '../runtime/http';
-import { getBatchServices } from '../runtime/batchServices';
+import { getBatchServices } from '../runtime/services';
 import { authorize, canSee } from '../runtime/auth';
 import type { Principal } from '../core/teams/auth';
 
@@ -62,7 +62,7 @@ export async function createFile(request: HttpRequest, context: InvocationContex
       await getBatchServices().files.delete(file.id);
       throw new ValidationError(purpose === undefined ? 'purpose: is required ("batch")' : `purpose: "${purpose}" is not supported; use "batch"`, 'purpose');
     }
-    context.info(`[file=${file.id}] stored ${file.bytes} bytes, ${file.lines} lines (${file.filename})`);
+    context.debug(`[file=${file.id}] stored ${file.bytes} bytes, ${file.lines} lines (${file.filename})`);
     return json(200, toFileView(file));
   } catch (err) {
     return errorResponse(err, context);

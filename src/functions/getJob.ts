@@ -14,7 +14,7 @@ export async function getJob(request: HttpRequest, context: InvocationContext): 
     if (auth.denied) return auth.denied;
     if (!JOB_ID_PATTERN.test(id)) return notFound();
     const stored = await getServices().jobs.get(id, { withRequest: false });
-    // Another team's job is answered exactly like a missing one (issue 10).
+    // Another team's job is answered exactly like a missing one.
     return stored && canSee(auth.principal, stored.job.team) ? json(200, toJobView(stored.job)) : notFound();
   } catch (err) {
     return errorResponse(err, context);

@@ -8,7 +8,7 @@ export async function health(_request: HttpRequest, context: InvocationContext):
   try {
     const { config, poisonQueue, health: breakers, laneQueues } = getServices();
     let storage: { ok: boolean; error?: string } = { ok: true };
-    // Every queue lane (issue 10) and the poison queue.
+    // Every queue lane and the poison queue.
     const queues = [...laneQueues().map((l) => l.queue), poisonQueue];
     let depths: Record<string, number | null> = Object.fromEntries(queues.map((q) => [q.name, null]));
     try {

@@ -9,7 +9,7 @@ import { expandGroup, parseJobMessage } from '../azure/jobQueue';
 import { contextLogger } from '../runtime/http';
 import { getServices } from '../runtime/services';
 import { allLanes, laneSuffix, type Lane } from '../core/teams/lanes';
-import { laneCount } from '../core/teams/settings';
+import { bindingSettings } from '../config';
 
 export async function poisonJobs(message: unknown, context: InvocationContext, lane?: Lane): Promise<void> {
   const parsed = parseJobMessage(message);
@@ -27,8 +27,9 @@ export async function poisonJobs(message: unknown, context: InvocationContext, l
   await markPoisoned(services.jobs, parsed.id, Date.now(), contextLogger(context));
 }
 
-// One per queue lane (issue 10): the host moves a message to "<its queue>-poison".
-for (const lane of allLanes(laneCount())) {
+// One per queue lane: the host moves a message to "<its queue>-poison".
+const bindings = bindingSettings();
+for (const lane of allLanes(bindings.lanes)) {
   const suffix = laneSuffix(lane);
-  app.storageQueue(`poisonJobs${suffix.replace(/-/g, '_')}`, { queueName: `%SLUICE_JOBS_QUEUE%${suffix}-poison`, connection: 'AzureWebJobsStorage', handler: (message, context) => poisonJobs(message, context, lane) });
+  app.storageQueue(`poisonJobs${suffix.replace(/-/g, '_')}`, { queueName: `${bindings.jobsQueue}${suffix}-poison`, connection: 'AzureWebJobsStorage', handler: (message, context) => poisonJobs(message, context, lane) });
 }

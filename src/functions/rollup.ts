@@ -1,11 +1,11 @@
 /**
- * Timer (every minute by default, %SLUICE_ROLLUP_SCHEDULE%): closes finished minute windows of usage rows exactly
+ * Timer (SLUICE_ROLLUP_SCHEDULE, every minute by default): closes finished minute windows of usage rows exactly
  * once and sends their metrics, month-to-date cost and alerts to Application Insights (src/core/telemetry/rollup.ts).
  */
 import { app, type InvocationContext, type Timer } from '@azure/functions';
 import { runRollup } from '../core/telemetry/rollup';
 import type { RollupLog } from '../core/telemetry/rollupDeps';
-import { applyTelemetryEnvDefaults } from '../core/telemetry/settings';
+import { bindingSettings } from '../config';
 import { getTelemetryServices } from '../runtime/telemetry';
 
 export async function rollup(_timer: Timer, context: InvocationContext): Promise<void> {
@@ -23,6 +23,4 @@ export async function rollup(_timer: Timer, context: InvocationContext): Promise
   );
 }
 
-// The binding needs the setting to exist; the config module should own this default (see docs/telemetry.md).
-applyTelemetryEnvDefaults(process.env);
-app.timer('rollup', { schedule: '%SLUICE_ROLLUP_SCHEDULE%', handler: rollup });
+app.timer('rollup', { schedule: bindingSettings().rollupSchedule, handler: rollup });

@@ -9,9 +9,8 @@
  */
 import { app, type InvocationContext, type Timer } from '@azure/functions';
 import { acceptSubmission, decodeSubmission, type DeadLetterReason, type SubmissionOutcome, type SubmissionPort } from '../core/batch/submission';
-import '../core/batch/settings'; // binding defaults (%SLUICE_SUBMIT_QUEUE%) into process.env before registration
-import { getBatchServices, sendTo } from '../runtime/batchServices';
-import { getServices } from '../runtime/services';
+import { bindingSettings } from '../config';
+import { getBatchServices, getServices } from '../runtime/services';
 import { laneOf, type Lane } from '../core/teams/lanes';
 import type { JobPriority } from '../core/jobs';
 
@@ -20,7 +19,7 @@ const POISON_ATTEMPTS = 3;
 
 function port(): SubmissionPort {
   const { jobs, queueFor, teams, config } = getServices();
-  // Issue 10: the job travels in its team's queue lane (lane 0 for a team not created through the admin API).
+  // The job travels in its team's queue lane (lane 0 for a team not created through the admin API).
   const lanes = new Map<string, Lane>();
   const remember = async (id: string, team: string, priority: JobPriority) => {
     const found = await teams.getTeam(team);
@@ -41,8 +40,8 @@ function port(): SubmissionPort {
 }
 
 async function deadLetter(reason: DeadLetterReason, original: unknown, dequeueCount: number): Promise<void> {
-  const { submitDeadLetter, settings } = getBatchServices();
-  await sendTo(submitDeadLetter, { reason, message: original, source_queue: settings.submitQueue, dequeue_count: dequeueCount, dead_lettered_at: new Date().toISOString() });
+  const { submitDeadLetter, settings, send } = getBatchServices();
+  await send(submitDeadLetter, { reason, message: original, source_queue: settings.submitQueue, dequeue_count: dequeueCount, dead_lettered_at: new Date().toISOString() });
 }
 
 /** Decode → accept → dead-letter when unusable. Returns the outcome; throws on storage failures. */
@@ -62,7 +61,8 @@ function describe(outcome: SubmissionOutcome): string {
 export async function submissionQueue(message: unknown, context: InvocationContext): Promise<void> {
   const dequeueCount = Number(context.triggerMetadata?.dequeueCount ?? 1);
   const outcome = await handle(message, dequeueCount);
-  context[outcome.kind === 'dead-letter' ? 'warn' : 'info'](`submission ${describe(outcome)}`);
+  if (outcome.kind === 'dead-letter') context.warn(`submission ${describe(outcome)}`);
+  else context.debug(`submission ${describe(outcome)}`);
 }
 
 export async function submissionPoisonDrain(_timer: Timer, context: InvocationContext): Promise<void> {
@@ -74,7 +74,7 @@ export async function submissionPoisonDrain(_timer: Timer, context: InvocationCo
     for (const item of items) {
       try {
         const outcome = await handle(item.messageText, item.dequeueCount);
-        context.info(`poisoned submission ${item.messageId}: ${describe(outcome)}`);
+        context.debug(`poisoned submission ${item.messageId}: ${describe(outcome)}`);
       } catch (err) {
         if (item.dequeueCount < POISON_ATTEMPTS) {
           context.warn(`poisoned submission ${item.messageId} failed again (${(err as Error).message}); will retry`);
@@ -87,5 +87,6 @@ export async function submissionPoisonDrain(_timer: Timer, context: InvocationCo
   }
 }
 
-app.storageQueue('submissionQueue', { queueName: '%SLUICE_SUBMIT_QUEUE%', connection: 'AzureWebJobsStorage', handler: submissionQueue });
-app.timer('submissionPoisonDrain', { schedule: '%SLUICE_BATCH_SWEEP_SCHEDULE%', handler: submissionPoisonDrain });
+const bindings = bindingSettings();
+app.storageQueue('submissionQueue', { queueName: bindings.submitQueue, connection: 'AzureWebJobsStorage', handler: submissionQueue });
+app.timer('submissionPoisonDrain', { schedule: bindings.batchSweepSchedule, handler: submissionPoisonDrain });

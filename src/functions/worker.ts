@@ -10,7 +10,7 @@ import { expandGroup, parseJobMessage } from '../azure/jobQueue';
 import { contextLogger } from '../runtime/http';
 import { getServices } from '../runtime/services';
 import { allLanes, laneSuffix, type Lane } from '../core/teams/lanes';
-import { laneCount } from '../core/teams/settings';
+import { bindingSettings } from '../config';
 
 /** Runs one job from the lane's queue; requeues and recovery messages go back to the same queue. */
 export async function worker(message: unknown, context: InvocationContext, lane?: Lane): Promise<void> {
@@ -43,11 +43,12 @@ function finishedLine(job: JobRecord): string {
   return `[job=${job.id}] ${job.status} team=${job.team} region=${region} tokens=${tokens} latency_ms=${latency}${error}`;
 }
 
-// One registration per queue lane (src/core/teams/lanes.ts); lane 0 interactive keeps the name "worker".
-for (const lane of allLanes(laneCount())) {
+// One registration per queue lane (see src/core/teams/lanes.ts). Lane 0 interactive keeps the name "worker".
+const bindings = bindingSettings();
+for (const lane of allLanes(bindings.lanes)) {
   const suffix = laneSuffix(lane);
   app.storageQueue(`worker${suffix.replace(/-/g, '_')}`, {
-    queueName: `%SLUICE_JOBS_QUEUE%${suffix}`,
+    queueName: `${bindings.jobsQueue}${suffix}`,
     connection: 'AzureWebJobsStorage',
     handler: (message, context) => worker(message, context, lane),
   });

@@ -1,15 +1,18 @@
 /**
- * Composition of the Files/Batches API, the batch driver and the submission queue (issue 8), on top of the shared
- * services. Kept apart from services.ts so the batch feature is one import away and services.ts stays small; the
- * only link back is the worker's job-finished hook (batchJobFinished).
+ * Wiring of the Files/Batches API, the batch driver and the submission queue. services.ts builds one of these with
+ * the shared clients and hands it out as `Services.batch`; nothing here imports services.ts.
  */
 import type { QueueClient } from '@azure/storage-queue';
 import type { JobRecord } from '../core/jobs';
-import type { DriverDeps } from '../core/batch/driver';
-import { loadBatchSettings, type BatchSettings } from '../core/batch/settings';
+import type { DriverDeps } from '../core/batch/ownedBatch';
+import type { ModelSettings } from '../core/models';
+import type { Lane } from '../core/teams/lanes';
+import type { BatchSettings } from '../config';
 import { BatchStore, batchJobPort } from '../azure/batchStore';
 import { FileStore } from '../azure/fileStore';
-import { getServices } from './services';
+import type { JobQueue } from '../azure/jobQueue';
+import type { JobStore } from '../azure/jobStore';
+import type { StorageClients } from '../azure/storage';
 
 export interface BatchServices {
   settings: BatchSettings;
@@ -19,57 +22,62 @@ export interface BatchServices {
   batchQueue: QueueClient;
   submitDeadLetter: QueueClient;
   submitPoison: QueueClient;
-  queue(name: string): QueueClient;
-  driverDeps(log?: (message: string) => void): DriverDeps;
+  /** `log` takes routine progress lines, `finished` the batch this invocation ended. */
+  driverDeps(log?: DriverDeps['log'], finished?: DriverDeps['finished']): DriverDeps;
   /** Sends a driver message for a batch (base64 JSON, as host.json expects). */
   poke(batchId: string): Promise<void>;
+  /** Sends `body` as base64 JSON to a queue, creating the queue on first use. */
+  send(queue: QueueClient, body: unknown): Promise<void>;
+  /**
+   * The worker's job-finished hook: a batch line writes its completion marker (live request_counts, finalisation);
+   * a queue-submitted job with reply_to posts {id, status, client_id, error} to that queue.
+   */
+  jobFinished(job: JobRecord): Promise<void>;
 }
 
-let cached: { for: object; batch: BatchServices } | undefined;
-const ensured = new Map<string, Promise<unknown>>();
+export interface BatchServicesDeps {
+  settings: BatchSettings;
+  storage: StorageClients;
+  jobs: JobStore;
+  queueFor(lane: Lane): JobQueue;
+  models: Record<string, ModelSettings>;
+}
 
 /** Base64 JSON, matching host.json messageEncoding. */
-export function encodeMessage(body: unknown): string {
+function encodeMessage(body: unknown): string {
   return Buffer.from(JSON.stringify(body), 'utf8').toString('base64');
 }
 
-/** Sends to a queue, creating it once per process. */
-export async function sendTo(queue: QueueClient, body: unknown): Promise<void> {
-  let ready = ensured.get(queue.name);
-  if (!ready) {
-    ready = queue.createIfNotExists().catch((err: unknown) => {
-      ensured.delete(queue.name);
-      throw err;
-    });
-    ensured.set(queue.name, ready);
-  }
-  await ready;
-  await queue.sendMessage(encodeMessage(body), { messageTimeToLive: -1 });
-}
-
-/** Built once per shared Services instance (a reset of those, e.g. by the local stack, rebuilds these too). */
-export function getBatchServices(): BatchServices {
-  const services = getServices();
-  if (cached?.for === services) return cached.batch;
-  const settings = loadBatchSettings();
-  const { storage, config } = services;
+export function buildBatchServices({ settings, storage, jobs, queueFor, models }: BatchServicesDeps): BatchServices {
   const files = new FileStore(storage.container(settings.filesContainer));
   const batches = new BatchStore(storage.table(settings.batchesTable));
   const batchQueue = storage.queue(settings.batchQueue);
-  const jobPort = batchJobPort(services.jobs, services.queueFor);
-  const batch: BatchServices = {
+  const jobPort = batchJobPort(jobs, queueFor);
+  const ensured = new Map<string, Promise<unknown>>();
+  const send = async (queue: QueueClient, body: unknown): Promise<void> => {
+    let ready = ensured.get(queue.name);
+    if (!ready) {
+      ready = queue.createIfNotExists().catch((err: unknown) => {
+        ensured.delete(queue.name);
+        throw err;
+      });
+      ensured.set(queue.name, ready);
+    }
+    await ready;
+    await queue.sendMessage(encodeMessage(body), { messageTimeToLive: -1 });
+  };
+  return {
     settings,
     files,
     batches,
     batchQueue,
     submitDeadLetter: storage.queue(settings.submitDeadLetterQueue),
     submitPoison: storage.queue(`${settings.submitQueue}-poison`),
-    queue: (name) => storage.queue(name),
-    driverDeps: (log) => ({
+    driverDeps: (log, finished) => ({
       batches,
       files,
       jobs: jobPort,
-      models: config.models,
+      models,
       settings: {
         maxFileLines: settings.maxFileLines,
         fanoutChunk: settings.fanoutChunk,
@@ -77,32 +85,20 @@ export function getBatchServices(): BatchServices {
         leaseMs: settings.leaseS * 1000,
       },
       log,
+      finished,
     }),
-    poke: (batchId) => sendTo(batchQueue, { batchId }),
+    poke: (batchId) => send(batchQueue, { batchId }),
+    send,
+    async jobFinished(job) {
+      if (job.batchId === undefined && job.replyTo === undefined) return;
+      const work: Promise<void>[] = [];
+      if (job.batchId !== undefined && job.customId !== undefined) {
+        work.push(batches.markLines(job.batchId, [{ customId: job.customId, outcome: job.status === 'succeeded' ? 'succeeded' : 'failed' }]));
+      }
+      if (job.replyTo) {
+        work.push(send(storage.queue(job.replyTo), { id: job.id, object: 'sluice.job', status: job.status, client_id: job.clientId ?? null, error: job.error ?? null }));
+      }
+      await Promise.all(work);
+    },
   };
-  cached = { for: services, batch };
-  return batch;
-}
-
-/** Drops the cached services (tests that start a fresh stack in the same process). */
-export function resetBatchServices(): void {
-  cached = undefined;
-  ensured.clear();
-}
-
-/**
- * The worker's job-finished hook: a batch line writes its completion marker (live request_counts, finalisation);
- * a queue-submitted job with reply_to posts {id, status, client_id, error} to that queue.
- */
-export async function batchJobFinished(job: JobRecord): Promise<void> {
-  if (job.batchId === undefined && job.replyTo === undefined) return;
-  const batch = getBatchServices();
-  const work: Promise<void>[] = [];
-  if (job.batchId !== undefined && job.customId !== undefined) {
-    work.push(batch.batches.markLines(job.batchId, [{ customId: job.customId, outcome: job.status === 'succeeded' ? 'succeeded' : 'failed' }]));
-  }
-  if (job.replyTo) {
-    work.push(sendTo(batch.queue(job.replyTo), { id: job.id, object: 'sluice.job', status: job.status, client_id: job.clientId ?? null, error: job.error ?? null }));
-  }
-  await Promise.all(work);
 }

@@ -26,8 +26,7 @@ import { Authenticator } from '../core/teams/auth';
 import { FairShareGate } from '../core/fairshare/gate';
 import type { Team } from '../core/teams/model';
 import { allLanes, laneOf, laneSuffix, type Lane } from '../core/teams/lanes';
-// Issue 8: batch lines and queue submissions react when their job finishes (completion marker, reply_to).
-import { batchJobFinished } from './batchServices';
+import { buildBatchServices, type BatchServices } from './batchServices';
 
 export interface Services {
   config: SluiceConfig;
@@ -38,19 +37,21 @@ export interface Services {
   model: ModelClient;
   budget: BudgetGate;
   health: EndpointHealth;
-  /** Issue 11: the job table and queue for submit, with bounded SDK retries so a storage outage is a prompt 503. */
+  /** The job table and queues for submit, with bounded SDK retries so a storage outage is a prompt 503. */
   submit: {
     jobs: JobStore;
     queueFor(lane: Lane): JobQueue;
     /** Messages in every lane's queue (the fleet's backlog), at most `maxAgeMs` old; see JobQueue.recentDepth. */
     backlog(maxAgeMs: number): Promise<number>;
   };
-  /** Issue 10: the jobs queue of a lane (lane 0 interactive is `queue`). */
+  /** The jobs queue of a lane (lane 0 interactive is `queue`). */
   queueFor(lane: Lane): JobQueue;
   /** Every lane's queue, interactive lanes first. */
   laneQueues(): Array<{ lane: Lane; queue: JobQueue }>;
   teams: TeamStore;
   auth: Authenticator;
+  /** Files, batches and the submission queue. */
+  batch: BatchServices;
   /** Worker wiring; `lane` is the queue the message came from (requeues and recovery go back to it). */
   workerDeps(log: JobLogger, lane?: Lane): WorkerDeps;
 }
@@ -58,9 +59,9 @@ export interface Services {
 let services: Services | undefined;
 
 /**
- * Issue 11: graceful shutdown. A recycled instance and the local host's CLI get SIGTERM before they drain (and an
- * in-process local host announces its close); from then on the worker parks jobs it would otherwise hold in-process. If nobody else handles SIGTERM,
- * Node's default (exit at once) is kept by re-raising it.
+ * Graceful shutdown. A recycled instance and the local host's CLI get SIGTERM before they drain (and an in-process
+ * local host announces its close); from then on the worker parks jobs it would otherwise hold in-process. If nobody
+ * else handles SIGTERM, Node's default (exit at once) is kept by re-raising it.
  */
 let stopping = false;
 let watching = false;
@@ -78,25 +79,18 @@ function watchForShutdown(): void {
   });
 }
 
+/** A fault hook every worker built from now on calls; unset in the deployed app (see setWorkerFaultPoint). */
+let faultPoint: WorkerDeps['faultPoint'];
+
 /**
- * Issue 11, TEST-ONLY fault injection (docs/reliability.md): inert unless SLUICE_FAULT_CRASH_AT is set. With
- * SLUICE_FAULT_CRASH_AT=before-call|after-call and SLUICE_FAULT_CRASH_JOB=<job id or prefix>, the worker process
- * kills itself with SIGKILL at that point, as a recycled instance would die. Read here, not in config.ts, because
- * it is not a setting anyone should deploy.
+ * Installs a fault hook into the workers of this process. Only local/faults.ts calls it, and only when the local
+ * stack starts a worker for the crash tests; the deployed app never does.
  */
-function crashFaultPoint(): WorkerDeps['faultPoint'] {
-  const at = process.env.SLUICE_FAULT_CRASH_AT;
-  if (!at) return undefined;
-  const prefix = process.env.SLUICE_FAULT_CRASH_JOB ?? '';
-  return (point, jobId) => {
-    if (point !== at || !jobId.startsWith(prefix)) return;
-    console.error(`[job=${jobId}] SLUICE_FAULT_CRASH_AT=${at}: killing this process (SIGKILL)`);
-    process.kill(process.pid, 'SIGKILL');
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10_000); // never run past the crash point
-  };
+export function setWorkerFaultPoint(hook: WorkerDeps['faultPoint']): void {
+  faultPoint = hook;
 }
 
-export function buildServices(config: SluiceConfig): Services {
+function buildServices(config: SluiceConfig): Services {
   const storage = storageClients(config.storage);
   const jobs = new JobStore(storage.table(config.jobsTable), storage.container(config.payloadContainer));
   const promptStorage = storageClients(config.storage, 'prompt');
@@ -115,7 +109,6 @@ export function buildServices(config: SluiceConfig): Services {
   };
   const teams = new TeamStore(storage.table(config.teams.table));
   const auth = new Authenticator({ repo: teams, cacheMs: config.teams.authCacheMs, ...(config.teams.entra ? { entra: config.teams.entra } : {}) });
-  const faultPoint = crashFaultPoint();
   const recordUsage = usageRecorder(config, storage);
   watchForShutdown();
   const model = new AzureOpenAIModelClient(config.openaiApiVersion, config.storage.clientId);
@@ -131,7 +124,7 @@ export function buildServices(config: SluiceConfig): Services {
         ...(config.budget.debug ? { debug: (line: string) => console.log(line) } : {}),
       })
     : new UnlimitedBudget();
-  // Issue 10: weighted fair admission between teams in front of the shared budget (docs/teams.md).
+  // Weighted fair admission between teams in front of the shared budget (docs/teams.md).
   const teamDirectory = teamCache(teams, config.teams.authCacheMs);
   const budget: BudgetGate = config.teams.fairShare
     ? new FairShareGate(shared, {
@@ -156,6 +149,7 @@ export function buildServices(config: SluiceConfig): Services {
         onError: (err, key) => console.warn(`breaker table unavailable for ${key}: ${(err as Error).message}`),
       })
     : alwaysClosed;
+  const batch = buildBatchServices({ settings: config.batch, storage, jobs, queueFor: (lane) => pick(workerQueues, lane), models: config.models });
   return {
     config,
     storage,
@@ -170,6 +164,7 @@ export function buildServices(config: SluiceConfig): Services {
     laneQueues: () => lanes.map((lane) => ({ lane, queue: pick(workerQueues, lane) })),
     teams,
     auth,
+    batch,
     workerDeps: (log, lane = { lane: 0, priority: 'interactive' }) => {
       const home = pick(workerQueues, lane);
       // Recovery messages are sent with the plain client: deleting one needs the id and pop receipt that
@@ -259,6 +254,14 @@ export function getServices(): Services {
   services ??= buildServices(getConfig());
   return services;
 }
+
+/** The batch feature's services (built with the shared ones). */
+export function getBatchServices(): BatchServices {
+  return getServices().batch;
+}
+
+/** The worker's job-finished hook for batch lines and queue submissions (completion markers, reply_to). */
+const batchJobFinished: BatchServices['jobFinished'] = (job) => getServices().batch.jobFinished(job);
 
 /** The services if this process built them (shutdown hooks must not build them just to close them). */
 export function builtServices(): Services | undefined {

@@ -8,7 +8,7 @@ import { driveBatch } from '../../src/core/batch/driver';
 import { prepareBatch } from '../../src/core/batch/api';
 import { jobIdFor } from '../../src/core/submit';
 import { lineKey } from '../../src/core/batch/validate';
-import { getBatchServices } from '../../src/runtime/batchServices';
+import { getBatchServices } from '../../src/runtime/services';
 import { getServices } from '../../src/runtime/services';
 import { call } from '../support/api';
 import { batchLine, createBatch, fileText, jsonl, lineJobIdOf, parseJsonl, simCallsByJob, startBatchStack, uploadText, waitForBatch } from './support';

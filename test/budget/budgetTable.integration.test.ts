@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { startAzurite, type RunningAzurite } from '../../local/azurite';
 import { SlidingWindowRateLimiter } from '../../local/simulator/rateLimiter';
-import { budgetStoreFromConnectionString } from '../../src/azure/budgetTable';
+import { budgetStoreFromConnectionString } from '../support/storage';
 import { SharedBudgetGate } from '../../src/core/budget/sharedBudget';
 import { transactions } from '../../src/core/budget/store';
 import { emptyRow } from '../../src/core/budget/window';

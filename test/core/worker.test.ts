@@ -4,7 +4,7 @@ import { processJob, type WorkerDeps } from '../../src/core/worker';
 import { FinalModelError, RateLimitedError, UpstreamUnavailableError } from '../../src/core/errors';
 import { UnlimitedBudget, type BudgetGate } from '../../src/core/budget/gate';
 import type { ModelClient } from '../../src/core/modelClient';
-import type { EndpointSettings } from '../../src/config';
+import type { EndpointSettings } from '../../src/core/endpoints';
 import { ManualClock, MemoryJobs, newJob } from '../support/fakes';
 import { toJobView } from '../../src/core/jobs';
 

@@ -5,7 +5,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { endpointsSchema, loadConfig } from '../../src/config';
+import { loadConfig } from '../../src/config';
+import { endpointsSchema } from '../../src/core/endpoints';
 import { blockAfter, read, stringValue, stringVars, topLevelEntries } from './infraSource';
 
 interface Deployment { name: string; model: string; version: string; sku: string; capacity: number }

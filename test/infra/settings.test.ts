@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { accessedProperties, allBicep, appSources, blockAfter, read, stringLiterals, topLevelEntries, topLevelKeys } from './infraSource';
+import { SETTING_NAMES } from '../../src/configSchema';
 
 /** Settings the app reads but Azure need not set: the code default applies. Name → default (as documented). */
 const OPTIONAL_SETTINGS: Record<string, string> = {
@@ -38,26 +39,21 @@ const OPTIONAL_SETTINGS: Record<string, string> = {
   SLUICE_QUOTA_ADVICE_MINUTES: '15',
   SLUICE_QUOTA_ADVICE_PERCENT: '80',
   SLUICE_ROLLUP_LATENESS_SECONDS: '120',
-  // Teams (issue 10).
+  // Teams.
   SLUICE_AUTH_CACHE_MS: '30000',
   SLUICE_TEAM_SPEND_CACHE_MS: '60000',
   SLUICE_ENTRA_ADMIN_TEAM: 'admin',
   SLUICE_FAIR_SHARE: 'true (false only for comparison runs)',
-  // Fault injection for the crash tests (src/runtime/services.ts): never set these on the Function App.
-  SLUICE_FAULT_CRASH_AT: 'test-only, unset in Azure',
-  SLUICE_FAULT_CRASH_JOB: 'test-only, unset in Azure',
   // The alternative to the three service URIs infra sets.
   AzureWebJobsStorage__accountName: 'derived from the service URIs',
 };
 
-/** Set by infra/ for code being written alongside it (issue 9 brief); allowed before src/ reads them. */
-const SET_AHEAD_OF_CODE = new Set(['SLUICE_BUDGET_TABLE', 'SLUICE_BUDGET_MONTHLY_USD', 'SLUICE_BREAKER_TABLE']);
-
 const SETTING = /^(SLUICE_[A-Z0-9_]+|AzureWebJobsStorage(__\w+)?|APPLICATIONINSIGHTS_[A-Z0-9_]+)$/;
 
-/** Setting names the deployed code reads: literals and `env.X` accesses in src/, `%X%` in trigger bindings. */
+/** Setting names the deployed code reads: the settings schema, and literals and `env.X` accesses in src/ (settings
+ * read outside the schema, such as Application Insights'), and `%X%` in trigger bindings. */
 function settingsReadByCode(): Map<string, string> {
-  const found = new Map<string, string>();
+  const found = new Map<string, string>(SETTING_NAMES.map((name) => [name, 'src/configSchema.ts']));
   const files = appSources();
   for (const lit of stringLiterals(files)) {
     for (const m of lit.text.matchAll(/\b(SLUICE_[A-Z0-9_]+)\b/g)) found.set(m[1]!, lit.file);
@@ -85,23 +81,26 @@ test('every setting the code reads is set in Bicep app settings or allow-listed 
   assert.deepEqual(missing, [], 'set these in infra/main.bicep sluiceSettings, or add them to OPTIONAL_SETTINGS with their default');
 });
 
-test('queue trigger binding expressions resolve in Azure', () => {
-  const { sluice } = bicepAppSettings();
-  const bindings = stringLiterals(appSources().filter((f) => f.startsWith('src/functions/'))).flatMap((l) =>
-    [...l.text.matchAll(/%(\w+)%/g)].map((m) => m[1]!),
-  );
-  assert.ok(bindings.includes('SLUICE_JOBS_QUEUE'), 'the worker binds %SLUICE_JOBS_QUEUE%');
-  for (const name of bindings) assert.ok(sluice.has(name), `${name} is used in a binding, so it must be an app setting`);
+test('trigger bindings name their queues and schedules directly, so they resolve without the setting', () => {
+  const functions = appSources().filter((f) => f.startsWith('src/functions/'));
+  const expressions = stringLiterals(functions).filter((l) => /%\w+%/.test(l.text)).map((l) => `${l.file}: ${l.text}`);
+  assert.deepEqual(expressions, [], 'register triggers with bindingSettings() from src/config.ts, not %SETTING% expressions');
+  const templates = functions.filter((f) => /%SLUICE_\w+%/.test(read(f))).map((f) => `${f}: %SLUICE_…% in a template literal`);
+  assert.deepEqual(templates, []);
 });
 
-test('every SLUICE_* setting in Bicep is one the code reads (no typos, nothing stale)', (t) => {
+test('the crash-injection settings are read only outside the deployed app (local/faults.ts)', () => {
+  const files = appSources();
+  const readers = [...stringLiterals(files).filter((l) => /SLUICE_FAULT_/.test(l.text)), ...accessedProperties(files).filter((p) => /SLUICE_FAULT_/.test(p.name))];
+  assert.deepEqual(readers.map((r) => r.file), [], 'src/ must not read SLUICE_FAULT_CRASH_AT or SLUICE_FAULT_CRASH_JOB');
+  assert.match(read('local/faults.ts'), /process\.env\.SLUICE_FAULT_CRASH_AT/);
+});
+
+test('every SLUICE_* setting in Bicep is one the code reads (no typos, nothing stale)', () => {
   const read = settingsReadByCode();
   const { sluice } = bicepAppSettings();
-  const unknown = [...sluice.keys()].filter((k) => !read.has(k) && !SET_AHEAD_OF_CODE.has(k));
+  const unknown = [...sluice.keys()].filter((k) => !read.has(k));
   assert.deepEqual(unknown, [], 'set in Bicep but read nowhere in src/');
-  const ahead = [...SET_AHEAD_OF_CODE].filter((k) => !read.has(k));
-  if (ahead.length) t.diagnostic(`set ahead of code (not read by src/ yet): ${ahead.join(', ')}`);
-  for (const k of SET_AHEAD_OF_CODE) assert.ok(sluice.has(k), `${k} is listed as set ahead of code but is not set`);
 });
 
 test('allow-listed optional settings are still read by the code', () => {

@@ -10,7 +10,7 @@ type Kind = 'queue' | 'table' | 'container';
 
 /**
  * What a `sluice…` literal names, from the first identifier before it on its line that says so: `jobsQueue: 'sluice-jobs'`,
- * `SLUICE_FILES_CONTAINER: [queueName, 'sluice-files']`, `DEFAULT_BREAKER_TABLE = 'sluicebreakers'`.
+ * `SLUICE_FILES_CONTAINER: withDefault(queueName, 'sluice-files')`, `DEFAULT_BREAKER_TABLE = 'sluicebreakers'`.
  */
 function kindOf(line: string, literal: string): Kind | undefined {
   const before = line.slice(0, line.indexOf(literal));
@@ -75,15 +75,10 @@ test('the storage module creates what it is given', () => {
   assert.ok(bicepStorage().container.includes(stringVars(read('infra/main.bicep')).get('deploymentContainerName')!));
 });
 
-/** Setting → default storage name, from the code: `nameSetting(env, 'SLUICE_X', DEFAULTS.y` in src/config.ts and
- * `SLUICE_X: [schema, 'sluice-…']`-style lines elsewhere. */
+/** Setting → default storage name, from the code: `SLUICE_X: withDefault(queueName, 'sluice-…')` lines of the
+ * settings schema (src/configSchema.ts). */
 function codeNameDefaults(): Map<string, string> {
   const out = new Map<string, string>();
-  const config = read('src/config.ts');
-  const defaults = topLevelEntries(blockAfter(config, /const DEFAULTS\s*=\s*/));
-  for (const [, setting, key] of config.matchAll(/nameSetting\(env, '(SLUICE_\w+)', DEFAULTS\.(\w+)/g)) {
-    out.set(setting!, defaults.get(key!)!.replace(/^'|',?$/g, ''));
-  }
   for (const lit of stringLiterals(appSources())) {
     const setting = /\b(SLUICE_[A-Z0-9_]+)\b/.exec(lit.line.slice(0, lit.line.indexOf(lit.text)))?.[1];
     if (setting && /^sluice[a-z0-9-]{2,62}$/.test(lit.text) && !out.has(setting)) out.set(setting, lit.text);
@@ -96,7 +91,7 @@ test('name settings in Bicep equal the code defaults, so settings and resources 
   const vars = stringVars(main);
   const settings = topLevelEntries(blockAfter(main, /^var sluiceSettings\s*=\s*/m));
   const pairs = codeNameDefaults();
-  assert.equal(pairs.get('SLUICE_JOBS_QUEUE'), 'sluice-jobs', 'found the name settings in src/config.ts');
+  assert.equal(pairs.get('SLUICE_JOBS_QUEUE'), 'sluice-jobs', 'found the name settings in src/configSchema.ts');
   for (const [setting, codeDefault] of pairs) {
     const bicep = settings.get(setting);
     assert.ok(bicep, `${setting} (default ${codeDefault}) is set in Bicep sluiceSettings`);

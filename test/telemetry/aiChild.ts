@@ -6,7 +6,8 @@
 import { runRollup } from '../../src/core/telemetry/rollup';
 import { RollupTable } from '../../src/azure/rollupTable';
 import { AppInsightsSink, trackModelCall } from '../../src/azure/telemetry';
-import { tableClientFromConnectionString, UsageTable } from '../../src/azure/usageTable';
+import { UsageTable } from '../../src/azure/usageTable';
+import { tableClientFromConnectionString } from '../support/storage';
 
 async function main(): Promise<void> {
   const conn = process.env.AZURE_CONN!;

@@ -18,7 +18,8 @@ import { EVENTS, METRIC_NAMES, MODEL_CALL_DEPENDENCY, WINDOW_METRICS } from '../
 import { buildUsageRow } from '../../src/core/telemetry/usage';
 import { windowIso, windowOf } from '../../src/core/telemetry/windows';
 import { RollupTable } from '../../src/azure/rollupTable';
-import { tableClientFromConnectionString, UsageTable } from '../../src/azure/usageTable';
+import { UsageTable } from '../../src/azure/usageTable';
+import { tableClientFromConnectionString } from '../support/storage';
 import { newJob } from '../support/fakes';
 
 interface Envelope {

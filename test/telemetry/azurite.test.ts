@@ -10,7 +10,8 @@ import { runRollup, watermarkCuts, WATERMARK, type RollupDeps } from '../../src/
 import { buildUsageRow, recordJobUsage } from '../../src/core/telemetry/usage';
 import { windowOf } from '../../src/core/telemetry/windows';
 import { RollupTable } from '../../src/azure/rollupTable';
-import { tableClientFromConnectionString, UsageTable } from '../../src/azure/usageTable';
+import { UsageTable } from '../../src/azure/usageTable';
+import { tableClientFromConnectionString } from '../support/storage';
 import { newJob } from '../support/fakes';
 import { MemorySink } from './memory';
 

@@ -2,8 +2,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { costOf, DEFAULT_PRICES, priceFor } from '../../src/core/telemetry/prices';
 import { buildUsageRow } from '../../src/core/telemetry/usage';
-import { loadTelemetrySettings } from '../../src/core/telemetry/settings';
-import { ConfigError } from '../../src/config';
 import { newJob } from '../support/fakes';
 
 const call = { model: 'gpt-4o', priority: 'interactive' as const, promptTokens: 1_000_000, cachedTokens: 0, completionTokens: 0 };
@@ -33,18 +31,6 @@ test('cost: reported model version falls back to the logical price; overrides wi
   assert.equal(costOf({ ...call, region: 'swedencentral', deployment: 'chat' }, DEFAULT_PRICES, overrides), 1);
   assert.equal(costOf({ ...call, region: 'eastus', deployment: 'chat' }, DEFAULT_PRICES, overrides), 3);
   assert.equal(costOf({ ...call, model: 'gpt-9' }, DEFAULT_PRICES, { 'gpt-9': { input: 4, cachedInput: 4, output: 4 } }), 4);
-});
-
-test('SLUICE_PRICES: validated, cachedInput defaults to input; bad JSON names the setting', () => {
-  const s = loadTelemetrySettings({ SLUICE_PRICES: '{"eastus/chat":{"input":1,"output":2}}' });
-  assert.deepEqual(s.priceOverrides['eastus/chat'], { input: 1, cachedInput: 1, output: 2 });
-  assert.throws(() => loadTelemetrySettings({ SLUICE_PRICES: '{"x":{"input":-1,"output":1}}' }), (e: unknown) => e instanceof ConfigError && e.setting === 'SLUICE_PRICES');
-  assert.throws(() => loadTelemetrySettings({ SLUICE_TEAM_BUDGETS: '{' }), (e: unknown) => e instanceof ConfigError && e.setting === 'SLUICE_TEAM_BUDGETS');
-  assert.throws(() => loadTelemetrySettings({ SLUICE_BUDGET_THRESHOLDS: '50,abc' }), (e: unknown) => e instanceof ConfigError && e.setting === 'SLUICE_BUDGET_THRESHOLDS');
-  const d = loadTelemetrySettings({});
-  assert.deepEqual(d.budgetThresholdsPct, [50, 80, 100]);
-  assert.equal(d.quotaAdviceMinutes, 15);
-  assert.equal(d.latenessMs, 120_000);
 });
 
 test('usage row: tokens, headroom, latencies, failover and finish reason from the job', () => {

@@ -21,7 +21,7 @@ export interface CreateBatchOptions {
   /** Seconds until unfinished lines expire (SLUICE_BATCH_COMPLETION_WINDOW_S). */
   completionWindowS: number;
   getFile(id: string): Promise<FileRecord | undefined>;
-  /** The creating team (issue 10): owns the batch, its jobs and outputs, and must own the input file. */
+  /** The creating team: owns the batch, its jobs and outputs, and must own the input file. */
   team: string;
   /** That team's queue lane. */
   lane?: number;
@@ -37,7 +37,7 @@ export async function prepareBatch(body: unknown, opts: CreateBatchOptions): Pro
   }
   const req = parsed.data;
   const file = await opts.getFile(req.input_file_id);
-  // Another team's file is answered exactly like a missing one (issue 10).
+  // Another team's file is answered exactly like a missing one.
   if (!file || file.team !== opts.team) throw new ValidationError(`input_file_id: no file with id "${req.input_file_id}"`, 'input_file_id', 'file_not_found', 404);
   if (file.purpose !== 'batch') throw new ValidationError(`input_file_id: file ${file.id} has purpose "${file.purpose}", expected "batch"`, 'input_file_id');
   const metadata = req.metadata ?? {};

@@ -9,109 +9,13 @@
  * after its row exists, and a crash resumes from the last checkpoint (at worst re-enqueueing a queued job, which the
  * worker's claim turns into a no-op), so no line is lost or run twice.
  */
-import { randomUUID } from 'node:crypto';
-import type { ModelSettings } from '../../config';
 import type { JobRecord } from '../jobs';
 import { finalizeOrWait } from './finalize';
 import type { JsonlLine } from './lines';
 import { isBatchTerminal, STOP_ERRORS, type BatchRecord, type LineOutcome } from './model';
 import { forEachLimit } from './pool';
-import { StaleBatchError, type BatchJobPort, type BatchRepository, type FileRepository } from './ports';
+import { acquire, type DriveOutcome, type DriverDeps, type OwnedBatch } from './ownedBatch';
 import { FileValidator, LINES_PER_PARTITION, lineJobId, parseBatchLine } from './validate';
-
-export interface DriverSettings {
-  maxFileLines: number;
-  fanoutChunk: number;
-  concurrency: number;
-  leaseMs: number;
-  /** Recount lines from the jobs themselves when markers have not moved for this long, ms. @default 2 × leaseMs */
-  reconcileAfterMs?: number;
-}
-
-export interface DriverDeps {
-  batches: BatchRepository;
-  files: FileRepository;
-  jobs: BatchJobPort;
-  models: Record<string, ModelSettings>;
-  settings: DriverSettings;
-  now?: () => number;
-  log?: (message: string) => void;
-  /** Test hook: throw after this many lines were fanned out in this invocation (a simulated crash). */
-  failAfterLines?: number;
-}
-
-/** continue: call again at once (more fan-out); wait: lines still running; busy: another invocation owns it. */
-export type DriveOutcome = 'continue' | 'wait' | 'done' | 'busy' | 'missing';
-
-
-/** A batch this invocation holds the lease on; writes go through save() so a concurrent cancel is never lost. */
-export class OwnedBatch {
-  private renewedAt: number;
-
-  constructor(
-    private readonly deps: DriverDeps,
-    public batch: BatchRecord,
-    private etag: string,
-    private readonly leaseId: string,
-  ) {
-    this.renewedAt = this.now();
-  }
-
-  now(): number {
-    return (this.deps.now ?? Date.now)();
-  }
-
-  /** Applies `patch` to the freshest record; a cancel that landed meanwhile keeps its status. */
-  async save(patch: Partial<BatchRecord>): Promise<void> {
-    for (let tries = 0; ; tries += 1) {
-      const next: BatchRecord = { ...this.batch, ...patch };
-      if (this.batch.stopReason === 'cancel' && patch.status === 'in_progress') next.status = 'cancelling';
-      try {
-        this.etag = await this.deps.batches.replace(next, this.etag);
-        this.batch = next;
-        return;
-      } catch (err) {
-        if (!(err instanceof StaleBatchError) || tries >= 5) throw err;
-        const fresh = await this.deps.batches.get(this.batch.id);
-        if (!fresh || fresh.batch.leaseId !== this.leaseId) throw new Error(`lost the lease on batch ${this.batch.id}`);
-        this.batch = fresh.batch;
-        this.etag = fresh.etag;
-      }
-    }
-  }
-
-  /** Extends the lease when a third of it has passed (call from long loops). */
-  async renew(): Promise<void> {
-    const now = this.now();
-    if (now - this.renewedAt < this.deps.settings.leaseMs / 3) return;
-    this.renewedAt = now;
-    await this.save({ leaseUntil: now + this.deps.settings.leaseMs });
-  }
-
-  async release(): Promise<void> {
-    await this.save({ leaseId: undefined, leaseUntil: undefined });
-  }
-}
-
-async function acquire(deps: DriverDeps, batchId: string): Promise<OwnedBatch | DriveOutcome> {
-  const now = (deps.now ?? Date.now)();
-  for (let tries = 0; tries < 5; tries += 1) {
-    const stored = await deps.batches.get(batchId);
-    if (!stored) return 'missing';
-    const { batch, etag } = stored;
-    if (isBatchTerminal(batch.status)) return 'done';
-    if (batch.leaseId && (batch.leaseUntil ?? 0) > now) return 'busy';
-    const leaseId = randomUUID();
-    const leased: BatchRecord = { ...batch, leaseId, leaseUntil: now + deps.settings.leaseMs };
-    try {
-      const newEtag = await deps.batches.replace(leased, etag);
-      return new OwnedBatch(deps, leased, newEtag, leaseId);
-    } catch (err) {
-      if (!(err instanceof StaleBatchError)) throw err;
-    }
-  }
-  return 'busy';
-}
 
 /** Runs the next step of a batch. Throws only on storage failures (the queue retries; the lease then lapses). */
 export async function driveBatch(deps: DriverDeps, batchId: string): Promise<DriveOutcome> {
@@ -125,7 +29,9 @@ export async function driveBatch(deps: DriverDeps, batchId: string): Promise<Dri
     await owned.release().catch(() => undefined);
     throw err;
   }
-  if (!isBatchTerminal(owned.batch.status)) await owned.release();
+  // acquire() never hands out a batch that was already terminal, so this invocation is the one that ended it.
+  if (isBatchTerminal(owned.batch.status)) deps.finished?.(owned.batch);
+  else await owned.release();
   return outcome;
 }
 

@@ -6,7 +6,7 @@
  */
 import type { JobRecord } from '../jobs';
 import { isTerminal } from '../jobs';
-import type { DriveOutcome, DriverDeps, OwnedBatch } from './driver';
+import type { DriveOutcome, DriverDeps, OwnedBatch } from './ownedBatch';
 import type { JsonlLine } from './lines';
 import { batchRequestId, countsDone, STOP_ERRORS, emptyCounts, type BatchRecord, type LineCounts, type LineOutcome } from './model';
 import { forEachLimit, mapOrdered } from './pool';

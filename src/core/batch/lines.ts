@@ -13,7 +13,7 @@ export interface JsonlLine {
 }
 
 /** Longest single line accepted, bytes (a request body is at most a few MB). */
-export const MAX_LINE_BYTES = 32 * 1024 * 1024;
+const MAX_LINE_BYTES = 32 * 1024 * 1024;
 
 /**
  * Yields the non-blank lines of `chunks`. `startByte`/`startLineNo` describe where the stream begins in the file

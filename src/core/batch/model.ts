@@ -5,7 +5,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 
 export type BatchStatus = 'validating' | 'failed' | 'in_progress' | 'finalizing' | 'completed' | 'expired' | 'cancelling' | 'cancelled';
-export const TERMINAL_BATCH_STATUSES: ReadonlySet<BatchStatus> = new Set(['failed', 'completed', 'expired', 'cancelled']);
+const TERMINAL_BATCH_STATUSES: ReadonlySet<BatchStatus> = new Set(['failed', 'completed', 'expired', 'cancelled']);
 
 /** The one endpoint batches run against today. */
 export const BATCH_ENDPOINTS = ['/v1/chat/completions'] as const;
@@ -35,9 +35,9 @@ export interface BatchRecord {
   inputFileId: string;
   completionWindow: string;
   metadata: Record<string, string>;
-  /** Owner of the batch and every line's job: the team whose key created it (issue 10). */
+  /** Owner of the batch and every line's job: the team whose key created it. */
   team: string;
-  /** The team's queue lane when the batch was created (issue 10). @default 0 */
+  /** The team's queue lane when the batch was created. @default 0 */
   lane?: number;
   /**
    * How its lines' job ids are made. 2: grouped, 100 lines per job-table partition, so that fan-out writes rows in
@@ -159,7 +159,7 @@ export interface FileRecord {
   createdAt: number;
   /** Requests counted at upload (non-blank lines); output files: lines written. */
   lines: number;
-  /** Owner (issue 10): the uploading team, or the batch's team for output files. */
+  /** Owner: the uploading team, or the batch's team for output files. */
   team: string;
 }
 

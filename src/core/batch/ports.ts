@@ -48,7 +48,7 @@ export interface BatchJobPort {
   createMany(jobs: readonly JobRecord[]): Promise<boolean[]>;
   get(id: string): Promise<JobRecord | undefined>;
   status(id: string): Promise<JobStatus | undefined>;
-  /** Sends the job to the batch queue of `lane` (the batch team's queue lane, issue 10; default 0). */
+  /** Sends the job to the batch queue of `lane` (the batch team's queue lane; default 0). */
   enqueue(id: string, lane?: number): Promise<void>;
   /** Sends the ids to that queue in group messages (a worker turns each into one message per id). */
   enqueueMany(ids: readonly string[], lane?: number): Promise<void>;

@@ -5,7 +5,7 @@
  * cannot become a job goes to the dead-letter queue with the reason; it is never dropped or retried forever.
  */
 import { ValidationError } from '../errors';
-import type { ModelSettings } from '../../config';
+import type { ModelSettings } from '../models';
 import type { JobRecord, JobStatus } from '../jobs';
 import { hashBody, parseSubmitBody, prepareJob } from '../submit';
 

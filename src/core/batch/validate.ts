@@ -4,14 +4,14 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import type { ModelSettings } from '../../config';
+import type { ModelSettings } from '../models';
 import { ValidationError } from '../errors';
 import type { JobRecord } from '../jobs';
 import { jobIdFor, parseSubmitBody, prepareJob } from '../submit';
 import type { BatchLineError, BatchRecord } from './model';
 
 /** Longest custom_id accepted, characters. */
-export const MAX_CUSTOM_ID_CHARS = 512;
+const MAX_CUSTOM_ID_CHARS = 512;
 
 const lineSchema = z
   .object({
@@ -83,7 +83,7 @@ export function parseBatchLine(text: string, lineNo: number, ctx: LineContext): 
     const body = parseSubmitBody({ request: line.body, priority: 'batch', metadata: { batch_id: ctx.batchId } });
     const job = prepareJob(body, { models: ctx.models, now: ctx.now, team: ctx.team });
     job.id = lineJobId({ id: ctx.batchId, team: ctx.team, jobIds: ctx.jobIds }, line.custom_id, lineNo);
-    // Part of issue 8: the job knows which batch line it serves (output file, completion marker).
+    // The job knows which batch line it serves (output file, completion marker).
     job.batchId = ctx.batchId;
     job.customId = line.custom_id;
     return { ok: true, customId: line.custom_id, job };

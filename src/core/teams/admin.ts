@@ -1,5 +1,5 @@
 /**
- * What the admin API does with teams and keys (issue 10), over the TeamRepository. Used by the HTTP admin routes,
+ * What the admin API does with teams and keys, over the TeamRepository. Used by the HTTP admin routes,
  * the `sluice` CLI's bootstrap and the local stack.
  */
 import { SluiceError, ValidationError } from '../errors';

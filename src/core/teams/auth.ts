@@ -1,5 +1,5 @@
 /**
- * Who is calling (issue 10). A request carries a Sluice API key (`api-key: slk_…` or `Authorization: Bearer slk_…`,
+ * Who is calling. A request carries a Sluice API key (`api-key: slk_…` or `Authorization: Bearer slk_…`,
  * so the openai SDKs work with `apiKey` unchanged) or, in Azure, a Microsoft Entra ID token that App Service
  * Authentication has already validated and turned into the `x-ms-client-principal` header.
  *
@@ -134,7 +134,7 @@ export function presentedKey(header: HeaderGetter): string | undefined {
 }
 
 /** Claims of App Service Authentication's `x-ms-client-principal` (base64 JSON), by type. */
-export function decodeClientPrincipal(encoded: string): Map<string, string[]> | undefined {
+function decodeClientPrincipal(encoded: string): Map<string, string[]> | undefined {
   try {
     const parsed = JSON.parse(Buffer.from(encoded, 'base64').toString('utf8')) as { claims?: Array<{ typ?: unknown; val?: unknown }> };
     if (!Array.isArray(parsed.claims)) return undefined;

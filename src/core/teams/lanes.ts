@@ -1,5 +1,5 @@
 /**
- * Queue lanes (issue 10). A Storage Queue is one FIFO line: a team's 50,000-line backlog would sit in front of every
+ * Queue lanes. A Storage Queue is one FIFO line: a team's 50,000-line backlog would sit in front of every
  * other team's next job. So the jobs queue is split: each team travels in one of `lanes` lanes (assigned at team
  * creation, least-used first), and each lane has an interactive and a batch queue. The Functions host polls every
  * queue on its own, so another team's first job is received within a poll interval whatever sits in front of it

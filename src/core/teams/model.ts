@@ -1,5 +1,5 @@
 /**
- * Teams and their API keys (issue 10): who may submit work, how much of each deployment they are owed, and what
+ * Teams and their API keys: who may submit work, how much of each deployment they are owed, and what
  * they may spend. Plain data, validation and key material; storage lives in src/azure/teamTable.ts.
  *
  * An API key looks like `slk_<key id>_<secret>`. Only sha256(secret) is stored; the key id lets a request be checked
@@ -147,7 +147,7 @@ export function parseKey(presented: string): { id: string; secret: string } | un
   return m ? { id: m[1]!, secret: m[2]! } : undefined;
 }
 
-export function hashSecret(secret: string): string {
+function hashSecret(secret: string): string {
   return createHash('sha256').update(secret).digest('hex');
 }
 

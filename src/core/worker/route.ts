@@ -6,7 +6,7 @@
  * quota observation, breaker report, the stored result) can never be taken for an upstream failure and pay for a
  * second call. Reports that fail are warnings; a result that cannot be stored is thrown (record.ts).
  */
-import type { EndpointSettings } from '../../config';
+import type { EndpointSettings } from '../endpoints';
 import type { DeploymentRef } from '../budget/gate';
 import { outcomeOf } from '../breaker/outcome';
 import { mayLeaveGroup, type PassedOver } from '../breaker/spillover';

@@ -1,5 +1,5 @@
 /** The worker's contract with its host: what it needs (WorkerDeps) and what one delivery ends in (WorkerResult). */
-import type { EndpointSettings } from '../../config';
+import type { EndpointSettings } from '../endpoints';
 import type { BudgetGate } from '../budget/gate';
 import type { EndpointHealth } from '../breaker/health';
 import type { JobRecord, JobRepository } from '../jobs';
