@@ -83,7 +83,7 @@ param rollupSchedule string = '0 */1 * * * *'
 
 @minValue(1)
 @maxValue(16)
-@description('Queue lanes per priority (issue 10): each team travels in one lane, so one team\'s backlog never sits in front of another team\'s jobs. Must not change while jobs are queued. Lanes beyond 0 are created by the app on first use.')
+@description('Queue lanes per priority: each team travels in one lane, so one team\'s backlog never sits in front of another team\'s jobs. Must not change while jobs are queued. Lanes beyond 0 are created by the app on first use.')
 param queueLanes int = 4
 
 @description('Entra ID app registration (client id) for App Service Authentication. Empty: API keys only.')
@@ -172,7 +172,7 @@ var sluiceSettings = {
   // Overall monthly budget for Sluice's own alerts (loadTelemetrySettings: a number ≥ 0, USD); the same amount as
   // the resource-group Consumption budget.
   SLUICE_BUDGET_MONTHLY_USD: string(budgetMonthlyUsd)
-  // Teams and keys (issue 10). Entra ID settings are empty unless App Service Authentication is configured.
+  // Teams and keys. Entra ID settings are empty unless App Service Authentication is configured.
   SLUICE_TEAMS_TABLE: teamsTableName
   SLUICE_QUEUE_LANES: string(queueLanes)
   SLUICE_ENTRA_TEAMS: entraTeams

@@ -15,7 +15,7 @@ param instanceMemoryMB int
 param appSettings object
 @description('Subnet for VNet integration (delegated to Microsoft.App/environments). Empty: none.')
 param virtualNetworkSubnetId string = ''
-@description('Entra ID app registration for App Service Authentication (issue 10). Empty: API keys only.')
+@description('Entra ID app registration for App Service Authentication. Empty: API keys only.')
 param entraClientId string = ''
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {

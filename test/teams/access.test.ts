@@ -1,4 +1,4 @@
-// Issue 10 through real HTTP: key lifecycle, 401s that write nothing, per-team isolation of jobs, batches, files
+// Through real HTTP: key lifecycle, 401s that write nothing, per-team isolation of jobs, batches, files
 // and usage, the admin role, the monthly budget stop, and a scan of everything logged and stored for key material.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-// Unit tests of who-is-calling (issue 10) with an in-memory team repository and a fake clock.
+// Unit tests of who-is-calling with an in-memory team repository and a fake clock.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Authenticator, presentedKey } from '../../src/core/teams/auth';
