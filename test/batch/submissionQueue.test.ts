@@ -5,6 +5,7 @@ import { after, before, test } from 'node:test';
 import { QueueServiceClient, type QueueClient } from '@azure/storage-queue';
 import type { RunningStack } from '../../local/stack';
 import { call, eventually } from '../support/api';
+import { queuesDrained } from '../support/queues';
 import { startBatchStack } from './support';
 
 let stack: RunningStack;
@@ -54,7 +55,8 @@ test('a base64 message with client_id and reply_to becomes one job, and its comp
   const job = (await call(stack.baseUrl, `/v1/jobs/${reply.id}`, { key: stack.adminKey! })).body;
   assert.equal(job.metadata.team, 'ingest');
   assert.equal((await call(stack.baseUrl, `/v1/jobs/${reply.id}`)).status, 404, "not the default team's job");
-  await new Promise((r) => setTimeout(r, 1500));
+  // Both submissions and any job they made have been handled: a second reply would be on the queue by now.
+  await queuesDrained(stack.connectionString, (q) => q === 'producer-replies');
   const late = more.length + (await service.getQueueClient('producer-replies').receiveMessages({ numberOfMessages: 32 })).receivedMessageItems.length;
   assert.equal(late, 0, 'one job, one reply');
   const calls = stack.sim!.requests().filter((r) => r.jobId === reply.id).length;
