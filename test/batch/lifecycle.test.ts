@@ -116,7 +116,7 @@ test('cancel: lines not started never run, the batch ends cancelled with finishe
     assert.equal(output.length + errors.length, 60);
     // Cancelled lines never got an answer from the model (a 429 while waiting is no run), and no line ran twice, even
     // once every message still on the queues (a parked line's delayed retry) has been delivered.
-    await queuesDrained(stack.connectionString);
+    await queuesDrained(stack.connectionString, () => true, 200_000);
     const calls = simCallsByJob(stack);
     const team = 'default';
     for (const e of errors) assert.equal(calls.get(lineJobIdOf(done.id, e.custom_id, team)) ?? 0, 0, `${e.custom_id} was cancelled but ran`);
