@@ -7,8 +7,8 @@
  * BENCH_MAX_TOKENS (300), BENCH_WORKERS (0 = all in-process). BENCH_SMOKE=1: 50 lines.
  *
  * The default lines charge ~315 tokens each (a short prompt + max_tokens 300), so that the quota is what bounds the
- * drain, as it does for real batches. With tiny lines (BENCH_MAX_TOKENS=20 BENCH_RPM=600000: 10,000 jobs in 38 s of
- * quota, 264 jobs/s) the drain measures instead how many jobs per second this machine's one Azurite process serves.
+ * drain, as it does for real batches. With tiny lines (BENCH_MAX_TOKENS=20 BENCH_RPM=600000) the drain measures
+ * instead how many jobs per second this machine's one Azurite process serves.
  */
 import { TableClient } from '@azure/data-tables';
 import { QueueClient } from '@azure/storage-queue';

@@ -314,11 +314,13 @@ async function main(): Promise<void> {
     let terminal = 0, lost = 0, stuckRunning = 0, stuckOther = 0, wrong = 0, poisonNoReason = 0, poisoned = 0, succeeded = 0;
     const duplicates: { id: string; calls: number; explained: boolean; outcomes: string }[] = [];
     const batchTerminal = ['completed', 'failed', 'expired', 'cancelled'].includes(batchView?.status);
+    const batchLinesFinished = (batchView?.request_counts?.completed ?? 0) + (batchView?.request_counts?.failed ?? 0) > 0;
     for (const j of all) {
       const view = j.id ? views.get(j.id) : undefined;
       if (!view || view.status === 'missing') {
-        // A batch line has no job until the fan-out reaches it: while the batch runs, that line is pending, not lost.
-        if (j.customId && !batchTerminal) stuckOther += 1;
+        // A batch line has no job until the fan-out reaches it: before any line of the batch has finished, it is
+        // pending, not lost. Once lines finish, the fan-out (one chunk at these sizes) has made every line's job.
+        if (j.customId && !batchTerminal && !batchLinesFinished) stuckOther += 1;
         else lost += 1;
         continue;
       }

@@ -1,5 +1,5 @@
 /**
- * bench:fairness (issue 10) — does one team's flood hold another team back?
+ * bench:fairness — does one team's flood hold another team back?
  *
  * One simulated deployment (BENCH_TPM, default 300,000 TPM), 4 worker processes, two teams of equal weight:
  *   t = 0      team A submits a batch backlog (BENCH_A_JOBS, default 450 jobs ≈ 130 s of quota);

@@ -1,5 +1,5 @@
 /**
- * bench:quota (issue 5) — how close Sluice drains a backlog to the quota, against naive clients on the same backlog.
+ * bench:quota — how close Sluice drains a backlog to the quota, against naive clients on the same backlog.
  *
  * One simulated region, one chat deployment (300,000 TPM / 1,800 RPM, 20 ms latency). A seeded backlog of ≥ 1,500 jobs
  * of mixed sizes (prompt 50–2,000 tokens, max_tokens 50–500, log-uniform; ≥ 3 minutes of quota) is submitted first,
