@@ -4,11 +4,11 @@
  * minimum (charged tokens ÷ TPM), peak RSS of the function host process during upload and during finalisation,
  * and, last, one JSON line.
  * Knobs: BENCH_LINES (10000), BENCH_TPM (600000), BENCH_RPM (6 per 1,000 TPM, as Azure assigns chat deployments),
- * BENCH_MAX_TOKENS (300), BENCH_WORKERS (0 = all in-process).
+ * BENCH_MAX_TOKENS (300), BENCH_WORKERS (0 = all in-process). BENCH_SMOKE=1: 50 lines.
  *
  * The default lines charge ~315 tokens each (a short prompt + max_tokens 300), so that the quota is what bounds the
- * drain, as it does for real batches. With tiny lines (BENCH_MAX_TOKENS=20 BENCH_RPM=600000: 10,000 jobs in 38 s of
- * quota, 264 jobs/s) the drain measures instead how many jobs per second this machine's one Azurite process serves.
+ * drain, as it does for real batches. With tiny lines (BENCH_MAX_TOKENS=20 BENCH_RPM=600000) the drain measures
+ * instead how many jobs per second this machine's one Azurite process serves.
  */
 import { TableClient } from '@azure/data-tables';
 import { QueueClient } from '@azure/storage-queue';
@@ -17,12 +17,13 @@ import { startStack } from '../local/stack';
 import type { SimulatorConfig } from '../local/simulator/index';
 import { getBatchServices } from '../src/runtime/services';
 import { groupStats } from '../src/azure/jobQueue';
+import { knob, printResult } from './report';
 
-const LINES = Number(process.env.BENCH_LINES ?? 10_000);
-const TPM = Number(process.env.BENCH_TPM ?? 600_000);
-const MAX_TOKENS = Number(process.env.BENCH_MAX_TOKENS ?? 300);
-const RPM = Number(process.env.BENCH_RPM ?? Math.round((TPM * 6) / 1000));
-const WORKERS = Number(process.env.BENCH_WORKERS ?? 0);
+const LINES = knob('BENCH_LINES', 10_000, 50);
+const TPM = knob('BENCH_TPM', 600_000);
+const MAX_TOKENS = knob('BENCH_MAX_TOKENS', 300);
+const RPM = knob('BENCH_RPM', Math.round((TPM * 6) / 1000));
+const WORKERS = knob('BENCH_WORKERS', 0);
 
 const mib = (bytes: number) => Math.round((bytes / 1024 / 1024) * 10) / 10;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -165,7 +166,7 @@ async function main(): Promise<void> {
     console.log(`  drain                     ${result.drain_s} s; quota-bound minimum ${result.quota_min_s} s (${charged} charged tokens ÷ ${TPM} TPM; requests alone: ${result.request_min_s} s) → ratio ${result.drain_vs_quota_ratio} (target ≤ 1.05)`);
     console.log(`  completed                 ${result.total_s} s (${result.completed_lines} ok, ${result.failed_lines} failed, ${throttled} upstream 429s)`);
     console.log(`  peak RSS (host process)   upload ${result.peak_rss_upload_mib} MiB, finalise ${result.peak_rss_finalise_mib} MiB (before ${result.rss_before_mib} MiB)`);
-    console.log(JSON.stringify(result));
+    printResult(result);
   } finally {
     await stack.stop();
   }

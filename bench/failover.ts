@@ -7,6 +7,7 @@
  *
  *   npm run bench:failover
  *   BENCH_WORKERS=4 BENCH_RATE=10 BENCH_COOLDOWN_MS=5000 npm run bench:failover
+ *   BENCH_SMOKE=1 npm run bench:failover   (1 worker, 4 jobs/s, 1 s → 2 s outage → 2 s; the four runs at once)
  *
  * Prints a table, then as the last line one JSON object.
  */
@@ -14,23 +15,24 @@ import { authHeaders } from '../local/stack';
 import { spawn } from 'node:child_process';
 import { startStack } from '../local/stack';
 import { DEFAULT_SIMULATOR_CONFIG, type FaultSpec, type SimulatorConfig } from '../local/simulator';
+import { knob, printResult, SMOKE } from './report';
 
 const PRIMARY = 'sim-eastus';
 const SECONDARY = 'sim-westus';
 
 const settings = {
   /** Worker processes (Function instances). */
-  workers: int('BENCH_WORKERS', 3),
+  workers: int('BENCH_WORKERS', 3, 1),
   /** Jobs submitted per second. */
-  rate: int('BENCH_RATE', 10),
+  rate: int('BENCH_RATE', 10, 4),
   /** Healthy traffic before the outage, s. */
-  warmupS: int('BENCH_WARMUP_S', 5),
+  warmupS: int('BENCH_WARMUP_S', 5, 1),
   /** Outage length, s. */
-  outageS: int('BENCH_OUTAGE_S', 10),
+  outageS: int('BENCH_OUTAGE_S', 10, 2),
   /** Healthy traffic after recovery, s. */
-  tailS: int('BENCH_TAIL_S', 10),
+  tailS: int('BENCH_TAIL_S', 10, 2),
   /** SLUICE_BREAKER_COOLDOWN_MS for the breaker runs. */
-  cooldownMs: int('BENCH_COOLDOWN_MS', 5_000),
+  cooldownMs: int('BENCH_COOLDOWN_MS', 5_000, 1_000),
 };
 
 /** Both regions with room for the stream (the default 180 RPM would throttle 10 jobs/s and blur the outage). */
@@ -83,9 +85,8 @@ interface JobView {
   regions_tried: Attempt[];
 }
 
-function int(name: string, fallback: number): number {
-  const v = Number(process.env[name]);
-  return Number.isFinite(v) && v > 0 ? Math.floor(v) : fallback;
+function int(name: string, full: number, smoke: number): number {
+  return Math.max(1, Math.floor(knob(name, full, smoke)));
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -219,7 +220,7 @@ const ratio = (a: number | null, b: number | null) => (a === null || b === null 
 async function main(): Promise<void> {
   const [flag, mode, scenario] = process.argv.slice(2);
   if (flag === '--child') {
-    console.log(JSON.stringify(await runOne(mode as Mode, scenario as Scenario)));
+    printResult(await runOne(mode as Mode, scenario as Scenario));
     return;
   }
   console.log(
@@ -227,9 +228,13 @@ async function main(): Promise<void> {
       `${settings.warmupS} s healthy → ${settings.outageS} s outage of ${PRIMARY} → ${settings.tailS} s recovered; ` +
       `breaker cool-down ${settings.cooldownMs} ms, cache 1000 ms\n`,
   );
+  const plan = (['refuse', 'quota429'] as const).flatMap((s) => (['breaker', 'baseline'] as const).map((m) => [m, s] as const));
   const runs: RunResult[] = [];
-  for (const s of ['refuse', 'quota429'] as const) {
-    for (const m of ['breaker', 'baseline'] as const) {
+  if (SMOKE) {
+    // The smoke run only has to complete: its four runs share the machine at once.
+    runs.push(...(await Promise.all(plan.map(([m, s]) => runChild(m, s)))));
+  } else {
+    for (const [m, s] of plan) {
       process.stderr.write(`running ${s} / ${m} …\n`);
       runs.push(await runChild(m, s));
     }
@@ -269,31 +274,29 @@ async function main(): Promise<void> {
       `0 jobs failed: ${b.failedJobs + q.failedJobs + b.unfinishedJobs + q.unfinishedJobs === 0 ? 'met' : 'MISSED'}; ` +
       `failback ≤ one cool-down (${settings.cooldownMs / 1000} s): ${b.failbackS !== null && b.failbackS <= settings.cooldownMs / 1000 ? 'met' : 'MISSED'}`,
   );
-  console.log(
-    JSON.stringify({
-      workers: settings.workers,
-      rate_jobs_per_s: settings.rate,
-      cooldown_s: settings.cooldownMs / 1000,
-      first_success_after_outage_s: b.firstSuccessAfterOutageS,
-      max_failed_calls_per_instance: maxPerInstance,
-      mean_failed_calls_per_instance: mean([...b.switchFailuresPerInstance, ...q.switchFailuresPerInstance]),
-      failed_jobs: b.failedJobs + q.failedJobs + b.unfinishedJobs + q.unfinishedJobs,
-      failback_s: b.failbackS,
-      retry_after_cap_first_success_s: q.firstSuccessAfterOutageS,
-      outage_failed_calls: b.outageFailures,
-      retry_after_outage_failed_calls: q.outageFailures,
-      baseline: {
-        first_success_after_outage_s: base.firstSuccessAfterOutageS,
-        max_failed_calls_per_instance: Math.max(...base.switchFailuresPerInstance, ...qBase.switchFailuresPerInstance),
-        failed_jobs: base.failedJobs + qBase.failedJobs + base.unfinishedJobs + qBase.unfinishedJobs,
-        failback_s: base.failbackS,
-        retry_after_cap_first_success_s: qBase.firstSuccessAfterOutageS,
-        outage_failed_calls: base.outageFailures,
-        retry_after_outage_failed_calls: qBase.outageFailures,
-      },
-      outage_failed_calls_ratio_baseline_over_breaker: b.outageFailures ? base.outageFailures / b.outageFailures : null,
-    }),
-  );
+  printResult({
+    workers: settings.workers,
+    rate_jobs_per_s: settings.rate,
+    cooldown_s: settings.cooldownMs / 1000,
+    first_success_after_outage_s: b.firstSuccessAfterOutageS,
+    max_failed_calls_per_instance: maxPerInstance,
+    mean_failed_calls_per_instance: mean([...b.switchFailuresPerInstance, ...q.switchFailuresPerInstance]),
+    failed_jobs: b.failedJobs + q.failedJobs + b.unfinishedJobs + q.unfinishedJobs,
+    failback_s: b.failbackS,
+    retry_after_cap_first_success_s: q.firstSuccessAfterOutageS,
+    outage_failed_calls: b.outageFailures,
+    retry_after_outage_failed_calls: q.outageFailures,
+    baseline: {
+      first_success_after_outage_s: base.firstSuccessAfterOutageS,
+      max_failed_calls_per_instance: Math.max(...base.switchFailuresPerInstance, ...qBase.switchFailuresPerInstance),
+      failed_jobs: base.failedJobs + qBase.failedJobs + base.unfinishedJobs + qBase.unfinishedJobs,
+      failback_s: base.failbackS,
+      retry_after_cap_first_success_s: qBase.firstSuccessAfterOutageS,
+      outage_failed_calls: base.outageFailures,
+      retry_after_outage_failed_calls: qBase.outageFailures,
+    },
+    outage_failed_calls_ratio_baseline_over_breaker: b.outageFailures ? base.outageFailures / b.outageFailures : null,
+  });
 }
 
 main().catch((err: unknown) => {

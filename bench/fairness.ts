@@ -1,5 +1,5 @@
 /**
- * bench:fairness (issue 10) — does one team's flood hold another team back?
+ * bench:fairness — does one team's flood hold another team back?
  *
  * One simulated deployment (BENCH_TPM, default 300,000 TPM), 4 worker processes, two teams of equal weight:
  *   t = 0      team A submits a batch backlog (BENCH_A_JOBS, default 450 jobs ≈ 130 s of quota);
@@ -12,25 +12,25 @@
  *   - A's tokens as a share of the quota once B is idle (target ≥ 95 %);
  *   - total utilisation: tokens started ÷ (TPM × the time from first to last start) (target ≥ 0.95);
  * then the same run in plain FIFO (SLUICE_QUEUE_LANES=0: one queue; SLUICE_FAIR_SHARE=false).
- * BENCH_DUMP=<file> writes every job's row (JSON lines) for analysis.
+ * BENCH_DUMP=<file> writes every job's row (JSON lines) for analysis. BENCH_SMOKE=1: 1 worker, 24 + 8 jobs, B live for
+ * 3 s, fair share only (BENCH_FIFO=1 adds the FIFO run).
  * Last line: {"b_wait_p95_s","share_a","share_b","a_share_when_b_idle","utilisation","fifo_b_wait_p95_s",…}.
  */
 import { writeFileSync } from 'node:fs';
 import { TableClient } from '@azure/data-tables';
 import { startStack, type RunningStack } from '../local/stack';
 import type { SimulatorConfig } from '../local/simulator';
-import { percentile, printTable } from './report';
+import { knob, percentile, printResult, printTable, SMOKE } from './report';
 
-const int = (name: string, fallback: number) => {
-  const v = Number(process.env[name]);
-  return Number.isFinite(v) && v > 0 ? Math.floor(v) : fallback;
-};
-const TPM = int('BENCH_TPM', 300_000);
-const A_JOBS = int('BENCH_A_JOBS', 450);
-const B_JOBS = int('BENCH_B_JOBS', 150);
-const B_INTERACTIVE_EVERY_MS = 2_000;
-const B_INTERACTIVE_FOR_MS = 30_000;
-const WORKERS = int('BENCH_WORKERS', 4);
+const int = (name: string, full: number, smoke: number) => Math.max(1, Math.floor(knob(name, full, smoke)));
+const TPM = int('BENCH_TPM', 300_000, 1_200_000);
+const A_JOBS = int('BENCH_A_JOBS', 450, 24);
+const B_JOBS = int('BENCH_B_JOBS', 150, 8);
+const B_INTERACTIVE_EVERY_MS = SMOKE ? 1_000 : 2_000;
+const B_INTERACTIVE_FOR_MS = SMOKE ? 3_000 : 30_000;
+const WORKERS = int('BENCH_WORKERS', 4, 1);
+/** BENCH_FIFO=0 skips the comparison run (quicker iterations; its figures print as null); a smoke run skips it unless BENCH_FIFO=1. */
+const WITH_FIFO = process.env.BENCH_FIFO ? process.env.BENCH_FIFO !== '0' : !SMOKE;
 const MAX_TOKENS = 500;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const round = (n: number, d = 3) => (Number.isFinite(n) ? Math.round(n * 10 ** d) / 10 ** d : null);
@@ -202,31 +202,28 @@ async function runOnce(label: string, env: Record<string, string>): Promise<Run>
 
 async function main() {
   const fair = await runOnce('fair share', {});
-  // BENCH_FIFO=0 skips the comparison run (quicker iterations; its figures print as null).
-  const fifo = process.env.BENCH_FIFO === '0' ? undefined : await runOnce('plain FIFO', { SLUICE_QUEUE_LANES: '0', SLUICE_FAIR_SHARE: 'false' });
+  const fifo = !WITH_FIFO ? undefined : await runOnce('plain FIFO', { SLUICE_QUEUE_LANES: '0', SLUICE_FAIR_SHARE: 'false' });
   const p = (r: Run | undefined, q: number) => (r ? round(percentile(r.bWaits, q), 2) : null);
   printTable('bench:fairness — team A floods, team B interactive then backlogged then idle (equal weights)', [
     ['run', 'B wait p50 s', 'B wait p95 s', 'share A (both busy)', 'share B', 'A / quota (B idle)', 'utilisation', 'drain s', 'failed'],
     ...[fair, ...(fifo ? [fifo] : [])].map((r) => [r.label, p(r, 0.5) ?? '-', p(r, 0.95) ?? '-', round(r.shareA) ?? '-', round(r.shareB) ?? '-', round(r.aShareWhenBIdle) ?? '-', round(r.utilisation) ?? '-', round(r.drainS, 1) ?? '-', r.failed]),
   ]);
   console.log('targets: B wait p95 ≤ 5 s; shares 0.50 ± 0.05; A ≥ 0.95 of the quota while B is idle; utilisation ≥ 0.95');
-  console.log(
-    JSON.stringify({
-      b_wait_p50_s: p(fair, 0.5),
-      b_wait_p95_s: p(fair, 0.95),
-      share_a: round(fair.shareA),
-      share_b: round(fair.shareB),
-      a_share_when_b_idle: round(fair.aShareWhenBIdle),
-      utilisation: round(fair.utilisation),
-      failed_jobs: fair.failed,
-      fifo_b_wait_p50_s: p(fifo, 0.5),
-      fifo_b_wait_p95_s: p(fifo, 0.95),
-      fifo_share_a: fifo ? round(fifo.shareA) : null,
-      fifo_share_b: fifo ? round(fifo.shareB) : null,
-      fifo_utilisation: fifo ? round(fifo.utilisation) : null,
-      b_wait_p95_ratio: fifo ? round((percentile(fair.bWaits, 0.95) || 0) / Math.max(0.001, percentile(fifo.bWaits, 0.95))) : null,
-    }),
-  );
+  printResult({
+    b_wait_p50_s: p(fair, 0.5),
+    b_wait_p95_s: p(fair, 0.95),
+    share_a: round(fair.shareA),
+    share_b: round(fair.shareB),
+    a_share_when_b_idle: round(fair.aShareWhenBIdle),
+    utilisation: round(fair.utilisation),
+    failed_jobs: fair.failed,
+    fifo_b_wait_p50_s: p(fifo, 0.5),
+    fifo_b_wait_p95_s: p(fifo, 0.95),
+    fifo_share_a: fifo ? round(fifo.shareA) : null,
+    fifo_share_b: fifo ? round(fifo.shareB) : null,
+    fifo_utilisation: fifo ? round(fifo.utilisation) : null,
+    b_wait_p95_ratio: fifo ? round((percentile(fair.bWaits, 0.95) || 0) / Math.max(0.001, percentile(fifo.bWaits, 0.95))) : null,
+  });
 }
 
 main().catch((err) => {

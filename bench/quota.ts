@@ -1,5 +1,5 @@
 /**
- * bench:quota (issue 5) — how close Sluice drains a backlog to the quota, against naive clients on the same backlog.
+ * bench:quota — how close Sluice drains a backlog to the quota, against naive clients on the same backlog.
  *
  * One simulated region, one chat deployment (300,000 TPM / 1,800 RPM, 20 ms latency). A seeded backlog of ≥ 1,500 jobs
  * of mixed sizes (prompt 50–2,000 tokens, max_tokens 50–500, log-uniform; ≥ 3 minutes of quota) is submitted first,
@@ -10,6 +10,7 @@
  *
  *   npm run bench:quota
  *   BENCH_JOBS=1500 BENCH_TPM=300000 BENCH_RPM=1800 BENCH_WORKERS=4 npm run bench:quota
+ *   BENCH_SMOKE=1 npm run bench:quota   (40 jobs, 1 worker, baselines with 1 process each)
  *
  * Prints tables, then as the last line one JSON object.
  */
@@ -23,7 +24,7 @@ import { countChatPromptTokens, startSimulator, type SimRequestRecord, type Simu
 import { bootstrapKeys, endpointsFromSimulator, WORKER_FUNCTION } from '../local/stack';
 import { laneCount } from '../src/config';
 import { storageCounters } from '../src/azure/storage';
-import { printTable } from './report';
+import { knob, printResult, printTable } from './report';
 
 const PROJECT_ROOT = resolve(__dirname, '..', '..');
 const COUNTERS_FILE_ENV = 'SLUICE_BENCH_COUNTERS_FILE';
@@ -32,16 +33,16 @@ const COUNTERS_FILE_ENV = 'SLUICE_BENCH_COUNTERS_FILE';
 const HOST_JSON = { extensions: { queues: { maxPollingInterval: '00:00:00.200' } } };
 
 const settings = {
-  jobs: int('BENCH_JOBS', 1500),
-  tpm: int('BENCH_TPM', 300_000),
-  rpm: int('BENCH_RPM', 1_800),
-  workers: int('BENCH_WORKERS', 4),
+  jobs: int('BENCH_JOBS', 1500, 40),
+  tpm: int('BENCH_TPM', 300_000, 600_000),
+  rpm: int('BENCH_RPM', 1_800, 6_000),
+  workers: int('BENCH_WORKERS', 4, 1),
   seed: int('BENCH_SEED', 5),
   /** Minutes of quota the backlog must hold at least. */
-  quotaMinutes: int('BENCH_QUOTA_MINUTES', 3),
+  quotaMinutes: knob('BENCH_QUOTA_MINUTES', 3, 0),
   /** Give up on the Sluice drain after this long, s. */
-  drainTimeoutS: int('BENCH_DRAIN_TIMEOUT_S', 420),
-  baselineConcurrency: int('BENCH_BASELINE_CONCURRENCY', 8),
+  drainTimeoutS: int('BENCH_DRAIN_TIMEOUT_S', 420, 60),
+  baselineConcurrency: int('BENCH_BASELINE_CONCURRENCY', 8, 4),
   /** BENCH_BASELINES=0 skips the naive baselines (quick iterations on the Sluice drain; the ratios are then absent). */
   baselines: process.env.BENCH_BASELINES !== '0',
 };
@@ -53,9 +54,8 @@ const SIMULATOR: SimulatorConfig = {
   latency: { firstTokenMs: 20, perTokenMs: 0 },
 };
 
-function int(name: string, fallback: number): number {
-  const v = Number(process.env[name]);
-  return Number.isFinite(v) && v > 0 ? Math.floor(v) : fallback;
+function int(name: string, full: number, smoke = full): number {
+  return Math.max(1, Math.floor(knob(name, full, smoke)));
 }
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const round = (n: number, d = 3) => (Number.isFinite(n) ? Math.round(n * 10 ** d) / 10 ** d : null);
@@ -438,36 +438,34 @@ async function main(): Promise<void> {
     ];
     printTable('Targets', [['target', 'result'], ...targets.map(([t, ok]) => [t, ok ? 'met' : 'NOT met'])]);
     console.log(`\n(total bench wall time ${((Date.now() - t00) / 1000).toFixed(0)} s; baseline drain time = first call → last successful call)`);
-    console.log(
-      JSON.stringify({
-        jobs: ids.length,
-        backlog_tokens: backlogCharge,
-        tpm: settings.tpm,
-        workers: settings.workers,
-        drain_s: round(sluice.drainS, 1),
-        utilisation: round(sluice.utilisation),
-        steady_utilisation: round(sluice.steadyUtilisation),
-        calls: st.requests,
-        count_429: st.status429,
-        share_429: round(sluice.share429, 5),
-        failed_jobs: failed,
-        unfinished_jobs: unfinished,
-        budget_tx_per_job: round(sluice.budgetTxPerJob),
-        storage_tx_per_job: round(sluice.storageTxPerJob),
-        worker_storage_tx_per_job: round(sluice.workerStorageTxPerJob),
-        quota_bound_min: round(sluice.quotaBoundMin),
-        drain_vs_quota_ratio: round(sluice.drainVsQuota),
-        best_baseline: best.mode,
-        drain_time_ratio: round(sluice.drainS / best.drainS),
-        drain_time_ratio_same_work: round(sluiceSecondsFor(best.okCharged) / best.drainS),
-        baseline_drain_s: round(best.drainS, 1),
-        baseline_utilisation: round(best.utilisation),
-        baseline_share_429: round(best.stats.status429 / Math.max(1, best.stats.requests), 5),
-        baseline_failed_jobs: best.failed,
-        baselines: Object.fromEntries(baselines.map((b) => [b.mode, { drain_s: round(b.drainS, 1), ok: b.ok, failed_jobs: b.failed, calls: b.stats.requests, count_429: b.stats.status429, share_429: round(b.stats.status429 / Math.max(1, b.stats.requests), 5), utilisation: round(b.utilisation) }])),
-        targets_met: Object.fromEntries(targets.map(([t, ok]) => [t, ok])),
-      }),
-    );
+    printResult({
+      jobs: ids.length,
+      backlog_tokens: backlogCharge,
+      tpm: settings.tpm,
+      workers: settings.workers,
+      drain_s: round(sluice.drainS, 1),
+      utilisation: round(sluice.utilisation),
+      steady_utilisation: round(sluice.steadyUtilisation),
+      calls: st.requests,
+      count_429: st.status429,
+      share_429: round(sluice.share429, 5),
+      failed_jobs: failed,
+      unfinished_jobs: unfinished,
+      budget_tx_per_job: round(sluice.budgetTxPerJob),
+      storage_tx_per_job: round(sluice.storageTxPerJob),
+      worker_storage_tx_per_job: round(sluice.workerStorageTxPerJob),
+      quota_bound_min: round(sluice.quotaBoundMin),
+      drain_vs_quota_ratio: round(sluice.drainVsQuota),
+      best_baseline: best.mode,
+      drain_time_ratio: round(sluice.drainS / best.drainS),
+      drain_time_ratio_same_work: round(sluiceSecondsFor(best.okCharged) / best.drainS),
+      baseline_drain_s: round(best.drainS, 1),
+      baseline_utilisation: round(best.utilisation),
+      baseline_share_429: round(best.stats.status429 / Math.max(1, best.stats.requests), 5),
+      baseline_failed_jobs: best.failed,
+      baselines: Object.fromEntries(baselines.map((b) => [b.mode, { drain_s: round(b.drainS, 1), ok: b.ok, failed_jobs: b.failed, calls: b.stats.requests, count_429: b.stats.status429, share_429: round(b.stats.status429 / Math.max(1, b.stats.requests), 5), utilisation: round(b.utilisation) }])),
+      targets_met: Object.fromEntries(targets.map(([t, ok]) => [t, ok])),
+    });
   } catch (err) {
     console.error(lines.slice(-40).join('\n'));
     throw err;

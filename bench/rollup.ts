@@ -5,7 +5,7 @@
  * child's baseline, peak heap. Percentiles the rollup sent are compared with exact ones computed here from the same
  * values. Targets: time ratio ≤ 11× for 10× rows, memory ratio ≤ 1.5×.
  * Last line: {"time_ratio","memory_ratio","max_percentile_rel_error","rows_per_s",...}.
- * Options (env): BENCH_ROWS (comma list, default "20000,200000").
+ * Options (env): BENCH_ROWS (comma list, default "20000,200000"; BENCH_SMOKE=1: "500,5000").
  */
 import { execFileSync } from 'node:child_process';
 import { startAzurite } from '../local/azurite';
@@ -16,7 +16,7 @@ import { MINUTE_MS, nextWindow, windowOf, windowStart } from '../src/core/teleme
 import { RollupTable } from '../src/azure/rollupTable';
 import { shardOf, toEntity, USAGE_SHARDS, UsageTable } from '../src/azure/usageTable';
 import { tableClientFromConnectionString } from '../test/support/storage';
-import { printTable } from './report';
+import { printResult, printTable, SMOKE } from './report';
 
 const WINDOW = '202611231951';
 const TEAMS = ['search', 'ads', 'support', 'research'];
@@ -220,7 +220,7 @@ function percentileErrors(exact: Exact, sent: ChildResult['sent']): number {
 
 async function main(): Promise<void> {
   if (process.argv[2] === '--child') return child(process.argv[3]!, process.argv[4]!, process.argv[5]!);
-  const sizes = (process.env.BENCH_ROWS ?? '20000,200000').split(',').map(Number);
+  const sizes = (process.env.BENCH_ROWS || (SMOKE ? '500,5000' : '20000,200000')).split(',').map(Number);
   const azurite = await startAzurite({ inMemory: true });
   const results: Array<{ n: number; write: number; child: ChildResult; liveMb: number; err: number }> = [];
   try {
@@ -270,21 +270,19 @@ async function main(): Promise<void> {
     `\nrows ×${large.n / small.n}: time ×${fmt(timeRatio, 2)} (target ≤ 11), RSS growth ×${fmt(memoryRatio, 2)} (target ≤ 1.5), ` +
       `max RSS ×${fmt(large.child.maxRssMb / small.child.maxRssMb, 2)}, live heap ×${fmt(liveRatio, 2)}; worst percentile error ${(maxErr * 100).toFixed(3)} % (sketch accuracy 1 %)`,
   );
-  console.log(
-    JSON.stringify({
-      rows: results.map((r) => r.n),
-      time_ratio: Number(timeRatio.toFixed(3)),
-      memory_ratio: Number(memoryRatio.toFixed(3)),
-      max_rss_ratio: Number((large.child.maxRssMb / small.child.maxRssMb).toFixed(3)),
-      live_heap_ratio: Number(liveRatio.toFixed(3)),
-      live_heap_growth_mb: results.map((r) => Number(r.liveMb.toFixed(1))),
-      max_percentile_rel_error: Number(maxErr.toFixed(5)),
-      rows_per_s: Math.round(large.n / large.child.seconds),
-      rollup_s: results.map((r) => Number(r.child.seconds.toFixed(3))),
-      rss_growth_mb: results.map((r) => Number(r.child.rssGrowthMb.toFixed(1))),
-      max_rss_mb: results.map((r) => Number(r.child.maxRssMb.toFixed(1))),
-    }),
-  );
+  printResult({
+    rows: results.map((r) => r.n),
+    time_ratio: Number(timeRatio.toFixed(3)),
+    memory_ratio: Number(memoryRatio.toFixed(3)),
+    max_rss_ratio: Number((large.child.maxRssMb / small.child.maxRssMb).toFixed(3)),
+    live_heap_ratio: Number(liveRatio.toFixed(3)),
+    live_heap_growth_mb: results.map((r) => Number(r.liveMb.toFixed(1))),
+    max_percentile_rel_error: Number(maxErr.toFixed(5)),
+    rows_per_s: Math.round(large.n / large.child.seconds),
+    rollup_s: results.map((r) => Number(r.child.seconds.toFixed(3))),
+    rss_growth_mb: results.map((r) => Number(r.child.rssGrowthMb.toFixed(1))),
+    max_rss_mb: results.map((r) => Number(r.child.maxRssMb.toFixed(1))),
+  });
 }
 
 main().catch((err) => {

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { RunningStack } from '../../local/stack';
+import { modelCallsSettled } from '../support/modelCalls';
 import { batchLine, createBatch, fastSimulator, fileText, jsonl, lineJobIdOf, parseJsonl, simCallsByJob, startBatchStack, uploadText, waitForBatch } from './support';
 
 let stack: RunningStack;
@@ -32,7 +33,8 @@ test('lines not done by expires_at end expired and are reported in the error fil
   assert.equal(output.length, completed);
   assert.equal(errors.length, failed);
   assert.ok(errors.every((e) => e.error.code === 'batch_expired' && e.response === null));
-  await new Promise((r) => setTimeout(r, 1000));
+  // A call in flight when the batch expired would be answered after it: wait until none is.
+  await modelCallsSettled();
   const answered = simCallsByJob(stack);
   for (const e of errors) assert.equal(answered.get(lineJobIdOf(done.id, e.custom_id)) ?? 0, 0, `${e.custom_id} expired but ran`);
 });

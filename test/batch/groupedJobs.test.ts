@@ -1,5 +1,5 @@
 /**
- * Issue 8 (fan-out speed): grouped batch-line jobs against real Azurite. Rows of 100 consecutive lines share a
+ * Grouped batch-line jobs (what makes a fan-out fast) against real Azurite. Rows of 100 consecutive lines share a
  * partition and are written in entity-group transactions; a resumed fan-out meets rows that exist and is told which;
  * group messages parse, and a group becomes one message per id.
  */

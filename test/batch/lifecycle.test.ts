@@ -10,7 +10,9 @@ import { jobIdFor } from '../../src/core/submit';
 import { lineKey } from '../../src/core/batch/validate';
 import { getBatchServices } from '../../src/runtime/services';
 import { getServices } from '../../src/runtime/services';
-import { call } from '../support/api';
+import { call, eventually } from '../support/api';
+import { modelCallsSettled } from '../support/modelCalls';
+import { queuesDrained } from '../support/queues';
 import { batchLine, createBatch, fileText, jsonl, lineJobIdOf, parseJsonl, simCallsByJob, startBatchStack, uploadText, waitForBatch } from './support';
 
 let stack: RunningStack;
@@ -96,8 +98,10 @@ test('cancel: lines not started never run, the batch ends cancelled with finishe
     const lines = Array.from({ length: 60 }, (_, i) => batchLine(i));
     const file = await uploadText(stack.baseUrl, jsonl(lines));
     const created = await createBatch(stack.baseUrl, file.body.id);
-    await waitForBatch(stack.baseUrl, created.body.id, ['in_progress']);
-    await new Promise((r) => setTimeout(r, 1500));
+    await eventually('some lines to finish before the cancel', async () => {
+      const res = await call(stack.baseUrl, `/v1/batches/${created.body.id}`);
+      return res.body?.request_counts?.completed > 0;
+    }, 60_000);
     const cancel = await call(stack.baseUrl, `/v1/batches/${created.body.id}/cancel`, { method: 'POST' });
     assert.equal(cancel.status, 200);
     assert.equal(cancel.body.status, 'cancelling');
@@ -111,8 +115,10 @@ test('cancel: lines not started never run, the batch ends cancelled with finishe
     assert.equal(output.length, completed);
     assert.ok(errors.every((e) => e.error.code === 'batch_cancelled'));
     assert.equal(output.length + errors.length, 60);
-    // Cancelled lines never got an answer from the model (a 429 while waiting is no run), and no line ran twice.
-    await new Promise((r) => setTimeout(r, 1000));
+    // Cancelled lines never got an answer from the model (a 429 while waiting is no run), and no line ran twice: a
+    // call in flight when the cancel landed has been answered by now. (A parked line's delayed retry finds its job
+    // cancelled at the claim, as for any finished job.)
+    await modelCallsSettled();
     const calls = simCallsByJob(stack);
     const team = 'default';
     for (const e of errors) assert.equal(calls.get(lineJobIdOf(done.id, e.custom_id, team)) ?? 0, 0, `${e.custom_id} was cancelled but ran`);
@@ -161,7 +167,7 @@ test('a crash half-way through fan-out resumes from the checkpoint: no line lost
   assert.deepEqual(done.request_counts, { total: 150, completed: 150, failed: 0 });
   const output = parseJsonl(await fileText(stack.baseUrl, done.output_file_id));
   assert.deepEqual(output.map((o) => o.custom_id), lines.map((_, i) => `crash-${i}`), 'every line once, in input order');
-  await new Promise((r) => setTimeout(r, 1000));
+  await queuesDrained(stack.connectionString); // no message left that could run a line a second time
   const calls = simCallsByJob(stack);
   for (let i = 0; i < 150; i += 1) {
     const id = lineJobIdOf(record.id, `crash-${i}`);
@@ -170,7 +176,7 @@ test('a crash half-way through fan-out resumes from the checkpoint: no line lost
   }
 });
 
-test('a batch from before grouped job ids (one partition and one message per line) still runs to completion', async () => {
+test('a batch with per-line job ids (one partition and one message per line) still runs to completion', async () => {
   const batch = getBatchServices();
   const lines = Array.from({ length: 30 }, (_, i) => batchLine(i, { custom_id: `old-${i}` }));
   const up = await uploadText(stack.baseUrl, jsonl(lines));
@@ -191,6 +197,6 @@ test('a batch from before grouped job ids (one partition and one message per lin
   const output = parseJsonl(await fileText(stack.baseUrl, done.output_file_id));
   for (const [i, o] of output.entries()) {
     assert.equal(o.custom_id, `old-${i}`);
-    assert.equal(o.response.request_id, jobIdFor('default', lineKey(record.id, `old-${i}`)), 'the old id scheme');
+    assert.equal(o.response.request_id, jobIdFor('default', lineKey(record.id, `old-${i}`)), 'the per-line id scheme');
   }
 });

@@ -5,6 +5,8 @@ import { after, before, test } from 'node:test';
 import { QueueServiceClient, type QueueClient } from '@azure/storage-queue';
 import type { RunningStack } from '../../local/stack';
 import { call, eventually } from '../support/api';
+import { modelCallsSettled } from '../support/modelCalls';
+import { queuesDrained } from '../support/queues';
 import { startBatchStack } from './support';
 
 let stack: RunningStack;
@@ -54,7 +56,9 @@ test('a base64 message with client_id and reply_to becomes one job, and its comp
   const job = (await call(stack.baseUrl, `/v1/jobs/${reply.id}`, { key: stack.adminKey! })).body;
   assert.equal(job.metadata.team, 'ingest');
   assert.equal((await call(stack.baseUrl, `/v1/jobs/${reply.id}`)).status, 404, "not the default team's job");
-  await new Promise((r) => setTimeout(r, 1500));
+  // Both submissions handled and no model call in flight: a second run or reply would have happened by now.
+  await queuesDrained(stack.connectionString, (q) => q === 'sluice-submit');
+  await modelCallsSettled();
   const late = more.length + (await service.getQueueClient('producer-replies').receiveMessages({ numberOfMessages: 32 })).receivedMessageItems.length;
   assert.equal(late, 0, 'one job, one reply');
   const calls = stack.sim!.requests().filter((r) => r.jobId === reply.id).length;

@@ -139,10 +139,14 @@ test('a slow read that started before the breaker opened cannot bring back "clos
   const inner = new MemoryBreakerStore();
   let gate: Promise<void> | undefined;
   let release = () => {};
+  let stalled = () => {};
   const slow: BreakerStore = {
     read: async (key) => {
       const result = await inner.read(key);
-      if (gate) await gate;
+      if (gate) {
+        stalled();
+        await gate;
+      }
       return result;
     },
     write: (key, state, etag) => inner.write(key, state, etag),
@@ -152,8 +156,9 @@ test('a slow read that started before the breaker opened cannot bring back "clos
   const b = new SharedEndpointHealth({ store: slow, instanceId: 'b' });
   assert.equal(await b.check(east, T0), 'closed');
   gate = new Promise((resolve) => (release = resolve));
+  const reachedGate = new Promise<void>((resolve) => (stalled = resolve));
   const stale = b.check(east, T0 + 1_000); // reads "closed", then stalls
-  await new Promise((resolve) => setTimeout(resolve, 5));
+  await reachedGate;
   gate = undefined;
   await a.report(east, refused, T0 + 1_001);
   await b.report(east, refused, T0 + 1_002); // b's own call fails; b learns "open" from the store

@@ -63,11 +63,15 @@ test('the app identity holds every role the code needs, scoped to the resource t
 
 test('role definition ids are the built-in ones (a typo grants nothing)', () => {
   const ids = new Set(REQUIRED.map((r) => r.id));
+  const found = new Set<string>();
   for (const { path, text } of allBicep()) {
     for (const m of text.matchAll(/'([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})'/g)) {
       assert.ok(ids.has(m[1]!), `${path}: unknown role definition id ${m[1]}`);
+      found.add(m[1]!);
     }
   }
+  // Without this the loop above passes on infra that spells no role id at all.
+  assert.deepEqual([...found].sort(), [...ids].sort(), 'every required role id is spelled out in infra/');
 });
 
 test('the identity that holds the roles is the one the app runs as, and covers every OpenAI account', () => {

@@ -1,5 +1,7 @@
-/** Shared helpers for the reliability tests (issue 11): fast simulator, job rows, worker exits, log counting. */
+/** Shared helpers for the reliability tests: fast simulator, job rows, worker exits, model calls, log counting. */
 import type { ChildProcess } from 'node:child_process';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import type { IncomingMessage } from 'node:http';
 import { TableClient } from '@azure/data-tables';
 import { DEFAULT_SIMULATOR_CONFIG, type SimulatorConfig } from '../../local/simulator';
 import type { RunningStack } from '../../local/stack';
@@ -30,10 +32,41 @@ export async function jobRow(stack: RunningStack, id: string): Promise<{ status:
   };
 }
 
-/** Resolves with the signal (or exit code) once the process has exited. */
-export function exited(child: ChildProcess): Promise<string> {
+/**
+ * Resolves with the signal (or exit code) once the process has exited; fails after `deadlineMs`, a deadline that only
+ * fails the test if the process never exits.
+ */
+export function exited(child: ChildProcess, deadlineMs = 60_000): Promise<string> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(String(child.signalCode ?? child.exitCode));
-  return new Promise((resolve) => child.once('exit', (code, signal) => resolve(String(signal ?? code))));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`process ${child.pid} did not exit within ${deadlineMs} ms`)), deadlineMs);
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve(String(signal ?? code));
+    });
+  });
+}
+
+/**
+ * Resolves when the simulator (it runs in this process) receives a model call for `jobId`: the moment the call is in
+ * flight. Node's http diagnostics channel reports each request as it arrives, before the simulator handles it. The
+ * deadline only fails the test if no call comes.
+ */
+export function modelCallArrives(jobId: string, deadlineMs = 30_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      unsubscribe('http.server.request.start', onStart);
+      reject(new Error(`no model call for ${jobId} within ${deadlineMs} ms`));
+    }, deadlineMs);
+    const onStart = (message: unknown) => {
+      const request = (message as { request: IncomingMessage }).request;
+      if (request.headers['x-sluice-job-id'] !== jobId) return;
+      clearTimeout(timer);
+      unsubscribe('http.server.request.start', onStart);
+      resolve();
+    };
+    subscribe('http.server.request.start', onStart);
+  });
 }
 
 /** Starts one worker process with extra environment (e.g. the test-only crash fault). */
@@ -60,5 +93,3 @@ export function callsOf(stack: RunningStack, id: string): { ok: number; all: num
   const calls = stack.sim!.requests().filter((r) => r.jobId === id);
   return { ok: calls.filter((r) => r.status === 200).length, all: calls.length, statuses: calls.map((r) => r.status) };
 }
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

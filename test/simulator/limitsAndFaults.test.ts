@@ -1,5 +1,5 @@
-// Rate limiting, fault injection and the admin endpoint over real HTTP. Tiny limits make the
-// request counts (not timing) decide every outcome.
+// Rate limiting, fault injection and the admin endpoint over real HTTP. Tiny limits make the request counts decide
+// every outcome, and the simulators run on a manual clock, so retry-after values are exact.
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { startSimulator, type RunningSimulator } from '../../local/simulator/index';
@@ -29,11 +29,15 @@ async function connectionErrorCode(url: string): Promise<string | undefined> {
   }
 }
 
+/** A manual clock for the simulators' rate-limit windows and request log; tests step it. */
+let clockMs = 1_700_000_000_000;
+const now = () => clockMs;
+
 describe('rate limiting over HTTP', () => {
   let simulator: RunningSimulator;
   let baseUrl: string;
   before(async () => {
-    simulator = await startSimulator(testConfig());
+    simulator = await startSimulator(testConfig(), { now });
     baseUrl = simulator.regions[0]!.baseUrl;
   });
   beforeEach(() => adminPost(simulator, '/reset'));
@@ -55,11 +59,9 @@ describe('rate limiting over HTTP', () => {
     assert.equal(refusal.headers.get('x-ratelimit-remaining-requests'), '0');
     assert.equal(refusal.headers.get('x-ratelimit-limit-requests'), '36');
 
-    const firstAdmittedAt = simulator.requests()[0]!.at;
-    const expectedMs = firstAdmittedAt + 10_000 - Date.now();
-    const retryAfterMs = Number(refusal.headers.get('retry-after-ms'));
-    assert.ok(Math.abs(retryAfterMs - expectedMs) < 1000, `retry-after-ms ${retryAfterMs} vs expected ${expectedMs}`);
-    assert.equal(Number(refusal.headers.get('retry-after')), Math.ceil(retryAfterMs / 1000));
+    // All seven arrived at the same instant on the manual clock: the oldest admission leaves the window in 10 s.
+    assert.equal(refusal.headers.get('retry-after-ms'), '10000');
+    assert.equal(refusal.headers.get('retry-after'), '10');
 
     const counters = simulator.counters()['sim-test']!['tiny']!;
     assert.equal(counters.requests, 7);
@@ -75,13 +77,14 @@ describe('rate limiting over HTTP', () => {
   it('refuses on the sliding token window with retry-after-ms until the window admits', async () => {
     const first = await postJson(chatUrl(baseUrl, 'tiny'), { messages, max_tokens: 3_000 });
     assert.equal(first.status, 200);
+    clockMs += 1_500;
     assert.equal(Number(first.headers.get('x-ratelimit-remaining-tokens')), 6_000 - (promptTokens + 3_000));
     const second = await postJson(chatUrl(baseUrl, 'tiny'), { messages, max_tokens: 3_000 });
     assert.equal(second.status, 429);
     assert.match(second.body.error.message, /exceeded token rate limit/);
-    const expectedMs = simulator.requests()[0]!.at + 60_000 - Date.now();
-    const retryAfterMs = Number(second.headers.get('retry-after-ms'));
-    assert.ok(Math.abs(retryAfterMs - expectedMs) < 1000, `retry-after-ms ${retryAfterMs} vs expected ${expectedMs}`);
+    // 1.5 s after the first call: it leaves the minute window in 58.5 s.
+    assert.equal(second.headers.get('retry-after-ms'), '58500');
+    assert.equal(second.headers.get('retry-after'), '59');
     // A smaller request still fits in what is left of the minute.
     assert.equal((await postJson(chatUrl(baseUrl, 'tiny'), { messages, max_tokens: 100 })).status, 200);
     assert.equal(simulator.counters()['sim-test']!['tiny']!.tokensCharged, 2 * promptTokens + 3_100);
@@ -108,7 +111,7 @@ describe('fault injection and admin endpoint', () => {
   let simulator: RunningSimulator;
   let baseUrl: string;
   before(async () => {
-    simulator = await startSimulator(testConfig());
+    simulator = await startSimulator(testConfig(), { now });
     baseUrl = simulator.regions[0]!.baseUrl;
   });
   beforeEach(() => adminPost(simulator, '/reset'));
@@ -186,8 +189,8 @@ describe('fault injection and admin endpoint', () => {
 
   it('GET /_admin/requests filters by since; POST /_admin/reset restores config', async () => {
     await postJson(chatUrl(baseUrl, 'chat'), { messages, max_tokens: 5 }, { 'api-key': 'k', 'x-sluice-job-id': 'job-a' });
-    const since = Date.now() + 1;
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    const since = now() + 1;
+    clockMs += 5;
     await postJson(chatUrl(baseUrl, 'chat'), { messages, max_tokens: 5 }, { 'api-key': 'k', 'x-sluice-job-id': 'job-b' });
     const all = await adminGet(simulator, '/requests');
     assert.deepEqual(all.body.requests.map((r: { jobId: string }) => r.jobId), ['job-a', 'job-b']);

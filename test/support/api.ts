@@ -9,7 +9,7 @@ export interface ApiResponse<T = any> {
 }
 
 /**
- * One request to the app. Sends the stack's default member key (issue 10) unless the call sets `api-key` or
+ * One request to the app. Sends the stack's default member key unless the call sets `api-key` or
  * `authorization` itself, or passes `key: null` to send no credentials, or `key: '<another key>'`.
  */
 export async function call<T = any>(baseUrl: string, path: string, init: RequestInit & { json?: unknown; key?: string | null } = {}): Promise<ApiResponse<T>> {
