@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import type { RunningStack } from '../../local/stack';
 import { batchLine, jsonl, parseJsonl, startBatchStack } from './support';
 
-const CLI = resolve(__dirname, '..', '..', 'src', 'cli', 'sluice.js');
+const CLI = resolve(__dirname, '..', '..', 'cli', 'sluice.js');
 let stack: RunningStack;
 const dir = mkdtempSync(join(tmpdir(), 'sluice-cli-test-'));
 
