@@ -295,7 +295,6 @@ async function main(): Promise<void> {
     const completedAts = [...views.values()].filter(terminal).map((v) => (v.completed_at ? Date.parse(v.completed_at) : Date.now()));
     const tEnd = completedAts.length ? Math.max(...completedAts) : Date.now();
     const sluiceLog = sim.requests();
-    const sluiceCounters = sim.counters()[REGION]![DEPLOYMENT]!;
     // Tokens charged per 10 s of the drain, as a share of 10 s of quota: where utilisation was lost.
     const per10 = new Array<number>(Math.ceil((tEnd - t0) / 10_000)).fill(0);
     for (const r of sluiceLog) if (r.status === 200 && r.at >= t0 && r.at < tEnd) per10[Math.floor((r.at - t0) / 10_000)]! += r.charged;

@@ -1,12 +1,10 @@
 /**
- * Wiring of telemetry: its settings, tables and sink, built once per process from the shared services. The worker's onFinished calls `recordUsage(job)`; the rollup and usage functions use the rest.
+ * Wiring of telemetry for the rollup and usage functions: settings, tables and sink, built once per process from the
+ * shared services. The worker writes usage rows through its own finished hook (services.ts).
  */
 import { systemClock } from '../core/worker';
-import type { JobRecord } from '../core/jobs';
 import type { DeploymentLimits, Gauge, RollupDeps, TelemetrySink } from '../core/telemetry/rollupDeps';
-import { watermarkCuts } from '../core/telemetry/watermark';
 import type { SluiceConfig } from '../config';
-import { recordJobUsage, type UsageRow } from '../core/telemetry/usage';
 import { GAUGE_METRICS } from '../core/telemetry/names';
 import { RollupTable } from '../azure/rollupTable';
 import { telemetrySink } from '../azure/telemetry';
@@ -21,8 +19,6 @@ interface TelemetryServices {
   endpoints: DeploymentLimits[];
   /** Queue depths of the jobs and poison queues. */
   gauges(): Promise<Gauge[]>;
-  /** Records a finished job's usage row (idempotent). Call from the worker when a job reaches a terminal state. */
-  recordUsage(job: JobRecord, log?: (message: string) => void): Promise<UsageRow>;
   /** Monthly budgets set on teams through the admin API, by team id (USD). */
   teamBudgets(): Promise<Record<string, number>>;
   /** `teamBudgets` join SLUICE_TEAM_BUDGETS (a team's own budget wins). */
@@ -45,7 +41,6 @@ export function getTelemetryServices(): TelemetryServices {
   const rollup = new RollupTable(services.storage.table(settings.rollupTable));
   const sink = telemetrySink(process.env);
   const endpoints = services.config.endpoints.map((e) => ({ region: e.region, deployment: e.deployment, model: e.model, tpm: e.tpm, rpm: e.rpm }));
-  const cuts = watermarkCuts(rollup);
   const gauges = async (): Promise<Gauge[]> => {
     const out: Gauge[] = [];
     for (const q of [...services.laneQueues().map((l) => l.queue), services.poisonQueue]) {
@@ -69,12 +64,6 @@ export function getTelemetryServices(): TelemetryServices {
     sink,
     endpoints,
     gauges,
-    recordUsage: (job, log) =>
-      recordJobUsage(
-        { store: usage, cuts, clock: systemClock, latenessMs: settings.latenessMs, options: { overrides: settings.priceOverrides }, warn: log ?? ((m) => console.warn(m)) },
-        job,
-        Date.now(),
-      ),
     // Teams' own monthly budgets (admin API) join SLUICE_TEAM_BUDGETS for the 50/80/100 % alerts.
     teamBudgets: async () => Object.fromEntries((await services.teams.listTeams()).filter((t) => t.monthlyBudgetUsd > 0).map((t) => [t.id, t.monthlyBudgetUsd])),
     rollupDeps: (log, teamBudgets = {}) => ({
