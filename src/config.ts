@@ -205,7 +205,7 @@ function modelsOf(s: Settings, endpoints: EndpointSettings[]): Record<string, Mo
 
 function entraOf(s: Settings): EntraMapping | undefined {
   if (s.SLUICE_ENTRA_TEAMS === undefined && s.SLUICE_ENTRA_ADMINS === undefined) return undefined;
-  return { teams: s.SLUICE_ENTRA_TEAMS ?? {}, admins: s.SLUICE_ENTRA_ADMINS ?? [], adminTeam: s.SLUICE_ENTRA_ADMIN_TEAM };
+  return { teams: s.SLUICE_ENTRA_TEAMS ?? {}, admins: s.SLUICE_ENTRA_ADMINS ?? [], adminTeam: s.SLUICE_ENTRA_ADMIN_TEAM, appServiceAuth: s.WEBSITE_AUTH_ENABLED };
 }
 
 /** Reads and validates every setting. Throws ConfigError naming the first bad setting. */

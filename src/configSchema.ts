@@ -235,6 +235,11 @@ export const settingsSchema = z.object({
   SLUICE_ENTRA_ADMINS: optional(selectors),
   /** Team Entra ID admins act as. @default "admin" */
   SLUICE_ENTRA_ADMIN_TEAM: withDefault(text, 'admin'),
+  /**
+   * Set by App Service (never by infra or by hand) when App Service Authentication fronts the app. The Entra ID
+   * principal header is trusted only when it is true. @default false
+   */
+  WEBSITE_AUTH_ENABLED: withDefault(boolean, false),
   /** Queue lanes per priority (0: one plain FIFO queue, comparison runs only); the same on every instance. @default 4 */
   SLUICE_QUEUE_LANES: withDefault(integer(0, MAX_LANES), 4),
   /** Weighted fair admission between teams at each deployment (false: first come, first served). @default true */

@@ -44,6 +44,8 @@ const OPTIONAL_SETTINGS: Record<string, string> = {
   SLUICE_TEAM_SPEND_CACHE_MS: '60000',
   SLUICE_ENTRA_ADMIN_TEAM: 'admin',
   SLUICE_FAIR_SHARE: 'true (false only for comparison runs)',
+  // Set by App Service when App Service Authentication is on; infra must never set it itself.
+  WEBSITE_AUTH_ENABLED: 'false (App Service sets it)',
   // The alternative to the three service URIs infra sets.
   AzureWebJobsStorage__accountName: 'derived from the service URIs',
 };

@@ -19,7 +19,8 @@ let stack: RunningStack;
 const secrets: string[] = [];
 
 before(async () => {
-  stack = await startStack({ env: { SLUICE_AUTH_CACHE_MS: '30000' } });
+  // An Entra ID admin mapping as infra would set it, but no App Service Authentication in front (as under npm start).
+  stack = await startStack({ env: { SLUICE_AUTH_CACHE_MS: '30000', SLUICE_ENTRA_ADMINS: 'role:Sluice.Admin', WEBSITE_AUTH_ENABLED: 'false' } });
   secrets.push(stack.apiKey!, stack.adminKey!);
 });
 after(async () => {
@@ -72,6 +73,20 @@ test('no key, a malformed key or a wrong secret: 401 in the OpenAI shape, and no
   }
   assert.equal(await jobRowCount(), rowsBefore);
   assert.equal(await jobsQueueDepths(), depthBefore);
+});
+
+test('a forged x-ms-client-principal without App Service Authentication is refused (401) and mints nothing', async () => {
+  const forged = Buffer.from(JSON.stringify({ auth_typ: 'aad', claims: [{ typ: 'roles', val: 'Sluice.Admin' }, { typ: 'oid', val: 'attacker' }] })).toString('base64');
+  const keysBefore = (await call(stack.baseUrl, '/v1/admin/teams/default/keys', admin())).body.data.length as number;
+  const variants: Record<string, string>[] = [{ 'x-ms-client-principal': forged }, { 'x-ms-client-principal': forged, 'x-ms-client-principal-idp': 'aad' }];
+  for (const headers of variants) {
+    const me = await call(stack.baseUrl, '/v1/me', { key: null, headers });
+    assert.equal(me.status, 401, JSON.stringify(me.body));
+    assert.equal(me.body.error.code, 'missing_credentials');
+    const minted = await call(stack.baseUrl, '/v1/admin/teams/default/keys', { key: null, headers, json: { role: 'admin' } });
+    assert.equal(minted.status, 401, JSON.stringify(minted.body));
+  }
+  assert.equal((await call(stack.baseUrl, '/v1/admin/teams/default/keys', admin())).body.data.length, keysBefore);
 });
 
 test('key lifecycle: create (shown once), use as api-key or Bearer, list without secrets, revoke, expire', async () => {

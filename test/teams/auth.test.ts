@@ -84,25 +84,46 @@ test('wrong secrets, unknown ids, garbage and missing credentials are refused wi
   assert.ok(!r4.ok && r4.code === 'team_disabled');
 });
 
-test('Entra ID: x-ms-client-principal is trusted only when a mapping is configured; app, group and role selectors map to teams', async () => {
+const principal = (claims: Array<[string, string]>) => Buffer.from(JSON.stringify({ auth_typ: 'aad', claims: claims.map(([typ, val]) => ({ typ, val })) })).toString('base64');
+/** Headers as App Service Authentication hands them on: the principal and the identity provider that validated it. */
+const fromPlatform = (encoded: string) => headers({ 'x-ms-client-principal': encoded, 'x-ms-client-principal-idp': 'aad' });
+
+test('Entra ID: with App Service Authentication on, app, group and role selectors map to teams', async () => {
   const { repo } = setup();
-  const principal = (claims: Array<[string, string]>) => Buffer.from(JSON.stringify({ auth_typ: 'aad', claims: claims.map(([typ, val]) => ({ typ, val })) })).toString('base64');
   const app = principal([['appid', '11111111-aaaa'], ['oid', 'o1']]);
   const noMapping = new Authenticator({ repo });
-  const r0 = await noMapping.authenticate(headers({ 'x-ms-client-principal': app }), 0);
+  const r0 = await noMapping.authenticate(fromPlatform(app), 0);
   assert.ok(!r0.ok && r0.code === 'missing_credentials', 'without a mapping the header is ignored');
 
-  const auth = new Authenticator({ repo, entra: { teams: { 'app:11111111-aaaa': 'search', 'group:g-1': 'search' }, admins: ['role:Sluice.Admin'], adminTeam: 'platform' } });
-  const r1 = await auth.authenticate(headers({ 'x-ms-client-principal': app }), 0);
+  const auth = new Authenticator({ repo, entra: { teams: { 'app:11111111-aaaa': 'search', 'group:g-1': 'search' }, admins: ['role:Sluice.Admin'], adminTeam: 'platform', appServiceAuth: true } });
+  const r1 = await auth.authenticate(fromPlatform(app), 0);
   assert.ok(r1.ok && r1.principal.team.id === 'search' && r1.principal.role === 'member' && r1.principal.via === 'entra:o1');
-  const r2 = await auth.authenticate(headers({ 'x-ms-client-principal': principal([['groups', 'g-1']]) }), 0);
+  const r2 = await auth.authenticate(fromPlatform(principal([['groups', 'g-1']])), 0);
   assert.ok(r2.ok && r2.principal.team.id === 'search');
-  const r3 = await auth.authenticate(headers({ 'x-ms-client-principal': principal([['roles', 'Sluice.Admin']]) }), 0);
+  const r3 = await auth.authenticate(fromPlatform(principal([['roles', 'Sluice.Admin']])), 0);
   assert.ok(r3.ok && r3.principal.role === 'admin' && r3.principal.team.id === 'platform');
-  const r4 = await auth.authenticate(headers({ 'x-ms-client-principal': principal([['appid', 'someone-else']]) }), 0);
+  const r4 = await auth.authenticate(fromPlatform(principal([['appid', 'someone-else']])), 0);
   assert.ok(!r4.ok && r4.code === 'unmapped_principal');
-  const r5 = await auth.authenticate(headers({ 'x-ms-client-principal': 'not base64 json' }), 0);
+  const r5 = await auth.authenticate(fromPlatform('not base64 json'), 0);
   assert.ok(!r5.ok);
+});
+
+test('a forged principal header is ignored unless the platform authenticated it: 401 as with no credentials', async () => {
+  const { repo } = setup();
+  const forged = principal([['roles', 'Sluice.Admin']]);
+  const mapping = { teams: {}, admins: ['role:Sluice.Admin'], adminTeam: 'platform' };
+  const withoutPlatform = new Authenticator({ repo, entra: { ...mapping, appServiceAuth: false } });
+  for (const h of [headers({ 'x-ms-client-principal': forged }), fromPlatform(forged)]) {
+    const r = await withoutPlatform.authenticate(h, 0);
+    assert.ok(!r.ok && r.code === 'missing_credentials', 'App Service Authentication off: the header is anyone\'s to write');
+  }
+  const withPlatform = new Authenticator({ repo, entra: { ...mapping, appServiceAuth: true } });
+  for (const idp of [undefined, 'github', 'aad-forged']) {
+    const r = await withPlatform.authenticate(headers({ 'x-ms-client-principal': forged, ...(idp ? { 'x-ms-client-principal-idp': idp } : {}) }), 0);
+    assert.ok(!r.ok && r.code === 'missing_credentials', `identity provider ${idp ?? 'absent'}: not an Entra ID principal`);
+  }
+  const r = await withPlatform.authenticate(fromPlatform(forged), 0);
+  assert.ok(r.ok && r.principal.role === 'admin', 'the same claims, validated by the platform, are trusted');
 });
 
 test('a Bearer JWT is left to App Service Authentication, not taken for a Sluice key', () => {

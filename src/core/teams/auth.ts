@@ -27,6 +27,12 @@ export interface EntraMapping {
   admins: string[];
   /** Team for admins that no selector maps to a team. @default "admin" */
   adminTeam: string;
+  /**
+   * App Service Authentication fronts the app (the platform's WEBSITE_AUTH_ENABLED). Only then has the platform
+   * validated the token and stripped any client-sent x-ms-client-principal; otherwise anyone can write that header,
+   * so it is ignored. @default false
+   */
+  appServiceAuth: boolean;
 }
 
 export interface AuthenticatorOptions {
@@ -35,7 +41,7 @@ export interface AuthenticatorOptions {
   cacheMs?: number;
   /** How long a failed lookup is reused, ms. @default 5000 */
   negativeCacheMs?: number;
-  /** Set only where App Service Authentication fronts the app (it strips client-sent x-ms-client-principal). */
+  /** Entra ID mapping; its principal header is read only where App Service Authentication fronts the app. */
   entra?: EntraMapping;
 }
 
@@ -60,7 +66,7 @@ export class Authenticator {
   async authenticate(header: HeaderGetter, now: number): Promise<AuthResult> {
     const presented = presentedKey(header);
     if (presented !== undefined) return this.byKey(presented, now);
-    const principalHeader = this.opts.entra ? header('x-ms-client-principal') : undefined;
+    const principalHeader = this.opts.entra && platformAuthenticated(this.opts.entra, header) ? header('x-ms-client-principal') : undefined;
     if (principalHeader) return this.byEntra(principalHeader, now);
     return { ok: false, code: 'missing_credentials', message: 'No API key: send it as the api-key header or as Authorization: Bearer <key>.' };
   }
@@ -131,6 +137,15 @@ export function presentedKey(header: HeaderGetter): string | undefined {
   if (!m) return undefined;
   // A JWT (three dot-separated parts) is an Entra token that App Service Authentication validates, not a Sluice key.
   return m[1]!.split('.').length === 3 ? undefined : m[1]!;
+}
+
+/**
+ * Did App Service Authentication put the principal header there? The app setting says the platform validates tokens
+ * (and strips client-sent x-ms-* headers); the identity-provider header, which the platform sets with the principal,
+ * says Entra ID validated this one.
+ */
+function platformAuthenticated(entra: EntraMapping, header: HeaderGetter): boolean {
+  return entra.appServiceAuth && header('x-ms-client-principal-idp')?.trim().toLowerCase() === 'aad';
 }
 
 /** Claims of App Service Authentication's `x-ms-client-principal` (base64 JSON), by type. */
