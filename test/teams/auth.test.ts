@@ -126,6 +126,45 @@ test('a forged principal header is ignored unless the platform authenticated it:
   assert.ok(r.ok && r.principal.role === 'admin', 'the same claims, validated by the platform, are trusted');
 });
 
+test('app: selectors match app-only tokens only, never a user signed in through that app', async () => {
+  const { repo } = setup();
+  const auth = new Authenticator({ repo, entra: { teams: { 'app:client-1': 'search' }, admins: ['app:admin-app'], adminTeam: 'platform', appServiceAuth: true } });
+  const appOnly = [
+    principal([['appid', 'client-1'], ['oid', 'sp-1'], ['idtyp', 'app']]),
+    principal([['azp', 'client-1'], ['oid', 'sp-1'], ['roles', 'Jobs.Submit']]), // no idtyp: no scope, no user
+  ];
+  for (const p of appOnly) {
+    const r = await auth.authenticate(fromPlatform(p), 0);
+    assert.ok(r.ok && r.principal.team.id === 'search', 'an app-only token maps by its application id');
+  }
+  const userTokens = [
+    principal([['appid', 'client-1'], ['oid', 'u-1'], ['scp', 'user_impersonation']]),
+    principal([['appid', 'client-1'], ['oid', 'u-1'], ['http://schemas.microsoft.com/identity/claims/scope', 'user_impersonation']]),
+    principal([['azp', 'client-1'], ['oid', 'u-1'], ['idtyp', 'user']]),
+    principal([['appid', 'client-1'], ['oid', 'u-1'], ['preferred_username', 'someone@example.com']]),
+    principal([['appid', 'admin-app'], ['oid', 'u-1'], ['name', 'Someone']]),
+  ];
+  for (const p of userTokens) {
+    const r = await auth.authenticate(fromPlatform(p), 0);
+    assert.ok(!r.ok && r.code === 'unmapped_principal', 'a user token carries the client app id, which says nothing about the user');
+  }
+});
+
+test('several matching selectors: the most specific kind wins (oid, app, role, group), then the first listed', async () => {
+  const { repo } = setup();
+  for (const id of ['t-oid', 't-role', 't-g1', 't-g2']) repo.teams.set(id, newTeam({ id }, 0, 0));
+  const teams = { 'group:g-2': 't-g2', 'group:g-1': 't-g1', 'role:Writer': 't-role', 'oid:o-1': 't-oid' };
+  const auth = new Authenticator({ repo, entra: { teams, admins: [], adminTeam: 'platform', appServiceAuth: true } });
+  const teamOf = async (claims: Array<[string, string]>) => {
+    const r = await auth.authenticate(fromPlatform(principal(claims)), 0);
+    return r.ok ? r.principal.team.id : r.code;
+  };
+  assert.equal(await teamOf([['groups', 'g-1'], ['roles', 'Writer'], ['oid', 'o-1']]), 't-oid');
+  assert.equal(await teamOf([['groups', 'g-1'], ['roles', 'Writer'], ['oid', 'o-9']]), 't-role');
+  assert.equal(await teamOf([['groups', 'g-1'], ['groups', 'g-2']]), 't-g2', 'the selector listed first in the mapping');
+  assert.equal(await teamOf([['groups', 'g-2'], ['groups', 'g-1']]), 't-g2', 'whatever the order of claims in the token');
+});
+
 test('a Bearer JWT is left to App Service Authentication, not taken for a Sluice key', () => {
   assert.equal(presentedKey(headers({ authorization: 'Bearer aaa.bbb.ccc' })), undefined);
   assert.equal(presentedKey(headers({ authorization: 'Bearer slk_x' })), 'slk_x');

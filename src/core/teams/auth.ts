@@ -109,13 +109,13 @@ export class Authenticator {
     const unmapped: AuthResult = { ok: false, code: 'unmapped_principal', message: 'This Entra ID principal is not mapped to a Sluice team.' };
     if (!claims) return unmapped;
     const selectors = selectorsOf(claims);
-    const admin = selectors.some((s) => entra.admins.includes(s));
-    const mapped = selectors.map((s) => entra.teams[s]).find((t) => t !== undefined) ?? (admin ? entra.adminTeam : undefined);
+    const admin = entra.admins.some((s) => selectors.has(s));
+    const mapped = mappedTeam(selectors, entra.teams) ?? (admin ? entra.adminTeam : undefined);
     if (!mapped) return unmapped;
     const team = await this.team(mapped, now);
     if (!team) return { ...unmapped, message: `This Entra ID principal maps to team "${mapped}", which does not exist.` };
     if (team.disabled) return { ok: false, code: 'team_disabled', message: `Team "${team.id}" is disabled; ask a Sluice admin.` };
-    const oid = claims.get('http://schemas.microsoft.com/identity/claims/objectidentifier')?.[0] ?? claims.get('oid')?.[0] ?? 'unknown';
+    const oid = claims.get(OID[1]!)?.[0] ?? claims.get(OID[0]!)?.[0] ?? 'unknown';
     return { ok: true, principal: { team, role: admin ? 'admin' : 'member', via: `entra:${oid}` } };
   }
 
@@ -164,12 +164,49 @@ function decodeClientPrincipal(encoded: string): Map<string, string[]> | undefin
   }
 }
 
-function selectorsOf(claims: Map<string, string[]>): string[] {
-  const all = (...types: string[]) => types.flatMap((t) => claims.get(t) ?? []);
-  return [
-    ...all('appid', 'azp').map((v) => `app:${v}`),
-    ...all('groups').map((v) => `group:${v}`),
-    ...all('roles', 'http://schemas.microsoft.com/ws/2008/06/identity/claims/role').map((v) => `role:${v}`),
-    ...all('oid', 'http://schemas.microsoft.com/identity/claims/objectidentifier').map((v) => `oid:${v}`),
-  ];
+const OID = ['oid', 'http://schemas.microsoft.com/identity/claims/objectidentifier'];
+const ROLES = ['roles', 'http://schemas.microsoft.com/ws/2008/06/identity/claims/role'];
+/** Claims only a token issued for a signed-in user carries (delegated scopes, the user's names). */
+const USER_CLAIMS = [
+  'scp',
+  'http://schemas.microsoft.com/identity/claims/scope',
+  'name',
+  'preferred_username',
+  'upn',
+  'unique_name',
+  'http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn',
+  'http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name',
+];
+
+/**
+ * Selector kinds, most specific first; the first kind with a mapped selector decides the team. Within a kind, the
+ * selector listed first in SLUICE_ENTRA_TEAMS wins, so a user in two mapped groups always lands in the same team.
+ */
+const PRECEDENCE = ['oid', 'app', 'role', 'group'] as const;
+
+/** The caller's selectors. `app:` only for app-only tokens: in a user's token `appid`/`azp` is the client app the user signed in through. */
+function selectorsOf(claims: Map<string, string[]>): Set<string> {
+  const all = (types: string[]) => types.flatMap((t) => claims.get(t) ?? []);
+  return new Set([
+    ...all(OID).map((v) => `oid:${v}`),
+    ...(appOnly(claims) ? all(['appid', 'azp']).map((v) => `app:${v}`) : []),
+    ...all(ROLES).map((v) => `role:${v}`),
+    ...all(['groups']).map((v) => `group:${v}`),
+  ]);
+}
+
+/** Entra ID marks app-only tokens with `idtyp: app` (an optional claim); without it, an app-only token has no delegated scope and no user. */
+function appOnly(claims: Map<string, string[]>): boolean {
+  const idtyp = claims.get('idtyp');
+  if (idtyp !== undefined) return idtyp.length === 1 && idtyp[0] === 'app';
+  return USER_CLAIMS.every((t) => !claims.has(t));
+}
+
+function mappedTeam(selectors: Set<string>, teams: Record<string, string>): string | undefined {
+  const entries = Object.entries(teams);
+  for (const kind of PRECEDENCE) {
+    const hit = entries.find(([selector]) => selector.startsWith(`${kind}:`) && selectors.has(selector));
+    if (hit) return hit[1];
+  }
+  return undefined;
 }
