@@ -1,4 +1,5 @@
 // Unit tests of who-is-calling with an in-memory team repository and a fake clock.
+import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Authenticator, presentedKey } from '../../src/core/teams/auth';
@@ -67,6 +68,39 @@ test('revocation: the revoking instance forgets at once; others within the cache
   here.forget(record.id);
   assert.equal((await here.authenticate(headers({ 'api-key': key }), 20)).ok, false);
   assert.equal((await elsewhere.authenticate(headers({ 'api-key': key }), 30_001)).ok, false);
+});
+
+test('a flood of junk and made-up keys keeps the cache bounded and a valid key cached', async () => {
+  const { repo, key } = setup();
+  const auth = new Authenticator({ repo, cacheMs: 30_000, negativeCacheMs: 5_000, cachedKeys: 100, cachedMisses: 50 });
+  assert.ok((await auth.authenticate(headers({ 'api-key': key }), 0)).ok);
+  const readsAfterValid = repo.keyReads;
+
+  // Text not shaped like a key: refused without a lookup, and nothing cached.
+  for (let i = 0; i < 20_000; i++) {
+    const r = await auth.authenticate(headers({ 'api-key': `junk-${i}-${'x'.repeat(i % 50)}` }), 1);
+    assert.ok(!r.ok && r.code === 'invalid_api_key');
+  }
+  assert.equal(repo.keyReads, readsAfterValid, 'junk costs no table read');
+  assert.deepEqual(auth.cacheSize, { keys: 1, misses: 0 });
+
+  // Well-formed keys with made-up ids: one read each, remembered in the small miss cache only.
+  const madeUp = Array.from({ length: 500 }, () => `slk_${randomBytes(8).toString('hex')}_${randomBytes(32).toString('base64url')}`);
+  for (const k of madeUp) assert.equal((await auth.authenticate(headers({ 'api-key': k }), 2)).ok, false);
+  assert.equal(repo.keyReads, readsAfterValid + madeUp.length);
+  assert.deepEqual(auth.cacheSize, { keys: 1, misses: 50 }, 'both caches stay within their bounds');
+  const last = madeUp.at(-1)!;
+  assert.equal((await auth.authenticate(headers({ 'api-key': last }), 3)).ok, false);
+  assert.equal(repo.keyReads, readsAfterValid + madeUp.length, 'a repeated unknown id is answered from the miss cache');
+
+  // Wrong secrets for the valid key id are refused from the cached record.
+  const wrong = key.slice(0, -1) + (key.endsWith('A') ? 'B' : 'A');
+  for (let i = 0; i < 100; i++) assert.equal((await auth.authenticate(headers({ 'api-key': wrong }), 4)).ok, false);
+
+  const before = repo.keyReads;
+  const r = await auth.authenticate(headers({ 'api-key': key }), 5);
+  assert.ok(r.ok, 'the valid key still works');
+  assert.equal(repo.keyReads, before, 'and is still served from the cache');
 });
 
 test('wrong secrets, unknown ids, garbage and missing credentials are refused with distinct codes', async () => {

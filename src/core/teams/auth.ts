@@ -3,11 +3,14 @@
  * so the openai SDKs work with `apiKey` unchanged) or, in Azure, a Microsoft Entra ID token that App Service
  * Authentication has already validated and turned into the `x-ms-client-principal` header.
  *
- * Lookups are cached per process for `cacheMs` (a revoked key stops working on other instances within that time;
- * the instance that revoked it forgets it at once). Failures are cached briefly too, so a flood of bad keys costs
- * one storage read per key per interval, not one per request.
+ * Key records are cached per process by key id for `cacheMs` (a revoked key stops working on other instances within
+ * that time; the instance that revoked it forgets it at once), and the secret is checked against the cached hash on
+ * every request. Only key ids that exist enter that cache, in a bounded LRU, so no flood of made-up keys can push a
+ * valid key out. Text that is not shaped like a key is refused without a lookup; a well-formed id that does not exist
+ * is remembered briefly in a separate small LRU, so repeating it costs one storage read per interval.
  */
-import { keyState, parseKey, secretMatches, type KeyRole, type Team, type TeamRepository } from './model';
+import { LRUCache } from 'lru-cache';
+import { keyState, parseKey, secretMatches, type ApiKeyRecord, type KeyRole, type Team, type TeamRepository } from './model';
 
 export interface Principal {
   team: Team;
@@ -41,6 +44,10 @@ export interface AuthenticatorOptions {
   cacheMs?: number;
   /** How long a failed lookup is reused, ms. @default 5000 */
   negativeCacheMs?: number;
+  /** Most key records cached (least recently used go first). @default 10000 */
+  cachedKeys?: number;
+  /** Most unknown key ids remembered. @default 1000 */
+  cachedMisses?: number;
   /** Entra ID mapping; its principal header is read only where App Service Authentication fronts the app. */
   entra?: EntraMapping;
 }
@@ -53,7 +60,10 @@ interface Cached<T> {
 }
 
 export class Authenticator {
-  private readonly keys = new Map<string, Cached<AuthResult>>();
+  /** Key records by key id: only ids that exist. */
+  private readonly keys: LRUCache<string, Cached<ApiKeyRecord>>;
+  /** Key ids the table does not have. */
+  private readonly misses: LRUCache<string, Cached<true>>;
   private readonly teams = new Map<string, Cached<Team | undefined>>();
   private readonly cacheMs: number;
   private readonly negativeMs: number;
@@ -61,6 +71,13 @@ export class Authenticator {
   constructor(private readonly opts: AuthenticatorOptions) {
     this.cacheMs = opts.cacheMs ?? 30_000;
     this.negativeMs = opts.negativeCacheMs ?? 5_000;
+    this.keys = new LRUCache({ max: opts.cachedKeys ?? 10_000 });
+    this.misses = new LRUCache({ max: opts.cachedMisses ?? 1_000 });
+  }
+
+  /** Entries held by the key caches (bounded by `cachedKeys` and `cachedMisses`). */
+  get cacheSize(): { keys: number; misses: number } {
+    return { keys: this.keys.size, misses: this.misses.size };
   }
 
   async authenticate(header: HeaderGetter, now: number): Promise<AuthResult> {
@@ -75,32 +92,40 @@ export class Authenticator {
   forget(keyId?: string): void {
     if (keyId === undefined) {
       this.keys.clear();
+      this.misses.clear();
       this.teams.clear();
       return;
     }
-    for (const k of this.keys.keys()) if (k.startsWith(`slk_${keyId}_`)) this.keys.delete(k);
+    this.keys.delete(keyId);
+    this.misses.delete(keyId);
   }
 
   private async byKey(presented: string, now: number): Promise<AuthResult> {
-    const hit = this.keys.get(presented);
-    if (hit && hit.until > now && !(hit.value.ok && (hit.value.principal.expiresAt ?? Infinity) <= now)) return hit.value;
-    const result = await this.lookupKey(presented, now);
-    // Never cache more than one answer per distinct garbage string for long: bound the map.
-    if (this.keys.size > 10_000) this.keys.clear();
-    this.keys.set(presented, { value: result, until: now + (result.ok ? this.cacheMs : this.negativeMs) });
-    return result;
-  }
-
-  private async lookupKey(presented: string, now: number): Promise<AuthResult> {
     const invalid: AuthResult = { ok: false, code: 'invalid_api_key', message: 'Incorrect API key provided, or the key was revoked or has expired.' };
     const parsed = parseKey(presented);
     if (!parsed) return invalid;
-    const record = await this.opts.repo.getKey(parsed.id);
+    const record = await this.keyRecord(parsed.id, now);
     if (!record || !secretMatches(parsed.secret, record.hash) || keyState(record, now) !== 'active') return invalid;
     const team = await this.team(record.team, now);
     if (!team) return invalid;
     if (team.disabled) return { ok: false, code: 'team_disabled', message: `Team "${team.id}" is disabled; ask a Sluice admin.` };
     return { ok: true, principal: { team, role: record.role, via: `key:${record.id}`, ...(record.expiresAt !== undefined ? { expiresAt: record.expiresAt } : {}) } };
+  }
+
+  private async keyRecord(id: string, now: number): Promise<ApiKeyRecord | undefined> {
+    const hit = this.keys.get(id);
+    if (hit && hit.until > now) return hit.value;
+    const miss = this.misses.get(id);
+    if (miss && miss.until > now) return undefined;
+    const record = await this.opts.repo.getKey(id);
+    if (record) {
+      this.misses.delete(id);
+      this.keys.set(id, { value: record, until: now + this.cacheMs });
+    } else {
+      this.keys.delete(id);
+      this.misses.set(id, { value: true, until: now + this.negativeMs });
+    }
+    return record;
   }
 
   private async byEntra(encoded: string, now: number): Promise<AuthResult> {
