@@ -78,12 +78,14 @@ export class TeamStore implements TeamRepository {
     return keys.sort((a, b) => a.createdAt - b.createdAt);
   }
 
+  async createKey(key: ApiKeyRecord): Promise<boolean> {
+    await this.ensureTable();
+    return (await writeRowIfUnchanged(this.table, { partitionKey: KEYS, rowKey: key.id, ...keyToRow(key) }, undefined)) !== undefined;
+  }
+
   async putKey(key: ApiKeyRecord): Promise<void> {
     await this.ensureTable();
-    const row: KeyRow = { team: key.team, role: key.role, hash: key.hash, name: key.name, createdAt: key.createdAt };
-    if (key.expiresAt !== undefined) row.expiresAt = key.expiresAt;
-    if (key.revokedAt !== undefined) row.revokedAt = key.revokedAt;
-    await this.table.upsertEntity({ partitionKey: KEYS, rowKey: key.id, ...row }, 'Replace');
+    await this.table.upsertEntity({ partitionKey: KEYS, rowKey: key.id, ...keyToRow(key) }, 'Replace');
   }
 }
 
@@ -116,6 +118,13 @@ function teamFromRow(id: string, r: TeamRow): Team {
     createdAt: Number(r.createdAt),
     updatedAt: Number(r.updatedAt),
   };
+}
+
+function keyToRow(key: ApiKeyRecord): KeyRow {
+  const row: KeyRow = { team: key.team, role: key.role, hash: key.hash, name: key.name, createdAt: key.createdAt };
+  if (key.expiresAt !== undefined) row.expiresAt = key.expiresAt;
+  if (key.revokedAt !== undefined) row.revokedAt = key.revokedAt;
+  return row;
 }
 
 function keyFromRow(id: string, r: KeyRow): ApiKeyRecord {

@@ -12,7 +12,8 @@ import { getTelemetryServices } from '../../src/runtime/telemetry';
 import { refreshTeamSpend } from '../../src/runtime/teamLimits';
 import { ROLLUP_PARTITIONS, scopeKey } from '../../src/core/telemetry/rollup';
 import { monthOf } from '../../src/core/telemetry/windows';
-import { parseKey } from '../../src/core/teams/model';
+import { mintKey, parseKey } from '../../src/core/teams/model';
+import { TeamStore } from '../../src/azure/teamTable';
 
 let stack: RunningStack;
 /** Every key this test saw, to scan logs and storage for afterwards. */
@@ -87,6 +88,17 @@ test('a forged x-ms-client-principal without App Service Authentication is refus
     assert.equal(minted.status, 401, JSON.stringify(minted.body));
   }
   assert.equal((await call(stack.baseUrl, '/v1/admin/teams/default/keys', admin())).body.data.length, keysBefore);
+});
+
+test('the teams table inserts a minted key only where no key with that id exists', async () => {
+  const store = new TeamStore(TableClient.fromConnectionString(stack.connectionString, 'sluiceteams', { allowInsecureConnection: true }));
+  const id = parseKey(stack.apiKey!)!.id;
+  const original = await store.getKey(id);
+  assert.equal(original?.team, 'default');
+  const impostor = { ...mintKey('admin', { role: 'admin', now: Date.now() }).record, id };
+  assert.equal(await store.createKey(impostor), false);
+  assert.deepEqual(await store.getKey(id), original, 'the existing key is untouched');
+  assert.equal((await call(stack.baseUrl, '/v1/me')).body.team.id, 'default');
 });
 
 test('key lifecycle: create (shown once), use as api-key or Bearer, list without secrets, revoke, expire', async () => {

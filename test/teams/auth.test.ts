@@ -3,37 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Authenticator, presentedKey } from '../../src/core/teams/auth';
-import { leastUsedLane, mintKey, newTeam, type ApiKeyRecord, type Team, type TeamRepository } from '../../src/core/teams/model';
-
-class MemoryTeams implements TeamRepository {
-  teams = new Map<string, Team>();
-  keys = new Map<string, ApiKeyRecord>();
-  keyReads = 0;
-  async getTeam(id: string) {
-    return this.teams.get(id);
-  }
-  async listTeams() {
-    return [...this.teams.values()];
-  }
-  async createTeam(team: Team) {
-    if (this.teams.has(team.id)) return false;
-    this.teams.set(team.id, team);
-    return true;
-  }
-  async putTeam(team: Team) {
-    this.teams.set(team.id, team);
-  }
-  async getKey(id: string) {
-    this.keyReads += 1;
-    return this.keys.get(id);
-  }
-  async listKeys(team: string) {
-    return [...this.keys.values()].filter((k) => k.team === team);
-  }
-  async putKey(key: ApiKeyRecord) {
-    this.keys.set(key.id, key);
-  }
-}
+import { leastUsedLane, mintKey, newTeam } from '../../src/core/teams/model';
+import { MemoryTeams } from './memoryTeams';
 
 function setup() {
   const repo = new MemoryTeams();

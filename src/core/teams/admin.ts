@@ -51,7 +51,10 @@ export async function requireTeam(repo: TeamRepository, id: string): Promise<Tea
   return team;
 }
 
-/** Mints a key for the team; the returned `key` is shown once and never stored. */
+/** Fresh ids tried when a minted key id is taken (64 random bits: a second collision means something is wrong). */
+const MINT_ATTEMPTS = 3;
+
+/** Mints a key for the team; the returned `key` is shown once and never stored. Never replaces an existing key. */
 export async function createKey(repo: TeamRepository, teamId: string, body: unknown, now: number): Promise<{ key: string; record: ApiKeyRecord }> {
   const input = parseWith(createKeySchema, body, 'key');
   await requireTeam(repo, teamId);
@@ -59,9 +62,11 @@ export async function createKey(repo: TeamRepository, teamId: string, body: unkn
   if (input.expires_in_s !== undefined) expiresAt = now + input.expires_in_s * 1000;
   if (input.expires_at !== undefined) expiresAt = Date.parse(input.expires_at);
   if (expiresAt !== undefined && expiresAt <= now) throw new ValidationError('key.expires_at: must be in the future', 'expires_at');
-  const minted = mintKey(teamId, { role: (input.role ?? 'member') as KeyRole, ...(input.name !== undefined ? { name: input.name } : {}), ...(expiresAt !== undefined ? { expiresAt } : {}), now });
-  await repo.putKey(minted.record);
-  return minted;
+  for (let attempt = 0; attempt < MINT_ATTEMPTS; attempt++) {
+    const minted = mintKey(teamId, { role: (input.role ?? 'member') as KeyRole, ...(input.name !== undefined ? { name: input.name } : {}), ...(expiresAt !== undefined ? { expiresAt } : {}), now });
+    if (await repo.createKey(minted.record)) return minted;
+  }
+  throw new ConflictError('key_id_conflict', 'Could not find a free key id; try again.');
 }
 
 export async function revokeKey(repo: TeamRepository, teamId: string, keyId: string, now: number): Promise<ApiKeyRecord> {

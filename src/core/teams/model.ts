@@ -207,5 +207,8 @@ export interface TeamRepository {
   putTeam(team: Team): Promise<void>;
   getKey(id: string): Promise<ApiKeyRecord | undefined>;
   listKeys(team: string): Promise<ApiKeyRecord[]>;
+  /** Inserts a new key; false (and nothing written) when a key with that id exists. */
+  createKey(key: ApiKeyRecord): Promise<boolean>;
+  /** Replaces an existing key (revocation). */
   putKey(key: ApiKeyRecord): Promise<void>;
 }
