@@ -89,10 +89,10 @@ param queueLanes int = 4
 @description('Entra ID app registration (client id) for App Service Authentication. Empty: API keys only.')
 param entraClientId string = ''
 
-@description('Entra ID principal → team, JSON, e.g. {"app:<application id>":"search","group:<object id>":"search"} (SLUICE_ENTRA_TEAMS).')
+@description('Entra ID principal → team, JSON, e.g. {"app:<application id>":"search","group:<object id>":"search"} (SLUICE_ENTRA_TEAMS). Needs entraClientId.')
 param entraTeams string = ''
 
-@description('Entra ID selectors granted the Sluice admin role, comma-separated, e.g. role:Sluice.Admin (SLUICE_ENTRA_ADMINS).')
+@description('Entra ID selectors granted the Sluice admin role, comma-separated, e.g. role:Sluice.Admin (SLUICE_ENTRA_ADMINS). Needs entraClientId.')
 param entraAdmins string = ''
 
 @description('Private endpoints for storage and Azure OpenAI, VNet integration for the app, private DNS zones.')
@@ -151,6 +151,10 @@ var sluiceEndpoints = flatten(map(range(0, length(openAiRegions)), i => map(open
   auth: 'managed-identity'
 })))
 
+// The api module turns on App Service Authentication exactly when entraClientId is set; only then does the platform
+// validate tokens and strip forged x-ms-client-principal headers. A mapping without it is refused, not deployed.
+var entraAuth = !empty(entraClientId)
+
 // Every SLUICE_* setting the app needs in Azure (the api module adds the storage and Application Insights
 // identity settings). Tunables with code defaults are left out: see OPTIONAL_SETTINGS in test/infra/settings.test.ts.
 var sluiceSettings = {
@@ -172,11 +176,11 @@ var sluiceSettings = {
   // Overall monthly budget for Sluice's own alerts (loadTelemetrySettings: a number ≥ 0, USD); the same amount as
   // the resource-group Consumption budget.
   SLUICE_BUDGET_MONTHLY_USD: string(budgetMonthlyUsd)
-  // Teams and keys. Entra ID settings are empty unless App Service Authentication is configured.
+  // Teams and keys. An Entra ID mapping only together with App Service Authentication (see entraAuth).
   SLUICE_TEAMS_TABLE: teamsTableName
   SLUICE_QUEUE_LANES: string(queueLanes)
-  SLUICE_ENTRA_TEAMS: entraTeams
-  SLUICE_ENTRA_ADMINS: entraAdmins
+  SLUICE_ENTRA_TEAMS: (entraAuth || empty(entraTeams)) ? entraTeams : fail('entraTeams needs entraClientId: Entra ID principals are trusted only behind App Service Authentication (docs/teams.md).')
+  SLUICE_ENTRA_ADMINS: (entraAuth || empty(entraAdmins)) ? entraAdmins : fail('entraAdmins needs entraClientId: Entra ID principals are trusted only behind App Service Authentication (docs/teams.md).')
 }
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
