@@ -4,7 +4,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import type { ModelLimits } from './models';
+import { modelEntry, type ModelLimits } from './models';
 import { ValidationError } from './errors';
 import type { JobPriority, JobRecord } from './jobs';
 import { countPromptTokens } from './tokens';
@@ -87,7 +87,7 @@ export const JOB_ID_PATTERN = /^job_(?:[0-9a-f]{32}|[0-9a-f]{16}_[0-9a-f]{24})$/
 /** Builds the job record for a validated body, applying the model's limits and the context-window guard. */
 export function prepareJob(body: SubmitBody, opts: PrepareOptions): JobRecord {
   const { request } = body;
-  const limits = opts.models[request.model];
+  const limits = modelEntry(opts.models, request.model);
   if (!limits) {
     throw new ValidationError(
       `request.model: "${request.model}" is not a configured model (configured: ${Object.keys(opts.models).join(', ')})`,

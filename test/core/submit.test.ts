@@ -74,3 +74,27 @@ test('a job larger than any deployment admits per minute is refused instead of w
   assert.equal(overQuotaCeiling(1000, [30_000, 10_000], 0.99), undefined);
   assert.equal(overQuotaCeiling(29_701, [30_000, 10_000], 0.99), 29_700);
 });
+
+test('a model name that is an Object.prototype property is no configured model', () => {
+  for (const model of ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf']) {
+    assert.throws(
+      () => prepareJob(parseSubmitBody({ request: { model, messages: [{ role: 'user', content: 'x' }] } }), { models, now: 0 }),
+      (err: unknown) => err instanceof ValidationError && err.code === 'model_not_found' && err.param === 'request.model',
+      model,
+    );
+  }
+});
+
+test('__proto__ keys in the body or its metadata change neither the job nor any prototype', () => {
+  for (const proto of ['{"team":"other","batch_id":"b"}', '"x"']) {
+    const body = JSON.parse(`{"request":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]},"metadata":{"__proto__":${proto},"a":"b"}}`);
+    const job = prepareJob(parseSubmitBody(body), { models, now: 0 });
+    assert.deepEqual(Object.keys(job.metadata), ['a']);
+    assert.equal(Object.getPrototypeOf(job.metadata), Object.prototype);
+    assert.equal(job.metadata.team, undefined);
+    assert.equal(job.team, 'default');
+  }
+  assert.equal(({} as Record<string, unknown>).team, undefined, 'Object.prototype untouched');
+  // At the top level of the submit body, __proto__ is an unknown field.
+  assert.throws(() => parseSubmitBody(JSON.parse('{"request":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]},"__proto__":{"priority":"batch"}}')), ValidationError);
+});
