@@ -4,27 +4,16 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import { chatMessage } from './chatRequest';
 import { modelEntry, type ModelLimits } from './models';
 import { ValidationError } from './errors';
 import type { JobPriority, JobRecord } from './jobs';
 import { countPromptTokens } from './tokens';
 
-const ROLES = ['system', 'developer', 'user', 'assistant', 'tool', 'function'] as const;
-
-const contentPart = z.object({ type: z.string().min(1) }).passthrough();
-
-const message = z
-  .object({
-    role: z.enum(ROLES),
-    content: z.union([z.string(), z.array(contentPart), z.null()]).optional(),
-    name: z.string().max(64).optional(),
-  })
-  .passthrough();
-
 const chatRequest = z
   .object({
     model: z.string({ error: 'is required: the logical model, e.g. "gpt-4o-mini"' }).min(1),
-    messages: z.array(message, { error: 'is required: a non-empty list of chat messages' }).min(1, 'must contain at least one message'),
+    messages: z.array(chatMessage, { error: 'is required: a non-empty list of chat messages' }).min(1, 'must contain at least one message'),
     max_tokens: z.number().int().positive().optional(),
     max_completion_tokens: z.number().int().positive().optional(),
     n: z.number().int().min(1).max(128).optional(),

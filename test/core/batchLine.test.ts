@@ -34,3 +34,12 @@ test('__proto__ keys in a line or its body have no effect', () => {
   assert.equal(viaBody.ok, false);
   assert.equal(({} as Record<string, unknown>).model, undefined, 'Object.prototype untouched');
 });
+
+test('a line whose messages are malformed fails naming the field under body', () => {
+  const result = parseBatchLine(line({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: [{ type: 'video' }] }] }), 3, ctx);
+  assert.equal(result.ok, false);
+  assert.equal(!result.ok && result.error.param, 'body.messages[0].content[0].type');
+  assert.equal(!result.ok && result.error.line, 3);
+  const noContent = parseBatchLine(line({ model: 'gpt-4o-mini', messages: [{ role: 'user' }] }), 1, ctx);
+  assert.equal(!noContent.ok && noContent.error.param, 'body.messages[0].content');
+});

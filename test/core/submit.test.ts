@@ -98,3 +98,52 @@ test('__proto__ keys in the body or its metadata change neither the job nor any 
   // At the top level of the submit body, __proto__ is an unknown field.
   assert.throws(() => parseSubmitBody(JSON.parse('{"request":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]},"__proto__":{"priority":"batch"}}')), ValidationError);
 });
+
+test('messages are checked as the chat-completions API defines them, naming the field', () => {
+  const withMessages = (...messages: unknown[]) => ({ request: { model: 'gpt-4o-mini', messages } });
+  const user = { role: 'user', content: 'hi' };
+  const refused: Array<[unknown[], string]> = [
+    [[user, { role: 'user' }], 'request.messages[1].content'],
+    [[{ role: 'system' }], 'request.messages[0].content'],
+    [[{ role: 'developer', content: null }], 'request.messages[0].content'],
+    [[{ role: 'user', content: [] }], 'request.messages[0].content'],
+    [[{ role: 'user', content: 5 }], 'request.messages[0].content'],
+    [[{ role: 'user', content: [{ type: 'video', video: {} }] }], 'request.messages[0].content[0].type'],
+    [[{ role: 'user', content: [{ type: 'text' }] }], 'request.messages[0].content[0].text'],
+    [[{ role: 'user', content: [{ type: 'image_url', image_url: {} }] }], 'request.messages[0].content[0].image_url.url'],
+    [[{ role: 'user', content: [{ type: 'input_audio', input_audio: { data: 'AAAA', format: 'ogg' } }] }], 'request.messages[0].content[0].input_audio.format'],
+    [[{ role: 'system', content: [{ type: 'image_url', image_url: { url: 'https://x/y.png' } }] }], 'request.messages[0].content[0].type'],
+    [[user, { role: 'assistant' }], 'request.messages[1].content'],
+    [[user, { role: 'assistant', content: null, tool_calls: [{ type: 'function', function: { name: 'f', arguments: '{}' } }] }], 'request.messages[1].tool_calls[0].id'],
+    [[user, { role: 'tool', content: '42' }], 'request.messages[1].tool_call_id'],
+    [[user, { role: 'tool', tool_call_id: 'call_1' }], 'request.messages[1].content'],
+    [[{ role: 'function', name: 'f' }], 'request.messages[0].content'],
+  ];
+  for (const [messages, param] of refused) {
+    assert.throws(() => parseSubmitBody(withMessages(...messages)), (err: unknown) => {
+      assert.ok(err instanceof ValidationError, String(err));
+      assert.equal(err.status, 400);
+      assert.equal(err.param, param, JSON.stringify(messages));
+      assert.ok(err.message.startsWith(`${param}: `), err.message);
+      return true;
+    });
+  }
+  const accepted: unknown[][] = [
+    [{ role: 'system', content: 'be brief' }, { role: 'developer', content: [{ type: 'text', text: 'terse' }] }, user],
+    [{ role: 'user', content: '' }],
+    [{ role: 'user', name: 'ann', content: [
+      { type: 'text', text: 'what is this?' },
+      { type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA', detail: 'low' } },
+      { type: 'input_audio', input_audio: { data: 'AAAA', format: 'wav' } },
+      { type: 'file', file: { file_id: 'file-1' } },
+    ] }],
+    [user, { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'f', arguments: '{}' } }] }, { role: 'tool', tool_call_id: 'call_1', content: '42' }],
+    [user, { role: 'assistant', content: [{ type: 'text', text: 'a' }, { type: 'refusal', refusal: 'no' }] }, user],
+    [user, { role: 'assistant', refusal: 'no' }, user],
+    [user, { role: 'assistant', content: null, function_call: { name: 'f', arguments: '{}' } }, { role: 'function', name: 'f', content: '1' }],
+  ];
+  for (const messages of accepted) {
+    const job = prepareJob(parseSubmitBody(withMessages(...messages)), { models, now: 0 });
+    assert.deepEqual(job.request.messages, messages, 'messages are sent as given');
+  }
+});
