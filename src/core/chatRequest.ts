@@ -3,6 +3,7 @@
  * submit so a malformed request is a 400 naming the field, not a queued job that fails later at the model. Fields
  * the API does not define on messages and parts pass through (the service judges them); required ones are required.
  */
+import type { ChatCompletionCreateParamsNonStreaming } from 'openai/resources/chat/completions';
 import { z } from 'zod';
 
 const ROLES = ['system', 'developer', 'user', 'assistant', 'tool', 'function'] as const;
@@ -94,3 +95,55 @@ export const chatMessage = z.discriminatedUnion(
   ],
   { error: (issue) => (issue.code === 'invalid_union' ? `must be one of ${ROLES.map((r) => `"${r}"`).join(', ')}` : undefined) },
 );
+
+/**
+ * The chat-completions fields Sluice passes to Azure OpenAI: exactly the keys of the openai package's
+ * ChatCompletionCreateParamsNonStreaming (the `satisfies` makes a field the SDK adds or drops a build error until
+ * it is listed here). Anything else, such as Azure's `data_sources`, which makes the service fetch and bill data
+ * the charge does not count, is refused.
+ */
+const CHAT_FIELDS = {
+  audio: true,
+  frequency_penalty: true,
+  function_call: true,
+  functions: true,
+  logit_bias: true,
+  logprobs: true,
+  max_completion_tokens: true,
+  max_tokens: true,
+  messages: true,
+  metadata: true,
+  modalities: true,
+  model: true,
+  moderation: true,
+  n: true,
+  parallel_tool_calls: true,
+  prediction: true,
+  presence_penalty: true,
+  prompt_cache_key: true,
+  prompt_cache_options: true,
+  prompt_cache_retention: true,
+  reasoning_effort: true,
+  response_format: true,
+  safety_identifier: true,
+  seed: true,
+  service_tier: true,
+  stop: true,
+  store: true,
+  stream: true,
+  stream_options: true,
+  temperature: true,
+  tool_choice: true,
+  tools: true,
+  top_logprobs: true,
+  top_p: true,
+  user: true,
+  verbosity: true,
+  web_search_options: true,
+} as const satisfies Record<keyof ChatCompletionCreateParamsNonStreaming, true>;
+
+/** Every chat-completions field, unchecked: the request schema overrides the ones Sluice reads itself. */
+export const chatFields = Object.fromEntries(Object.keys(CHAT_FIELDS).map((k) => [k, z.unknown().optional()])) as Record<
+  keyof typeof CHAT_FIELDS,
+  z.ZodOptional<z.ZodUnknown>
+>;

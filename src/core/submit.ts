@@ -4,7 +4,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { chatMessage } from './chatRequest';
+import { chatFields, chatMessage } from './chatRequest';
 import { modelEntry, type ModelLimits } from './models';
 import { ValidationError } from './errors';
 import type { JobPriority, JobRecord } from './jobs';
@@ -12,6 +12,7 @@ import { countPromptTokens } from './tokens';
 
 const chatRequest = z
   .object({
+    ...chatFields,
     model: z.string({ error: 'is required: the logical model, e.g. "gpt-4o-mini"' }).min(1),
     messages: z.array(chatMessage, { error: 'is required: a non-empty list of chat messages' }).min(1, 'must contain at least one message'),
     max_tokens: z.number().int().positive().optional(),
@@ -19,7 +20,7 @@ const chatRequest = z
     n: z.number().int().min(1).max(128).optional(),
     stream: z.literal(false, { error: 'stream is not supported for queued jobs; omit it or set false' }).optional(),
   })
-  .passthrough();
+  .strict();
 
 const metadata = z
   .record(z.string().min(1).max(64), z.string().max(512))
@@ -45,6 +46,11 @@ export function parseSubmitBody(body: unknown): SubmitBody {
   const parsed = submitSchema.safeParse(body);
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0]!;
+  if (issue.code === 'unrecognized_keys' && issue.path.length > 0) {
+    // Inside the request: name the first field Sluice does not pass on.
+    const param = pathOf([...issue.path, issue.keys[0]!]);
+    throw new ValidationError(`${param}: not a chat-completions field Sluice passes to the model; remove it`, param, 'unsupported_parameter');
+  }
   const param = pathOf(issue.path) || 'body';
   const detail = issue.code === 'unrecognized_keys' ? `unknown field(s) ${issue.keys.join(', ')}` : issue.message;
   throw new ValidationError(`${param}: ${detail}`, param);

@@ -43,3 +43,10 @@ test('a line whose messages are malformed fails naming the field under body', ()
   const noContent = parseBatchLine(line({ model: 'gpt-4o-mini', messages: [{ role: 'user' }] }), 1, ctx);
   assert.equal(!noContent.ok && noContent.error.param, 'body.messages[0].content');
 });
+
+test('a line whose body carries a field the API does not define fails naming it', () => {
+  const result = parseBatchLine(line({ model: 'gpt-4o-mini', messages: hi, data_sources: [{ type: 'azure_search', parameters: {} }] }), 2, ctx);
+  assert.equal(result.ok, false);
+  assert.equal(!result.ok && result.error.code, 'unsupported_parameter');
+  assert.equal(!result.ok && result.error.param, 'body.data_sources');
+});

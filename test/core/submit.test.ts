@@ -147,3 +147,23 @@ test('messages are checked as the chat-completions API defines them, naming the 
     assert.deepEqual(job.request.messages, messages, 'messages are sent as given');
   }
 });
+
+test('only chat-completions fields pass through to the model; any other is refused naming it', () => {
+  for (const field of ['data_sources', 'surprise', '__proto__']) {
+    const body = JSON.parse(`{"request":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"${field}":{"type":"azure_search"}}}`);
+    assert.throws(() => parseSubmitBody(body), (err: unknown) => {
+      assert.ok(err instanceof ValidationError, String(err));
+      assert.equal(err.status, 400);
+      assert.equal(err.param, `request.${field}`);
+      assert.equal(err.code, 'unsupported_parameter');
+      return true;
+    });
+  }
+  const documented = {
+    temperature: 0.2, top_p: 1, seed: 7, user: 'u1', stop: ['\n'], response_format: { type: 'json_object' }, logprobs: true, top_logprobs: 2,
+    tools: [{ type: 'function', function: { name: 'f', parameters: {} } }], tool_choice: 'auto', parallel_tool_calls: false,
+    presence_penalty: 0, frequency_penalty: 0, logit_bias: { '50256': -100 }, reasoning_effort: 'low', metadata: { a: 'b' }, store: false, stream: false,
+  };
+  const job = prepareJob(parseSubmitBody({ request: { ...ok.request, ...documented } }), { models, now: 0 });
+  for (const [k, v] of Object.entries(documented)) assert.deepEqual(job.request[k], v, k);
+});
