@@ -49,8 +49,11 @@ export function errorResponse(err: unknown, context: InvocationContext): HttpRes
     });
   }
   if (err instanceof ConfigError) {
+    // The detail may quote a setting's value (an endpoint's apiKey); it goes to the log, never to the caller.
     context.error(err.message);
-    return json(503, errorBody('misconfigured', err.message, err.setting, 'server_error'), { 'retry-after': '60' });
+    return json(503, errorBody('service_misconfigured', 'Sluice is misconfigured and cannot serve requests; an operator must fix its settings. Nothing was written.', undefined, 'server_error'), {
+      'retry-after': '60',
+    });
   }
   context.error(`unexpected error: ${(err as Error)?.stack ?? String(err)}`);
   return json(503, errorBody('internal_error', 'Sluice could not handle this request right now; nothing was written. Retry shortly.', undefined, 'server_error'), {

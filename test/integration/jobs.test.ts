@@ -259,6 +259,41 @@ test('unknown job ids are 404; health reports storage, queues and endpoints with
   assert.ok(!JSON.stringify(health.body).includes('local-simulator-key'), 'no key material in health');
 });
 
+test('with a broken SLUICE_ENDPOINTS, every route answers a generic 503 that quotes no setting value', async () => {
+  const { resetServices } = await import('../../src/runtime/services.js');
+  const { resetConfig } = await import('../../src/config.js');
+  const secret = 'sk-7f3a9c'; // short enough that the JSON parser quotes all of it in the logged detail
+  const saved = process.env.SLUICE_ENDPOINTS;
+  process.env.SLUICE_ENDPOINTS = secret;
+  resetConfig();
+  resetServices();
+  try {
+    const routes: Array<[string, RequestInit & { json?: unknown; key?: string | null }]> = [
+      ['/v1/jobs', { json: chatJob('x') }],
+      [`/v1/jobs/job_${'0'.repeat(32)}`, {}],
+      ['/v1/health', { key: null }],
+      ['/v1/health', { key: stack.adminKey! }],
+      ['/v1/files', {}],
+      ['/v1/batches', {}],
+      ['/v1/usage', {}],
+      ['/v1/me', { key: null }],
+      ['/v1/admin/teams', { key: stack.adminKey! }],
+    ];
+    for (const [path, init] of routes) {
+      const res = await call(baseUrl, path, init);
+      const text = JSON.stringify(res.body);
+      assert.equal(res.status, 503, `${path}: ${text}`);
+      assert.equal(res.body.error.code, 'service_misconfigured', path);
+      assert.ok(!text.includes(secret) && !text.includes('SLUICE_ENDPOINTS'), `${path}: ${text}`);
+    }
+    assert.ok(stack.logs().some((l) => l.includes('SLUICE_ENDPOINTS')), 'the detail is logged');
+  } finally {
+    process.env.SLUICE_ENDPOINTS = saved;
+    resetConfig();
+    resetServices();
+  }
+});
+
 test('past the backlog bound, submit answers 429 with Retry-After and writes nothing', async () => {
   // Fill the queue directly (as a stalled fleet would) past a bound of 3, with the config re-read.
   const jobsQueue = queue(stack.env.SLUICE_JOBS_QUEUE ?? 'sluice-jobs');
