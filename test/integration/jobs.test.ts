@@ -252,11 +252,24 @@ test('unknown job ids are 404; health reports storage, queues and endpoints with
   const garbage = await call(baseUrl, '/v1/jobs/not-a-job');
   assert.equal(garbage.status, 404);
 
-  const health = await call(baseUrl, '/v1/health');
+  const health = await call(baseUrl, '/v1/health', { key: stack.adminKey! });
   assert.equal(health.status, 200);
   assert.equal(health.body.storage.ok, true);
   assert.equal(health.body.endpoints.length, 2);
   assert.ok(!JSON.stringify(health.body).includes('local-simulator-key'), 'no key material in health');
+});
+
+test('health shows anonymous callers and members liveness only; a wrong key is 401', async () => {
+  const hosts = stack.sim!.regions.map((r) => new URL(r.baseUrl).host);
+  for (const key of [null, undefined]) {
+    const res = await call(baseUrl, '/v1/health', { key });
+    assert.equal(res.status, 200);
+    assert.deepEqual(res.body, { status: 'ok' }, `key ${key === null ? 'none' : 'member'}`);
+    assert.ok(!hosts.some((h) => JSON.stringify(res.body).includes(h)));
+  }
+  const wrong = await call(baseUrl, '/v1/health', { key: 'slk_not_a_real_key' });
+  assert.equal(wrong.status, 401);
+  assert.ok(!JSON.stringify(wrong.body).includes('endpoints'));
 });
 
 test('with a broken SLUICE_ENDPOINTS, every route answers a generic 503 that quotes no setting value', async () => {
