@@ -26,15 +26,33 @@ export async function readJsonBody(request: HttpRequest, maxBytes: number): Prom
   if (type && !/^application\/(.+\+)?json\b/i.test(type)) {
     throw new ValidationError(`content-type: expected application/json, got "${type}"`, 'content-type', 'unsupported_media_type', 415);
   }
-  const buf = Buffer.from(await request.arrayBuffer());
-  if (buf.length > maxBytes) {
-    throw new ValidationError(`body: ${buf.length} bytes exceeds the limit of ${maxBytes} bytes`, 'body', 'request_too_large', 413);
-  }
+  const buf = await readBounded(request, maxBytes);
   if (buf.length === 0) throw new ValidationError('body: empty; expected a JSON object', 'body');
   try {
     return JSON.parse(buf.toString('utf8'));
   } catch (err) {
     throw new ValidationError(`body: not valid JSON (${(err as Error).message})`, 'body', 'invalid_json');
+  }
+}
+
+/**
+ * The body's bytes, reading no further than `maxBytes`: a body without Content-Length (chunked) that runs past the
+ * limit is a 413 as soon as it does, and the rest is never read.
+ */
+async function readBounded(request: HttpRequest, maxBytes: number): Promise<Buffer> {
+  if (!request.body) return Buffer.alloc(0);
+  const reader = (request.body as ReadableStream<Uint8Array>).getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return Buffer.concat(chunks, total);
+    total += value.byteLength;
+    if (total > maxBytes) {
+      reader.cancel().catch(() => undefined);
+      throw new ValidationError(`body: more than the limit of ${maxBytes} bytes`, 'body', 'request_too_large', 413);
+    }
+    chunks.push(value);
   }
 }
 

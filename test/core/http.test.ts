@@ -1,9 +1,10 @@
 /** The HTTP plumbing: what an error answer may show a caller, and how much of a body is read. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { InvocationContext } from '@azure/functions';
+import type { HttpRequest, InvocationContext } from '@azure/functions';
 import { ConfigError, loadConfig } from '../../src/config';
-import { errorResponse } from '../../src/runtime/http';
+import { errorResponse, readJsonBody } from '../../src/runtime/http';
+import { ValidationError } from '../../src/core/errors';
 
 /** Short enough that the JSON parser quotes all of it in its message. */
 const SECRET = 'sk-7f3a9c';
@@ -32,4 +33,35 @@ test('a config error answers a generic 503 and logs the detail, never the settin
   assert.equal((res.jsonBody as { error: { code: string; param: unknown } }).error.code, 'service_misconfigured');
   assert.equal((res.jsonBody as { error: { param: unknown } }).error.param, null);
   assert.ok(lines.some((l) => l.includes('SLUICE_ENDPOINTS')), 'the log names the setting');
+});
+
+/** A request whose body is a stream of `total` bytes in 64 KiB chunks, counting how many bytes were pulled. */
+function streamingRequest(total: number, headers: Record<string, string>) {
+  const chunk = new Uint8Array(64 * 1024).fill(0x20);
+  let pulled = 0;
+  const body = new ReadableStream<Uint8Array>(
+    {
+      pull(controller) {
+        if (pulled >= total) return controller.close();
+        pulled += chunk.byteLength;
+        controller.enqueue(chunk.slice());
+      },
+    },
+    { highWaterMark: 0 },
+  );
+  const request = { headers: new Headers(headers), body, arrayBuffer: () => new Response(body).arrayBuffer() } as unknown as HttpRequest;
+  return { request, pulled: () => pulled };
+}
+
+test('a chunked JSON body past the limit is 413 without being read to its end', async () => {
+  const limit = 256 * 1024;
+  const { request, pulled } = streamingRequest(64 * 1024 * 1024, { 'content-type': 'application/json' });
+  await assert.rejects(readJsonBody(request, limit), (err: unknown) => err instanceof ValidationError && err.status === 413 && err.code === 'request_too_large');
+  assert.ok(pulled() <= limit + 64 * 1024, `read ${pulled()} bytes of a body over the ${limit}-byte limit`);
+});
+
+test('a chunked JSON body within the limit is read whole', async () => {
+  const { request } = streamingRequest(128 * 1024, { 'content-type': 'application/json' });
+  // 128 KiB of spaces is not JSON: reaching the parser proves every byte was read.
+  await assert.rejects(readJsonBody(request, 256 * 1024), (err: unknown) => err instanceof ValidationError && err.code === 'invalid_json');
 });
