@@ -9,7 +9,7 @@ import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } 
 import busboy from 'busboy';
 import { ValidationError } from '../core/errors';
 import { FILE_ID_PATTERN, toFileView, type FileRecord } from '../core/batch/model';
-import { errorBody, errorResponse, json } from '../runtime/http';
+import { attachmentDisposition, errorBody, errorResponse, json, wellFormed } from '../runtime/http';
 import { getBatchServices } from '../runtime/services';
 import { authorize, canSee } from '../runtime/auth';
 import type { Principal } from '../core/teams/auth';
@@ -32,7 +32,8 @@ async function receiveUpload(request: HttpRequest, team: string): Promise<{ file
   const tooLarge = () => new ValidationError(`body: larger than the limit of ${settings.maxFileBytes} bytes for a file`, 'file', 'file_too_large', 413);
   const declared = Number(request.headers.get('content-length') ?? NaN);
   if (Number.isFinite(declared) && declared > maxBodyBytes) throw tooLarge();
-  const parser = busboy({ headers: { 'content-type': type }, limits: { files: 1, fields: 16, fileSize: settings.maxFileBytes + 1 } });
+  // Clients send filenames as UTF-8 (browsers, undici's FormData, the openai SDKs), not busboy's default latin1.
+  const parser = busboy({ headers: { 'content-type': type }, defParamCharset: 'utf8', limits: { files: 1, fields: 16, fileSize: settings.maxFileBytes + 1 } });
   let purpose: string | undefined;
   let upload: Promise<FileRecord> | undefined;
   parser.on('field', (name, value) => {
@@ -41,7 +42,7 @@ async function receiveUpload(request: HttpRequest, team: string): Promise<{ file
   parser.on('file', (name, stream, info) => {
     if (name !== 'file' || upload) return void stream.resume();
     // Only purpose "batch" is accepted, so the file can be stored before the purpose field (which may come later).
-    upload = files.upload(stream, info.filename || 'upload.jsonl', 'batch', { maxBytes: settings.maxFileBytes, maxLines: settings.maxFileLines }, Date.now(), team);
+    upload = files.upload(stream, wellFormed(info.filename || 'upload.jsonl'), 'batch', { maxBytes: settings.maxFileBytes, maxLines: settings.maxFileLines }, Date.now(), team);
     upload.catch(() => undefined); // awaited below
   });
   const parsed = new Promise<void>((resolve, reject) => {
@@ -82,7 +83,8 @@ export async function createFile(request: HttpRequest, context: InvocationContex
       await getBatchServices().files.delete(file.id);
       throw new ValidationError(purpose === undefined ? 'purpose: is required ("batch")' : `purpose: "${purpose}" is not supported; use "batch"`, 'purpose');
     }
-    context.debug(`[file=${file.id}] stored ${file.bytes} bytes, ${file.lines} lines (${file.filename})`);
+    // The name is the caller's: JSON-escaped, it cannot start a forged log line.
+    context.debug(`[file=${file.id}] stored ${file.bytes} bytes, ${file.lines} lines, filename ${JSON.stringify(file.filename)}`);
     return json(200, toFileView(file));
   } catch (err) {
     return errorResponse(err, context);
@@ -129,7 +131,7 @@ export async function getFileContent(request: HttpRequest, context: InvocationCo
     return {
       status: 200,
       body: Readable.toWeb(stream) as HttpResponseInit['body'],
-      headers: { 'content-type': 'application/jsonl', 'content-disposition': `attachment; filename="${file.filename.replace(/"/g, '')}"` },
+      headers: { 'content-type': 'application/jsonl', 'content-disposition': attachmentDisposition(file.filename) },
     };
   } catch (err) {
     return errorResponse(err, context);

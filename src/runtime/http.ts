@@ -16,6 +16,22 @@ export function errorBody(code: string, message: string, param?: string, type = 
   return { error: { message, type, param: param ?? null, code } };
 }
 
+/** Lone UTF-16 surrogates, which no encoding can carry, become U+FFFD. */
+export function wellFormed(text: string): string {
+  return text.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
+}
+
+/**
+ * A Content-Disposition for downloading `filename` that any name keeps intact: an ASCII `filename` (characters that
+ * are not printable ASCII, quotes and backslashes become `_`) for old clients, and the exact name as RFC 5987
+ * `filename*` (UTF-8, percent-encoded), which clients prefer. No CR/LF or non-ASCII byte reaches the header.
+ */
+export function attachmentDisposition(filename: string): string {
+  const ascii = filename.replace(/[^\x20-\x7e]|["\\%]/g, '_') || 'download';
+  const exact = encodeURIComponent(wellFormed(filename)).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${exact}`;
+}
+
 /** Reads and parses a JSON body of at most `maxBytes`; throws ValidationError (400/413/415) otherwise. */
 export async function readJsonBody(request: HttpRequest, maxBytes: number): Promise<unknown> {
   const declared = Number(request.headers.get('content-length') ?? NaN);

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { HttpRequest, InvocationContext } from '@azure/functions';
 import { ConfigError, loadConfig } from '../../src/config';
-import { errorResponse, readJsonBody } from '../../src/runtime/http';
+import { attachmentDisposition, errorResponse, readJsonBody } from '../../src/runtime/http';
 import { ValidationError } from '../../src/core/errors';
 
 /** Short enough that the JSON parser quotes all of it in its message. */
@@ -64,4 +64,18 @@ test('a chunked JSON body within the limit is read whole', async () => {
   const { request } = streamingRequest(128 * 1024, { 'content-type': 'application/json' });
   // 128 KiB of spaces is not JSON: reaching the parser proves every byte was read.
   await assert.rejects(readJsonBody(request, 256 * 1024), (err: unknown) => err instanceof ValidationError && err.code === 'invalid_json');
+});
+
+test('a download Content-Disposition keeps any filename intact and the header printable ASCII', () => {
+  for (const name of ['prompts.jsonl', 'a "quoted" name.jsonl', 'two\r\nlines.jsonl', 'résumé ✓ 日本.jsonl', "it's (1)*.jsonl", 'back\\slash%41.jsonl']) {
+    const header = attachmentDisposition(name);
+    assert.match(header, /^[\x20-\x7e]+$/, header);
+    const exact = /filename\*=UTF-8''([^;\s]+)$/.exec(header);
+    assert.ok(exact, header);
+    assert.match(exact[1]!, /^[A-Za-z0-9!#$&+\-.^_`|~%]+$/, 'only RFC 5987 attr-chars and escapes');
+    assert.equal(decodeURIComponent(exact[1]!), name);
+    const ascii = /filename="([^"]*)"/.exec(header);
+    assert.ok(ascii && !/["\\]/.test(ascii[1]!), header);
+  }
+  assert.equal(decodeURIComponent(/filename\*=UTF-8''(\S+)$/.exec(attachmentDisposition('\ud800.jsonl'))![1]!), '\ufffd.jsonl');
 });
