@@ -23,6 +23,14 @@ export type ModelSettings = z.output<typeof modelSchema>;
 /** The token limits of a model. */
 export type ModelLimits = Omit<ModelSettings, 'spillover'>;
 
+/**
+ * The entry of `name` in a table of models, if the table has one of its own: a plain-object lookup would find
+ * "constructor" or "toString" on Object.prototype, and a model name comes from the caller.
+ */
+export function modelEntry<T>(models: Readonly<Record<string, T>>, name: string): T | undefined {
+  return Object.hasOwn(models, name) ? models[name] : undefined;
+}
+
 export const KNOWN_MODELS: Record<string, ModelLimits> = {
   'gpt-4o': { contextWindow: 128_000, maxOutputTokens: 16_384, defaultMaxTokens: 1_024 },
   'gpt-4o-mini': { contextWindow: 128_000, maxOutputTokens: 16_384, defaultMaxTokens: 1_024 },

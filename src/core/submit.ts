@@ -4,33 +4,23 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import type { ModelLimits } from './models';
+import { chatFields, chatMessage } from './chatRequest';
+import { modelEntry, type ModelLimits } from './models';
 import { ValidationError } from './errors';
 import type { JobPriority, JobRecord } from './jobs';
 import { countPromptTokens } from './tokens';
 
-const ROLES = ['system', 'developer', 'user', 'assistant', 'tool', 'function'] as const;
-
-const contentPart = z.object({ type: z.string().min(1) }).passthrough();
-
-const message = z
-  .object({
-    role: z.enum(ROLES),
-    content: z.union([z.string(), z.array(contentPart), z.null()]).optional(),
-    name: z.string().max(64).optional(),
-  })
-  .passthrough();
-
 const chatRequest = z
   .object({
+    ...chatFields,
     model: z.string({ error: 'is required: the logical model, e.g. "gpt-4o-mini"' }).min(1),
-    messages: z.array(message, { error: 'is required: a non-empty list of chat messages' }).min(1, 'must contain at least one message'),
+    messages: z.array(chatMessage, { error: 'is required: a non-empty list of chat messages' }).min(1, 'must contain at least one message'),
     max_tokens: z.number().int().positive().optional(),
     max_completion_tokens: z.number().int().positive().optional(),
     n: z.number().int().min(1).max(128).optional(),
     stream: z.literal(false, { error: 'stream is not supported for queued jobs; omit it or set false' }).optional(),
   })
-  .passthrough();
+  .strict();
 
 const metadata = z
   .record(z.string().min(1).max(64), z.string().max(512))
@@ -56,6 +46,11 @@ export function parseSubmitBody(body: unknown): SubmitBody {
   const parsed = submitSchema.safeParse(body);
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0]!;
+  if (issue.code === 'unrecognized_keys' && issue.path.length > 0) {
+    // Inside the request: name the first field Sluice does not pass on.
+    const param = pathOf([...issue.path, issue.keys[0]!]);
+    throw new ValidationError(`${param}: not a chat-completions field Sluice passes to the model; remove it`, param, 'unsupported_parameter');
+  }
   const param = pathOf(issue.path) || 'body';
   const detail = issue.code === 'unrecognized_keys' ? `unknown field(s) ${issue.keys.join(', ')}` : issue.message;
   throw new ValidationError(`${param}: ${detail}`, param);
@@ -87,7 +82,7 @@ export const JOB_ID_PATTERN = /^job_(?:[0-9a-f]{32}|[0-9a-f]{16}_[0-9a-f]{24})$/
 /** Builds the job record for a validated body, applying the model's limits and the context-window guard. */
 export function prepareJob(body: SubmitBody, opts: PrepareOptions): JobRecord {
   const { request } = body;
-  const limits = opts.models[request.model];
+  const limits = modelEntry(opts.models, request.model);
   if (!limits) {
     throw new ValidationError(
       `request.model: "${request.model}" is not a configured model (configured: ${Object.keys(opts.models).join(', ')})`,

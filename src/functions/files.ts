@@ -3,16 +3,19 @@
  * delete. The upload is stream-parsed (busboy) from the request body straight into a block blob; see
  * docs/batch.md on `enableHttpStream` for a fully streamed request in Azure.
  */
-import { Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import busboy from 'busboy';
 import { ValidationError } from '../core/errors';
 import { FILE_ID_PATTERN, toFileView, type FileRecord } from '../core/batch/model';
-import { errorBody, errorResponse, json } from '../runtime/http';
+import { attachmentDisposition, errorBody, errorResponse, json, wellFormed } from '../runtime/http';
 import { getBatchServices } from '../runtime/services';
 import { authorize, canSee } from '../runtime/auth';
 import type { Principal } from '../core/teams/auth';
+
+/** Room for the multipart framing and the small fields around the file part, bytes. */
+const MULTIPART_OVERHEAD_BYTES = 1024 * 1024;
 
 const notFound = (id: string) => json(404, errorBody('file_not_found', `No such File object: ${id}`, 'id'));
 
@@ -24,7 +27,13 @@ async function receiveUpload(request: HttpRequest, team: string): Promise<{ file
     throw new ValidationError(`content-type: expected multipart/form-data, got "${type}"`, 'content-type', 'unsupported_media_type', 415);
   }
   if (!request.body) throw new ValidationError('body: empty; expected a multipart form with "file" and "purpose"', 'file');
-  const parser = busboy({ headers: { 'content-type': type }, limits: { files: 1, fields: 16, fileSize: settings.maxFileBytes + 1 } });
+  // The whole request is bounded, not only the file part: a chunked body is cut off at the limit, never read to its end.
+  const maxBodyBytes = settings.maxFileBytes + MULTIPART_OVERHEAD_BYTES;
+  const tooLarge = () => new ValidationError(`body: larger than the limit of ${settings.maxFileBytes} bytes for a file`, 'file', 'file_too_large', 413);
+  const declared = Number(request.headers.get('content-length') ?? NaN);
+  if (Number.isFinite(declared) && declared > maxBodyBytes) throw tooLarge();
+  // Clients send filenames as UTF-8 (browsers, undici's FormData, the openai SDKs), not busboy's default latin1.
+  const parser = busboy({ headers: { 'content-type': type }, defParamCharset: 'utf8', limits: { files: 1, fields: 16, fileSize: settings.maxFileBytes + 1 } });
   let purpose: string | undefined;
   let upload: Promise<FileRecord> | undefined;
   parser.on('field', (name, value) => {
@@ -33,7 +42,7 @@ async function receiveUpload(request: HttpRequest, team: string): Promise<{ file
   parser.on('file', (name, stream, info) => {
     if (name !== 'file' || upload) return void stream.resume();
     // Only purpose "batch" is accepted, so the file can be stored before the purpose field (which may come later).
-    upload = files.upload(stream, info.filename || 'upload.jsonl', 'batch', { maxBytes: settings.maxFileBytes, maxLines: settings.maxFileLines }, Date.now(), team);
+    upload = files.upload(stream, wellFormed(info.filename || 'upload.jsonl'), 'batch', { maxBytes: settings.maxFileBytes, maxLines: settings.maxFileLines }, Date.now(), team);
     upload.catch(() => undefined); // awaited below
   });
   const parsed = new Promise<void>((resolve, reject) => {
@@ -41,12 +50,24 @@ async function receiveUpload(request: HttpRequest, team: string): Promise<{ file
     parser.on('error', reject);
   });
   const source = Readable.fromWeb(request.body as WebReadableStream<Uint8Array>);
-  source.on('error', (err) => parser.destroy(err));
-  source.pipe(parser);
+  let received = 0;
+  const meter = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      received += chunk.length;
+      done(received > maxBodyBytes ? tooLarge() : null, chunk);
+    },
+  });
+  source.on('error', (err) => meter.destroy(err));
+  meter.on('error', (err) => {
+    source.destroy(); // stop reading the request
+    parser.destroy(err);
+  });
+  source.pipe(meter).pipe(parser);
   try {
     await parsed;
   } catch (err) {
     if (upload) await upload.then((f) => files.delete(f.id)).catch(() => undefined);
+    if (err instanceof ValidationError) throw err;
     throw new ValidationError(`body: not a valid multipart form (${(err as Error).message})`, 'body');
   }
   if (!upload) throw new ValidationError('file: is required (a multipart part named "file")', 'file');
@@ -62,7 +83,8 @@ export async function createFile(request: HttpRequest, context: InvocationContex
       await getBatchServices().files.delete(file.id);
       throw new ValidationError(purpose === undefined ? 'purpose: is required ("batch")' : `purpose: "${purpose}" is not supported; use "batch"`, 'purpose');
     }
-    context.debug(`[file=${file.id}] stored ${file.bytes} bytes, ${file.lines} lines (${file.filename})`);
+    // The name is the caller's: JSON-escaped, it cannot start a forged log line.
+    context.debug(`[file=${file.id}] stored ${file.bytes} bytes, ${file.lines} lines, filename ${JSON.stringify(file.filename)}`);
     return json(200, toFileView(file));
   } catch (err) {
     return errorResponse(err, context);
@@ -109,7 +131,7 @@ export async function getFileContent(request: HttpRequest, context: InvocationCo
     return {
       status: 200,
       body: Readable.toWeb(stream) as HttpResponseInit['body'],
-      headers: { 'content-type': 'application/jsonl', 'content-disposition': `attachment; filename="${file.filename.replace(/"/g, '')}"` },
+      headers: { 'content-type': 'application/jsonl', 'content-disposition': attachmentDisposition(file.filename) },
     };
   } catch (err) {
     return errorResponse(err, context);

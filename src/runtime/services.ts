@@ -24,6 +24,7 @@ import { isStorageUnavailable, storageClients, storageCounters, type StorageClie
 import { TeamStore } from '../azure/teamTable';
 import { Authenticator } from '../core/teams/auth';
 import { FairShareGate } from '../core/fairshare/gate';
+import { modelEntry } from '../core/models';
 import type { Team } from '../core/teams/model';
 import { allLanes, laneOf, laneSuffix, type Lane } from '../core/teams/lanes';
 import { buildBatchServices, type BatchServices } from './batchServices';
@@ -176,7 +177,7 @@ function buildServices(config: SluiceConfig): Services {
       model,
       budget,
       health,
-      spillover: (model) => config.models[model]?.spillover ?? true,
+      spillover: (model) => modelEntry(config.models, model)?.spillover ?? true,
       endpoints: config.endpoints,
       settings: {
         callTimeoutMs: config.callTimeoutMs,

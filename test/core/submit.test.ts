@@ -74,3 +74,96 @@ test('a job larger than any deployment admits per minute is refused instead of w
   assert.equal(overQuotaCeiling(1000, [30_000, 10_000], 0.99), undefined);
   assert.equal(overQuotaCeiling(29_701, [30_000, 10_000], 0.99), 29_700);
 });
+
+test('a model name that is an Object.prototype property is no configured model', () => {
+  for (const model of ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf']) {
+    assert.throws(
+      () => prepareJob(parseSubmitBody({ request: { model, messages: [{ role: 'user', content: 'x' }] } }), { models, now: 0 }),
+      (err: unknown) => err instanceof ValidationError && err.code === 'model_not_found' && err.param === 'request.model',
+      model,
+    );
+  }
+});
+
+test('__proto__ keys in the body or its metadata change neither the job nor any prototype', () => {
+  for (const proto of ['{"team":"other","batch_id":"b"}', '"x"']) {
+    const body = JSON.parse(`{"request":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]},"metadata":{"__proto__":${proto},"a":"b"}}`);
+    const job = prepareJob(parseSubmitBody(body), { models, now: 0 });
+    assert.deepEqual(Object.keys(job.metadata), ['a']);
+    assert.equal(Object.getPrototypeOf(job.metadata), Object.prototype);
+    assert.equal(job.metadata.team, undefined);
+    assert.equal(job.team, 'default');
+  }
+  assert.equal(({} as Record<string, unknown>).team, undefined, 'Object.prototype untouched');
+  // At the top level of the submit body, __proto__ is an unknown field.
+  assert.throws(() => parseSubmitBody(JSON.parse('{"request":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]},"__proto__":{"priority":"batch"}}')), ValidationError);
+});
+
+test('messages are checked as the chat-completions API defines them, naming the field', () => {
+  const withMessages = (...messages: unknown[]) => ({ request: { model: 'gpt-4o-mini', messages } });
+  const user = { role: 'user', content: 'hi' };
+  const refused: Array<[unknown[], string]> = [
+    [[user, { role: 'user' }], 'request.messages[1].content'],
+    [[{ role: 'system' }], 'request.messages[0].content'],
+    [[{ role: 'developer', content: null }], 'request.messages[0].content'],
+    [[{ role: 'user', content: [] }], 'request.messages[0].content'],
+    [[{ role: 'user', content: 5 }], 'request.messages[0].content'],
+    [[{ role: 'user', content: [{ type: 'video', video: {} }] }], 'request.messages[0].content[0].type'],
+    [[{ role: 'user', content: [{ type: 'text' }] }], 'request.messages[0].content[0].text'],
+    [[{ role: 'user', content: [{ type: 'image_url', image_url: {} }] }], 'request.messages[0].content[0].image_url.url'],
+    [[{ role: 'user', content: [{ type: 'input_audio', input_audio: { data: 'AAAA', format: 'ogg' } }] }], 'request.messages[0].content[0].input_audio.format'],
+    [[{ role: 'system', content: [{ type: 'image_url', image_url: { url: 'https://x/y.png' } }] }], 'request.messages[0].content[0].type'],
+    [[user, { role: 'assistant' }], 'request.messages[1].content'],
+    [[user, { role: 'assistant', content: null, tool_calls: [{ type: 'function', function: { name: 'f', arguments: '{}' } }] }], 'request.messages[1].tool_calls[0].id'],
+    [[user, { role: 'tool', content: '42' }], 'request.messages[1].tool_call_id'],
+    [[user, { role: 'tool', tool_call_id: 'call_1' }], 'request.messages[1].content'],
+    [[{ role: 'function', name: 'f' }], 'request.messages[0].content'],
+  ];
+  for (const [messages, param] of refused) {
+    assert.throws(() => parseSubmitBody(withMessages(...messages)), (err: unknown) => {
+      assert.ok(err instanceof ValidationError, String(err));
+      assert.equal(err.status, 400);
+      assert.equal(err.param, param, JSON.stringify(messages));
+      assert.ok(err.message.startsWith(`${param}: `), err.message);
+      return true;
+    });
+  }
+  const accepted: unknown[][] = [
+    [{ role: 'system', content: 'be brief' }, { role: 'developer', content: [{ type: 'text', text: 'terse' }] }, user],
+    [{ role: 'user', content: '' }],
+    [{ role: 'user', name: 'ann', content: [
+      { type: 'text', text: 'what is this?' },
+      { type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA', detail: 'low' } },
+      { type: 'input_audio', input_audio: { data: 'AAAA', format: 'wav' } },
+      { type: 'file', file: { file_id: 'file-1' } },
+    ] }],
+    [user, { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'f', arguments: '{}' } }] }, { role: 'tool', tool_call_id: 'call_1', content: '42' }],
+    [user, { role: 'assistant', content: [{ type: 'text', text: 'a' }, { type: 'refusal', refusal: 'no' }] }, user],
+    [user, { role: 'assistant', refusal: 'no' }, user],
+    [user, { role: 'assistant', content: null, function_call: { name: 'f', arguments: '{}' } }, { role: 'function', name: 'f', content: '1' }],
+  ];
+  for (const messages of accepted) {
+    const job = prepareJob(parseSubmitBody(withMessages(...messages)), { models, now: 0 });
+    assert.deepEqual(job.request.messages, messages, 'messages are sent as given');
+  }
+});
+
+test('only chat-completions fields pass through to the model; any other is refused naming it', () => {
+  for (const field of ['data_sources', 'surprise', '__proto__']) {
+    const body = JSON.parse(`{"request":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"${field}":{"type":"azure_search"}}}`);
+    assert.throws(() => parseSubmitBody(body), (err: unknown) => {
+      assert.ok(err instanceof ValidationError, String(err));
+      assert.equal(err.status, 400);
+      assert.equal(err.param, `request.${field}`);
+      assert.equal(err.code, 'unsupported_parameter');
+      return true;
+    });
+  }
+  const documented = {
+    temperature: 0.2, top_p: 1, seed: 7, user: 'u1', stop: ['\n'], response_format: { type: 'json_object' }, logprobs: true, top_logprobs: 2,
+    tools: [{ type: 'function', function: { name: 'f', parameters: {} } }], tool_choice: 'auto', parallel_tool_calls: false,
+    presence_penalty: 0, frequency_penalty: 0, logit_bias: { '50256': -100 }, reasoning_effort: 'low', metadata: { a: 'b' }, store: false, stream: false,
+  };
+  const job = prepareJob(parseSubmitBody({ request: { ...ok.request, ...documented } }), { models, now: 0 });
+  for (const [k, v] of Object.entries(documented)) assert.deepEqual(job.request[k], v, k);
+});

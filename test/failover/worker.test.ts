@@ -118,7 +118,7 @@ async function budgetRegions(): Promise<Set<string>> {
 }
 
 async function breakerOf(region: string): Promise<{ state: string; lastError?: string }> {
-  const res = await call(stack.baseUrl, '/v1/health');
+  const res = await call(stack.baseUrl, '/v1/health', { key: stack.adminKey! });
   const endpoint = (res.body.endpoints as Array<{ region: string; breaker?: { state: string; lastError?: string } }>).find((e) => e.region === region);
   assert.ok(endpoint?.breaker, `health shows no breaker for ${region}: ${JSON.stringify(res.body.endpoints)}`);
   return endpoint.breaker;

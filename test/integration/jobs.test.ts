@@ -252,11 +252,59 @@ test('unknown job ids are 404; health reports storage, queues and endpoints with
   const garbage = await call(baseUrl, '/v1/jobs/not-a-job');
   assert.equal(garbage.status, 404);
 
-  const health = await call(baseUrl, '/v1/health');
+  const health = await call(baseUrl, '/v1/health', { key: stack.adminKey! });
   assert.equal(health.status, 200);
   assert.equal(health.body.storage.ok, true);
   assert.equal(health.body.endpoints.length, 2);
   assert.ok(!JSON.stringify(health.body).includes('local-simulator-key'), 'no key material in health');
+});
+
+test('health shows anonymous callers and members liveness only; a wrong key is 401', async () => {
+  const hosts = stack.sim!.regions.map((r) => new URL(r.baseUrl).host);
+  for (const key of [null, undefined]) {
+    const res = await call(baseUrl, '/v1/health', { key });
+    assert.equal(res.status, 200);
+    assert.deepEqual(res.body, { status: 'ok' }, `key ${key === null ? 'none' : 'member'}`);
+    assert.ok(!hosts.some((h) => JSON.stringify(res.body).includes(h)));
+  }
+  const wrong = await call(baseUrl, '/v1/health', { key: 'slk_not_a_real_key' });
+  assert.equal(wrong.status, 401);
+  assert.ok(!JSON.stringify(wrong.body).includes('endpoints'));
+});
+
+test('with a broken SLUICE_ENDPOINTS, every route answers a generic 503 that quotes no setting value', async () => {
+  const { resetServices } = await import('../../src/runtime/services.js');
+  const { resetConfig } = await import('../../src/config.js');
+  const secret = 'sk-7f3a9c'; // short enough that the JSON parser quotes all of it in the logged detail
+  const saved = process.env.SLUICE_ENDPOINTS;
+  process.env.SLUICE_ENDPOINTS = secret;
+  resetConfig();
+  resetServices();
+  try {
+    const routes: Array<[string, RequestInit & { json?: unknown; key?: string | null }]> = [
+      ['/v1/jobs', { json: chatJob('x') }],
+      [`/v1/jobs/job_${'0'.repeat(32)}`, {}],
+      ['/v1/health', { key: null }],
+      ['/v1/health', { key: stack.adminKey! }],
+      ['/v1/files', {}],
+      ['/v1/batches', {}],
+      ['/v1/usage', {}],
+      ['/v1/me', { key: null }],
+      ['/v1/admin/teams', { key: stack.adminKey! }],
+    ];
+    for (const [path, init] of routes) {
+      const res = await call(baseUrl, path, init);
+      const text = JSON.stringify(res.body);
+      assert.equal(res.status, 503, `${path}: ${text}`);
+      assert.equal(res.body.error.code, 'service_misconfigured', path);
+      assert.ok(!text.includes(secret) && !text.includes('SLUICE_ENDPOINTS'), `${path}: ${text}`);
+    }
+    assert.ok(stack.logs().some((l) => l.includes('SLUICE_ENDPOINTS')), 'the detail is logged');
+  } finally {
+    process.env.SLUICE_ENDPOINTS = saved;
+    resetConfig();
+    resetServices();
+  }
 });
 
 test('past the backlog bound, submit answers 429 with Retry-After and writes nothing', async () => {
