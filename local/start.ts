@@ -124,7 +124,7 @@ ${keyLines}Try:
   export SLUICE_API_KEY=${key}
   curl -s -X POST ${api}/v1/jobs -H "api-key: $SLUICE_API_KEY" -H 'content-type: application/json' -d '{"request":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello"}],"max_tokens":50}}'
   curl -s ${api}/v1/jobs/<id> -H "api-key: $SLUICE_API_KEY"
-  curl -s ${api}/v1/health
+  curl -s ${api}/v1/health -H "api-key: ${keys?.adminKey ?? '<an admin key>'}"   # the full view needs an admin key
 ${logLevel ? `Logs: every line from ${logLevel} up.` : 'Logs: one line per finished job or batch, and warnings (npm start -- --verbose shows every invocation).'}
 Ctrl-C stops everything.`);
 }
