@@ -13,8 +13,11 @@ param environmentName string
 @metadata({ azd: { type: 'location' } })
 param location string
 
-@description('Object id of the person running azd; gets the same data roles as the app, for local runs against the cloud. Empty: none.')
+@description('Object id of the person running azd. Gets data roles only with grantDeployerDataAccess.')
 param principalId string = ''
+
+@description('Give principalId the app\'s data roles (every team\'s prompts and outputs, and write access to the teams table, which is admin power), for local runs against the cloud. For dev environments only: off, the deploying user has no standing data access.')
+param grantDeployerDataAccess bool = false
 
 @allowed(['User', 'ServicePrincipal'])
 @description('Kind of principalId (ServicePrincipal when a pipeline runs azd).')
@@ -279,7 +282,7 @@ module rbac 'app/rbac.bicep' = {
   scope: rg
   params: {
     appPrincipalId: identity.outputs.principalId
-    userPrincipalId: principalId
+    userPrincipalId: grantDeployerDataAccess ? principalId : ''
     userPrincipalType: principalType
     storageAccountName: storage.outputs.name
     applicationInsightsName: monitoring.outputs.applicationInsightsName

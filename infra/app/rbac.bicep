@@ -1,7 +1,7 @@
-// Least-privilege data roles for the app identity (and, optionally, the person running azd, for local runs
-// against the cloud resources). Role definition ids are Azure built-in roles.
+// Least-privilege data roles for the app identity (and, only when main.bicep's grantDeployerDataAccess is on, the
+// person running azd, for local runs against the cloud resources). Role definition ids are Azure built-in roles.
 param appPrincipalId string
-@description('Object id of the deploying user. Empty: no user assignments.')
+@description('Object id of the deploying user, set only when grantDeployerDataAccess is on. Empty: no user assignments.')
 param userPrincipalId string = ''
 param userPrincipalType string = 'User'
 param storageAccountName string

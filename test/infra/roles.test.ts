@@ -1,6 +1,7 @@
 /**
- * Drift test 3: the app identity holds each data role the code needs, on the right resource. Role definition ids are
- * Azure built-in roles, checked against Microsoft's built-in roles reference.
+ * Drift test 3: the app identity holds each data role the code needs, on the right resource; the deploying user holds
+ * none unless asked. Role definition ids are Azure built-in roles, checked against Microsoft's
+ * built-in roles reference.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -19,6 +20,8 @@ interface Assignment {
   roleIds: string[];
   principal: string;
   scopeType: string | undefined;
+  /** The `if (…)` of a conditional assignment, '' when unconditional. */
+  condition: string;
 }
 
 /** Every role assignment in infra/, with role ids resolved through `roles.x` and `for role in <array var>`. */
@@ -44,7 +47,8 @@ function assignments(): Assignment[] {
         ids = arr.split(',').map((e) => roleId(e)).filter((x): x is string => !!x);
       }
       const scope = topLevelEntries(b.body).get('scope')?.replace(/\[.*\]$/, '');
-      out.push({ path, roleIds: ids, principal: props.get('principalId') ?? '', scopeType: scope ? types.get(scope) : undefined });
+      const condition = /\bif \(([^)]*)\)/.exec(b.header)?.[1] ?? '';
+      out.push({ path, roleIds: ids, principal: props.get('principalId') ?? '', scopeType: scope ? types.get(scope) : undefined, condition });
     }
   }
   return out;
@@ -84,4 +88,23 @@ test('the identity that holds the roles is the one the app runs as, and covers e
   assert.equal(rbac.get('openAiAccountNames'), 'openAiAccountNames', 'roles on the same accounts main.bicep creates');
   assert.match(main, /name: openAiAccountNames\[i\]/);
   assert.match(read('infra/app/rbac.bicep'), /appOpenAiUser '[^']+' = \[for \(n, i\) in openAiAccountNames:/);
+});
+
+test('the deploying user gets data roles only when grantDeployerDataAccess is on (default off)', () => {
+  const main = read('infra/main.bicep');
+  assert.ok(/^param grantDeployerDataAccess bool = false$/m.test(main), 'main.bicep: grantDeployerDataAccess defaults to false');
+  const rbacParams = topLevelEntries(blockAfter(blockAfter(main, /^module rbac 'app\/rbac\.bicep'\s*=\s*/m), /\bparams:\s*/));
+  assert.equal(rbacParams.get('userPrincipalId'), "grantDeployerDataAccess ? principalId : ''", 'rbac gets the user only when granted');
+
+  const rbac = read('infra/app/rbac.bicep');
+  assert.ok(/^var withUser = !empty\(userPrincipalId\)$/m.test(rbac), 'rbac.bicep: withUser is "a user was passed"');
+  const user = assignments().filter((a) => a.principal === 'userPrincipalId');
+  assert.ok(user.length > 0, 'there are (conditional) user assignments');
+  for (const a of user) assert.equal(a.condition, 'withUser', `${a.roleIds.join(',')}: a user assignment is made only if (withUser)`);
+  // Nobody but the app identity and the (opt-in) user is named as a principal.
+  for (const a of assignments()) assert.ok(['appPrincipalId', 'userPrincipalId'].includes(a.principal), `${a.path}: principal ${a.principal}`);
+
+  const params = (JSON.parse(read('infra/main.parameters.json')) as { parameters: Record<string, { value: unknown }> }).parameters;
+  assert.equal(params['grantDeployerDataAccess']?.value, '${SLUICE_GRANT_DEPLOYER_DATA_ACCESS=false}', 'the azd env turns it on, default off');
+  assert.ok(/azd env set SLUICE_GRANT_DEPLOYER_DATA_ACCESS true/.test(read('docs/deploy.md')), 'docs/deploy.md says how to turn it on');
 });
