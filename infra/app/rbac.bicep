@@ -9,15 +9,20 @@ param applicationInsightsName string
 param openAiAccountNames string[]
 
 var roles = {
-  storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+  storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   cognitiveServicesOpenAIUser: '5e0bd9bd-7b93-4f28-af87-19fc36ad61bd'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
 }
 
-// Blob owner (not contributor): the Functions host manages its own containers and blob leases.
-var storageRoles = [roles.storageBlobDataOwner, roles.storageQueueDataContributor, roles.storageTableDataContributor]
+// Blob Data Contributor, not Owner: the code and the Functions host read, write, delete and lease blobs and create
+// containers, all in Contributor; Owner adds POSIX ACLs and ownership, which nothing here uses.
+// Scope: the account, because narrower scopes miss what is created at runtime: the host makes its own containers
+// (azure-webjobs-hosts, azure-webjobs-secrets) and diagnostic tables, the app and the host make queue lanes beyond
+// lane 0 and their poison queues on first use, and the app posts to the queues producers name in reply_to. The
+// account holds only Sluice's data, so container or table scopes would take away nothing the app may keep.
+var storageRoles = [roles.storageBlobDataContributor, roles.storageQueueDataContributor, roles.storageTableDataContributor]
 var withUser = !empty(userPrincipalId)
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {

@@ -1,14 +1,22 @@
 /**
- * Drift test 3: the app identity holds each data role the code needs, on the right resource; the deploying user holds
- * none unless asked. Role definition ids are Azure built-in roles, checked against Microsoft's
+ * Drift test 3: the app identity holds each data role the code needs, on the right resource, and nothing broader; the
+ * deploying user holds none unless asked. Role definition ids are Azure built-in roles, checked against Microsoft's
  * built-in roles reference.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { allBicep, blockAfter, read, resourceBlocks, resourceTypes, topLevelEntries } from './infraSource';
+import { allBicep, appSources, blockAfter, read, resourceBlocks, resourceTypes, topLevelEntries } from './infraSource';
+
+/** Roles broader than any principal here needs: data owners manage ACLs; Owner/Contributor manage the resources. */
+const TOO_BROAD = [
+  { role: 'Storage Blob Data Owner', id: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b' },
+  { role: 'Owner', id: '8e3af657-a8ff-443c-a75c-2fe8c4bcb635' },
+  { role: 'Contributor', id: 'b24988ac-6180-47dd-a4fe-0ef9bca1ed03' },
+  { role: 'Storage Account Contributor', id: '17d1049b-9a84-46fb-8f53-869881c3d3ab' },
+];
 
 const REQUIRED = [
-  { role: 'Storage Blob Data Owner', id: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b', scope: 'Microsoft.Storage/storageAccounts' },
+  { role: 'Storage Blob Data Contributor', id: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe', scope: 'Microsoft.Storage/storageAccounts' },
   { role: 'Storage Queue Data Contributor', id: '974c5e8b-45b9-4653-ba55-5f855dd0fb88', scope: 'Microsoft.Storage/storageAccounts' },
   { role: 'Storage Table Data Contributor', id: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3', scope: 'Microsoft.Storage/storageAccounts' },
   { role: 'Cognitive Services OpenAI User', id: '5e0bd9bd-7b93-4f28-af87-19fc36ad61bd', scope: 'Microsoft.CognitiveServices/accounts' },
@@ -88,6 +96,27 @@ test('the identity that holds the roles is the one the app runs as, and covers e
   assert.equal(rbac.get('openAiAccountNames'), 'openAiAccountNames', 'roles on the same accounts main.bicep creates');
   assert.match(main, /name: openAiAccountNames\[i\]/);
   assert.match(read('infra/app/rbac.bicep'), /appOpenAiUser '[^']+' = \[for \(n, i\) in openAiAccountNames:/);
+});
+
+test('no principal gets a role broader than the code needs (no data owner, no resource management)', () => {
+  for (const a of assignments()) {
+    for (const r of TOO_BROAD) assert.ok(!a.roleIds.includes(r.id), `${a.path}: ${a.principal} gets ${r.role}`);
+  }
+  for (const { path, text } of allBicep()) {
+    for (const r of TOO_BROAD) assert.ok(!text.includes(r.id), `${path} names ${r.role}`);
+  }
+});
+
+test('storage roles are account-wide only because the code creates containers, queues and tables at runtime', () => {
+  // If the app stops creating storage resources on first use, narrower scopes become possible: this test then fails
+  // and says so.
+  const creates = appSources().filter((f) => /\.(createIfNotExists|createTable)\(/.test(read(f)));
+  assert.ok(creates.length > 0, 'the app creates containers, queues or tables on first use');
+  // Posting to a producer-named reply_to queue needs send rights on queues infra does not know.
+  assert.ok(appSources().some((f) => /storage\.queue\(job\.replyTo\)/.test(read(f))), 'the app posts to reply_to queues');
+  const rbac = read('infra/app/rbac.bicep');
+  assert.ok(/azure-webjobs-hosts/.test(rbac), 'rbac.bicep says why the scope is the account');
+  assert.ok(/reply_to/.test(rbac), 'rbac.bicep says why the queue scope is the account');
 });
 
 test('the deploying user gets data roles only when grantDeployerDataAccess is on (default off)', () => {
