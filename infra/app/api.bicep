@@ -67,6 +67,9 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
+    // Key Vault references in app settings (@Microsoft.KeyVault(SecretUri=…)) resolve as the user-assigned identity;
+    // without this the platform looks for a system-assigned one, which the app does not have (docs/deploy.md).
+    keyVaultReferenceIdentity: identityId
     virtualNetworkSubnetId: empty(virtualNetworkSubnetId) ? null : virtualNetworkSubnetId
     siteConfig: {
       minTlsVersion: '1.2'
