@@ -19,9 +19,9 @@ var roles = {
 // Blob Data Contributor, not Owner: the code and the Functions host read, write, delete and lease blobs and create
 // containers, all in Contributor; Owner adds POSIX ACLs and ownership, which nothing here uses.
 // Scope: the account, because narrower scopes miss what is created at runtime: the app creates its tables,
-// containers and queues on first use (an assignment on a table that does not exist yet cannot be made), the host
-// makes its own containers (azure-webjobs-hosts, azure-webjobs-secrets) and diagnostic tables, queue lanes beyond
-// lane 0 and their poison queues appear on first use, and the app posts to the queues producers name in reply_to.
+// containers and queues on first use (so it also runs on a fresh account), the host makes its own containers
+// (azure-webjobs-hosts, azure-webjobs-secrets) and diagnostic tables, queue lanes beyond lane 0 and their poison
+// queues appear on first use, and the app posts to the queues producers name in reply_to.
 // The account holds only Sluice's data, so container or table scopes would take away nothing the app may keep.
 var storageRoles = [roles.storageBlobDataContributor, roles.storageQueueDataContributor, roles.storageTableDataContributor]
 var withUser = !empty(userPrincipalId)
