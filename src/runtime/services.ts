@@ -165,7 +165,7 @@ function buildServices(config: SluiceConfig): Services {
         onError: (err, key) => console.warn(`breaker table unavailable for ${key}: ${(err as Error).message}`),
       })
     : alwaysClosed;
-  const batch = buildBatchServices({ settings: config.batch, storage, jobs, queueFor: (lane) => pick(workerQueues, lane), models: config.models });
+  const batch = buildBatchServices({ settings: config.batch, storage, jobs, queueFor: (lane) => pick(workerQueues, lane), models: config.models, teamLimit });
   return {
     config,
     storage,

@@ -1,10 +1,13 @@
 // A disabled team and a team stopped at its monthly budget start no work on any path: POST /v1/batches answers as
-// POST /v1/jobs does, and a job already queued ends failed with the team's code without a model call.
+// POST /v1/jobs does, a running batch fans out no more lines, and a job already queued ends failed with the team's
+// code without a model call.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { RunningStack } from '../../local/stack';
 import { call, eventually } from '../support/api';
-import { getServices } from '../../src/runtime/services';
+import { getBatchServices, getServices } from '../../src/runtime/services';
+import { prepareBatch } from '../../src/core/batch/api';
+import { driveBatch } from '../../src/core/batch/driver';
 import { getTelemetryServices } from '../../src/runtime/telemetry';
 import { refreshTeamSpend } from '../../src/runtime/teamLimits';
 import { prepareJob, parseSubmitBody } from '../../src/core/submit';
@@ -103,4 +106,26 @@ test('a queued job of a disabled or stopped team ends failed with the team code,
   const calls = simCallsByJob(stack, null);
   assert.equal(calls.get(disabledJob) ?? 0, 0);
   assert.equal(calls.get(stoppedJob) ?? 0, 0);
+});
+
+test("a batch of a team disabled after it was created fans out no lines until the team is enabled again", async () => {
+  const key = await newTeam('pauser');
+  const fileId = await upload(key);
+  const batch = getBatchServices();
+  // Created directly (no driver message), so this test alone drives it.
+  const record = await prepareBatch({ input_file_id: fileId, endpoint: '/v1/chat/completions', completion_window: '24h' }, {
+    now: Date.now(), completionWindowS: 3600, getFile: (id) => batch.files.get(id), team: 'pauser',
+  });
+  await batch.batches.create(record);
+  const deps = batch.driverDeps();
+  assert.equal(await driveBatch(deps, record.id), 'continue'); // validated
+  await call(stack.baseUrl, '/v1/admin/teams/pauser', { ...admin(), method: 'PATCH', json: { disabled: true } });
+  await eventually('the driver to see the team disabled', async () => getServices().teamLimit('pauser')?.code === 'team_disabled', 30_000);
+  assert.equal(await driveBatch(deps, record.id), 'wait');
+  assert.equal((await batch.batches.get(record.id))!.batch.cursorLines, 0, 'no line fanned out');
+
+  await call(stack.baseUrl, '/v1/admin/teams/pauser', { ...admin(), method: 'PATCH', json: { disabled: false } });
+  await eventually('the driver to see the team enabled', async () => getServices().teamLimit('pauser') === undefined, 30_000);
+  assert.equal(await driveBatch(deps, record.id), 'continue');
+  assert.equal((await batch.batches.get(record.id))!.batch.cursorLines, 2, 'fan-out resumes');
 });
