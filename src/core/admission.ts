@@ -1,8 +1,9 @@
 /**
  * May a submitted job be written now? Pure: the caller reads the inputs (the team's month-to-date spend from a
  * cache refreshed in the background, queue depths that are at most seconds old) and maps a refusal to its answer.
- * Checked in order: the job fits a deployment's quota at all, the team's monthly budget (teams set to stop at
- * 100 %), the team's own backlog limit, Sluice's backlog limit.
+ * Checked in order: the job fits a deployment's quota at all, the team may start work (`teamRefusal`), the team's
+ * own backlog limit, Sluice's backlog limit. `teamRefusal` is the one rule every path that makes or runs work
+ * applies: POST /v1/jobs, POST /v1/batches and the batch driver, the submission queue and the worker.
  */
 import { backlogVerdict, overQuotaCeiling } from './backpressure';
 import { chargeOf, type JobRecord } from './jobs';
@@ -10,7 +11,7 @@ import type { Team } from './teams/model';
 
 export interface AdmissionInput {
   job: Pick<JobRecord, 'model' | 'priority' | 'promptTokens' | 'maxOutputTokens'>;
-  team: Pick<Team, 'id' | 'monthlyBudgetUsd' | 'budgetAction' | 'maxBacklog'>;
+  team: Pick<Team, 'id' | 'monthlyBudgetUsd' | 'budgetAction' | 'maxBacklog' | 'disabled'>;
   /** The team's month-to-date spend, USD, as last read (0 before the first read). */
   monthToDateUsd: number;
   /** Jobs waiting in the team's queue lane (read only when the team has a backlog limit). */
@@ -27,7 +28,7 @@ export interface AdmissionInput {
 
 /** An answer that refuses the job; nothing has been written. */
 export interface Refusal {
-  status: 400 | 429;
+  status: 400 | 401 | 429;
   code: string;
   message: string;
   /** OpenAI error type. */
@@ -41,6 +42,26 @@ export interface Refusal {
 /** Does this team stop accepting work at 100 % of a monthly budget? Only then does admission need its spend. */
 export function stopsAtBudget(team: Pick<Team, 'monthlyBudgetUsd' | 'budgetAction'>): boolean {
   return team.monthlyBudgetUsd > 0 && team.budgetAction === 'stop';
+}
+
+/**
+ * May this team start new work now? A disabled team may not (401 team_disabled, as its keys are refused), nor a
+ * team set to stop at 100 % of its monthly budget once its month-to-date spend reaches it (429
+ * team_budget_exceeded). `monthToDateUsd` is the spend as last read (0 before the first read).
+ */
+export function teamRefusal(team: Pick<Team, 'id' | 'monthlyBudgetUsd' | 'budgetAction' | 'disabled'>, monthToDateUsd: number): Refusal | undefined {
+  if (team.disabled) {
+    return { status: 401, code: 'team_disabled', type: 'invalid_request_error', message: `Team "${team.id}" is disabled; ask a Sluice admin.` };
+  }
+  if (stopsAtBudget(team) && monthToDateUsd >= team.monthlyBudgetUsd) {
+    return {
+      status: 429,
+      code: 'team_budget_exceeded',
+      type: 'insufficient_quota',
+      message: `Team "${team.id}" has spent $${monthToDateUsd.toFixed(2)} of its $${team.monthlyBudgetUsd.toFixed(2)} monthly budget and is set to stop work at 100 %. Ask a Sluice admin to raise the budget; the stop lifts when the month rolls over.`,
+    };
+  }
+  return undefined;
 }
 
 /** The refusal for this job, or undefined when it may be written. */
@@ -57,14 +78,8 @@ export function admitJob(input: AdmissionInput): Refusal | undefined {
       message: `request: this job is charged ${charge} tokens (${job.promptTokens} prompt + ${job.maxOutputTokens} max output), more than any deployment of "${job.model}" admits per minute (${ceiling}); lower max_tokens or split the prompt`,
     };
   }
-  if (stopsAtBudget(team) && input.monthToDateUsd >= team.monthlyBudgetUsd) {
-    return {
-      status: 429,
-      code: 'team_budget_exceeded',
-      type: 'insufficient_quota',
-      message: `Team "${team.id}" has spent $${input.monthToDateUsd.toFixed(2)} of its $${team.monthlyBudgetUsd.toFixed(2)} monthly budget and is set to stop accepting work at 100 %; nothing was written. Ask a Sluice admin to raise the budget.`,
-    };
-  }
+  const teamRefused = teamRefusal(team, input.monthToDateUsd);
+  if (teamRefused) return teamRefused;
   if (team.maxBacklog > 0 && input.teamBacklog >= team.maxBacklog) {
     return {
       status: 429,

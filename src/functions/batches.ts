@@ -7,9 +7,9 @@ import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } 
 import { prepareBatch, requestCancel } from '../core/batch/api';
 import { BATCH_ID_PATTERN, toBatchView, type BatchRecord } from '../core/batch/model';
 import { errorBody, errorResponse, json, readJsonBody } from '../runtime/http';
-import { getBatchServices } from '../runtime/services';
-import { getServices } from '../runtime/services';
+import { getBatchServices, getServices } from '../runtime/services';
 import { authorize, canSee } from '../runtime/auth';
+import { teamRefusalNow } from '../runtime/teamLimits';
 
 const notFound = (id: string) => json(404, errorBody('batch_not_found', `No batch found with id '${id}'.`, 'id'));
 
@@ -24,6 +24,9 @@ export async function createBatch(request: HttpRequest, context: InvocationConte
     const auth = await authorize(request);
     if (auth.denied) return auth.denied;
     const { team } = auth.principal;
+    // The rule POST /v1/jobs applies: a team stopped at its budget (or disabled) starts no batch.
+    const refusal = teamRefusalNow(team);
+    if (refusal) return json(refusal.status, errorBody(refusal.code, refusal.message, refusal.param, refusal.type));
     const { files, batches, settings, poke } = getBatchServices();
     const body = await readJsonBody(request, getServices().config.maxRequestBytes);
     const batch = await prepareBatch(body, { now: Date.now(), completionWindowS: settings.completionWindowS, getFile: (id) => files.get(id), team: team.id, lane: team.lane });

@@ -1,6 +1,7 @@
 /**
- * Queue trigger on the submission queue: a message like the body of POST /api/v1/jobs (+ client_id, reply_to)
- * becomes a queued job; an unusable one goes to the dead-letter queue with its reason. Storage failures throw, so
+ * Queue trigger on the submission queue: a message like the body of POST /api/v1/jobs (+ api_key, client_id,
+ * reply_to) becomes a queued job of the key's team; an unusable one goes to the dead-letter queue with its reason
+ * (and without the key). Storage failures throw, so
  * the host retries and, after maxDequeueCount, moves the message to `<queue>-poison`.
  *
  * Timer `submissionPoisonDrain`: the poison queue holds messages the host could not decode (plain JSON while
@@ -8,49 +9,52 @@
  * the job or dead-letters the message with the reason, so nothing is silently dropped or retried forever.
  */
 import { app, type InvocationContext, type Timer } from '@azure/functions';
-import { acceptSubmission, decodeSubmission, type DeadLetterReason, type SubmissionOutcome, type SubmissionPort } from '../core/batch/submission';
+import { acceptSubmission, decodeSubmission, redactSubmission, type DeadLetterReason, type SubmissionOutcome, type SubmissionPort } from '../core/batch/submission';
 import { bindingSettings } from '../config';
 import { getBatchServices, getServices } from '../runtime/services';
-import { laneOf, type Lane } from '../core/teams/lanes';
-import type { JobPriority } from '../core/jobs';
+import { laneOf } from '../core/teams/lanes';
+import { teamRefusalNow } from '../runtime/teamLimits';
 
 /** Poison-queue deliveries tried before a message is dead-lettered as unprocessable. */
 const POISON_ATTEMPTS = 3;
 
 function port(): SubmissionPort {
-  const { jobs, queueFor, teams, config } = getServices();
-  // The job travels in its team's queue lane (lane 0 for a team not created through the admin API).
-  const lanes = new Map<string, Lane>();
-  const remember = async (id: string, team: string, priority: JobPriority) => {
-    const found = await teams.getTeam(team);
-    lanes.set(id, laneOf(found?.lane ?? 0, priority, config.teams.lanes));
-  };
+  const { jobs, queueFor, auth, config } = getServices();
   return {
-    create: async (job) => {
-      await remember(job.id, job.team, job.priority);
-      return jobs.create(job);
+    authenticate: async (apiKey) => {
+      const result = await auth.authenticate((name) => (name === 'api-key' ? apiKey : undefined), Date.now());
+      return result.ok ? { ok: true, team: result.principal.team } : result;
     },
+    teamLimit: teamRefusalNow,
+    create: (job) => jobs.create(job),
     get: async (id) => {
       const stored = await jobs.get(id, { withRequest: false });
-      if (stored) await remember(id, stored.job.team, stored.job.priority);
       return stored && { bodyHash: stored.job.bodyHash, status: stored.job.status };
     },
-    enqueue: (id) => queueFor(lanes.get(id) ?? { lane: 0, priority: 'interactive' }).send({ id }),
+    enqueue: (id, teamLane, priority) => queueFor(laneOf(teamLane, priority, config.teams.lanes)).send({ id }),
   };
+}
+
+/** Sluice's own queues: no reply_to may name them (nor a lane or poison queue derived from them). */
+function ownQueues(): string[] {
+  const { config } = getServices();
+  const { batchQueue, submitQueue, submitDeadLetterQueue } = config.batch;
+  return [config.jobsQueue, batchQueue, submitQueue, submitDeadLetterQueue];
 }
 
 async function deadLetter(reason: DeadLetterReason, original: unknown, dequeueCount: number): Promise<void> {
   const { submitDeadLetter, settings, send } = getBatchServices();
-  await send(submitDeadLetter, { reason, message: original, source_queue: settings.submitQueue, dequeue_count: dequeueCount, dead_lettered_at: new Date().toISOString() });
+  const message = redactSubmission(original);
+  await send(submitDeadLetter, { reason, message, source_queue: settings.submitQueue, dequeue_count: dequeueCount, dead_lettered_at: new Date().toISOString() });
 }
 
 /** Decode → accept → dead-letter when unusable. Returns the outcome; throws on storage failures. */
 async function handle(message: unknown, dequeueCount: number): Promise<SubmissionOutcome> {
   const decoded = decodeSubmission(message);
   const outcome = decoded.ok
-    ? await acceptSubmission(decoded.value, port(), { models: getServices().config.models, now: Date.now() })
+    ? await acceptSubmission(decoded.value, port(), { models: getServices().config.models, now: Date.now(), ownQueues: ownQueues() })
     : ({ kind: 'dead-letter', reason: decoded.reason } as const);
-  if (outcome.kind === 'dead-letter') await deadLetter(outcome.reason, decoded.ok ? decoded.value : String(message).slice(0, 60_000), dequeueCount);
+  if (outcome.kind === 'dead-letter') await deadLetter(outcome.reason, decoded.ok ? decoded.value : message, dequeueCount);
   return outcome;
 }
 

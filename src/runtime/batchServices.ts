@@ -41,6 +41,8 @@ export interface BatchServicesDeps {
   jobs: JobStore;
   queueFor(lane: Lane): JobQueue;
   models: Record<string, ModelSettings>;
+  /** Why a team may start no work now (services.ts `teamLimit`): the driver fans out no lines meanwhile. */
+  teamLimit?: DriverDeps['teamLimit'];
 }
 
 /** Base64 JSON, matching host.json messageEncoding. */
@@ -48,7 +50,7 @@ function encodeMessage(body: unknown): string {
   return Buffer.from(JSON.stringify(body), 'utf8').toString('base64');
 }
 
-export function buildBatchServices({ settings, storage, jobs, queueFor, models }: BatchServicesDeps): BatchServices {
+export function buildBatchServices({ settings, storage, jobs, queueFor, models, teamLimit }: BatchServicesDeps): BatchServices {
   const files = new FileStore(storage.container(settings.filesContainer));
   const batches = new BatchStore(storage.table(settings.batchesTable));
   const batchQueue = storage.queue(settings.batchQueue);
@@ -86,6 +88,7 @@ export function buildBatchServices({ settings, storage, jobs, queueFor, models }
       },
       log,
       finished,
+      ...(teamLimit ? { teamLimit } : {}),
     }),
     poke: (batchId) => send(batchQueue, { batchId }),
     send,

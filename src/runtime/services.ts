@@ -12,7 +12,10 @@ import { createTableBreakerStore } from '../azure/breakerTable';
 import type { ModelClient } from '../core/modelClient';
 import { systemClock, type JobLogger, type WorkerDeps } from '../core/worker';
 import type { JobRecord } from '../core/jobs';
-import { watermarkCuts } from '../core/telemetry/rollup';
+import { stopsAtBudget, teamRefusal, type Refusal } from '../core/admission';
+import { TeamSpendCache } from '../core/teamSpend';
+import { monthToDateOf, ROLLUP_PARTITIONS, scopeKey, watermarkCuts } from '../core/telemetry/rollup';
+import { monthOf } from '../core/telemetry/windows';
 import { recordJobUsage } from '../core/telemetry/usage';
 import { RollupTable } from '../azure/rollupTable';
 import { trackModelCall } from '../azure/telemetry';
@@ -51,6 +54,13 @@ export interface Services {
   laneQueues(): Array<{ lane: Lane; queue: JobQueue }>;
   teams: TeamStore;
   auth: Authenticator;
+  /** Each team's month-to-date spend as last read, refreshed in the background (core/teamSpend.ts). */
+  teamSpend: TeamSpendCache;
+  /**
+   * Why a team may not start work now (disabled, or stopped at its budget), from the teams and spend caches: no
+   * storage read on the caller's path. Undefined for a team not read yet or not in the table.
+   */
+  teamLimit(team: string): Refusal | undefined;
   /** Files, batches and the submission queue. */
   batch: BatchServices;
   /** Worker wiring; `lane` is the queue the message came from (requeues and recovery go back to it). */
@@ -111,6 +121,7 @@ function buildServices(config: SluiceConfig): Services {
   const teams = new TeamStore(storage.table(config.teams.table));
   const auth = new Authenticator({ repo: teams, cacheMs: config.teams.authCacheMs, ...(config.teams.entra ? { entra: config.teams.entra } : {}) });
   const recordUsage = usageRecorder(config, storage);
+  const teamSpend = spendCache(config, storage);
   watchForShutdown();
   const model = new AzureOpenAIModelClient(config.openaiApiVersion, config.storage.clientId);
   const shared: BudgetGate = config.budget.enabled
@@ -127,6 +138,10 @@ function buildServices(config: SluiceConfig): Services {
     : new UnlimitedBudget();
   // Weighted fair admission between teams in front of the shared budget (docs/teams.md).
   const teamDirectory = teamCache(teams, config.teams.authCacheMs);
+  const teamLimit = (id: string): Refusal | undefined => {
+    const team = teamDirectory.get(id);
+    return team && teamRefusal(team, stopsAtBudget(team) ? (teamSpend.peek(id) ?? 0) : 0);
+  };
   const budget: BudgetGate = config.teams.fairShare
     ? new FairShareGate(shared, {
         weightOf: (team) => teamDirectory.get(team)?.weight ?? 1,
@@ -150,7 +165,7 @@ function buildServices(config: SluiceConfig): Services {
         onError: (err, key) => console.warn(`breaker table unavailable for ${key}: ${(err as Error).message}`),
       })
     : alwaysClosed;
-  const batch = buildBatchServices({ settings: config.batch, storage, jobs, queueFor: (lane) => pick(workerQueues, lane), models: config.models });
+  const batch = buildBatchServices({ settings: config.batch, storage, jobs, queueFor: (lane) => pick(workerQueues, lane), models: config.models, teamLimit });
   return {
     config,
     storage,
@@ -165,6 +180,8 @@ function buildServices(config: SluiceConfig): Services {
     laneQueues: () => lanes.map((lane) => ({ lane, queue: pick(workerQueues, lane) })),
     teams,
     auth,
+    teamSpend,
+    teamLimit,
     batch,
     workerDeps: (log, lane = { lane: 0, priority: 'interactive' }) => {
       const home = pick(workerQueues, lane);
@@ -178,6 +195,7 @@ function buildServices(config: SluiceConfig): Services {
       budget,
       health,
       spillover: (model) => modelEntry(config.models, model)?.spillover ?? true,
+      teamLimit,
       endpoints: config.endpoints,
       settings: {
         callTimeoutMs: config.callTimeoutMs,
@@ -217,6 +235,16 @@ function usageRecorder(config: SluiceConfig, storage: StorageClients): (job: Job
   const store = new UsageTable(storage.table(settings.usageTable));
   const cuts = watermarkCuts(new RollupTable(storage.table(settings.rollupTable)));
   return (job, warn) => recordJobUsage({ store, cuts, clock: systemClock, latenessMs: settings.latenessMs, options: { overrides: settings.priceOverrides }, warn }, job, Date.now());
+}
+
+/** Month-to-date spend per team from the rollup's month-to-date row, kept for SLUICE_TEAM_SPEND_CACHE_MS. */
+function spendCache(config: SluiceConfig, storage: StorageClients): TeamSpendCache {
+  const rollup = new RollupTable(storage.table(config.telemetry.rollupTable));
+  const read = async (team: string) => {
+    const row = await rollup.get(ROLLUP_PARTITIONS.monthToDate(monthOf(Date.now())), scopeKey({ kind: 'team', team }));
+    return monthToDateOf(row?.value)?.costUsd ?? 0;
+  };
+  return new TeamSpendCache(read, { maxAgeMs: config.teams.spendCacheMs });
 }
 
 /**

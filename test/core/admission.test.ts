@@ -1,12 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { admitJob, type AdmissionInput } from '../../src/core/admission';
+import { admitJob, teamRefusal, type AdmissionInput } from '../../src/core/admission';
 import { enqueueJob, storeJob, type IntakeJobs } from '../../src/core/intake';
 import { StaleJobError, type JobRecord } from '../../src/core/jobs';
 import { TeamSpendCache } from '../../src/core/teamSpend';
 import { newJob } from '../support/fakes';
 
-const team = { id: 'gamma', monthlyBudgetUsd: 10, budgetAction: 'stop' as const, maxBacklog: 5 };
+const team = { id: 'gamma', monthlyBudgetUsd: 10, budgetAction: 'stop' as const, maxBacklog: 5, disabled: false };
 const input = (over: Partial<AdmissionInput> = {}): AdmissionInput => ({
   job: newJob(), team, monthToDateUsd: 0, teamBacklog: 0, backlog: 0, deploymentTpms: [1000, 600], maxBacklog: 100, safety: 0.9, ...over,
 });
@@ -25,6 +25,17 @@ test('admission checks quota fit, the team budget, the team backlog and the flee
   assert.ok(full!.retryAfterS! >= 1);
   assert.equal(admitJob(input({ monthToDateUsd: 10, team: { ...team, budgetAction: 'warn' } })), undefined, 'a "warn" team keeps submitting');
   assert.equal(admitJob(input({ backlog: 100, maxBacklog: 0 })), undefined, 'no fleet limit');
+});
+
+test('the team rule: a disabled team and a team stopped at its budget may start no work, whatever the path', () => {
+  assert.equal(teamRefusal(team, 9.99), undefined);
+  const stopped = teamRefusal(team, 10);
+  assert.deepEqual([stopped?.status, stopped?.code, stopped?.type], [429, 'team_budget_exceeded', 'insufficient_quota']);
+  const disabled = teamRefusal({ ...team, disabled: true }, 0);
+  assert.deepEqual([disabled?.status, disabled?.code], [401, 'team_disabled']);
+  assert.equal(teamRefusal({ ...team, budgetAction: 'warn' }, 50), undefined, 'a "warn" team keeps working');
+  assert.equal(teamRefusal({ ...team, monthlyBudgetUsd: 0 }, 50), undefined, 'no budget, no stop');
+  assert.equal(admitJob(input({ team: { ...team, disabled: true } }))?.code, 'team_disabled', 'POST /v1/jobs applies the same rule');
 });
 
 test('team spend: a submit never waits for the read; the first read fills the cache, a stale value is re-read in the background', async () => {

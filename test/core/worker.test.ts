@@ -50,6 +50,26 @@ test('a job succeeds, storing the response exactly, the region and usage', async
   assert.deepEqual(s.finished, ['succeeded']);
 });
 
+test('a queued job of a disabled or stopped team ends failed with the team code and no model call', async () => {
+  let calls = 0;
+  for (const code of ['team_disabled', 'team_budget_exceeded']) {
+    const s = setup({ chat: async () => (calls++, { body: okBody, status: 200, header: () => null }) });
+    const asked: string[] = [];
+    s.deps.teamLimit = (team) => (asked.push(team), { code, message: `team ${team} may not run work` });
+    const result = await processJob(s.deps, s.job.id);
+    assert.equal(result.outcome, 'failed');
+    const stored = s.jobs.peek(s.job.id);
+    assert.deepEqual([stored.status, stored.error?.code], ['failed', code]);
+    assert.deepEqual(asked, [s.job.team]);
+    assert.deepEqual(s.finished, ['failed'], 'finished hooks run (batch markers, reply_to, usage)');
+    assert.deepEqual(s.requeued, [], 'nothing is parked or retried');
+  }
+  assert.equal(calls, 0);
+  const s = setup({ chat: async () => (calls++, { body: okBody, status: 200, header: () => null }) });
+  s.deps.teamLimit = () => undefined;
+  assert.equal(await outcome(s.deps, s.job.id), 'succeeded', 'a team that may work runs as before');
+});
+
 test('a finished job is acknowledged without a second model call', async () => {
   let calls = 0;
   const s = setup({ chat: async () => (calls++, { body: okBody, status: 200, header: () => null }) });

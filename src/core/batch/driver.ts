@@ -2,7 +2,8 @@
  * Drives one batch a step at a time, under a lease so only one invocation works on a batch:
  *   validating → every line checked (a bad file fails the batch, nothing enqueued) → in_progress
  *   in_progress → fan out one chunk of lines (job rows insert-if-absent, 100 per transaction, then one group message
- *                 per 100 lines), checkpoint the cursor
+ *                 per 100 lines), checkpoint the cursor; while the team is disabled or stopped at its budget, fan
+ *                 out nothing and wait (the sweep looks again; expiry ends the wait)
  *   cancel/expiry → stop every job not started yet; lines never fanned out are simply not run
  *   all lines ended → write output and error files → completed | cancelled | expired
  * Every step is safe to repeat: job ids are deterministic per (team, batch, custom_id), a job is enqueued only
@@ -44,6 +45,11 @@ async function step(deps: DriverDeps, owned: OwnedBatch): Promise<DriveOutcome> 
     return 'continue';
   }
   if (!owned.batch.stopReason && owned.batch.cursorLines < owned.batch.total) {
+    const refused = deps.teamLimit?.(owned.batch.team);
+    if (refused) {
+      deps.log?.(`[batch=${b.id}] fan-out paused: ${refused.code}`);
+      return 'wait';
+    }
     await fanOutChunk(deps, owned);
     return 'continue';
   }

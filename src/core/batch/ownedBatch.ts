@@ -27,6 +27,11 @@ export interface DriverDeps {
   log?: (message: string) => void;
   /** Called once, by the invocation that moved the batch to a terminal status. */
   finished?: (batch: BatchRecord) => void;
+  /**
+   * Why the team may start no work now (disabled, stopped at its budget), from background caches; while it says
+   * so, no more lines are fanned out. @default every team may
+   */
+  teamLimit?: (team: string) => { code: string; message: string } | undefined;
   /** Test hook: throw after this many lines were fanned out in this invocation (a simulated crash). */
   failAfterLines?: number;
 }

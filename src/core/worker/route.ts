@@ -26,6 +26,9 @@ const OVER_CAP_PAUSE_MS = 1_000;
 /** Runs a claimed job until it is finished, parked, or lost to another worker. */
 export async function routeJob(ctx: RunContext, claimed: ClaimedJob): Promise<WorkerResult> {
   const { job } = claimed;
+  // A job queued before its team was disabled or stopped at its budget ends here, without a model call.
+  const refused = ctx.deps.teamLimit?.(job.team);
+  if (refused) return finish(ctx, claimed, { code: refused.code, message: refused.message });
   const candidates = candidatesFor(job.model, ctx.deps.endpoints, ctx.random);
   if (candidates.length === 0) {
     return finish(ctx, claimed, { code: 'model_not_configured', message: `no deployment serves model "${job.model}"` });

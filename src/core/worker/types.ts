@@ -2,7 +2,7 @@
 import type { EndpointSettings } from '../endpoints';
 import type { BudgetGate } from '../budget/gate';
 import type { EndpointHealth } from '../breaker/health';
-import type { JobRecord, JobRepository } from '../jobs';
+import type { JobError, JobRecord, JobRepository } from '../jobs';
 import type { ModelClient } from '../modelClient';
 
 export interface Clock {
@@ -44,6 +44,12 @@ export interface WorkerDeps {
   health?: EndpointHealth;
   /** Per-model spill-over to the next priority group when a group's budget is spent. @default always true */
   spillover?(model: string): boolean;
+  /**
+   * Why the job's team may not start work now ({code, message}: team_disabled, team_budget_exceeded), from caches the
+   * host refreshes in the background, never a storage read per job. A job of such a team ends `failed` with that
+   * error before any model call. @default every team may run
+   */
+  teamLimit?(team: string): JobError | undefined;
   endpoints: readonly EndpointSettings[];
   settings: WorkerSettings;
   clock?: Clock;
