@@ -28,7 +28,7 @@ function port(): SubmissionPort {
   return {
     create: async (job) => {
       await remember(job.id, job.team, job.priority);
-      return jobs.create(job);
+      return (await jobs.create(job)) && (getServices().submit.backlog.add(job.team, job.createdAt, 1), true);
     },
     get: async (id) => {
       const stored = await jobs.get(id, { withRequest: false });
