@@ -1,13 +1,13 @@
 /**
  * Backlog limits per team, through real HTTP against Azurite with no worker running (the queue only fills): one
  * team's flood is refused at its fair part of SLUICE_MAX_BACKLOG while other teams keep submitting, and a team's own
- * max_backlog counts its own jobs, not its queue lane's.
+ * max_backlog counts its own jobs, not its queue lane's. Then a worker drains the queue and counts the jobs out.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { startStack, type RunningStack } from '../../local/stack';
-import { call, chatJob } from '../support/api';
+import { call, chatJob, eventually, waitForJob } from '../support/api';
 
 const MAX_BACKLOG = 10;
 let stack: RunningStack;
@@ -68,4 +68,13 @@ test("one team's backlog never makes another team's submit answer 429", async ()
   assert.equal(full.status, 429, JSON.stringify(full.body));
   assert.equal(full.body.error.code, 'team_backlog_full');
   assert.equal((await submit(stack.apiKey!, 'flood again')).body.error?.code, 'backlog_full', 'the flood is still refused');
+});
+
+test('once a worker ends its jobs, the team is counted out and admitted again', async () => {
+  stack.startWorker();
+  const admitted = await eventually('the flooding team to be admitted again', async () => {
+    const res = await submit(stack.apiKey!, 'after the drain');
+    return res.status === 202 ? res : undefined;
+  }, 120_000, 500);
+  await waitForJob(stack.baseUrl, admitted.body.id, ['succeeded'], 120_000);
 });
