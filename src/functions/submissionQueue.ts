@@ -28,7 +28,9 @@ function port(): SubmissionPort {
   return {
     create: async (job) => {
       await remember(job.id, job.team, job.priority);
-      return (await jobs.create(job)) && (getServices().submit.backlog.add(job.team, job.createdAt, 1), true);
+      const created = await jobs.create(job);
+      if (created) getServices().submit.backlog.add(job.team, job.createdAt, 1); // counted in as a submit is
+      return created;
     },
     get: async (id) => {
       const stored = await jobs.get(id, { withRequest: false });

@@ -112,7 +112,8 @@ function buildServices(config: SluiceConfig): Services {
   const poisonQueue = new JobQueue(storage.queue(`${config.jobsQueue}-poison`));
   const teams = new TeamStore(storage.table(config.teams.table));
   const teamDirectory = teamCache(teams, config.teams.authCacheMs);
-  const backlog = new BacklogCounter(new BacklogTable(storage.table(`${config.jobsTable}backlog`)), {
+  // Brief SDK retries (promptStorage), as for submit's other stores: the first read is on a submit's path.
+  const backlog = new BacklogCounter(new BacklogTable(promptStorage.table(`${config.jobsTable}backlog`)), {
     now: Date.now,
     flushMs: BACKLOG_FLUSH_MS,
     schedule: (fn, ms) => void setTimeout(fn, ms).unref(),
