@@ -5,7 +5,8 @@
  * Partition limits: a partition (one team) takes up to 2,000 operations/s. Each process writes a team's row at most
  * once per flush interval (one read and one ETag-guarded write, plus a retry when another process wrote first), so
  * a team costs about 2 × processes / flushSeconds operations/s however many jobs it submits: under the limit up to
- * several hundred processes at a 1 s flush. Reads are one query over all teams' live rows per process per refresh.
+ * several hundred processes at a 1 s flush. Reads are one query over all teams' live rows per process per refresh;
+ * rows past the horizon are deleted when a team opens a new bucket, so the table stays near a dozen rows per team.
  */
 import { odata, RestError, type TableClient } from '@azure/data-tables';
 import type { BacklogRow, BacklogStore } from '../core/backlog';
