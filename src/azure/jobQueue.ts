@@ -98,32 +98,7 @@ export class JobQueue {
     await this.queue.sendMessage(encodeJobMessage(msg), { visibilityTimeout, messageTimeToLive: -1 });
   }
 
-  private cachedDepth: { value: number; at: number } | undefined;
-  private refreshingDepth: Promise<number> | undefined;
-
-  /**
-   * Queue depth, re-read at most once per `maxAgeMs` per process (backpressure checks it on every submit). Only the
-   * first call waits for storage: once a value is known, a stale one is answered at once and refreshed in the
-   * background, so no submit pays for the read.
-   */
-  async recentDepth(maxAgeMs: number, now = Date.now()): Promise<number> {
-    if (this.cachedDepth && now - this.cachedDepth.at <= maxAgeMs) return this.cachedDepth.value;
-    this.refreshingDepth ??= this.depth()
-      .then((value) => {
-        this.cachedDepth = { value, at: Date.now() };
-        return value;
-      })
-      .finally(() => {
-        this.refreshingDepth = undefined;
-      });
-    if (this.cachedDepth) {
-      this.refreshingDepth.catch(() => undefined); // a failed refresh keeps the last value; the next call retries
-      return this.cachedDepth.value;
-    }
-    return this.refreshingDepth;
-  }
-
-  /** Approximate number of messages, for health and backpressure. */
+  /** Approximate number of messages, for health. */
   async depth(): Promise<number> {
     await this.ensure();
     storageCounters.queue += 1;

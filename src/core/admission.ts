@@ -1,11 +1,12 @@
 /**
  * May a submitted job be written now? Pure: the caller reads the inputs (the team's month-to-date spend from a
- * cache refreshed in the background, queue depths that are at most seconds old) and maps a refusal to its answer.
- * Checked in order: the job fits a deployment's quota at all, the team may start work (`teamRefusal`), the team's
- * own backlog limit, Sluice's backlog limit. `teamRefusal` is the one rule every path that makes or runs work
- * applies: POST /v1/jobs, POST /v1/batches and the batch driver, the submission queue and the worker.
+ * cache refreshed in the background, backlog counts per team that are at most seconds old) and maps a refusal to
+ * its answer. Checked in order: the job fits a deployment's quota at all, the team may start work (`teamRefusal`),
+ * the team's own backlog limit, Sluice's backlog limit (only a team over its fair part is refused). `teamRefusal`
+ * is the one rule every path that makes or runs work applies: POST /v1/jobs, POST /v1/batches and the batch driver,
+ * the submission queue and the worker.
  */
-import { backlogVerdict, overQuotaCeiling } from './backpressure';
+import { overQuotaCeiling, teamBacklogVerdict } from './backpressure';
 import { chargeOf, type JobRecord } from './jobs';
 import type { Team } from './teams/model';
 
@@ -14,10 +15,10 @@ export interface AdmissionInput {
   team: Pick<Team, 'id' | 'monthlyBudgetUsd' | 'budgetAction' | 'maxBacklog' | 'disabled'>;
   /** The team's month-to-date spend, USD, as last read (0 before the first read). */
   monthToDateUsd: number;
-  /** Jobs waiting in the team's queue lane (read only when the team has a backlog limit). */
-  teamBacklog: number;
-  /** Jobs waiting in every lane (read only when Sluice has a backlog limit). */
-  backlog: number;
+  /** Jobs waiting per team with work (core/backlog.ts), this team's included; read only when a limit applies. */
+  backlogs: ReadonlyMap<string, number>;
+  /** A team's fair-share weight, to weigh the teams' parts of Sluice's backlog limit. */
+  weightOf?: (team: string) => number;
   /** Tokens per minute of each deployment serving the job's model. */
   deploymentTpms: readonly number[];
   /** Sluice's backlog limit, jobs; 0 = none. */
@@ -80,24 +81,25 @@ export function admitJob(input: AdmissionInput): Refusal | undefined {
   }
   const teamRefused = teamRefusal(team, input.monthToDateUsd);
   if (teamRefused) return teamRefused;
-  if (team.maxBacklog > 0 && input.teamBacklog >= team.maxBacklog) {
+  const teamBacklog = input.backlogs.get(team.id) ?? 0;
+  if (team.maxBacklog > 0 && teamBacklog >= team.maxBacklog) {
     return {
       status: 429,
       code: 'team_backlog_full',
       type: 'rate_limit_error',
       retryAfterS: 10,
-      message: `Team "${team.id}" already has about ${input.teamBacklog} ${job.priority} jobs waiting (limit ${team.maxBacklog}); nothing was written. Retry later.`,
+      message: `Team "${team.id}" already has about ${teamBacklog} jobs waiting (limit ${team.maxBacklog}); nothing was written. Retry later.`,
     };
   }
   const tpm = input.deploymentTpms.reduce((sum, t) => sum + t, 0);
-  const verdict = backlogVerdict(input.backlog, input.maxBacklog, charge, tpm);
+  const verdict = teamBacklogVerdict(team.id, input.backlogs, input.maxBacklog, charge, tpm, input.weightOf);
   if (!verdict.accept) {
     return {
       status: 429,
       code: 'backlog_full',
       type: 'rate_limit_error',
       retryAfterS: verdict.retryAfterS,
-      message: `Sluice's backlog is over ${input.maxBacklog} jobs; nothing was written. Retry after ${verdict.retryAfterS} s.`,
+      message: `Sluice's backlog is over ${input.maxBacklog} jobs and team "${team.id}" has its fair part of it (about ${teamBacklog} jobs) waiting; nothing was written. Retry after ${verdict.retryAfterS} s.`,
     };
   }
   return undefined;

@@ -26,7 +26,11 @@ function port(): SubmissionPort {
       return result.ok ? { ok: true, team: result.principal.team } : result;
     },
     teamLimit: teamRefusalNow,
-    create: (job) => jobs.create(job),
+    create: async (job) => {
+      const created = await jobs.create(job);
+      if (created) getServices().submit.backlog.add(job.team, job.createdAt, 1); // counted in as a submit is
+      return created;
+    },
     get: async (id) => {
       const stored = await jobs.get(id, { withRequest: false });
       return stored && { bodyHash: stored.job.bodyHash, status: stored.job.status };

@@ -5,6 +5,7 @@
  */
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { admitJob, type Refusal } from '../core/admission';
+import { countsAsBacklog } from '../core/backlog';
 import { ValidationError } from '../core/errors';
 import { enqueueJob, enqueueReplay, storeJob } from '../core/intake';
 import { toJobView, type JobRecord } from '../core/jobs';
@@ -16,7 +17,7 @@ import { getServices } from '../runtime/services';
 import { teamSpendUsd } from '../runtime/teamLimits';
 
 const IDEMPOTENCY_KEY_MAX = 255;
-/** How stale the queue depths used for backpressure may be, ms. */
+/** How stale the backlog counts used for backpressure may be, ms (this process's own submits count at once). */
 const BACKLOG_CHECK_MS = 2_000;
 
 export async function submitJob(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
@@ -30,16 +31,13 @@ export async function submitJob(request: HttpRequest, context: InvocationContext
     const job = prepareJob(body, { models: config.models, now: Date.now(), idempotencyKey, team: team.id });
     const queue = submit.queueFor(laneOf(team.lane, job.priority, config.teams.lanes));
 
-    const [teamBacklog, backlog] = await Promise.all([
-      team.maxBacklog > 0 ? queue.recentDepth(BACKLOG_CHECK_MS) : 0,
-      config.maxBacklog > 0 ? submit.backlog(BACKLOG_CHECK_MS) : 0,
-    ]);
+    const backlogs = team.maxBacklog > 0 || config.maxBacklog > 0 ? await submit.backlog.counts(BACKLOG_CHECK_MS) : new Map<string, number>();
     const refusal = admitJob({
       job,
       team,
       monthToDateUsd: teamSpendUsd(team),
-      teamBacklog,
-      backlog,
+      backlogs,
+      weightOf: submit.weightOf,
       deploymentTpms: config.endpoints.filter((e) => e.model === job.model).map((e) => e.tpm),
       maxBacklog: config.maxBacklog,
       safety: config.budget.enabled ? config.budget.safety : 1,
@@ -55,6 +53,8 @@ export async function submitJob(request: HttpRequest, context: InvocationContext
       return accepted(request, stored.job, true);
     }
     await enqueueJob(queue, submit.jobs, job, stored.etag, { warn: (m) => context.warn(m) });
+    // Counted once the job is queued: a submit that fails before leaves no count behind.
+    if (countsAsBacklog(job)) submit.backlog.add(team.id, job.createdAt, 1);
     context.debug(`[job=${job.id}] queued (model=${job.model}, priority=${job.priority}, prompt_tokens=${job.promptTokens})`);
     return accepted(request, job, false);
   } catch (err) {

@@ -31,6 +31,11 @@ import { modelEntry } from '../core/models';
 import type { Team } from '../core/teams/model';
 import { allLanes, laneOf, laneSuffix, type Lane } from '../core/teams/lanes';
 import { buildBatchServices, type BatchServices } from './batchServices';
+import { BacklogCounter, countsAsBacklog } from '../core/backlog';
+import { BacklogTable } from '../azure/backlogTable';
+
+/** How long each process gathers backlog additions before writing them (see azure/backlogTable.ts for the cost). */
+const BACKLOG_FLUSH_MS = 1_000;
 
 export interface Services {
   config: SluiceConfig;
@@ -45,8 +50,10 @@ export interface Services {
   submit: {
     jobs: JobStore;
     queueFor(lane: Lane): JobQueue;
-    /** Messages in every lane's queue (the fleet's backlog), at most `maxAgeMs` old; see JobQueue.recentDepth. */
-    backlog(maxAgeMs: number): Promise<number>;
+    /** Jobs waiting per team, counted at submit and at the end of each job (core/backlog.ts). */
+    backlog: BacklogCounter;
+    /** A team's fair-share weight as last read (1 until the teams table is read). */
+    weightOf(team: string): number;
   };
   /** The jobs queue of a lane (lane 0 interactive is `queue`). */
   queueFor(lane: Lane): JobQueue;
@@ -113,12 +120,21 @@ function buildServices(config: SluiceConfig): Services {
   const pick = (queues: Map<string, JobQueue>, lane: Lane) => queues.get(laneKey(laneOf(lane.lane, lane.priority, config.teams.lanes)))!;
   const queue = pick(workerQueues, { lane: 0, priority: 'interactive' });
   const poisonQueue = new JobQueue(storage.queue(`${config.jobsQueue}-poison`));
+  const teams = new TeamStore(storage.table(config.teams.table));
+  const teamDirectory = teamCache(teams, config.teams.authCacheMs);
+  // Brief SDK retries (promptStorage), as for submit's other stores: the first read is on a submit's path.
+  const backlog = new BacklogCounter(new BacklogTable(promptStorage.table(`${config.jobsTable}backlog`)), {
+    now: Date.now,
+    flushMs: BACKLOG_FLUSH_MS,
+    schedule: (fn, ms) => void setTimeout(fn, ms).unref(),
+    onError: (err) => console.warn(`backlog counts unavailable: ${(err as Error).message}`),
+  });
   const submit = {
     jobs: new JobStore(promptStorage.table(config.jobsTable), promptStorage.container(config.payloadContainer)),
     queueFor: (lane: Lane) => pick(submitQueues, lane),
-    backlog: async (maxAgeMs: number) => (await Promise.all([...submitQueues.values()].map((q) => q.recentDepth(maxAgeMs)))).reduce((a, b) => a + b, 0),
+    backlog,
+    weightOf: (team: string) => teamDirectory.get(team)?.weight ?? 1,
   };
-  const teams = new TeamStore(storage.table(config.teams.table));
   const auth = new Authenticator({ repo: teams, cacheMs: config.teams.authCacheMs, ...(config.teams.entra ? { entra: config.teams.entra } : {}) });
   const recordUsage = usageRecorder(config, storage);
   const teamSpend = spendCache(config, storage);
@@ -137,7 +153,6 @@ function buildServices(config: SluiceConfig): Services {
       })
     : new UnlimitedBudget();
   // Weighted fair admission between teams in front of the shared budget (docs/teams.md).
-  const teamDirectory = teamCache(teams, config.teams.authCacheMs);
   const teamLimit = (id: string): Refusal | undefined => {
     const team = teamDirectory.get(id);
     return team && teamRefusal(team, stopsAtBudget(team) ? (teamSpend.peek(id) ?? 0) : 0);
@@ -204,8 +219,8 @@ function buildServices(config: SluiceConfig): Services {
         maxTransientFailures: 8,
       },
       log,
-      // A finished job feeds its batch or reply queue, if any, and leaves its usage row for the rollup.
-      onFinished: [batchJobFinished, (job) => recordUsage(job, (m) => log('warn', m, { jobId: job.id }))],
+      // A finished job feeds its batch or reply queue, if any, and leaves its usage row for the rollup and its team's backlog count.
+      onFinished: [batchJobFinished, (job) => recordUsage(job, (m) => log('warn', m, { jobId: job.id })), async (job) => countsAsBacklog(job) && backlog.add(job.team, job.createdAt, -1)],
       onModelCall: (call) => trackModelCall(call),
       // Crash recovery, storage retries, shutdown, test-only faults (docs/reliability.md).
       watchdog: async (id, delayMs) => {

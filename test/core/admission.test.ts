@@ -7,24 +7,26 @@ import { TeamSpendCache } from '../../src/core/teamSpend';
 import { newJob } from '../support/fakes';
 
 const team = { id: 'gamma', monthlyBudgetUsd: 10, budgetAction: 'stop' as const, maxBacklog: 5, disabled: false };
+/** Backlog counts: gamma's own, and the rest of the fleet as one other team. */
+const counts = (own: number, others = 0) => new Map([['gamma', own], ['others', others]]);
 const input = (over: Partial<AdmissionInput> = {}): AdmissionInput => ({
-  job: newJob(), team, monthToDateUsd: 0, teamBacklog: 0, backlog: 0, deploymentTpms: [1000, 600], maxBacklog: 100, safety: 0.9, ...over,
+  job: newJob(), team, monthToDateUsd: 0, backlogs: new Map(), deploymentTpms: [1000, 600], maxBacklog: 100, safety: 0.9, ...over,
 });
 
 test('admission checks quota fit, the team budget, the team backlog and the fleet backlog, in that order', () => {
   assert.equal(admitJob(input()), undefined);
-  const tooBig = admitJob(input({ job: newJob({ promptTokens: 500, maxOutputTokens: 500 }), monthToDateUsd: 99, teamBacklog: 99, backlog: 999 }));
+  const tooBig = admitJob(input({ job: newJob({ promptTokens: 500, maxOutputTokens: 500 }), monthToDateUsd: 99, backlogs: counts(99, 999) }));
   assert.deepEqual([tooBig?.status, tooBig?.code, tooBig?.param], [400, 'exceeds_deployment_quota', 'request.max_tokens']);
   assert.match(tooBig!.message, /admits per minute \(900\)/);
-  const spent = admitJob(input({ monthToDateUsd: 10, teamBacklog: 99, backlog: 999 }));
+  const spent = admitJob(input({ monthToDateUsd: 10, backlogs: counts(99, 999) }));
   assert.deepEqual([spent?.status, spent?.code, spent?.type, spent?.retryAfterS], [429, 'team_budget_exceeded', 'insufficient_quota', undefined]);
-  const teamFull = admitJob(input({ teamBacklog: 5, backlog: 999 }));
+  const teamFull = admitJob(input({ backlogs: counts(5, 999) }));
   assert.deepEqual([teamFull?.code, teamFull?.retryAfterS], ['team_backlog_full', 10]);
-  const full = admitJob(input({ backlog: 100 }));
+  const full = admitJob(input({ backlogs: counts(50, 50), team: { ...team, maxBacklog: 0 } }));
   assert.equal(full?.code, 'backlog_full');
   assert.ok(full!.retryAfterS! >= 1);
   assert.equal(admitJob(input({ monthToDateUsd: 10, team: { ...team, budgetAction: 'warn' } })), undefined, 'a "warn" team keeps submitting');
-  assert.equal(admitJob(input({ backlog: 100, maxBacklog: 0 })), undefined, 'no fleet limit');
+  assert.equal(admitJob(input({ backlogs: counts(4, 100), maxBacklog: 0 })), undefined, 'no fleet limit');
 });
 
 test('the team rule: a disabled team and a team stopped at its budget may start no work, whatever the path', () => {

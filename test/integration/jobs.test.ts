@@ -308,18 +308,18 @@ test('with a broken SLUICE_ENDPOINTS, every route answers a generic 503 that quo
 });
 
 test('past the backlog bound, submit answers 429 with Retry-After and writes nothing', async () => {
-  // Fill the queue directly (as a stalled fleet would) past a bound of 3, with the config re-read.
-  const jobsQueue = queue(stack.env.SLUICE_JOBS_QUEUE ?? 'sluice-jobs');
+  // Three of a team's jobs counted as waiting (as a stalled fleet would leave them), past a bound of 3.
+  const admin = { key: stack.adminKey! };
+  assert.equal((await call(baseUrl, '/v1/admin/teams', { ...admin, json: { id: 'stalled' } })).status, 201);
+  const key = (await call(baseUrl, '/v1/admin/teams/stalled/keys', { ...admin, json: {} })).body.key as string;
   const { resetServices } = await import('../../src/runtime/services.js');
   const { resetConfig } = await import('../../src/config.js');
   process.env.SLUICE_MAX_BACKLOG = '3';
   resetConfig();
   resetServices();
+  const backlog = getServices().submit.backlog;
+  backlog.add('stalled', Date.now(), 3);
   try {
-    for (let i = 0; i < 3; i += 1) {
-      await jobsQueue.sendMessage(encodeJobMessage({ id: `job_${String(i).repeat(32)}` }), { visibilityTimeout: 3600 });
-    }
-    await eventually('the backlog to be visible in the queue depth', async () => (await jobsQueue.getProperties()).approximateMessagesCount! >= 3);
     const table = TableClient.fromConnectionString(stack.connectionString, stack.env.SLUICE_JOBS_TABLE ?? 'sluicejobs', { allowInsecureConnection: true });
     const countRows = async () => {
       let n = 0;
@@ -327,16 +327,17 @@ test('past the backlog bound, submit answers 429 with Retry-After and writes not
       return n;
     };
     const rowsBefore = await countRows();
-    const res = await call(baseUrl, '/v1/jobs', { json: chatJob('one too many') });
+    const res = await call(baseUrl, '/v1/jobs', { key, json: chatJob('one too many') });
     assert.equal(res.status, 429);
     assert.equal(await countRows(), rowsBefore, 'no job row written');
     assert.equal(res.body.error.code, 'backlog_full');
     assert.ok(Number(res.headers.get('retry-after')) >= 1);
   } finally {
+    backlog.add('stalled', Date.now(), -3);
+    await backlog.counts(0);
     delete process.env.SLUICE_MAX_BACKLOG;
     resetConfig();
     resetServices();
-    await jobsQueue.clearMessages();
   }
 });
 
