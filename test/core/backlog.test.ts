@@ -32,7 +32,7 @@ test('fleet backlog over the limit: only a team at or over its fair part is refu
   assert.ok(!refused.accept && refused.retryAfterS >= 1);
 });
 
-const team = { id: 'quiet', monthlyBudgetUsd: 0, budgetAction: 'warn' as const, maxBacklog: 3 };
+const team = { id: 'quiet', monthlyBudgetUsd: 0, budgetAction: 'warn' as const, maxBacklog: 3, disabled: false };
 const input = (over: Partial<AdmissionInput> = {}): AdmissionInput => ({
   job: newJob(), team, monthToDateUsd: 0, backlogs: new Map(), deploymentTpms: [6000], maxBacklog: 10, safety: 1, ...over,
 });
