@@ -133,6 +133,8 @@ var budgetTableName = 'sluicebudget'
 var usageTableName = 'sluiceusage'
 var rollupTableName = 'sluicerollup'
 var teamsTableName = 'sluiceteams'
+// Per-team backlog counters: the app names this table after SLUICE_JOBS_TABLE (src/runtime/services.ts).
+var backlogTableName = '${jobsTableName}backlog'
 var payloadContainerName = 'sluice-payloads'
 var filesContainerName = 'sluice-files'
 var deploymentContainerName = 'app-package'
@@ -222,7 +224,7 @@ module storage 'app/storage.bicep' = {
     tags: tags
     publicNetworkAccess: enablePrivateNetworking ? 'Disabled' : 'Enabled'
     queues: [jobsQueueName, jobsPoisonQueueName, submitQueueName, submitPoisonQueueName, submitDeadLetterQueueName, batchQueueName, batchPoisonQueueName]
-    tables: [jobsTableName, batchesTableName, breakerTableName, budgetTableName, usageTableName, rollupTableName, teamsTableName]
+    tables: [jobsTableName, batchesTableName, breakerTableName, budgetTableName, usageTableName, rollupTableName, teamsTableName, backlogTableName]
     containers: [payloadContainerName, filesContainerName, deploymentContainerName]
   }
 }
