@@ -46,6 +46,14 @@ export function stopsAtBudget(team: Pick<Team, 'monthlyBudgetUsd' | 'budgetActio
 }
 
 /**
+ * The spend `teamRefusal` needs, from a cache of last-read spends: only teams set to stop ask for it (so others start
+ * no read), and an unread team counts as 0.
+ */
+export function knownSpendUsd(team: Pick<Team, 'id' | 'monthlyBudgetUsd' | 'budgetAction'>, spend: { peek(team: string): number | undefined }): number {
+  return stopsAtBudget(team) ? (spend.peek(team.id) ?? 0) : 0;
+}
+
+/**
  * May this team start new work now? A disabled team may not (401 team_disabled, as its keys are refused), nor a
  * team set to stop at 100 % of its monthly budget once its month-to-date spend reaches it (429
  * team_budget_exceeded). `monthToDateUsd` is the spend as last read (0 before the first read).

@@ -12,7 +12,7 @@ import { createTableBreakerStore } from '../azure/breakerTable';
 import type { ModelClient } from '../core/modelClient';
 import { systemClock, type JobLogger, type WorkerDeps } from '../core/worker';
 import type { JobRecord } from '../core/jobs';
-import { stopsAtBudget, teamRefusal, type Refusal } from '../core/admission';
+import { knownSpendUsd, teamRefusal, type Refusal } from '../core/admission';
 import { TeamSpendCache } from '../core/teamSpend';
 import { monthToDateOf, ROLLUP_PARTITIONS, scopeKey, watermarkCuts } from '../core/telemetry/rollup';
 import { monthOf } from '../core/telemetry/windows';
@@ -152,11 +152,12 @@ function buildServices(config: SluiceConfig): Services {
         ...(config.budget.debug ? { debug: (line: string) => console.log(line) } : {}),
       })
     : new UnlimitedBudget();
-  // Weighted fair admission between teams in front of the shared budget (docs/teams.md).
+  // Why a team may start no work now, for the worker and the batch driver: the rule submit applies (admission.ts).
   const teamLimit = (id: string): Refusal | undefined => {
     const team = teamDirectory.get(id);
-    return team && teamRefusal(team, stopsAtBudget(team) ? (teamSpend.peek(id) ?? 0) : 0);
+    return team && teamRefusal(team, knownSpendUsd(team, teamSpend));
   };
+  // Weighted fair admission between teams in front of the shared budget (docs/teams.md).
   const budget: BudgetGate = config.teams.fairShare
     ? new FairShareGate(shared, {
         weightOf: (team) => teamDirectory.get(team)?.weight ?? 1,

@@ -4,13 +4,13 @@
  * services.ts and shared with the worker): a submit never waits on telemetry storage, and the stop lags real spend
  * by the rollup's delay.
  */
-import { stopsAtBudget, teamRefusal, type Refusal } from '../core/admission';
+import { knownSpendUsd, teamRefusal, type Refusal } from '../core/admission';
 import type { Team } from '../core/teams/model';
 import { getServices } from './services';
 
 /** The team's month-to-date spend in USD as last read; 0 before the first read, and for teams with no stop. */
 export function teamSpendUsd(team: Team): number {
-  return stopsAtBudget(team) ? (getServices().teamSpend.peek(team.id) ?? 0) : 0;
+  return knownSpendUsd(team, getServices().teamSpend);
 }
 
 /** Reads a team's spend now (tests that write month-to-date rows directly, then submit). */
