@@ -66,7 +66,9 @@ export function sizeLease(st: DeploymentState, row: BudgetRow, lim: Limits, now:
   // Alone on the row, a lease stays short: an instance that starts meanwhile would otherwise get nothing until it
   // ends. Renewing alone skips the read, so this costs one write per short lease.
   const alone = others.length === 0;
-  let leaseMs = jobRate > 0 ? clamp(settings.jobsPerLease / jobRate, settings.minLeaseMs, alone ? settings.minLeaseMs : settings.leaseMs) : settings.minLeaseMs;
+  // No longer than the seat's part of the row holds (window.ts maxLeaseSlots).
+  const longest = Math.min(settings.leaseMs, lim.maxLeaseSlots * lim.slotMs);
+  let leaseMs = jobRate > 0 ? clamp(settings.jobsPerLease / jobRate, settings.minLeaseMs, alone ? settings.minLeaseMs : longest) : settings.minLeaseMs;
   const turnedAway = now - st.lastDeniedAt <= Math.max(leaseMs, settings.minLeaseMs * 2);
   const hungry = wantAll || turnedAway || recent.length < 3;
   // The tail, by this instance's own count (its record says so: `tail`), or a peer's: an instance that fetched jobs
