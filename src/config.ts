@@ -78,6 +78,9 @@ export interface BudgetSettings {
   jobsPerLease: number;
   /** In (0, 1]. */
   safety: number;
+  /** Seats (lease holders) per deployment: ceil(TPM / tpmPerSeat), 2..maxSeats. */
+  tpmPerSeat: number;
+  maxSeats: number;
   debug: boolean;
 }
 
@@ -241,6 +244,8 @@ export function loadConfig(env: Env = process.env): SluiceConfig {
       leaseMs: s.SLUICE_BUDGET_LEASE_MS,
       jobsPerLease: s.SLUICE_BUDGET_JOBS_PER_LEASE,
       safety: s.SLUICE_BUDGET_SAFETY,
+      tpmPerSeat: s.SLUICE_BUDGET_TPM_PER_SEAT,
+      maxSeats: s.SLUICE_BUDGET_MAX_SEATS,
       debug: s.SLUICE_BUDGET_DEBUG,
     },
     batch: {

@@ -146,7 +146,7 @@ function buildServices(config: SluiceConfig): Services {
         leaseMs: config.budget.leaseMs,
         jobsPerLease: config.budget.jobsPerLease,
         holdMs: config.holdInProcessMs,
-        policy: { safety: config.budget.safety },
+        policy: { safety: config.budget.safety, tpmPerSeat: config.budget.tpmPerSeat, maxSeats: config.budget.maxSeats },
         onError: (err) => console.warn(`budget table unavailable: ${(err as Error).message}`),
         schedule: (fn, ms) => void setTimeout(fn, ms).unref(),
         ...(config.budget.debug ? { debug: (line: string) => console.log(line) } : {}),
