@@ -174,8 +174,8 @@ export const settingsSchema = z.object({
   /** Share of the quota Sluice plans to use (headroom for clock skew and estimates), in (0, 1]. @default 0.99 */
   SLUICE_BUDGET_SAFETY: withDefault(decimal(0, 1, true), 0.99),
   /** Quota per lease holder: a deployment admits ceil(TPM / this) instances as holders (its seats), between 2 and
-   *  SLUICE_BUDGET_MAX_SEATS; the others wait for a seat. @default 40000 */
-  SLUICE_BUDGET_TPM_PER_SEAT: withDefault(integer(1_000), 40_000),
+   *  SLUICE_BUDGET_MAX_SEATS; the others wait for a seat. @default 60000 */
+  SLUICE_BUDGET_TPM_PER_SEAT: withDefault(integer(1_000), 60_000),
   /** Most lease holders per deployment, 2-16 (the row's size is split between them). @default 16 */
   SLUICE_BUDGET_MAX_SEATS: withDefault(integer(2, 16), 16),
   /** Log one line per budget row write (lease sizes, what the old lease spent). @default false */

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SharedBudgetGate } from '../../src/core/budget/sharedBudget';
-import { DEFAULT_BUDGET_POLICY, fitRecord, LEASES_MAX_CHARS, limitsFor, type LeaseRecord } from '../../src/core/budget/window';
+import { DEFAULT_BUDGET_POLICY, fitRecord, LEASES_MAX_CHARS, limitsFor, seatsFor, type LeaseRecord } from '../../src/core/budget/window';
 import { MemoryBudgetRowStore } from '../support/memoryStores';
 import { deployment, runFleet, utilisation } from './fleetSim';
 
@@ -101,4 +101,35 @@ test('the largest record a seat can write fits its part of the row, for every se
     assert.equal(record.tokens.length, slots, `${tpm} TPM: slices were cut to fit`);
     assert.ok(lim.seats * (lim.recordMaxChars + 1) + 1 <= LEASES_MAX_CHARS + 1);
   }
+});
+
+test('an interactive job at an instance without a seat takes a one-job lease for its charge, and only while one is free', async () => {
+  const ref = deployment(60_000); // 2 seats
+  const store = new MemoryBudgetRowStore();
+  const t0 = 1_700_000_000_000;
+  const holders = [0, 1].map((i) => new SharedBudgetGate({ store, owner: `h${i}`, random: () => 0.5 }));
+  for (const g of holders) await g.admit(ref, 100, 'batch', t0, { jobId: `${g.owner}-1`, team: 't' });
+  const lim = limitsFor(ref, DEFAULT_BUDGET_POLICY);
+  const outsiders = Array.from({ length: lim.oneJobSeats + 1 }, (_, i) => new SharedBudgetGate({ store, owner: `o${i}`, random: () => 0.5 }));
+  const answers = [];
+  for (const [i, g] of outsiders.entries()) answers.push(await g.admit(ref, 500, 'interactive', t0 + 100 + i, { jobId: `o${i}-live`, team: 't' }));
+  assert.deepEqual(
+    answers.map((a) => a.granted),
+    [...Array.from({ length: lim.oneJobSeats }, () => true), false],
+  );
+  const row = store.peek(ref.key)!;
+  assert.equal(row.leases.filter((l) => l.oneJob).length, lim.oneJobSeats);
+  assert.ok(row.leases.filter((l) => l.oneJob).every((l) => l.tokens[0]! >= 500 && l.tokens.slice(1).every((t) => t === 0)));
+  // A batch job at a seatless instance still waits for a seat.
+  const batch = await new SharedBudgetGate({ store, owner: 'late', random: () => 0.5 }).admit(ref, 100, 'batch', t0 + 200, { jobId: 'late-1', team: 't' });
+  assert.equal(batch.granted ? 'granted' : batch.reason, 'seat');
+});
+
+test('seats for a job size: a small deployment with large jobs has one seat, so that its holder accrues whole jobs', () => {
+  const small = limitsFor({ tpm: 10_000, rpm: 60 }, DEFAULT_BUDGET_POLICY);
+  assert.equal(seatsFor(small, 1_500, 10_000), 1);
+  const big = limitsFor({ tpm: 300_000, rpm: 1_800 }, DEFAULT_BUDGET_POLICY);
+  assert.equal(big.seats, 5);
+  assert.equal(seatsFor(big, 1_500, 10_000), 5);
+  assert.equal(seatsFor(big, 20_000, 10_000), 1);
 });

@@ -24,6 +24,8 @@ export interface DeploymentState {
   /** Every seat was taken at the last read: no row read before this (epoch ms); seatlessStreak reads in a row. */
   seatlessUntil: number;
   seatlessStreak: number;
+  /** Moving average of the charges asked for here, tokens (seats for jobs this size: window.ts seatsFor). */
+  typicalCharge: number;
   /** Recent admissions [time, tokens], for pace and lease length. */
   admitted: Array<[number, number]>;
   /** First asks of jobs new to this instance in the last 20 s, epoch ms (the end of a drain, leaseSizing.ts). */
@@ -61,6 +63,7 @@ export function newDeploymentState(key: string): DeploymentState {
     storageBackoffUntil: 0,
     seatlessUntil: 0,
     seatlessStreak: 0,
+    typicalCharge: 0,
     admitted: [],
     arrivals: [],
     lastDeniedAt: Number.NEGATIVE_INFINITY,
