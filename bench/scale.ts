@@ -13,7 +13,8 @@
  *   BENCH_SMOKE=1 npm run bench:scale            N = 1, 4 and three deployments, a few seconds each
  *
  * Options (flag or env): --n / BENCH_SCALE_N (comma list), --minutes / BENCH_SCALE_MINUTES (backlog, minutes of
- * quota; default 3), --cap-s / BENCH_SCALE_CAP_S (wall-clock cap per run; a run that hits it "did not finish"),
+ * quota, at least a first batch for every instance; default 3), --window-s / BENCH_SCALE_WINDOW_S (a run ends when its
+ * backlog is sent or after this long; default minutes + 1 min),
  * --no-ten / BENCH_SCALE_TEN=0 (skip the ten-deployment run), --ten-n / BENCH_SCALE_TEN_N (its fleet, default 64).
  * docs/benchmarks.md explains the figures. Last stdout line: one JSON object (keys in RESULT_KEYS).
  */
@@ -36,7 +37,7 @@ const THRESHOLD = 8;
 /** Waits up to this long are held in-process; longer ones park the job (SLUICE_HOLD_IN_PROCESS_MS default). */
 const HOLD_MS = 30_000;
 /** A new instance at most this often while the backlog asks for more (Flex adds instances gradually), ms. */
-const SCALE_STEP_MS = 750;
+const SCALE_STEP_MS = 500;
 /** An instance with nothing in flight and an empty queue (no message visible or parked) this long leaves (close()), ms. */
 const IDLE_LEAVE_MS = 3_000;
 /** A crashed instance's unsent messages become visible again after this long, ms (Azure: up to the host's message
@@ -45,17 +46,17 @@ const CRASH_REDELIVERY_MS = SMOKE ? 1_000 : 30_000;
 const TICK_MS = 100;
 const MEAN_CHARGE = 1_470;
 
-export const RESULT_KEYS = ['utilisation_min', 'utilisation_by_n', 'rejected_429', 'max_row_chars', 'max_leases_chars', 'row_writes_per_s_max', 'conflict_share_max', 'admit_p99_ms_max', 'budget_tx_per_job_max', 'unfinished_runs'] as const;
+export const RESULT_KEYS = ['utilisation_min', 'utilisation_by_n', 'rejected_429', 'max_row_chars', 'max_leases_chars', 'row_writes_per_s_max', 'conflict_share_max', 'admit_p99_ms_max', 'budget_tx_per_job_max', 'undrained_runs'] as const;
 
 const { values: flags } = parseArgs({
-  options: { n: { type: 'string' }, minutes: { type: 'string' }, 'cap-s': { type: 'string' }, 'no-ten': { type: 'boolean' }, 'ten-n': { type: 'string' } },
+  options: { n: { type: 'string' }, minutes: { type: 'string' }, 'window-s': { type: 'string' }, 'no-ten': { type: 'boolean' }, 'ten-n': { type: 'string' } },
   allowPositionals: false,
 });
 const setting = (flag: string | undefined, env: string, full: string, smoke: string) => flag ?? process.env[env] ?? (SMOKE ? smoke : full);
 const settings = {
   sizes: setting(flags.n, 'BENCH_SCALE_N', '1,4,16,64,200', '1,4').split(',').map((s) => Number(s.trim())).filter((n) => Number.isInteger(n) && n > 0),
   minutes: Number(setting(flags.minutes, 'BENCH_SCALE_MINUTES', '3', '0.1')),
-  capS: Number(setting(flags['cap-s'], 'BENCH_SCALE_CAP_S', '', '')) || undefined,
+  windowS: Number(setting(flags['window-s'], 'BENCH_SCALE_WINDOW_S', '', '')) || undefined,
   ten: !flags['no-ten'] && process.env.BENCH_SCALE_TEN !== '0',
   tenN: Number(setting(flags['ten-n'], 'BENCH_SCALE_TEN_N', '64', '4')),
 };
@@ -151,7 +152,9 @@ interface DeploymentFigures {
 interface RunFigures {
   label: string;
   n: number;
-  finished: boolean;
+  /** The whole backlog was sent within the window. */
+  drained: boolean;
+  jobsLeft: number;
   wallS: number;
   peakInstances: number;
   instancesStarted: number;
@@ -174,8 +177,12 @@ async function runOnce(label: string, connectionString: string, tableName: strin
 
   // The backlog: per deployment, minutes × its TPM of charged tokens, shuffled into one queue.
   const jobs: Job[] = [];
+  // Every instance gets its first batch (a smaller backlog would leave the instances past total ÷ 16 idle: Flex starts
+  // them, but they never touch the budget); then larger runs end with the window rather than drained.
+  const quotaJobs = refs.reduce((n, r) => n + (settings.minutes * r.tpm) / MEAN_CHARGE, 0);
+  const stretch = Math.max(1, (BATCH * n) / quotaJobs);
   refs.forEach((r, dep) => {
-    const count = Math.max(2, Math.round((settings.minutes * r.tpm) / MEAN_CHARGE));
+    const count = Math.max(2, Math.round((stretch * settings.minutes * r.tpm) / MEAN_CHARGE));
     for (let k = 0; k < count; k++) jobs.push({ id: `${label}-${dep}-${k}`, dep, charge: 1_320 + Math.floor(rand() * 301), visibleAt: 0 });
   });
   for (let i = jobs.length - 1; i > 0; i--) {
@@ -185,11 +192,8 @@ async function runOnce(label: string, connectionString: string, tableName: strin
   const total = jobs.length;
   const ready: Job[] = jobs.slice();
   const parked: Job[] = [];
-  // Flex's target is queue length ÷ batchSize; a 3-minute backlog would stop short of large N, so the per-instance
-  // target shrinks (down to 1) until this backlog asks for N instances, as a longer one would.
-  const perInstance = Math.max(1, Math.min(BATCH, Math.floor(total / n)));
   const backlogMs = settings.minutes * 60_000;
-  const capMs = (settings.capS ?? Math.max(60, (backlogMs * 2.5) / 1000 + 60)) * 1000;
+  const windowMs = (settings.windowS ?? (SMOKE ? 20 : backlogMs / 1000 + 60)) * 1000;
   const crashAtMs = SMOKE ? backlogMs / 3 : 25_000;
 
   const sends: Send[] = [];
@@ -260,12 +264,12 @@ async function runOnce(label: string, connectionString: string, tableName: strin
   let lastScaleAt = -Infinity;
   let peak = 0;
   startInstance();
-  while (sent < total && Date.now() - t0 < capMs) {
+  while (sent < total && Date.now() - t0 < windowMs) {
     const now = Date.now();
     for (let k = parked.length - 1; k >= 0; k--) if (parked[k]!.visibleAt <= now) ready.push(...parked.splice(k, 1));
     const live = instances.filter((i) => i.state === 'live');
-    // Scale out: the backlog still to send (every message not yet deleted counts in the queue length).
-    const target = Math.min(n, Math.ceil((total - sent) / perInstance));
+    // Scale out (Flex target-based scaling: queue length ÷ batchSize; every message not yet deleted counts).
+    const target = Math.min(n, Math.ceil((total - sent) / BATCH));
     if (live.length < target && now - lastScaleAt >= SCALE_STEP_MS) {
       live.push(startInstance());
       lastScaleAt = now;
@@ -293,7 +297,7 @@ async function runOnce(label: string, connectionString: string, tableName: strin
     }
     await sleep(TICK_MS);
   }
-  const finished = sent >= total;
+  const drained = sent >= total;
   const wallS = (Date.now() - t0) / 1000;
   stopped = true;
   await Promise.all(instances.filter((i) => i.state === 'live').map((i) => i.gate.close().catch(() => undefined)));
@@ -301,7 +305,7 @@ async function runOnce(label: string, connectionString: string, tableName: strin
 
   // Replay every admitted call into the simulator's limiter, per deployment; utilisation over the steady span.
   sends.sort((a, b) => a.at - b.at);
-  const end = finished ? undefined : t0 + capMs;
+  const end = drained ? undefined : t0 + windowMs;
   const deployments = refs.map((r, dep): DeploymentFigures => {
     const mine = sends.filter((s) => s.dep === dep);
     let clock = 0;
@@ -325,7 +329,8 @@ async function runOnce(label: string, connectionString: string, tableName: strin
   return {
     label,
     n,
-    finished,
+    drained,
+    jobsLeft: total - sent,
     wallS,
     peakInstances: peak,
     instancesStarted: instances.length,
@@ -363,8 +368,8 @@ async function main(): Promise<void> {
   }
 
   printTable('bench:scale — per run', [
-    ['run', 'instances (peak/started)', 'finished', 'wall s', 'utilisation (min)', '429', 'row writes/s max', 'conflicts ÷ writes', 'admit p99 ms', 'budget tx/job', 'largest row chars', 'largest leases chars'],
-    ...runs.map((r) => [r.label, `${r.peakInstances}/${r.instancesStarted}`, r.finished ? 'yes' : 'did not finish', r.wallS.toFixed(0), fmt(Math.min(...r.deployments.map((d) => d.utilisation))), sum(r.deployments.map((d) => d.rejected)), r.rowWritesPerSMax.toFixed(1), fmt(r.conflictShare), r.admitP99Ms.toFixed(0), fmt(r.txPerJob), r.maxEntityChars, r.maxLeasesChars]),
+    ['run', 'instances (peak/started)', 'drained', 'wall s', 'utilisation (min)', '429', 'row writes/s max', 'conflicts ÷ writes', 'admit p99 ms', 'budget tx/job', 'largest row chars', 'largest leases chars'],
+    ...runs.map((r) => [r.label, `${r.peakInstances}/${r.instancesStarted}`, r.drained ? 'yes' : `no: ${r.jobsLeft} left`, r.wallS.toFixed(0), fmt(Math.min(...r.deployments.map((d) => d.utilisation))), sum(r.deployments.map((d) => d.rejected)), r.rowWritesPerSMax.toFixed(1), fmt(r.conflictShare), r.admitP99Ms.toFixed(0), fmt(r.txPerJob), r.maxEntityChars, r.maxLeasesChars]),
   ]);
   const all = runs.flatMap((r) => r.deployments);
   const single = runs.filter((r) => r.label !== 'ten');
@@ -380,14 +385,14 @@ async function main(): Promise<void> {
     conflict_share_max: round(Math.max(0, ...runs.map((r) => r.conflictShare))),
     admit_p99_ms_max: round(Math.max(0, ...runs.map((r) => r.admitP99Ms)), 0),
     budget_tx_per_job_max: round(Math.max(0, ...runs.map((r) => r.txPerJob))),
-    unfinished_runs: runs.filter((r) => !r.finished).map((r) => r.label),
+    undrained_runs: Object.fromEntries(runs.filter((r) => !r.drained).map((r) => [r.label, r.jobsLeft])),
     backlog_minutes: settings.minutes,
   };
   printResult(result);
 }
 
 function report(r: RunFigures): void {
-  printTable(`${r.label}: ${r.peakInstances} instances at peak, ${r.instancesStarted} started, ${r.finished ? `drained in ${r.wallS.toFixed(0)} s` : `did not finish in ${r.wallS.toFixed(0)} s`}`, [
+  printTable(`${r.label}: ${r.peakInstances} instances at peak, ${r.instancesStarted} started, ${r.drained ? `drained in ${r.wallS.toFixed(0)} s` : `window ended after ${r.wallS.toFixed(0)} s, ${r.jobsLeft} jobs left`}`, [
     ['deployment', 'TPM', 'jobs sent', 'utilisation', 'steady span s', '429'],
     ...r.deployments.map((d) => [d.name, d.tpm, d.jobs, fmt(d.utilisation), d.spanS.toFixed(0), d.rejected]),
   ]);
