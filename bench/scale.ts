@@ -20,7 +20,6 @@
  */
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
-import type { TableClient } from '@azure/data-tables';
 import { startAzurite } from '../local/azurite';
 import { SlidingWindowRateLimiter } from '../local/simulator/rateLimiter';
 import { TableBudgetRowStore } from '../src/azure/budgetTable';
@@ -29,6 +28,7 @@ import { SharedBudgetGate } from '../src/core/budget/sharedBudget';
 import { transactions } from '../src/core/budget/store';
 import { tableClientFromConnectionString } from '../test/support/storage';
 import { percentile, printResult, printTable, SMOKE } from './report';
+import { meteredTable, type RowMeter } from './rowMeter';
 
 const PROJECT_ROOT = resolve(__dirname, '..', '..');
 /** Host delivery (host.json): fetch BATCH messages once in flight drops to THRESHOLD. */
@@ -81,44 +81,9 @@ function prng(seed: number): () => number {
 /** Read through a call so TypeScript does not narrow it across awaits (another task may crash the instance). */
 const crashedNow = (inst: { state: string }) => inst.state === 'crashed';
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
+/** A job's wait: it does not keep the process alive once its run is over. */
+const jobSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)).unref());
 const round = (n: number, d = 3) => (Number.isFinite(n) ? Math.round(n * 10 ** d) / 10 ** d : null);
-
-// ---------------------------------------------------------------------------------------------------------------
-// The row's size and write rate, measured on the entities the store hands the Table client.
-
-interface RowMeter {
-  maxEntityChars: number;
-  maxLeasesChars: number;
-  /** Successful writes per row key, by 10 s bucket. */
-  buckets: Map<string, Map<number, number>>;
-}
-
-function meteredTable(table: TableClient, meter: RowMeter): TableClient {
-  const measure = (entity: Record<string, unknown>) => {
-    meter.maxEntityChars = Math.max(meter.maxEntityChars, JSON.stringify(entity).length);
-    meter.maxLeasesChars = Math.max(meter.maxLeasesChars, String(entity.leases ?? '').length);
-  };
-  const counted = async <T>(entity: Record<string, unknown>, write: Promise<T>): Promise<T> => {
-    const res = await write;
-    const byBucket = meter.buckets.get(String(entity.rowKey)) ?? new Map<number, number>();
-    meter.buckets.set(String(entity.rowKey), byBucket);
-    const bucket = Math.floor(Date.now() / 10_000);
-    byBucket.set(bucket, (byBucket.get(bucket) ?? 0) + 1);
-    return res;
-  };
-  return new Proxy(table, {
-    get(target, prop, receiver) {
-      if (prop === 'createEntity' || prop === 'updateEntity') {
-        return (entity: Record<string, unknown>, ...rest: unknown[]) => {
-          measure(entity);
-          return counted(entity, (target[prop] as (...a: unknown[]) => Promise<unknown>).call(target, entity, ...rest));
-        };
-      }
-      const v = Reflect.get(target, prop, receiver) as unknown;
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
-  });
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // One run: a finite backlog, a fleet that follows it, and the figures.
@@ -180,7 +145,7 @@ async function runOnce(label: string, connectionString: string, tableName: strin
   // Every instance gets its first batch (a smaller backlog would leave the instances past total ÷ 16 idle: Flex starts
   // them, but they never touch the budget); then larger runs end with the window rather than drained.
   const quotaJobs = refs.reduce((n, r) => n + (settings.minutes * r.tpm) / MEAN_CHARGE, 0);
-  const stretch = Math.max(1, (BATCH * n) / quotaJobs);
+  const stretch = SMOKE ? 1 : Math.max(1, (BATCH * n) / quotaJobs);
   refs.forEach((r, dep) => {
     const count = Math.max(2, Math.round((stretch * settings.minutes * r.tpm) / MEAN_CHARGE));
     for (let k = 0; k < count; k++) jobs.push({ id: `${label}-${dep}-${k}`, dep, charge: 1_320 + Math.floor(rand() * 301), visibleAt: 0 });
@@ -238,7 +203,7 @@ async function runOnce(label: string, connectionString: string, tableName: strin
         const transit = rand() * 200;
         sends.push({ at: Date.now() + transit, tokens: job.charge, dep: job.dep });
         sent += 1;
-        await sleep(transit + 300 + rand() * 1_000);
+        await jobSleep(transit + 300 + rand() * 1_000);
         inst.inFlight -= 1;
         return;
       }
@@ -248,7 +213,7 @@ async function runOnce(label: string, connectionString: string, tableName: strin
         inst.inFlight -= 1;
         return;
       }
-      await sleep(wait);
+      await jobSleep(wait);
     }
   };
 
@@ -387,6 +352,17 @@ async function main(): Promise<void> {
     budget_tx_per_job_max: round(Math.max(0, ...runs.map((r) => r.txPerJob))),
     undrained_runs: Object.fromEntries(runs.filter((r) => !r.drained).map((r) => [r.label, r.jobsLeft])),
     backlog_minutes: settings.minutes,
+    runs: runs.map((r) => ({
+      run: r.label,
+      instances_peak: r.peakInstances,
+      drained: r.drained,
+      utilisation: round(Math.min(...r.deployments.map((d) => d.utilisation))),
+      row_writes_per_s: round(r.rowWritesPerSMax, 1),
+      conflict_share: round(r.conflictShare),
+      admit_p99_ms: round(r.admitP99Ms, 0),
+      budget_tx_per_job: round(r.txPerJob),
+      row_chars: r.maxEntityChars,
+    })),
   };
   printResult(result);
 }
