@@ -19,6 +19,7 @@
  * docs/benchmarks.md explains the figures. Last stdout line: one JSON object (keys in RESULT_KEYS).
  */
 import { parseArgs } from 'node:util';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { resolve } from 'node:path';
 import { startAzurite } from '../local/azurite';
 import { SlidingWindowRateLimiter } from '../local/simulator/rateLimiter';
@@ -132,6 +133,10 @@ interface RunFigures {
   maxLeasesChars: number;
   writes: number;
   conflicts: number;
+  /** This process's CPU time ÷ wall time: near 1, the bench itself is the bottleneck. */
+  benchCpu: number;
+  /** p99 event-loop delay of this process, ms: what any await here waited for the loop, not for the gate. */
+  loopDelayP99Ms: number;
 }
 
 async function runOnce(label: string, connectionString: string, tableName: string, refs: DeploymentRef[], n: number, seed: number): Promise<RunFigures> {
@@ -226,6 +231,9 @@ async function runOnce(label: string, connectionString: string, tableName: strin
   };
 
   const t0 = Date.now();
+  const cpu0 = process.cpuUsage();
+  const loop = monitorEventLoopDelay({ resolution: 20 });
+  loop.enable();
   let lastScaleAt = -Infinity;
   let peak = 0;
   startInstance();
@@ -264,6 +272,8 @@ async function runOnce(label: string, connectionString: string, tableName: strin
   }
   const drained = sent >= total;
   const wallS = (Date.now() - t0) / 1000;
+  loop.disable();
+  const cpu = process.cpuUsage(cpu0);
   stopped = true;
   await Promise.all(instances.filter((i) => i.state === 'live').map((i) => i.gate.close().catch(() => undefined)));
   for (const i of instances) for (const t of i.timers) clearTimeout(t);
@@ -308,6 +318,8 @@ async function runOnce(label: string, connectionString: string, tableName: strin
     maxLeasesChars: meter.maxLeasesChars,
     writes: store.stats.writes,
     conflicts: store.stats.conflicts,
+    benchCpu: (cpu.user + cpu.system) / 1_000 / (wallS * 1_000),
+    loopDelayP99Ms: loop.percentile(99) / 1e6,
   };
 }
 
@@ -333,8 +345,8 @@ async function main(): Promise<void> {
   }
 
   printTable('bench:scale — per run', [
-    ['run', 'instances (peak/started)', 'drained', 'wall s', 'utilisation (min)', '429', 'row writes/s max', 'conflicts ÷ writes', 'admit p99 ms', 'budget tx/job', 'largest row chars', 'largest leases chars'],
-    ...runs.map((r) => [r.label, `${r.peakInstances}/${r.instancesStarted}`, r.drained ? 'yes' : `no: ${r.jobsLeft} left`, r.wallS.toFixed(0), fmt(Math.min(...r.deployments.map((d) => d.utilisation))), sum(r.deployments.map((d) => d.rejected)), r.rowWritesPerSMax.toFixed(1), fmt(r.conflictShare), r.admitP99Ms.toFixed(0), fmt(r.txPerJob), r.maxEntityChars, r.maxLeasesChars]),
+    ['run', 'instances (peak/started)', 'drained', 'wall s', 'utilisation (min)', '429', 'row writes/s max', 'conflicts ÷ writes', 'admit p99 ms', 'budget tx/job', 'largest row chars', 'largest leases chars', 'bench CPU', 'loop delay p99 ms'],
+    ...runs.map((r) => [r.label, `${r.peakInstances}/${r.instancesStarted}`, r.drained ? 'yes' : `no: ${r.jobsLeft} left`, r.wallS.toFixed(0), fmt(Math.min(...r.deployments.map((d) => d.utilisation))), sum(r.deployments.map((d) => d.rejected)), r.rowWritesPerSMax.toFixed(1), fmt(r.conflictShare), r.admitP99Ms.toFixed(0), fmt(r.txPerJob), r.maxEntityChars, r.maxLeasesChars, fmt(r.benchCpu), r.loopDelayP99Ms.toFixed(0)]),
   ]);
   const all = runs.flatMap((r) => r.deployments);
   const single = runs.filter((r) => r.label !== 'ten');
@@ -362,6 +374,8 @@ async function main(): Promise<void> {
       admit_p99_ms: round(r.admitP99Ms, 0),
       budget_tx_per_job: round(r.txPerJob),
       row_chars: r.maxEntityChars,
+      bench_cpu: round(r.benchCpu, 2),
+      loop_delay_p99_ms: round(r.loopDelayP99Ms, 0),
     })),
   };
   printResult(result);
