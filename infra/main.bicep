@@ -54,10 +54,36 @@ type openAiRegion = {
 @description('Azure OpenAI accounts, one per region, with their model deployments. SLUICE_ENDPOINTS is generated from this.')
 param openAiRegions openAiRegion[]
 
-@minValue(1)
+@minValue(0)
 @maxValue(1000)
-@description('Flex Consumption: most instances the app scales out to.')
-param maximumInstanceCount int = 40
+@description('Flex Consumption: most instances the app scales out to. 0: derived from the quota (fleet* parameters below; docs/deploy.md, "Fleet size follows the quota").')
+param maximumInstanceCount int = 0
+
+@minValue(0)
+@maxValue(32)
+@description('Queue messages an instance fetches at a time (host.json batchSize, set as an app setting; newBatchThreshold is half of it). 0: derived from the quota.')
+param queueBatchSize int = 0
+
+// The fleet-size rule's inputs. Defaults equal FLEET_SIZING_DEFAULTS in src/core/fleetSize.ts (test/infra/fleetSize.test.ts).
+@minValue(1)
+@description('Fleet size: tokens a typical job is charged (prompt + max_tokens).')
+param fleetTypicalChargeTokens int = 1500
+
+@minValue(1)
+@description('Fleet size: 95th percentile of a model call\'s duration, seconds.')
+param fleetP95LatencySeconds int = 10
+
+@minValue(100)
+@description('Fleet size: messages held per call the quota can run at once, percent (jobs waiting their turn as well as in a call).')
+param fleetHeadroomPercent int = 200
+
+@minValue(1)
+@description('Fleet size: worker instances to stay within before each instance fetches more messages (batchSize up to 32).')
+param fleetWorkerInstanceTarget int = 50
+
+@minValue(0)
+@description('Fleet size: instances left for the HTTP functions, the submission and batch queues and the timers (each scales on instances of its own).')
+param fleetOtherInstances int = 10
 
 @allowed([512, 2048, 4096])
 @description('Flex Consumption: memory per instance, MB.')
@@ -155,6 +181,20 @@ var sluiceEndpoints = flatten(map(range(0, length(openAiRegions)), i => map(open
   rpm: d.capacity * 6
   auth: 'managed-identity'
 })))
+
+// Fleet size follows the quota (docs/deploy.md): the calls a deployment can have in flight are its jobs per second ×
+// call latency, so instances beyond what the summed quota keeps busy only hold messages that wait. Integer steps
+// exactly as src/core/fleetSize.ts takes them (Bicep divides integers by truncation; (a + b - 1) / b rounds up).
+var fleetQuotaTpm = reduce(flatten(map(openAiRegions, r => map(r.deployments, d => d.capacity * 1000))), 0, (total, tpm) => total + tpm)
+var fleetConcurrency = (fleetQuotaTpm * fleetP95LatencySeconds * fleetHeadroomPercent + 60 * fleetTypicalChargeTokens * 100 - 1) / (60 * fleetTypicalChargeTokens * 100)
+var fleetDerivedBatchSize = min(32, max(16, (fleetConcurrency * 2 + 3 * fleetWorkerInstanceTarget - 1) / (3 * fleetWorkerInstanceTarget)))
+var fleetBatchSize = queueBatchSize > 0 ? queueBatchSize : fleetDerivedBatchSize
+var fleetNewBatchThreshold = fleetBatchSize / 2
+var fleetPerInstanceConcurrency = fleetBatchSize + fleetNewBatchThreshold
+var fleetWorkerInstances = (fleetConcurrency + fleetPerInstanceConcurrency - 1) / fleetPerInstanceConcurrency
+// Every lane × priority is a worker function Flex scales on instances of its own: room for one each.
+var fleetDerivedMaximumInstanceCount = min(1000, max(1, max(fleetWorkerInstances, 2 * queueLanes) + fleetOtherInstances))
+var fleetMaximumInstanceCount = maximumInstanceCount > 0 ? maximumInstanceCount : fleetDerivedMaximumInstanceCount
 
 // The api module turns on App Service Authentication exactly when entraClientId is set; only then does the platform
 // validate tokens and strip forged x-ms-client-principal headers. A mapping without it is refused, not deployed.
@@ -269,7 +309,9 @@ module api 'app/api.bicep' = {
     storageAccountName: storage.outputs.name
     deploymentContainerName: deploymentContainerName
     applicationInsightsName: monitoring.outputs.applicationInsightsName
-    maximumInstanceCount: maximumInstanceCount
+    maximumInstanceCount: fleetMaximumInstanceCount
+    queueBatchSize: fleetBatchSize
+    queueNewBatchThreshold: fleetNewBatchThreshold
     instanceMemoryMB: instanceMemoryMB
     appSettings: sluiceSettings
     virtualNetworkSubnetId: enablePrivateNetworking ? network!.outputs.appSubnetId : ''
@@ -347,5 +389,7 @@ output SLUICE_JOBS_QUEUE string = jobsQueueName
 output SLUICE_JOBS_TABLE string = jobsTableName
 output SLUICE_PAYLOAD_CONTAINER string = payloadContainerName
 output SLUICE_BUDGET_START_DATE string = effectiveBudgetStartDate
+output FLEET_MAXIMUM_INSTANCE_COUNT int = fleetMaximumInstanceCount
+output FLEET_QUEUE_BATCH_SIZE int = fleetBatchSize
 output SLUICE_DASHBOARD_URL string = dashboard.outputs.dashboardUrl
 output SLUICE_WORKBOOK_ID string = dashboard.outputs.workbookId
