@@ -33,6 +33,8 @@ const TX_MAX_ROWS = 100;
 const TX_MAX_BYTES = 3 * 1024 * 1024;
 /** Transactions in flight per createMany call. */
 const TX_CONCURRENCY = 8;
+/** What the retention sweep reads of a job before deleting it. */
+const RETENTION_SELECT = ['PartitionKey', 'RowKey', 'status', 'completedAt', 'createdAt', 'requestBlob', 'responseBlob'];
 
 export class JobStore implements JobRepository {
   private ready: Promise<void> | undefined;
@@ -238,6 +240,58 @@ export class JobStore implements JobRepository {
       if (n >= limit) break;
     }
     return n;
+  }
+
+  // Retention (core/retention/sweep.ts): deleting finished jobs with their payload blobs.
+
+  /**
+   * Deletes a job that ended at or before `finishedBy` (epoch ms), then its payload blobs. The row goes first and
+   * only if unchanged since read (a new job reusing an idempotent id is never taken for the old one); a crash between
+   * the two leaves blobs the storage lifecycle policy removes. True when this call deleted the job.
+   */
+  async deleteIfFinishedBy(id: string, finishedBy: number): Promise<boolean> {
+    const keys = jobKeys(id);
+    let e: TableEntityResult<Record<string, unknown>>;
+    try {
+      e = await this.table.getEntity<Record<string, unknown>>(keys.partitionKey, keys.rowKey, { queryOptions: { select: RETENTION_SELECT } });
+    } catch (err) {
+      if (err instanceof RestError && err.statusCode === 404) return false;
+      throw err;
+    }
+    if (e.status !== 'succeeded' && e.status !== 'failed') return false;
+    if (Number(e.completedAt ?? e.createdAt) > finishedBy) return false;
+    if (!(await this.delete(id, e.etag))) return false;
+    await this.deletePayloads([e]);
+    return true;
+  }
+
+  /** Deletes up to `max` rows of one partition (a grouped batch's lines, see jobKeys) and their payload blobs. */
+  async deletePartition(partition: string, max: number): Promise<number> {
+    const filter = `PartitionKey eq '${partition.replace(/'/g, "''")}'`;
+    const rows: TableEntityResult<Record<string, unknown>>[] = [];
+    const pages = this.table.listEntities<Record<string, unknown>>({ queryOptions: { filter, select: RETENTION_SELECT } }).byPage({ maxPageSize: Math.min(max, TX_MAX_ROWS) });
+    for await (const page of pages) {
+      rows.push(...page.slice(0, max - rows.length));
+      if (rows.length >= max) break;
+    }
+    if (!rows.length) return 0;
+    try {
+      await this.table.submitTransaction(rows.map((r): TransactionAction => ['delete', { partitionKey: partition, rowKey: String(r.rowKey) }]));
+    } catch (err) {
+      // One row gone since the read fails the whole transaction: delete the rest one by one.
+      if (!(err instanceof RestError && err.statusCode === 404)) throw err;
+      for (const r of rows) await this.delete(String(r.rowKey) || partition);
+    }
+    await this.deletePayloads(rows);
+    return rows.length;
+  }
+
+  private async deletePayloads(rows: ReadonlyArray<Record<string, unknown>>): Promise<void> {
+    const paths = rows.flatMap((r) => [r.requestBlob, r.responseBlob]).filter((p): p is string => typeof p === 'string' && p !== '');
+    for (const path of paths) {
+      storageCounters.blob += 1;
+      await this.payloads.getBlockBlobClient(path).deleteIfExists();
+    }
   }
 
   private async putPayload(path: string, text: string): Promise<void> {

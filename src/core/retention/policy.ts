@@ -90,3 +90,6 @@ export function batchCreatedAtOfId(id: string): number | undefined {
 export function batchIdBoundary(t: number): string {
   return `batch_${(0xffffffffffff - t).toString(16).padStart(12, '0')}`;
 }
+
+/** Metric each sweep run sends per kind of record it deleted (dimension `kind`: jobs, batches, batchLines, files, usageRows). */
+export const RETENTION_DELETED_METRIC = 'sluice.retention.deleted';
