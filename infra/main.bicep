@@ -114,7 +114,7 @@ param retentionFilesDays int = 30
 @description('NCRONTAB schedule of the retention sweep (SLUICE_RETENTION_SWEEP_SCHEDULE).')
 param retentionSweepSchedule string = '0 */5 * * * *'
 
-@minValue(1)
+@minValue(10)
 @description('Rows or blobs one retention sweep run looks at (SLUICE_RETENTION_SWEEP_MAX_ROWS).')
 param retentionSweepMaxRows int = 2000
 

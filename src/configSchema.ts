@@ -255,7 +255,7 @@ export const settingsSchema = z.object({
   /** Days a file (upload or batch output) is kept when its upload gave no expires_after. @default 30 (as OpenAI for purpose=batch) */
   SLUICE_RETENTION_FILES_DAYS: withDefault(integer(1, 3650), 30),
   /** Rows or blobs one retention sweep run looks at (each deleted at most once). @default 2000 */
-  SLUICE_RETENTION_SWEEP_MAX_ROWS: withDefault(integer(1, 100_000), 2_000),
+  SLUICE_RETENTION_SWEEP_MAX_ROWS: withDefault(integer(10, 100_000), 2_000),
   /** NCRONTAB schedule of the retention sweep. @default "0 *\/5 * * * *" (every 5 minutes) */
   SLUICE_RETENTION_SWEEP_SCHEDULE: withDefault(text, '0 */5 * * * *'),
   /** Table holding the retention sweep's cursor row. @default "sluiceretention" */

@@ -145,19 +145,24 @@ export class UsageTable implements UsageRowStore, UsageRowSource {
 
   // Retention (core/retention/sweep.ts): old minute windows, found by partition key range.
 
-  /** Keys of rows whose partition sorts below `beforePartition` and after `after`, in key order, at most `max`. */
+  /**
+   * Keys of rows whose partition sorts below `beforePartition` and after `after`, in key order, at most `max`: the rest
+   * of `after`'s partition, then the partitions after it. Two plain range queries (no OR), so each seeks to its start.
+   */
   async keysBefore(beforePartition: string, after: { pk: string; rk: string } | undefined, max: number): Promise<Array<{ pk: string; rk: string }>> {
     await this.ensureTable();
     const q = (v: string) => `'${v.replace(/'/g, "''")}'`;
-    const from = after ? ` and (PartitionKey gt ${q(after.pk)} or (PartitionKey eq ${q(after.pk)} and RowKey gt ${q(after.rk)}))` : '';
-    const filter = `PartitionKey lt ${q(beforePartition)}${from}`;
     const out: Array<{ pk: string; rk: string }> = [];
-    for await (const page of this.client.listEntities({ queryOptions: { filter, select: ['PartitionKey', 'RowKey'] } }).byPage({ maxPageSize: Math.min(max, 1000) })) {
-      for (const e of page) {
-        out.push({ pk: String(e.partitionKey), rk: String(e.rowKey) });
-        if (out.length >= max) return out;
+    const read = async (filter: string) => {
+      for await (const page of this.client.listEntities({ queryOptions: { filter, select: ['PartitionKey', 'RowKey'] } }).byPage({ maxPageSize: Math.min(max - out.length, 1000) })) {
+        for (const e of page) {
+          out.push({ pk: String(e.partitionKey), rk: String(e.rowKey) });
+          if (out.length >= max) return;
+        }
       }
-    }
+    };
+    if (after && after.pk < beforePartition) await read(`PartitionKey eq ${q(after.pk)} and RowKey gt ${q(after.rk)}`);
+    if (out.length < max) await read(`PartitionKey ${after ? `gt ${q(after.pk)}` : `ge ''`} and PartitionKey lt ${q(beforePartition)}`);
     return out;
   }
 

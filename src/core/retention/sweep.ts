@@ -2,7 +2,7 @@
  * The retention sweep: one bounded run that deletes expired job records (with their payload blobs), batch records
  * (with their line markers and line jobs), files and usage rows, and keeps a cursor so the next run resumes where
  * this one stopped. Each run looks at no more than `maxRows` rows or blobs; the run's budget is shared between the
- * passes, and a pass with nothing to do leaves its share to the next.
+ * passes, and what a pass with nothing to do leaves goes to the others.
  *
  * How each kind is found without reading live data (docs/retention.md):
  * - usage rows are partitioned by minute window: a key range below the cutoff window holds only expired rows;
@@ -118,9 +118,14 @@ export async function runRetentionSweep(deps: RetentionDeps): Promise<SweepResul
   const result: SweepResult = { deleted: { jobs: 0, batches: 0, batchLines: 0, files: 0, usageRows: 0 }, looked: 0, cursorSaved: true };
   // The jobs pass reads usage rows, so it goes before the usage pass, which never deletes rows it has not read.
   const passes = [jobsPass, batchesPass, filesPass, usagePass];
+  // First each pass gets its share of what is left; then what idle passes left goes to those with more to do.
   for (let i = 0; i < passes.length; i += 1) {
-    const share = Math.floor((deps.maxRows - result.looked) / (passes.length - i));
+    const share = Math.ceil((deps.maxRows - result.looked) / (passes.length - i));
     if (share > 0) result.looked += await passes[i]!(deps, next, share, now, result);
+  }
+  for (const pass of passes) {
+    const rest = deps.maxRows - result.looked;
+    if (rest > 0) result.looked += await pass(deps, next, rest, now, result);
   }
   if (JSON.stringify(next) !== JSON.stringify(state)) result.cursorSaved = await deps.cursor.write(next, etag);
   return result;
