@@ -116,8 +116,11 @@ export class JobStore implements JobRepository {
     }
   }
 
-  /** Reads a job. `withRequest: false` skips loading the request payload (the API view never shows it). */
-  async get(id: string, opts: { withRequest?: boolean } = {}): Promise<StoredJob | undefined> {
+  /**
+   * Reads a job. `withRequest: false` skips loading the request payload (the API view never shows it). A job that
+   * finished at or before `finishedBy` (epoch ms: past retention) comes without payloads, which may be deleted already.
+   */
+  async get(id: string, opts: { withRequest?: boolean; finishedBy?: number } = {}): Promise<StoredJob | undefined> {
     await this.ensure();
     let entity: TableEntityResult<Record<string, unknown>>;
     try {
@@ -128,7 +131,8 @@ export class JobStore implements JobRepository {
       throw err;
     }
     // A payload that can't be loaded is an error, never "no such job".
-    return { job: await this.fromEntity(entity, opts.withRequest ?? true), etag: entity.etag };
+    const expired = opts.finishedBy !== undefined && (entity.status === 'succeeded' || entity.status === 'failed') && Number(entity.completedAt ?? entity.createdAt) <= opts.finishedBy;
+    return { job: await this.fromEntity(entity, !expired && (opts.withRequest ?? true), !expired), etag: entity.etag };
   }
 
   /** Replaces the job if nobody changed it since `etag` was read; returns the new etag. */
@@ -356,7 +360,7 @@ export class JobStore implements JobRepository {
     return entity;
   }
 
-  private async fromEntity(e: TableEntityResult<Record<string, unknown>>, withRequest: boolean): Promise<JobRecord> {
+  private async fromEntity(e: TableEntityResult<Record<string, unknown>>, withRequest: boolean, withResponse = true): Promise<JobRecord> {
     const num = (v: unknown) => (typeof v === 'number' ? v : undefined);
     const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
     return {
@@ -375,7 +379,7 @@ export class JobStore implements JobRepository {
       maxOutputTokens: Number(e.maxOutputTokens ?? 0),
       region: str(e.region),
       deployment: str(e.deployment),
-      response: await this.unpackJson(e, 'response'),
+      response: withResponse ? await this.unpackJson(e, 'response') : undefined,
       usage: e.usageJson ? (JSON.parse(String(e.usageJson)) as Record<string, unknown>) : undefined,
       latencyMs: num(e.latencyMs),
       error: e.errorCode ? { code: String(e.errorCode), message: String(e.errorMessage ?? '') } : undefined,
