@@ -119,11 +119,15 @@ export async function runRetentionSweep(deps: RetentionDeps): Promise<SweepResul
   // The jobs pass reads usage rows, so it goes before the usage pass, which never deletes rows it has not read.
   const passes = [jobsPass, batchesPass, filesPass, usagePass];
   // First each pass gets its share of what is left; then what idle passes left goes to those with more to do.
+  const busy: Pass[] = [];
   for (let i = 0; i < passes.length; i += 1) {
     const share = Math.ceil((deps.maxRows - result.looked) / (passes.length - i));
-    if (share > 0) result.looked += await passes[i]!(deps, next, share, now, result);
+    if (share <= 0) continue;
+    const looked = await passes[i]!(deps, next, share, now, result);
+    result.looked += looked;
+    if (looked >= share) busy.push(passes[i]!);
   }
-  for (const pass of passes) {
+  for (const pass of busy) {
     const rest = deps.maxRows - result.looked;
     if (rest > 0) result.looked += await pass(deps, next, rest, now, result);
   }
