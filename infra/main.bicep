@@ -124,6 +124,26 @@ param entraTeams string = ''
 @description('Entra ID selectors granted the Sluice admin role, comma-separated, e.g. role:Sluice.Admin (SLUICE_ENTRA_ADMINS). Needs entraClientId.')
 param entraAdmins string = ''
 
+// Retention (docs/retention.md): the same periods feed the app settings and the storage lifecycle policy.
+@minValue(1)
+@description('Days a finished job\'s record and its payload blobs (prompt, answer) are kept (SLUICE_RETENTION_JOBS_DAYS).')
+param retentionJobsDays int = 30
+
+@minValue(1)
+@description('Days usage rows are kept (SLUICE_RETENTION_USAGE_DAYS): more than a year, for year-over-year cost. Rollup figures are kept for good.')
+param retentionUsageDays int = 400
+
+@minValue(1)
+@description('Days a file is kept when its upload gave no expires_after (SLUICE_RETENTION_FILES_DAYS); as OpenAI for purpose=batch.')
+param retentionFilesDays int = 30
+
+@description('NCRONTAB schedule of the retention sweep (SLUICE_RETENTION_SWEEP_SCHEDULE).')
+param retentionSweepSchedule string = '0 */5 * * * *'
+
+@minValue(10)
+@description('Rows or blobs one retention sweep run looks at (SLUICE_RETENTION_SWEEP_MAX_ROWS).')
+param retentionSweepMaxRows int = 2000
+
 @description('Private endpoints for storage and Azure OpenAI, VNet integration for the app, private DNS zones.')
 param enablePrivateNetworking bool = false
 
@@ -161,6 +181,7 @@ var rollupTableName = 'sluicerollup'
 var teamsTableName = 'sluiceteams'
 // Per-team backlog counters: the app names this table after SLUICE_JOBS_TABLE (src/runtime/services.ts).
 var backlogTableName = '${jobsTableName}backlog'
+var retentionTableName = 'sluiceretention'
 var payloadContainerName = 'sluice-payloads'
 var filesContainerName = 'sluice-files'
 var deploymentContainerName = 'app-package'
@@ -226,6 +247,13 @@ var sluiceSettings = {
   SLUICE_QUEUE_LANES: string(queueLanes)
   SLUICE_ENTRA_TEAMS: (entraAuth || empty(entraTeams)) ? entraTeams : fail('entraTeams needs entraClientId: Entra ID principals are trusted only behind App Service Authentication (docs/teams.md).')
   SLUICE_ENTRA_ADMINS: (entraAuth || empty(entraAdmins)) ? entraAdmins : fail('entraAdmins needs entraClientId: Entra ID principals are trusted only behind App Service Authentication (docs/teams.md).')
+  // Retention: the sweep's periods, schedule, bound and cursor table (the lifecycle policy gets the same periods).
+  SLUICE_RETENTION_JOBS_DAYS: string(retentionJobsDays)
+  SLUICE_RETENTION_USAGE_DAYS: string(retentionUsageDays)
+  SLUICE_RETENTION_FILES_DAYS: string(retentionFilesDays)
+  SLUICE_RETENTION_SWEEP_SCHEDULE: retentionSweepSchedule
+  SLUICE_RETENTION_SWEEP_MAX_ROWS: string(retentionSweepMaxRows)
+  SLUICE_RETENTION_TABLE: retentionTableName
 }
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
@@ -264,8 +292,14 @@ module storage 'app/storage.bicep' = {
     tags: tags
     publicNetworkAccess: enablePrivateNetworking ? 'Disabled' : 'Enabled'
     queues: [jobsQueueName, jobsPoisonQueueName, submitQueueName, submitPoisonQueueName, submitDeadLetterQueueName, batchQueueName, batchPoisonQueueName]
-    tables: [jobsTableName, batchesTableName, breakerTableName, budgetTableName, usageTableName, rollupTableName, teamsTableName, backlogTableName]
+    tables: [jobsTableName, batchesTableName, breakerTableName, budgetTableName, usageTableName, rollupTableName, teamsTableName, backlogTableName, retentionTableName]
     containers: [payloadContainerName, filesContainerName, deploymentContainerName]
+    // A day past the jobs period: the sweep deletes payloads with their job row first; this is the backstop.
+    payloadContainer: payloadContainerName
+    payloadRetentionDays: retentionJobsDays + 1
+    // The longest a file can be kept: the default period or the longest expires_after (30 days, as OpenAI).
+    filesContainer: filesContainerName
+    filesRetentionDays: max(retentionFilesDays, 30)
   }
 }
 

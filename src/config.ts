@@ -57,6 +57,7 @@ export interface SluiceConfig {
   batch: BatchSettings;
   telemetry: TelemetrySettings;
   teams: TeamSettings;
+  retention: RetentionSettings;
 }
 
 /** The shared circuit breaker per deployment (see docs/failover.md). */
@@ -129,6 +130,20 @@ export interface TeamSettings {
   lanes: number;
   fairShare: boolean;
   spendCacheMs: number;
+}
+
+/** What is deleted when (see docs/retention.md). */
+export interface RetentionSettings {
+  /** days after a job finished */
+  jobsDays: number;
+  /** days after a usage row's minute */
+  usageDays: number;
+  /** days after a file's creation, unless its upload set expires_after */
+  filesDays: number;
+  /** rows or blobs per sweep run */
+  sweepMaxRows: number;
+  sweepSchedule: string;
+  table: string;
 }
 
 /** Azurite's well-known development account on its default ports. */
@@ -282,6 +297,14 @@ export function loadConfig(env: Env = process.env): SluiceConfig {
       fairShare: s.SLUICE_FAIR_SHARE,
       spendCacheMs: s.SLUICE_TEAM_SPEND_CACHE_MS,
     },
+    retention: {
+      jobsDays: s.SLUICE_RETENTION_JOBS_DAYS,
+      usageDays: s.SLUICE_RETENTION_USAGE_DAYS,
+      filesDays: s.SLUICE_RETENTION_FILES_DAYS,
+      sweepMaxRows: s.SLUICE_RETENTION_SWEEP_MAX_ROWS,
+      sweepSchedule: s.SLUICE_RETENTION_SWEEP_SCHEDULE,
+      table: s.SLUICE_RETENTION_TABLE,
+    },
   };
 }
 
@@ -292,6 +315,7 @@ export interface BindingSettings {
   batchQueue: string;
   batchSweepSchedule: string;
   rollupSchedule: string;
+  retentionSweepSchedule: string;
   lanes: number;
 }
 
@@ -302,13 +326,14 @@ export interface BindingSettings {
  * function file can be indexed without the rest of the configuration; writes nothing.
  */
 export function bindingSettings(env: Env = process.env): BindingSettings {
-  const s = parse(env, ['SLUICE_JOBS_QUEUE', 'SLUICE_SUBMIT_QUEUE', 'SLUICE_BATCH_QUEUE', 'SLUICE_BATCH_SWEEP_SCHEDULE', 'SLUICE_ROLLUP_SCHEDULE', 'SLUICE_QUEUE_LANES']);
+  const s = parse(env, ['SLUICE_JOBS_QUEUE', 'SLUICE_SUBMIT_QUEUE', 'SLUICE_BATCH_QUEUE', 'SLUICE_BATCH_SWEEP_SCHEDULE', 'SLUICE_ROLLUP_SCHEDULE', 'SLUICE_RETENTION_SWEEP_SCHEDULE', 'SLUICE_QUEUE_LANES']);
   return {
     jobsQueue: s.SLUICE_JOBS_QUEUE,
     submitQueue: s.SLUICE_SUBMIT_QUEUE,
     batchQueue: s.SLUICE_BATCH_QUEUE,
     batchSweepSchedule: s.SLUICE_BATCH_SWEEP_SCHEDULE,
     rollupSchedule: s.SLUICE_ROLLUP_SCHEDULE,
+    retentionSweepSchedule: s.SLUICE_RETENTION_SWEEP_SCHEDULE,
     lanes: s.SLUICE_QUEUE_LANES,
   };
 }

@@ -251,6 +251,20 @@ export const settingsSchema = z.object({
   SLUICE_FAIR_SHARE: withDefault(boolean, true),
   /** How long submit reuses a team's month-to-date cost, ms. @default 60000 */
   SLUICE_TEAM_SPEND_CACHE_MS: withDefault(integer(0), 60_000),
+
+  // Retention: what is deleted when, by the retention sweep and the storage lifecycle policy (docs/retention.md).
+  /** Days a job record and its payload blobs (prompt, answer) are kept after the job finished. @default 30 */
+  SLUICE_RETENTION_JOBS_DAYS: withDefault(integer(1, 3650), 30),
+  /** Days usage rows (one per finished job, the rollup's input) are kept; rollup figures are kept for good. @default 400 */
+  SLUICE_RETENTION_USAGE_DAYS: withDefault(integer(1, 3650), 400),
+  /** Days a file (upload or batch output) is kept when its upload gave no expires_after. @default 30 (as OpenAI for purpose=batch) */
+  SLUICE_RETENTION_FILES_DAYS: withDefault(integer(1, 3650), 30),
+  /** Rows or blobs one retention sweep run looks at (each deleted at most once). @default 2000 */
+  SLUICE_RETENTION_SWEEP_MAX_ROWS: withDefault(integer(10, 100_000), 2_000),
+  /** NCRONTAB schedule of the retention sweep. @default "0 *\/5 * * * *" (every 5 minutes) */
+  SLUICE_RETENTION_SWEEP_SCHEDULE: withDefault(text, '0 */5 * * * *'),
+  /** Table holding the retention sweep's cursor row. @default "sluiceretention" */
+  SLUICE_RETENTION_TABLE: withDefault(tableName, 'sluiceretention'),
 });
 
 export type SettingName = keyof typeof settingsSchema.shape;

@@ -16,6 +16,7 @@ import { StaleBatchError, type BatchJobPort, type BatchRepository } from '../cor
 import { GROUP_MESSAGE_IDS, type JobQueue } from './jobQueue';
 import type { Lane } from '../core/teams/lanes';
 import type { JobStore } from './jobStore';
+import { batchIdBoundary } from '../core/retention/policy';
 
 const BATCH_PK = 'batch';
 const ACTIVE_PK = 'active';
@@ -54,6 +55,11 @@ export class BatchStore implements BatchRepository {
   private toEntity(b: BatchRecord) {
     const { errors, ...rest } = b;
     return { partitionKey: BATCH_PK, rowKey: b.id, status: b.status, recordJson: JSON.stringify(rest), errorsJson: packErrors(errors) ?? '' };
+  }
+
+  /** A stored batch row as a record (for the retention sweep's key-range reads). */
+  recordOf(e: Record<string, unknown>): BatchRecord {
+    return this.fromEntity(e);
   }
 
   private fromEntity(e: Record<string, unknown>): BatchRecord {
@@ -145,6 +151,61 @@ export class BatchStore implements BatchRepository {
     const filter = `PartitionKey eq '${ACTIVE_PK}'`;
     for await (const e of this.table.listEntities({ queryOptions: { filter } })) ids.push(String(e.rowKey));
     return ids;
+  }
+}
+
+/** Retention (core/retention/sweep.ts): old batch records and their line rows, found by key range. */
+export class BatchRetention {
+  constructor(private readonly store: BatchStore, private readonly table: TableClient) {}
+
+  /** Batches created at or before `createdBy`: ids sort newest first, so they are the ids above its boundary. */
+  async createdBy(createdBy: number, after: string | undefined, max: number): Promise<BatchRecord[]> {
+    await this.store.ensure();
+    const boundary = batchIdBoundary(createdBy);
+    const from = after !== undefined && after > boundary ? after : boundary;
+    const filter = `PartitionKey eq '${BATCH_PK}' and RowKey gt '${from.replace(/'/g, "''")}'`;
+    const out: BatchRecord[] = [];
+    for await (const page of this.table.listEntities<Record<string, unknown>>({ queryOptions: { filter } }).byPage({ maxPageSize: Math.min(max, 1000) })) {
+      for (const e of page) {
+        out.push(this.store.recordOf(e));
+        if (out.length >= max) return out;
+      }
+    }
+    return out;
+  }
+
+  /** Deletes up to `max` rows of the batch's own partition (its line markers); returns how many. */
+  async deleteLineRows(batchId: string, max: number): Promise<number> {
+    await this.store.ensure();
+    const filter = `PartitionKey eq '${batchId.replace(/'/g, "''")}'`;
+    const keys: string[] = [];
+    for await (const page of this.table.listEntities({ queryOptions: { filter, select: ['RowKey'] } }).byPage({ maxPageSize: Math.min(max, 1000) })) {
+      keys.push(...page.slice(0, max - keys.length).map((e) => String(e.rowKey)));
+      if (keys.length >= max) break;
+    }
+    for (let i = 0; i < keys.length; i += 100) {
+      const group = keys.slice(i, i + 100);
+      try {
+        await this.table.submitTransaction(group.map((rowKey): TransactionAction => ['delete', { partitionKey: batchId, rowKey }]));
+      } catch (err) {
+        // A row gone since the read fails the whole transaction: delete the rest one by one.
+        if (!(err instanceof RestError && err.statusCode === 404)) throw err;
+        for (const rowKey of group) await this.deleteRow(batchId, rowKey);
+      }
+    }
+    return keys.length;
+  }
+
+  async deleteRecord(batchId: string): Promise<void> {
+    await this.deleteRow(BATCH_PK, batchId);
+  }
+
+  private async deleteRow(partitionKey: string, rowKey: string): Promise<void> {
+    try {
+      await this.table.deleteEntity(partitionKey, rowKey);
+    } catch (err) {
+      if (!(err instanceof RestError && err.statusCode === 404)) throw err;
+    }
   }
 }
 

@@ -5,7 +5,7 @@
  */
 import { once } from 'node:events';
 import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
-import { RestError, type ContainerClient } from '@azure/storage-blob';
+import { RestError, type BlobItem, type ContainerClient } from '@azure/storage-blob';
 import { ValidationError } from '../core/errors';
 import { jsonlLines, type JsonlLine } from '../core/batch/lines';
 import { newFileId, type FilePurpose, type FileRecord } from '../core/batch/model';
@@ -77,6 +77,7 @@ export class FileStore implements FileRepository {
       createdAt: Number(m.createdat ?? created?.getTime() ?? 0),
       lines: Number(m.lines ?? 0),
       team: m.team ?? 'default',
+      ...(m.expiresat ? { expiresAt: Number(m.expiresat) } : {}),
     };
   }
 
@@ -182,5 +183,35 @@ export class FileStore implements FileRepository {
         return { id, filename, purpose, bytes, createdAt: now, lines, team };
       },
     };
+  }
+
+  // Retention (core/retention/policy.ts, sweep.ts): a file's own expiry, and the sweep's listing.
+
+  /** Records an upload's `expires_after` as the file's expiry time (epoch ms), beside its other metadata. */
+  async setExpiresAt(id: string, expiresAt: number): Promise<void> {
+    const blob = this.container.getBlockBlobClient(id);
+    storageCounters.blob += 2;
+    const { metadata } = await blob.getProperties();
+    await blob.setMetadata({ ...metadata, expiresat: String(expiresAt) });
+  }
+
+  /** One page of the whole container's listing from `marker`: each blob's name and times, and the next marker. */
+  async retentionPage(marker: string | undefined, max: number): Promise<{ items: Array<{ name: string; createdAt: number; expiresAt?: number }>; next?: string }> {
+    await this.ensure();
+    storageCounters.blob += 1;
+    const pages = this.container.listBlobsFlat({ includeMetadata: true }).byPage({ maxPageSize: Math.min(max, 5000), ...(marker ? { continuationToken: marker } : {}) });
+    const { value: page } = await pages.next();
+    if (!page) return { items: [] };
+    const items = page.segment.blobItems.map((b: BlobItem) => {
+      const m = b.metadata ?? {};
+      return { name: b.name, createdAt: Number(m.createdat ?? b.properties.createdOn?.getTime() ?? 0), ...(m.expiresat ? { expiresAt: Number(m.expiresat) } : {}) };
+    });
+    return { items, ...(page.continuationToken ? { next: page.continuationToken } : {}) };
+  }
+
+  /** Deletes a blob by its name; false when it was gone. */
+  async deleteBlob(name: string): Promise<boolean> {
+    storageCounters.blob += 1;
+    return (await this.container.getBlockBlobClient(name).deleteIfExists()).succeeded;
   }
 }

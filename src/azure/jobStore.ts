@@ -33,6 +33,8 @@ const TX_MAX_ROWS = 100;
 const TX_MAX_BYTES = 3 * 1024 * 1024;
 /** Transactions in flight per createMany call. */
 const TX_CONCURRENCY = 8;
+/** What the retention sweep reads of a job before deleting it. */
+const RETENTION_SELECT = ['PartitionKey', 'RowKey', 'status', 'completedAt', 'createdAt', 'requestBlob', 'responseBlob'];
 
 export class JobStore implements JobRepository {
   private ready: Promise<void> | undefined;
@@ -114,8 +116,11 @@ export class JobStore implements JobRepository {
     }
   }
 
-  /** Reads a job. `withRequest: false` skips loading the request payload (the API view never shows it). */
-  async get(id: string, opts: { withRequest?: boolean } = {}): Promise<StoredJob | undefined> {
+  /**
+   * Reads a job. `withRequest: false` skips loading the request payload (the API view never shows it). A job that
+   * finished at or before `finishedBy` (epoch ms: past retention) comes without payloads, which may be deleted already.
+   */
+  async get(id: string, opts: { withRequest?: boolean; finishedBy?: number } = {}): Promise<StoredJob | undefined> {
     await this.ensure();
     let entity: TableEntityResult<Record<string, unknown>>;
     try {
@@ -126,7 +131,8 @@ export class JobStore implements JobRepository {
       throw err;
     }
     // A payload that can't be loaded is an error, never "no such job".
-    return { job: await this.fromEntity(entity, opts.withRequest ?? true), etag: entity.etag };
+    const expired = opts.finishedBy !== undefined && (entity.status === 'succeeded' || entity.status === 'failed') && Number(entity.completedAt ?? entity.createdAt) <= opts.finishedBy;
+    return { job: await this.fromEntity(entity, !expired && (opts.withRequest ?? true), !expired), etag: entity.etag };
   }
 
   /** Replaces the job if nobody changed it since `etag` was read; returns the new etag. */
@@ -240,6 +246,58 @@ export class JobStore implements JobRepository {
     return n;
   }
 
+  // Retention (core/retention/sweep.ts): deleting finished jobs with their payload blobs.
+
+  /**
+   * Deletes a job that ended at or before `finishedBy` (epoch ms), then its payload blobs. The row goes first and
+   * only if unchanged since read (a new job reusing an idempotent id is never taken for the old one); a crash between
+   * the two leaves blobs the storage lifecycle policy removes. True when this call deleted the job.
+   */
+  async deleteIfFinishedBy(id: string, finishedBy: number): Promise<boolean> {
+    const keys = jobKeys(id);
+    let e: TableEntityResult<Record<string, unknown>>;
+    try {
+      e = await this.table.getEntity<Record<string, unknown>>(keys.partitionKey, keys.rowKey, { queryOptions: { select: RETENTION_SELECT } });
+    } catch (err) {
+      if (err instanceof RestError && err.statusCode === 404) return false;
+      throw err;
+    }
+    if (e.status !== 'succeeded' && e.status !== 'failed') return false;
+    if (Number(e.completedAt ?? e.createdAt) > finishedBy) return false;
+    if (!(await this.delete(id, e.etag))) return false;
+    await this.deletePayloads([e]);
+    return true;
+  }
+
+  /** Deletes up to `max` rows of one partition (a grouped batch's lines, see jobKeys) and their payload blobs. */
+  async deletePartition(partition: string, max: number): Promise<number> {
+    const filter = `PartitionKey eq '${partition.replace(/'/g, "''")}'`;
+    const rows: TableEntityResult<Record<string, unknown>>[] = [];
+    const pages = this.table.listEntities<Record<string, unknown>>({ queryOptions: { filter, select: RETENTION_SELECT } }).byPage({ maxPageSize: Math.min(max, TX_MAX_ROWS) });
+    for await (const page of pages) {
+      rows.push(...page.slice(0, max - rows.length));
+      if (rows.length >= max) break;
+    }
+    if (!rows.length) return 0;
+    try {
+      await this.table.submitTransaction(rows.map((r): TransactionAction => ['delete', { partitionKey: partition, rowKey: String(r.rowKey) }]));
+    } catch (err) {
+      // One row gone since the read fails the whole transaction: delete the rest one by one.
+      if (!(err instanceof RestError && err.statusCode === 404)) throw err;
+      for (const r of rows) await this.delete(String(r.rowKey) || partition);
+    }
+    await this.deletePayloads(rows);
+    return rows.length;
+  }
+
+  private async deletePayloads(rows: ReadonlyArray<Record<string, unknown>>): Promise<void> {
+    const paths = rows.flatMap((r) => [r.requestBlob, r.responseBlob]).filter((p): p is string => typeof p === 'string' && p !== '');
+    for (const path of paths) {
+      storageCounters.blob += 1;
+      await this.payloads.getBlockBlobClient(path).deleteIfExists();
+    }
+  }
+
   private async putPayload(path: string, text: string): Promise<void> {
     storageCounters.blob += 1;
     await this.payloads.getBlockBlobClient(path).upload(text, Buffer.byteLength(text), {
@@ -302,7 +360,7 @@ export class JobStore implements JobRepository {
     return entity;
   }
 
-  private async fromEntity(e: TableEntityResult<Record<string, unknown>>, withRequest: boolean): Promise<JobRecord> {
+  private async fromEntity(e: TableEntityResult<Record<string, unknown>>, withRequest: boolean, withResponse = true): Promise<JobRecord> {
     const num = (v: unknown) => (typeof v === 'number' ? v : undefined);
     const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
     return {
@@ -321,7 +379,7 @@ export class JobStore implements JobRepository {
       maxOutputTokens: Number(e.maxOutputTokens ?? 0),
       region: str(e.region),
       deployment: str(e.deployment),
-      response: await this.unpackJson(e, 'response'),
+      response: withResponse ? await this.unpackJson(e, 'response') : undefined,
       usage: e.usageJson ? (JSON.parse(String(e.usageJson)) as Record<string, unknown>) : undefined,
       latencyMs: num(e.latencyMs),
       error: e.errorCode ? { code: String(e.errorCode), message: String(e.errorMessage ?? '') } : undefined,

@@ -33,6 +33,10 @@ import { allLanes, laneOf, laneSuffix, type Lane } from '../core/teams/lanes';
 import { buildBatchServices, type BatchServices } from './batchServices';
 import { BacklogCounter, countsAsBacklog } from '../core/backlog';
 import { BacklogTable } from '../azure/backlogTable';
+import type { RetentionPolicy } from '../core/retention/policy';
+import type { RetentionDeps } from '../core/retention/sweep';
+import { BatchRetention } from '../azure/batchStore';
+import { RetentionCursorTable, retentionPorts } from '../azure/retentionTable';
 
 /** How long each process gathers backlog additions before writing them (see azure/backlogTable.ts for the cost). */
 const BACKLOG_FLUSH_MS = 1_000;
@@ -70,6 +74,8 @@ export interface Services {
   teamLimit(team: string): Refusal | undefined;
   /** Files, batches and the submission queue. */
   batch: BatchServices;
+  /** What is kept for how long, and the retention sweep's wiring (docs/retention.md). */
+  retention: { policy: RetentionPolicy; sweepDeps(): RetentionDeps };
   /** Worker wiring; `lane` is the queue the message came from (requeues and recovery go back to it). */
   workerDeps(log: JobLogger, lane?: Lane): WorkerDeps;
 }
@@ -186,6 +192,7 @@ function buildServices(config: SluiceConfig): Services {
     config,
     storage,
     jobs,
+    retention: retentionServices(config, storage, jobs, batch),
     queue,
     poisonQueue,
     model,
@@ -251,6 +258,27 @@ function usageRecorder(config: SluiceConfig, storage: StorageClients): (job: Job
   const store = new UsageTable(storage.table(settings.usageTable));
   const cuts = watermarkCuts(new RollupTable(storage.table(settings.rollupTable)));
   return (job, warn) => recordJobUsage({ store, cuts, clock: systemClock, latenessMs: settings.latenessMs, options: { overrides: settings.priceOverrides }, warn }, job, Date.now());
+}
+
+/** The retention policy from the settings, and the sweep's stores (built on the first sweep). */
+function retentionServices(config: SluiceConfig, storage: StorageClients, jobs: JobStore, batch: BatchServices): Services['retention'] {
+  const { jobsDays, usageDays, filesDays, sweepMaxRows, table } = config.retention;
+  const policy: RetentionPolicy = { jobsDays, usageDays, filesDays };
+  let ports: ReturnType<typeof retentionPorts> | undefined;
+  return {
+    policy,
+    sweepDeps: () => {
+      ports ??= retentionPorts({
+        cursor: new RetentionCursorTable(storage.table(table)),
+        jobs,
+        batches: new BatchRetention(batch.batches, storage.table(config.batch.batchesTable)),
+        files: batch.files,
+        usage: new UsageTable(storage.table(config.telemetry.usageTable)),
+        rollup: new RollupTable(storage.table(config.telemetry.rollupTable)),
+      });
+      return { policy, maxRows: sweepMaxRows, clock: systemClock, ...ports };
+    },
+  };
 }
 
 /** Month-to-date spend per team from the rollup's month-to-date row, kept for SLUICE_TEAM_SPEND_CACHE_MS. */

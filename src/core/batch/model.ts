@@ -161,6 +161,8 @@ export interface FileRecord {
   lines: number;
   /** Owner: the uploading team, or the batch's team for output files. */
   team: string;
+  /** Set by the upload's `expires_after`; absent: the default retention applies (core/retention/policy.ts). */
+  expiresAt?: number;
 }
 
 /** The OpenAI File object. Files are usable once stored, hence always `processed`. */
