@@ -14,6 +14,12 @@ const endpointSchema = z
     deployment: z.string().min(1),
     /** Logical model clients ask for, e.g. "gpt-4o-mini". */
     model: z.string().min(1),
+    /**
+     * The deployment's model version as Azure lists it (e.g. "1" for text-embedding-3-small, "2024-07-18" for
+     * gpt-4o-mini). Embeddings answers do not name it, and vectors of two versions must never share an index, so it is
+     * reported with every embeddings answer and kept in its usage row. @default none
+     */
+    modelVersion: z.string().min(1).max(100).optional(),
     /** Lower is preferred. Endpoints with equal priority form a group. @default 1 */
     priority: z.number().int().min(0).default(1),
     /** Share of traffic within a priority group. @default 1 */
