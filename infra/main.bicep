@@ -133,6 +133,8 @@ var budgetTableName = 'sluicebudget'
 var usageTableName = 'sluiceusage'
 var rollupTableName = 'sluicerollup'
 var teamsTableName = 'sluiceteams'
+// The exact cache of synchronous answers.
+var cacheTableName = 'sluicecache'
 // Per-team backlog counters: the app names this table after SLUICE_JOBS_TABLE (src/runtime/services.ts).
 var backlogTableName = '${jobsTableName}backlog'
 var payloadContainerName = 'sluice-payloads'
@@ -178,6 +180,7 @@ var sluiceSettings = {
   SLUICE_USAGE_TABLE: usageTableName
   SLUICE_ROLLUP_TABLE: rollupTableName
   SLUICE_ROLLUP_SCHEDULE: rollupSchedule
+  SLUICE_CACHE_TABLE: cacheTableName
   // Overall monthly budget for Sluice's own alerts (loadTelemetrySettings: a number ≥ 0, USD); the same amount as
   // the resource-group Consumption budget.
   SLUICE_BUDGET_MONTHLY_USD: string(budgetMonthlyUsd)
@@ -224,7 +227,7 @@ module storage 'app/storage.bicep' = {
     tags: tags
     publicNetworkAccess: enablePrivateNetworking ? 'Disabled' : 'Enabled'
     queues: [jobsQueueName, jobsPoisonQueueName, submitQueueName, submitPoisonQueueName, submitDeadLetterQueueName, batchQueueName, batchPoisonQueueName]
-    tables: [jobsTableName, batchesTableName, breakerTableName, budgetTableName, usageTableName, rollupTableName, teamsTableName, backlogTableName]
+    tables: [jobsTableName, batchesTableName, breakerTableName, budgetTableName, usageTableName, rollupTableName, teamsTableName, backlogTableName, cacheTableName]
     containers: [payloadContainerName, filesContainerName, deploymentContainerName]
   }
 }

@@ -57,6 +57,16 @@ export interface SluiceConfig {
   batch: BatchSettings;
   telemetry: TelemetrySettings;
   teams: TeamSettings;
+  syncCache: SyncCacheSettings;
+}
+
+/** The exact cache of synchronous answers (src/core/sync/cache.ts). */
+export interface SyncCacheSettings {
+  table: string;
+  defaultTtlMs: number;
+  maxTtlMs: number;
+  /** A read or write slower than this is a miss (or given up), ms. */
+  timeoutMs: number;
 }
 
 /** The shared circuit breaker per deployment (see docs/failover.md). */
@@ -276,6 +286,12 @@ export function loadConfig(env: Env = process.env): SluiceConfig {
       lanes: s.SLUICE_QUEUE_LANES,
       fairShare: s.SLUICE_FAIR_SHARE,
       spendCacheMs: s.SLUICE_TEAM_SPEND_CACHE_MS,
+    },
+    syncCache: {
+      table: s.SLUICE_CACHE_TABLE,
+      defaultTtlMs: s.SLUICE_CACHE_DEFAULT_TTL_SECONDS * 1000,
+      maxTtlMs: s.SLUICE_CACHE_MAX_TTL_SECONDS * 1000,
+      timeoutMs: s.SLUICE_CACHE_TIMEOUT_MS,
     },
   };
 }
