@@ -146,12 +146,14 @@ var openAiAccountNames = map(openAiRegions, r => r.?name ?? '${abbrs.openAiAccou
 
 // SLUICE_ENDPOINTS, generated: one entry per model deployment. tpm = capacity × 1,000; rpm = capacity × 6 (Azure's
 // ratio for chat models). The custom subdomain is the account name, so the endpoint is known before deployment.
+// modelVersion is the deployment's model version, reported with embeddings answers and kept in their usage rows.
 // test/infra/endpoints.test.ts mirrors this rule and parses the result with the app's own schema.
 var sluiceEndpoints = flatten(map(range(0, length(openAiRegions)), i => map(openAiRegions[i].deployments, d => {
   region: openAiRegions[i].location
   endpoint: 'https://${openAiAccountNames[i]}.openai.azure.com/'
   deployment: d.name
   model: d.model
+  modelVersion: d.version
   priority: openAiRegions[i].?priority ?? (i + 1)
   tpm: d.capacity * 1000
   rpm: d.capacity * 6

@@ -49,3 +49,13 @@ export type EndpointSettings = z.output<typeof endpointSchema> & { rpm: number }
 export function defaultRpm(tpm: number): number {
   return Math.max(1, Math.floor((tpm * 6) / 1000));
 }
+
+/**
+ * The model version(s) of the deployments serving a logical model, as one string: the version when they agree, the
+ * distinct versions sorted and joined with "," while a rollout has them differ, "" when none names one. Known before
+ * routing, so it can be part of a cache key: the key changes as soon as any deployment of the model changes version.
+ */
+export function modelVersionOf(endpoints: ReadonlyArray<Pick<EndpointSettings, 'model' | 'modelVersion'>>, model: string): string {
+  const versions = new Set(endpoints.filter((e) => e.model === model && e.modelVersion).map((e) => e.modelVersion!));
+  return [...versions].sort().join(',');
+}

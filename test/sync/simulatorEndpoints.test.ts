@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { loadConfig } from '../../src/config';
 import { endpointsFromSimulator } from '../../local/stack';
+import { modelVersionOf } from '../../src/core/endpoints';
 import { DEFAULT_SIMULATOR_CONFIG, startSimulator, type RunningSimulator } from '../../local/simulator/index';
 
 const STORAGE = { AzureWebJobsStorage: 'UseDevelopmentStorage=true' };
@@ -30,4 +31,12 @@ test('modelVersion is optional and must be a non-empty string', () => {
   const entry = { region: 'r', endpoint: 'https://x.openai.azure.com', deployment: 'd', model: 'gpt-4o-mini', tpm: 1000 };
   assert.equal(loadConfig({ ...STORAGE, SLUICE_ENDPOINTS: JSON.stringify([entry]) }).endpoints[0]!.modelVersion, undefined);
   assert.throws(() => loadConfig({ ...STORAGE, SLUICE_ENDPOINTS: JSON.stringify([{ ...entry, modelVersion: '' }]) }), /SLUICE_ENDPOINTS/);
+});
+
+test('modelVersionOf: one version, the sorted distinct versions during a rollout, or none', () => {
+  const e = (model: string, modelVersion?: string) => ({ model, ...(modelVersion ? { modelVersion } : {}) });
+  assert.equal(modelVersionOf([e('emb', '1'), e('emb', '1'), e('chat', '2024-07-18')], 'emb'), '1');
+  assert.equal(modelVersionOf([e('emb', '2'), e('emb', '1'), e('emb')], 'emb'), '1,2');
+  assert.equal(modelVersionOf([e('emb'), e('chat', '1')], 'emb'), '');
+  assert.equal(modelVersionOf([], 'emb'), '');
 });
