@@ -179,6 +179,8 @@ var budgetTableName = 'sluicebudget'
 var usageTableName = 'sluiceusage'
 var rollupTableName = 'sluicerollup'
 var teamsTableName = 'sluiceteams'
+// The exact cache of synchronous answers.
+var cacheTableName = 'sluicecache'
 // Per-team backlog counters: the app names this table after SLUICE_JOBS_TABLE (src/runtime/services.ts).
 var backlogTableName = '${jobsTableName}backlog'
 var retentionTableName = 'sluiceretention'
@@ -191,12 +193,14 @@ var openAiAccountNames = map(openAiRegions, r => r.?name ?? '${abbrs.openAiAccou
 
 // SLUICE_ENDPOINTS, generated: one entry per model deployment. tpm = capacity × 1,000; rpm = capacity × 6 (Azure's
 // ratio for chat models). The custom subdomain is the account name, so the endpoint is known before deployment.
+// modelVersion is the deployment's model version, reported with embeddings answers and kept in their usage rows.
 // test/infra/endpoints.test.ts mirrors this rule and parses the result with the app's own schema.
 var sluiceEndpoints = flatten(map(range(0, length(openAiRegions)), i => map(openAiRegions[i].deployments, d => {
   region: openAiRegions[i].location
   endpoint: 'https://${openAiAccountNames[i]}.openai.azure.com/'
   deployment: d.name
   model: d.model
+  modelVersion: d.version
   priority: openAiRegions[i].?priority ?? (i + 1)
   tpm: d.capacity * 1000
   rpm: d.capacity * 6
@@ -239,6 +243,7 @@ var sluiceSettings = {
   SLUICE_USAGE_TABLE: usageTableName
   SLUICE_ROLLUP_TABLE: rollupTableName
   SLUICE_ROLLUP_SCHEDULE: rollupSchedule
+  SLUICE_CACHE_TABLE: cacheTableName
   // Overall monthly budget for Sluice's own alerts (loadTelemetrySettings: a number ≥ 0, USD); the same amount as
   // the resource-group Consumption budget.
   SLUICE_BUDGET_MONTHLY_USD: string(budgetMonthlyUsd)
@@ -292,7 +297,7 @@ module storage 'app/storage.bicep' = {
     tags: tags
     publicNetworkAccess: enablePrivateNetworking ? 'Disabled' : 'Enabled'
     queues: [jobsQueueName, jobsPoisonQueueName, submitQueueName, submitPoisonQueueName, submitDeadLetterQueueName, batchQueueName, batchPoisonQueueName]
-    tables: [jobsTableName, batchesTableName, breakerTableName, budgetTableName, usageTableName, rollupTableName, teamsTableName, backlogTableName, retentionTableName]
+    tables: [jobsTableName, batchesTableName, breakerTableName, budgetTableName, usageTableName, rollupTableName, teamsTableName, backlogTableName, retentionTableName, cacheTableName]
     containers: [payloadContainerName, filesContainerName, deploymentContainerName]
     // A day past the jobs period: the sweep deletes payloads with their job row first; this is the backstop.
     payloadContainer: payloadContainerName

@@ -58,6 +58,16 @@ export interface SluiceConfig {
   telemetry: TelemetrySettings;
   teams: TeamSettings;
   retention: RetentionSettings;
+  syncCache: SyncCacheSettings;
+}
+
+/** The exact cache of synchronous answers (src/core/sync/cache.ts). */
+export interface SyncCacheSettings {
+  table: string;
+  defaultTtlMs: number;
+  maxTtlMs: number;
+  /** A read or write slower than this is a miss (or given up), ms. */
+  timeoutMs: number;
 }
 
 /** The shared circuit breaker per deployment (see docs/failover.md). */
@@ -304,6 +314,12 @@ export function loadConfig(env: Env = process.env): SluiceConfig {
       sweepMaxRows: s.SLUICE_RETENTION_SWEEP_MAX_ROWS,
       sweepSchedule: s.SLUICE_RETENTION_SWEEP_SCHEDULE,
       table: s.SLUICE_RETENTION_TABLE,
+    },
+    syncCache: {
+      table: s.SLUICE_CACHE_TABLE,
+      defaultTtlMs: s.SLUICE_CACHE_DEFAULT_TTL_SECONDS * 1000,
+      maxTtlMs: s.SLUICE_CACHE_MAX_TTL_SECONDS * 1000,
+      timeoutMs: s.SLUICE_CACHE_TIMEOUT_MS,
     },
   };
 }

@@ -265,6 +265,16 @@ export const settingsSchema = z.object({
   SLUICE_RETENTION_SWEEP_SCHEDULE: withDefault(text, '0 */5 * * * *'),
   /** Table holding the retention sweep's cursor row. @default "sluiceretention" */
   SLUICE_RETENTION_TABLE: withDefault(tableName, 'sluiceretention'),
+
+  // The exact cache of synchronous answers (README, "Exact cache").
+  /** Table of cached answers. @default "sluicecache" */
+  SLUICE_CACHE_TABLE: withDefault(tableName, 'sluicecache'),
+  /** TTL of an entry when neither the team setting nor the request header names one, seconds. @default 3600 */
+  SLUICE_CACHE_DEFAULT_TTL_SECONDS: withDefault(integer(1, 2_592_000), 3600),
+  /** Longest TTL a team setting or request header may ask for (longer ones are cut to it), seconds. @default 86400 */
+  SLUICE_CACHE_MAX_TTL_SECONDS: withDefault(integer(1, 2_592_000), 86_400),
+  /** How long a cache read or write may take before it counts as a miss (or is given up), ms. @default 300 */
+  SLUICE_CACHE_TIMEOUT_MS: withDefault(integer(10, 10_000), 300),
 });
 
 export type SettingName = keyof typeof settingsSchema.shape;

@@ -34,7 +34,7 @@ export function commitTimeOfEtag(etag: string | undefined): string | undefined {
 type Entity = Record<string, unknown> & { partitionKey: string; rowKey: string };
 
 export function toEntity(row: UsageRow): Entity {
-  const { jobId, costUsd, calls, lateFrom, ...rest } = row;
+  const { jobId, costUsd, calls, lateFrom, ttftMs, savedUsd, ...rest } = row;
   return {
     partitionKey: `${row.window}${shardOf(jobId)}`,
     rowKey: jobId,
@@ -47,11 +47,15 @@ export function toEntity(row: UsageRow): Entity {
     totalLatencyMs: row.totalLatencyMs ?? -1,
     calls: JSON.stringify(calls),
     ...(lateFrom ? { lateFrom } : {}),
+    ...(ttftMs !== undefined ? { ttftMs: ttftMs ?? -1 } : {}),
+    ...(savedUsd !== undefined && savedUsd !== null ? { savedUsd } : {}),
   };
 }
 
 const n = (v: unknown) => (typeof v === 'number' ? v : Number(v ?? 0));
 const optMs = (v: unknown) => (n(v) < 0 ? null : n(v));
+/** A property older rows do not have (a $select names it anyway): null or undefined on read. */
+const absent = (v: unknown) => v === undefined || v === null;
 
 /** Table properties behind ROLLUP_FIELDS (costUsd comes with `priced`; the commit time is the server Timestamp). */
 const ROLLUP_SELECT = [...ROLLUP_FIELDS, 'priced', 'Timestamp'];
@@ -78,6 +82,11 @@ function rollupRowOf(e: Record<string, unknown>): RollupRow {
     throttles: n(e.throttles),
     regionsTried: n(e.regionsTried),
     calls: JSON.parse(String(e.calls ?? '[]')) as CallRef[],
+    kind: e.kind === 'batch' || e.kind === 'sync' ? e.kind : 'job',
+    ttftMs: absent(e.ttftMs) ? null : optMs(e.ttftMs),
+    abandoned: e.abandoned === true,
+    cacheHit: e.cacheHit === true,
+    savedUsd: absent(e.savedUsd) ? null : n(e.savedUsd),
   };
 }
 

@@ -37,6 +37,8 @@ import type { RetentionPolicy } from '../core/retention/policy';
 import type { RetentionDeps } from '../core/retention/sweep';
 import { BatchRetention } from '../azure/batchStore';
 import { RetentionCursorTable, retentionPorts } from '../azure/retentionTable';
+import { ExactCache, type SyncCache } from '../core/sync/cache';
+import { CacheTable } from '../azure/cacheStore';
 
 /** How long each process gathers backlog additions before writing them (see azure/backlogTable.ts for the cost). */
 const BACKLOG_FLUSH_MS = 1_000;
@@ -78,6 +80,8 @@ export interface Services {
   retention: { policy: RetentionPolicy; sweepDeps(): RetentionDeps };
   /** Worker wiring; `lane` is the queue the message came from (requeues and recovery go back to it). */
   workerDeps(log: JobLogger, lane?: Lane): WorkerDeps;
+  /** The exact cache of synchronous answers (core/sync/cache.ts). */
+  syncCache: SyncCache;
 }
 
 let services: Services | undefined;
@@ -187,6 +191,7 @@ function buildServices(config: SluiceConfig): Services {
         onError: (err, key) => console.warn(`breaker table unavailable for ${key}: ${(err as Error).message}`),
       })
     : alwaysClosed;
+  const syncCache = buildSyncCache(config, promptStorage, auth);
   const batch = buildBatchServices({ settings: config.batch, storage, jobs, queueFor: (lane) => pick(workerQueues, lane), models: config.models, teamLimit });
   return {
     config,
@@ -206,6 +211,7 @@ function buildServices(config: SluiceConfig): Services {
     teamSpend,
     teamLimit,
     batch,
+    syncCache,
     workerDeps: (log, lane = { lane: 0, priority: 'interactive' }) => {
       const home = pick(workerQueues, lane);
       // Recovery messages are sent with the plain client: deleting one needs the id and pop receipt that
@@ -279,6 +285,19 @@ function retentionServices(config: SluiceConfig, storage: StorageClients, jobs: 
       return { policy, maxRows: sweepMaxRows, clock: systemClock, ...ports };
     },
   };
+}
+
+/**
+ * The exact cache, in the app's own storage with brief SDK retries (a slow or dead table must cost a request little:
+ * the cache bounds each call too). Team settings come from the authenticator's cache, which an admin change clears.
+ */
+function buildSyncCache(config: SluiceConfig, storage: StorageClients, auth: Authenticator): SyncCache {
+  return new ExactCache({
+    store: new CacheTable(storage.table(config.syncCache.table)),
+    settingOf: async (team, now) => (await auth.cachedTeam(team, now))?.cache,
+    settings: config.syncCache,
+    warn: (message) => console.warn(message),
+  });
 }
 
 /** Month-to-date spend per team from the rollup's month-to-date row, kept for SLUICE_TEAM_SPEND_CACHE_MS. */

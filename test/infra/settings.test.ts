@@ -46,6 +46,10 @@ const OPTIONAL_SETTINGS: Record<string, string> = {
   SLUICE_FAIR_SHARE: 'true (false only for comparison runs)',
   // Set by App Service when App Service Authentication is on; infra must never set it itself.
   WEBSITE_AUTH_ENABLED: 'false (App Service sets it)',
+  // The exact cache of synchronous answers.
+  SLUICE_CACHE_DEFAULT_TTL_SECONDS: '3600',
+  SLUICE_CACHE_MAX_TTL_SECONDS: '86400',
+  SLUICE_CACHE_TIMEOUT_MS: '300',
   // The alternative to the three service URIs infra sets.
   AzureWebJobsStorage__accountName: 'derived from the service URIs',
 };

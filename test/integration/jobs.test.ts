@@ -255,7 +255,8 @@ test('unknown job ids are 404; health reports storage, queues and endpoints with
   const health = await call(baseUrl, '/v1/health', { key: stack.adminKey! });
   assert.equal(health.status, 200);
   assert.equal(health.body.storage.ok, true);
-  assert.equal(health.body.endpoints.length, 2);
+  // A chat and an embeddings deployment in each of the two regions.
+  assert.equal(health.body.endpoints.length, 4);
   assert.ok(!JSON.stringify(health.body).includes('local-simulator-key'), 'no key material in health');
 });
 
