@@ -32,6 +32,8 @@ const OPTIONAL_SETTINGS: Record<string, string> = {
   SLUICE_BUDGET_ENABLED: 'true',
   SLUICE_BUDGET_LEASE_MS: '10000',
   SLUICE_BUDGET_JOBS_PER_LEASE: '24',
+  SLUICE_BUDGET_TPM_PER_SEAT: '60000',
+  SLUICE_BUDGET_MAX_SEATS: '16',
   SLUICE_BUDGET_SAFETY: '0.99',
   SLUICE_PRICES: 'none: built-in price table (src/core/telemetry/prices.json)',
   SLUICE_BUDGET_THRESHOLDS: '50,80,100',
