@@ -31,7 +31,7 @@ import { modelEntry } from '../core/models';
 import type { Team } from '../core/teams/model';
 import { allLanes, laneOf, laneSuffix, type Lane } from '../core/teams/lanes';
 import { buildBatchServices, type BatchServices } from './batchServices';
-import { BacklogCounter, countsAsBacklog } from '../core/backlog';
+import { BacklogCounter, countsAsBacklog, WAITING_COUNT } from '../core/backlog';
 import { BacklogTable } from '../azure/backlogTable';
 
 /** How long each process gathers backlog additions before writing them (see azure/backlogTable.ts for the cost). */
@@ -41,6 +41,8 @@ export interface Services {
   config: SluiceConfig;
   storage: StorageClients;
   jobs: JobStore;
+  /** Jobs waiting for quota, per team: counted as this process's jobs start and stop waiting (the rollup's gauge). */
+  waiting: BacklogCounter;
   queue: JobQueue;
   poisonQueue: JobQueue;
   model: ModelClient;
@@ -110,8 +112,15 @@ export function setWorkerFaultPoint(hook: WorkerDeps['faultPoint']): void {
 
 function buildServices(config: SluiceConfig): Services {
   const storage = storageClients(config.storage);
-  const jobs = new JobStore(storage.table(config.jobsTable), storage.container(config.payloadContainer));
   const promptStorage = storageClients(config.storage, 'prompt');
+  const waiting = new BacklogCounter(new BacklogTable(storage.table(`${config.jobsTable}backlog`), 'waiting'), {
+    ...WAITING_COUNT,
+    now: Date.now,
+    flushMs: BACKLOG_FLUSH_MS,
+    schedule: (fn, ms) => void setTimeout(fn, ms).unref(),
+    onError: (err) => console.warn(`waiting-jobs count unavailable: ${(err as Error).message}`),
+  });
+  const jobs = new JobStore(storage.table(config.jobsTable), storage.container(config.payloadContainer), (job, delta) => waiting.add(job.team, job.createdAt, delta));
   const lanes = allLanes(config.teams.lanes);
   const laneName = (lane: Lane) => `${config.jobsQueue}${laneSuffix(lane)}`;
   const laneKey = (lane: Lane) => `${lane.lane}/${lane.priority}`;
@@ -186,6 +195,7 @@ function buildServices(config: SluiceConfig): Services {
     config,
     storage,
     jobs,
+    waiting,
     queue,
     poisonQueue,
     model,
