@@ -5,7 +5,9 @@
  * costs the same whatever other teams, or earlier years, stored; the blobs are never walked.
  *   PK "files:<team>:<purpose>"   a team's files
  *   PK "files:*:<purpose>"        every team's files
- * Files stored before the index get their rows once per table (see indexBlobs); a done-marker row says so.
+ * Files stored before the index get their rows once per table (indexEarlierFiles); a done-marker row says so.
+ * Partition load: an upload or a delete writes one row in each of its two partitions; the all-teams partition thus
+ * takes one operation per file uploaded or deleted anywhere, far under a partition's 2,000 operations/s.
  */
 import { RestError, type TableClient } from '@azure/data-tables';
 import type { FilePurpose, FileRecord } from '../core/batch/model';
