@@ -40,6 +40,8 @@ const shardOf = (marker: string) => parseInt(marker.slice(2, 4), 16) % COUNTER_S
 
 type CounterRow = Partial<Record<LineOutcome, number>>;
 
+const quote = (s: string) => `'${s.replace(/'/g, "''")}'`;
+
 const isConflict = (err: unknown) => err instanceof RestError && (err.statusCode === 409 || err.statusCode === 412 || err.statusCode === 404);
 
 export class BatchProgress {
@@ -64,7 +66,7 @@ export class BatchProgress {
   /** Summed counts of every shard: one query of at most COUNTER_SHARDS rows. */
   async counts(batchId: string): Promise<LineCounts> {
     const counts = emptyCounts();
-    const filter = `PartitionKey eq '${batchId}' and RowKey ge 'c:' and RowKey lt 'c;'`;
+    const filter = `PartitionKey eq ${quote(batchId)} and RowKey ge 'c:' and RowKey lt 'c;'`;
     for await (const row of this.table.listEntities<CounterRow>({ queryOptions: { filter, select: [...OUTCOMES] } })) {
       for (const o of OUTCOMES) counts[o] += Number(row[o] ?? 0);
     }
@@ -74,7 +76,7 @@ export class BatchProgress {
   /** Counts by listing every marker: for batches created before the counters, whose counters miss earlier lines. */
   async countMarkers(batchId: string): Promise<LineCounts> {
     const counts = emptyCounts();
-    const filter = `PartitionKey eq '${batchId}' and RowKey ge 'd:' and RowKey lt 'd;'`;
+    const filter = `PartitionKey eq ${quote(batchId)} and RowKey ge 'd:' and RowKey lt 'd;'`;
     for await (const page of this.table.listEntities<{ outcome?: string }>({ queryOptions: { filter, select: ['outcome'] } }).byPage({ maxPageSize: 1000 })) {
       for (const e of page) {
         const outcome = e.outcome as LineOutcome;
