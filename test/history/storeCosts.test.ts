@@ -14,7 +14,7 @@ import { JobStore } from '../../src/azure/jobStore';
 import { BacklogCounter, WAITING_COUNT } from '../../src/core/backlog';
 import { emptyCounts, newBatchId, type BatchRecord } from '../../src/core/batch/model';
 import type { JobRecord } from '../../src/core/jobs';
-import { countCalls, countingStorage, type CountingStorage } from '../support/storageCalls';
+import { countingStorage, type CountingStorage } from '../support/storageCalls';
 
 /** Large enough that the scans these replace would need more pages on the larger store (200 batches, 1,000 markers a page). */
 const N = 30;
@@ -117,7 +117,7 @@ async function costsWith(records: number, tag: string): Promise<Costs> {
 
   const measure = async <T>(op: () => Promise<T>, check: (result: T) => void): Promise<number> => {
     await op(); // warm: tables exist, the one-off index check is done
-    const { calls, result } = await countCalls(storage.counter, op);
+    const { calls, result } = await storage.countCalls(op);
     check(result);
     return calls;
   };

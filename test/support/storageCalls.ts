@@ -4,7 +4,7 @@
  *
  *   const storage = countingStorage(connectionString);
  *   const store = new BatchStore(storage.table('batches'));
- *   const { calls, result } = await countCalls(storage.counter, () => store.list({ limit: 20 }));
+ *   const { calls, result } = await storage.countCalls(() => store.list({ limit: 20 }));
  *
  * Every attempt is counted (a retried request counts twice). Only the clients built by `storage` are counted, so the
  * app running in the same process (timers, queue polling) does not disturb the figures.
@@ -24,6 +24,8 @@ export interface CallCounter {
 
 export interface CountingStorage extends StorageClients {
   counter: CallCounter;
+  /** `countCalls` on this counter. */
+  countCalls<T>(fn: () => Promise<T>): Promise<{ calls: number; result: T }>;
 }
 
 const total = (c: CallCounter) => c.table + c.blob + c.queue;
@@ -57,6 +59,7 @@ export function countingStorage(connectionString: string, counter: CallCounter =
   queuePipeline.factories.push(countingFactory(counter, 'queue'));
   return {
     counter,
+    countCalls: (fn) => countCalls(counter, fn),
     table: (name) =>
       TableClient.fromConnectionString(connectionString, name, {
         allowInsecureConnection: insecure,
