@@ -14,6 +14,7 @@
  * a deployment's quota allows (a few hundred lines/s at most).
  */
 import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { RestError, type TableClient, type TransactionAction } from '@azure/data-tables';
 import { emptyCounts, type LineCounts, type LineOutcome } from '../core/batch/model';
 import { readRow } from './conditionalRows';
@@ -23,6 +24,8 @@ export const COUNTER_SHARDS = 32;
 /** Markers per transaction: an entity-group transaction holds 100 entities, one of them the counter. */
 const MARKS_PER_TX = 99;
 const MARK_ATTEMPTS = 8;
+/** Spread of the pause after a clash, ms, times the attempt number. */
+const CLASH_JITTER_MS = 10;
 const OUTCOMES: readonly LineOutcome[] = ['succeeded', 'failed', 'cancelled', 'expired'];
 
 export interface LineMark {
@@ -112,6 +115,8 @@ export class BatchProgress {
       } catch (err) {
         if (!isConflict(err)) throw err;
       }
+      // The first retry is at once (the usual cause is a marker that exists); writers that keep clashing spread out.
+      if (attempt > 0) await sleep(Math.random() * CLASH_JITTER_MS * attempt);
     }
     throw new Error(`batch ${batchId}: counter shard ${shard} kept changing under ${MARK_ATTEMPTS} attempts; the driver reconciles its lines`);
   }
