@@ -9,6 +9,7 @@ import { RestError, type TableClient, type TableEntityResult, type TransactionAc
 import type { ContainerClient } from '@azure/storage-blob';
 import { StaleJobError, type JobPriority, type JobRecord, type JobRepository, type JobStatus } from '../core/jobs';
 import { storageCounters } from './storage';
+import { isWaiting, WaitingTransitions, type WaitingChange } from './waitingJobs';
 
 /** A table string property holds 64 KiB of UTF-16; stay well under it. */
 const INLINE_LIMIT_CHARS = 30_000;
@@ -28,6 +29,9 @@ export function jobKeys(id: string): { partitionKey: string; rowKey: string } {
   return grouped ? { partitionKey: grouped[1]!, rowKey: id } : { partitionKey: id, rowKey: '' };
 }
 
+/** What a direct end-of-job write reads to keep the waiting count (waitingJobs.ts). */
+const WAITING_FIELDS = ['notBefore', 'team', 'createdAt'];
+
 /** An entity-group transaction holds at most 100 entities and 4 MiB; stay under both. */
 const TX_MAX_ROWS = 100;
 const TX_MAX_BYTES = 3 * 1024 * 1024;
@@ -38,8 +42,12 @@ const RETENTION_SELECT = ['PartitionKey', 'RowKey', 'status', 'completedAt', 'cr
 
 export class JobStore implements JobRepository {
   private ready: Promise<void> | undefined;
+  private readonly waiting: WaitingTransitions | undefined;
 
-  constructor(private readonly table: TableClient, private readonly payloads: ContainerClient) {}
+  /** `onWaitingChange` hears each job this store sees start (+1) or stop (-1) waiting for quota. */
+  constructor(private readonly table: TableClient, private readonly payloads: ContainerClient, onWaitingChange?: WaitingChange) {
+    this.waiting = onWaitingChange ? new WaitingTransitions(onWaitingChange) : undefined;
+  }
 
   /** Creates the table and container once per process. */
   ensure(): Promise<void> {
@@ -62,7 +70,9 @@ export class JobStore implements JobRepository {
   /** Inserts a new job; returns its ETag, or undefined when a job with that id already exists. */
   async insert(job: JobRecord): Promise<string | undefined> {
     await this.ensure();
-    return this.insertEntity(await this.toEntity(job));
+    const etag = await this.insertEntity(await this.toEntity(job));
+    if (etag !== undefined) this.waiting?.saw(job.id, etag, isWaiting(job));
+    return etag;
   }
 
   /**
@@ -132,7 +142,9 @@ export class JobStore implements JobRepository {
     }
     // A payload that can't be loaded is an error, never "no such job".
     const expired = opts.finishedBy !== undefined && (entity.status === 'succeeded' || entity.status === 'failed') && Number(entity.completedAt ?? entity.createdAt) <= opts.finishedBy;
-    return { job: await this.fromEntity(entity, !expired && (opts.withRequest ?? true), !expired), etag: entity.etag };
+    const job = await this.fromEntity(entity, !expired && (opts.withRequest ?? true), !expired);
+    this.waiting?.saw(id, entity.etag, isWaiting(job));
+    return { job, etag: entity.etag };
   }
 
   /** Replaces the job if nobody changed it since `etag` was read; returns the new etag. */
@@ -140,6 +152,7 @@ export class JobStore implements JobRepository {
     const entity = await this.toEntity(job);
     try {
       const res = await this.table.updateEntity(entity, 'Replace', { etag });
+      this.waiting?.replaced(job, etag, res.etag ?? etag);
       return res.etag ?? etag;
     } catch (err) {
       if (err instanceof RestError && (err.statusCode === 412 || err.statusCode === 409)) throw new StaleJobError(job.id);
@@ -156,7 +169,7 @@ export class JobStore implements JobRepository {
     for (let tries = 0; tries < 5; tries += 1) {
       let current: TableEntityResult<Record<string, unknown>>;
       try {
-        current = await this.table.getEntity<Record<string, unknown>>(keys.partitionKey, keys.rowKey, { queryOptions: { select: ['status'] } });
+        current = await this.table.getEntity<Record<string, unknown>>(keys.partitionKey, keys.rowKey, { queryOptions: { select: ['status', ...WAITING_FIELDS] } });
       } catch (err) {
         if (err instanceof RestError && err.statusCode === 404) return false;
         throw err;
@@ -168,6 +181,7 @@ export class JobStore implements JobRepository {
           'Merge',
           { etag: current.etag },
         );
+        this.endedWaiting(id, current);
         return true;
       } catch (err) {
         if (!(err instanceof RestError && err.statusCode === 412)) throw err;
@@ -186,7 +200,7 @@ export class JobStore implements JobRepository {
     for (let tries = 0; tries < 5; tries += 1) {
       let current: TableEntityResult<Record<string, unknown>>;
       try {
-        current = await this.table.getEntity<Record<string, unknown>>(keys.partitionKey, keys.rowKey, { queryOptions: { select: ['status', 'notBefore'] } });
+        current = await this.table.getEntity<Record<string, unknown>>(keys.partitionKey, keys.rowKey, { queryOptions: { select: ['status', ...WAITING_FIELDS] } });
       } catch (err) {
         if (err instanceof RestError && err.statusCode === 404) return undefined;
         throw err;
@@ -202,6 +216,7 @@ export class JobStore implements JobRepository {
           'Merge',
           { etag: current.etag },
         );
+        this.endedWaiting(id, current);
         return { stopped: true, status: 'failed' };
       } catch (err) {
         if (!(err instanceof RestError && err.statusCode === 412)) throw err;
@@ -226,24 +241,9 @@ export class JobStore implements JobRepository {
     }
   }
 
-  /** Jobs by status, for health and sweeps (a scan; use sparingly). */
-  countByStatus(status: JobStatus, limit = 10_000): Promise<number> {
-    return this.count(`status eq '${status}'`, limit);
-  }
-
-  /** Jobs waiting for quota or a region: parked ones (`waiting`) and those their worker holds (`running` with notBefore). */
-  countWaiting(limit = 10_000): Promise<number> {
-    return this.count(`status eq 'waiting' or (status eq 'running' and notBefore ge 0)`, limit);
-  }
-
-  private async count(filter: string, limit: number): Promise<number> {
-    let n = 0;
-    const pages = this.table.listEntities({ queryOptions: { filter, select: ['PartitionKey'] } }).byPage({ maxPageSize: 1000 });
-    for await (const page of pages) {
-      n += page.length;
-      if (n >= limit) break;
-    }
-    return n;
+  /** For the waiting count: a job this store just ended with a direct write, from the fields it read first. */
+  private endedWaiting(id: string, read: Record<string, unknown>): void {
+    this.waiting?.ended(id, { team: typeof read.team === 'string' ? read.team : 'default', createdAt: Number(read.createdAt ?? 0) }, isWaiting(read));
   }
 
   // Retention (core/retention/sweep.ts): deleting finished jobs with their payload blobs.

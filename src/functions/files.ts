@@ -116,15 +116,17 @@ export async function createFile(request: HttpRequest, context: InvocationContex
 
 export async function listFiles(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   try {
+    // As OpenAI: 1 to 10,000, default 10,000; `after` is the last id of the previous page.
     const limit = Math.min(10_000, Math.max(1, Number(request.query.get('limit') ?? 10_000) || 10_000));
-    const after = request.query.get('after') ?? undefined;
-    const purpose = request.query.get('purpose') ?? undefined;
+    const after = request.query.get('after') || undefined;
+    const purpose = request.query.get('purpose') || undefined;
     const auth = await authorize(request);
     if (auth.denied) return auth.denied;
+    // Admins see every team's files; anyone else reads only their team's index partitions.
     const team = auth.principal.role === 'admin' ? undefined : auth.principal.team.id;
-    const page = await getBatchServices().files.list({ purpose, after, limit: limit + 1, ...(team !== undefined ? { team } : {}) });
-    const data = page.slice(0, limit).map(fileView);
-    return json(200, { object: 'list', data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: page.length > limit });
+    const page = await getBatchServices().files.list({ purpose, after, limit, ...(team !== undefined ? { team } : {}) });
+    const data = page.data.map(fileView);
+    return json(200, { object: 'list', data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: page.hasMore });
   } catch (err) {
     return errorResponse(err, context);
   }

@@ -31,7 +31,7 @@ import { modelEntry } from '../core/models';
 import type { Team } from '../core/teams/model';
 import { allLanes, laneOf, laneSuffix, type Lane } from '../core/teams/lanes';
 import { buildBatchServices, type BatchServices } from './batchServices';
-import { BacklogCounter, countsAsBacklog } from '../core/backlog';
+import { BacklogCounter, countsAsBacklog, WAITING_COUNT } from '../core/backlog';
 import { BacklogTable } from '../azure/backlogTable';
 import type { RetentionPolicy } from '../core/retention/policy';
 import type { RetentionDeps } from '../core/retention/sweep';
@@ -47,6 +47,8 @@ export interface Services {
   config: SluiceConfig;
   storage: StorageClients;
   jobs: JobStore;
+  /** Jobs waiting for quota, per team: counted as this process's jobs start and stop waiting (the rollup's gauge). */
+  waiting: BacklogCounter;
   queue: JobQueue;
   poisonQueue: JobQueue;
   model: ModelClient;
@@ -120,8 +122,15 @@ export function setWorkerFaultPoint(hook: WorkerDeps['faultPoint']): void {
 
 function buildServices(config: SluiceConfig): Services {
   const storage = storageClients(config.storage);
-  const jobs = new JobStore(storage.table(config.jobsTable), storage.container(config.payloadContainer));
   const promptStorage = storageClients(config.storage, 'prompt');
+  const waiting = new BacklogCounter(new BacklogTable(storage.table(`${config.jobsTable}backlog`), 'waiting'), {
+    ...WAITING_COUNT,
+    now: Date.now,
+    flushMs: BACKLOG_FLUSH_MS,
+    schedule: (fn, ms) => void setTimeout(fn, ms).unref(),
+    onError: (err) => console.warn(`waiting-jobs count unavailable: ${(err as Error).message}`),
+  });
+  const jobs = new JobStore(storage.table(config.jobsTable), storage.container(config.payloadContainer), (job, delta) => waiting.add(job.team, job.createdAt, delta));
   const lanes = allLanes(config.teams.lanes);
   const laneName = (lane: Lane) => `${config.jobsQueue}${laneSuffix(lane)}`;
   const laneKey = (lane: Lane) => `${lane.lane}/${lane.priority}`;
@@ -198,6 +207,7 @@ function buildServices(config: SluiceConfig): Services {
     storage,
     jobs,
     retention: retentionServices(config, storage, jobs, batch),
+    waiting,
     queue,
     poisonQueue,
     model,

@@ -27,7 +27,7 @@ before(async () => {
   stack = await startStack();
   const storage = storageClients({ connectionString: stack.connectionString });
   jobs = new JobStore(storage.table('sluicejobs'), storage.container('sluice-payloads'));
-  files = new FileStore(storage.container('sluice-files'));
+  files = new FileStore(storage.container('sluice-files'), storage.table('sluicebatches'));
   usage = new UsageTable(storage.table('sluiceusage'));
 });
 

@@ -46,7 +46,7 @@ export function storesOn(azurite: RunningAzurite): Stores {
     jobs: new JobStore(storage.table(`jobs${tag}`), payloads),
     batches,
     batchRetention: new BatchRetention(batches, storage.table(`batches${tag}`)),
-    files: new FileStore(filesContainer),
+    files: new FileStore(filesContainer, storage.table(`batches${tag}`)),
     usage: new UsageTable(storage.table(`usage${tag}`)),
     rollup: new RollupTable(storage.table(`rollup${tag}`)),
     cursor: new RetentionCursorTable(storage.table(`retention${tag}`)),

@@ -90,7 +90,7 @@ test('expired jobs, payload blobs, batches, files and usage rows are deleted; li
   assert.equal(await s.batches.get(oldBatch.batch.id), undefined, 'the old batch record is deleted');
   assert.equal(await s.batchRetention.deleteLineRows(oldBatch.batch.id, 10), 0, 'and its line markers');
   assert.ok(await s.batches.get(newBatch.batch.id), 'the recent batch stays');
-  assert.equal((await s.batches.countLines(newBatch.batch.id)).succeeded, 3);
+  assert.equal((await s.batches.countLines(newBatch.batch)).succeeded, 3);
 
   assert.deepEqual(await s.fileNames(), [liveUpload.id]);
   for (const f of [oldUpload, oldOutput, shortLived]) assert.equal(await s.files.get(f.id), undefined);

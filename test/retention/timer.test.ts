@@ -21,7 +21,8 @@ after(async () => {
 });
 
 test('the timer deletes an expired file and says so at info; runs with nothing to delete log at debug', { timeout: 120_000 }, async () => {
-  const files = new FileStore(storageClients({ connectionString: stack.connectionString }).container('sluice-files'));
+  const storage = storageClients({ connectionString: stack.connectionString });
+  const files = new FileStore(storage.container('sluice-files'), storage.table('sluicebatches'));
   const old = await uploadFile(files, Date.now() - DAYS(31));
   const live = await uploadFile(files, Date.now() - DAYS(1));
   await eventually('the expired file to be deleted', async () => (await files.get(old.id)) === undefined, 60_000);

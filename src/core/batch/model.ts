@@ -62,6 +62,8 @@ export interface BatchRecord {
   total: number;
   /** Last counts taken from the completion markers. */
   counts: LineCounts;
+  /** Lines are counted in counter shards as they end, so live counts cost one read. Absent: count the markers. */
+  lineCounters?: true;
   /** Fan-out checkpoint: requests (non-blank lines) already expanded, and the input byte offset after them. */
   cursorLines: number;
   cursorBytes: number;
