@@ -30,6 +30,7 @@ import { transactions } from '../src/core/budget/store';
 import { tableClientFromConnectionString } from '../test/support/storage';
 import { percentile, printResult, printTable, SMOKE } from './report';
 import { meteredTable, type RowMeter } from './rowMeter';
+import { prng } from '../test/support/prng';
 
 const PROJECT_ROOT = resolve(__dirname, '..', '..');
 /** Host delivery (host.json): fetch BATCH messages once in flight drops to THRESHOLD. */
@@ -69,16 +70,6 @@ const ref = (tpm: number, i: number): DeploymentRef => {
   return { key: `http://${region}.bench|d${i}-${tpm / 1000}k`, region, deployment: `d${i}-${tpm / 1000}k`, tpm, rpm: Math.floor((tpm * 6) / 1000) };
 };
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 /** Read through a call so TypeScript does not narrow it across awaits (another task may crash the instance). */
 const crashedNow = (inst: { state: string }) => inst.state === 'crashed';
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
