@@ -3,7 +3,8 @@
  * worker's admission path (SharedBudgetGate, options as src/runtime/services.ts builds them) against real Azurite
  * budget rows, in real time: simulated calls (300–1,300 ms, 1,320–1,620 charged tokens, 0–200 ms admission → arrival),
  * host-like delivery (16 messages fetched once an instance is down to 8 in flight; waits ≤ 30 s held in-process,
- * longer ones parked back on the queue until their retryAt, as src/core/worker/route.ts holdOrPark does) and the
+ * longer ones parked back on the queue until their retryAt, and one refused for want of a seat handed back at its
+ * retryAt, as src/core/worker/route.ts holdOrPark does) and the
  * Flex scale-out pattern (instances arrive as the backlog asks for them, leave when idle, one crashes).
  * Every admitted call is replayed afterwards into the simulator's rate limiter, per deployment.
  *
@@ -204,6 +205,13 @@ async function runOnce(label: string, connectionString: string, tableName: strin
         return;
       }
       const wait = a.retryAt - Date.now();
+      if (a.reason === 'seat') {
+        // No seat here: the worker waits until retryAt and hands the job back, visible at once.
+        await jobSleep(Math.max(0, wait));
+        parked.push({ ...job, visibleAt: Date.now() });
+        inst.inFlight -= 1;
+        return;
+      }
       if (wait > HOLD_MS) {
         parked.push({ ...job, visibleAt: a.retryAt });
         inst.inFlight -= 1;

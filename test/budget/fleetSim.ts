@@ -150,7 +150,8 @@ export async function runFleet(o: FleetOptions): Promise<FleetResult> {
           denials += 1;
           if (!(a.retryAt > t)) throw new Error(`retryAt ${a.retryAt} is not after now ${t}`);
           job.readyAt = a.retryAt;
-          if (a.retryAt - t > holdMs) {
+          // Refused for want of a seat: held until retryAt, then handed back to the queue (route.ts holdOrPark).
+          if (a.reason === 'seat' || a.retryAt - t > holdMs) {
             parked.push(job);
             workers[i]![s] = undefined;
           }

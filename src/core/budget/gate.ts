@@ -19,7 +19,8 @@ export interface DeploymentRef {
 
 export type Admission =
   | { granted: true }
-  /** Not now: try again at retryAt (epoch ms). */
+  /** Not now: try again at retryAt (epoch ms). 'seat': every seat of the deployment is held by other instances
+   *  (docs/design/budget.md, "Seats"): the job should go back to the queue at retryAt rather than wait here. */
   | { granted: false; retryAt: number; reason: 'tokens' | 'requests' | 'paused' | 'seat' };
 
 /** What a response told us about the deployment's quota. */

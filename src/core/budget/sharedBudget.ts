@@ -98,6 +98,8 @@ const INTERACTIVE_RENEW_AFTER_MS = 1_500;
  *  interactive job within one long lease does not wait for that lease to accrue its tokens. */
 const INTERACTIVE_RENEW_GAP_MS = 2_000;
 const MAX_WRITE_ATTEMPTS = 6;
+/** A job refused for want of a seat is handed back after this long (to twice it, jittered), ms. */
+const SEAT_HAND_BACK_MS = 1_000;
 /** First back-off of an instance that found every seat taken, ms (doubling up to seatWaitMaxMs). */
 const SEAT_WAIT_MIN_MS = 1_000;
 const MAX_OBSERVATIONS = 4;
@@ -209,8 +211,12 @@ export class SharedBudgetGate implements BudgetGate {
    * back-off, not per job. The job is told to come back then (the worker holds or parks it).
    */
   private seatless(st: DeploymentState, claimant: Claimant | undefined, tokens: number, priority: JobPriority, now: number): Admission {
-    if (claimant) noteRefused(st.waiting, claimant, tokens, priority, st.seatlessUntil, now, this.holdMs);
-    return { granted: false, retryAt: st.seatlessUntil, reason: 'seat' };
+    // The job goes back to the queue soon (the worker hands back a job refused for a seat), where an instance with a
+    // seat, or with room in its line for another deployment's job, takes it; this instance asks the row again only
+    // at seatlessUntil.
+    const retryAt = Math.min(st.seatlessUntil, now + Math.round(SEAT_HAND_BACK_MS * (1 + this.random())));
+    if (claimant) noteRefused(st.waiting, claimant, tokens, priority, retryAt, now, this.holdMs);
+    return { granted: false, retryAt, reason: 'seat' };
   }
 
   private granted(st: DeploymentState, claimant: Claimant | undefined, tokens: number, now: number): Admission {

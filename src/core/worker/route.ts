@@ -44,7 +44,7 @@ export async function routeJob(ctx: RunContext, claimed: ClaimedJob): Promise<Wo
       });
     }
     const retryAt = Number.isFinite(round.earliestRetry) ? round.earliestRetry : ctx.clock.now() + ctx.deps.settings.maxRetryDelayMs;
-    const waited = await holdOrPark(ctx, claimed, retryAt);
+    const waited = await holdOrPark(ctx, claimed, retryAt, round.handBack);
     if (waited !== 'held') return waited;
   }
 }
@@ -69,9 +69,18 @@ class Round {
     return true;
   }
 
-  passOver(how: PassedOver, retryAt: number): void {
+  /** Every deployment passed over was refused for want of a seat at this instance: hand the job back. */
+  get handBack(): boolean {
+    return this.seats > 0 && this.seats === this.passes;
+  }
+  private passes = 0;
+  private seats = 0;
+
+  passOver(how: PassedOver, retryAt: number, seat = false): void {
     this.group!.passed.push(how);
     this.earliestRetry = Math.min(this.earliestRetry, retryAt);
+    this.passes += 1;
+    if (seat) this.seats += 1;
   }
 }
 
@@ -81,13 +90,13 @@ async function walkDeployments(ctx: RunContext, claimed: ClaimedJob, candidates:
     if (!round.enter(endpoint.priority)) break;
     const step = await tryDeployment(ctx, claimed, endpoint);
     if ('outcome' in step) return step;
-    round.passOver(step.passed, step.retryAt);
+    round.passOver(step.passed, step.retryAt, step.seat);
     if (step.error) round.transient = step.error;
   }
   return round;
 }
 
-type PassedStep = { passed: PassedOver; retryAt: number; error?: SluiceError };
+type PassedStep = { passed: PassedOver; retryAt: number; error?: SluiceError; seat?: boolean };
 
 /** Gates, call, record: either the job's delivery ends here, or the deployment is passed over. */
 async function tryDeployment(ctx: RunContext, claimed: ClaimedJob, endpoint: EndpointSettings): Promise<WorkerResult | PassedStep> {
@@ -123,7 +132,7 @@ async function passGates(ctx: RunContext, claimed: ClaimedJob, ref: DeploymentRe
   if (permission === 'open') return breakerOpen(ctx, ref);
   const admission = await ctx.deps.budget.admit(ref, chargeOf(job), job.priority, ctx.clock.now(), { jobId: job.id, team: job.team, model: job.model });
   // A probe we hold but cannot use is released by its lease running out.
-  if (!admission.granted) return { passed: 'budget', retryAt: admission.retryAt };
+  if (!admission.granted) return { passed: 'budget', retryAt: admission.retryAt, seat: admission.reason === 'seat' };
   // Never start a call that could outlive our claim. A job shown as waiting during a hold is shown running again
   // (same write).
   const shownWaiting = job.notBefore !== undefined;
@@ -210,11 +219,21 @@ async function report(ctx: RunContext, fields: { jobId: string; attempt: number;
  * so this instance takes no more work than its share of quota lets it run (parking every refused job instead churns
  * the queue and storage). On shutdown the job is parked rather than held, so the drain ends promptly.
  */
-async function holdOrPark(ctx: RunContext, claimed: ClaimedJob, retryAt: number): Promise<'held' | WorkerResult> {
+/**
+ * `handBack`: no deployment had a seat for this instance (docs/design/budget.md, "Seats"). The job waits until
+ * `retryAt` (a second or two: this also paces how fast an instance without seats takes messages) and goes back to
+ * the queue, visible at once, for an instance that has a seat: holding it here for the seat's back-off would keep it
+ * from them.
+ */
+async function holdOrPark(ctx: RunContext, claimed: ClaimedJob, retryAt: number, handBack = false): Promise<'held' | WorkerResult> {
   const { deps, clock } = ctx;
   const now = clock.now();
   const wait = Math.max(0, retryAt - now);
   if (wait > deps.settings.holdInProcessMs || deps.stopping?.()) return park(ctx, claimed, retryAt);
+  if (handBack) {
+    while (clock.now() < retryAt && !deps.stopping?.()) await clock.sleep(Math.min(1_000, retryAt - clock.now()));
+    return park(ctx, claimed, clock.now());
+  }
   const until = now + wait;
   if (wait > SHOWN_HOLD_MS && claimed.job.notBefore === undefined) {
     // A user polling the job sees it waiting, with an estimated start (toJobView), not running.
