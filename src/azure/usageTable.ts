@@ -34,11 +34,17 @@ export function commitTimeOfEtag(etag: string | undefined): string | undefined {
 type Entity = Record<string, unknown> & { partitionKey: string; rowKey: string };
 
 export function toEntity(row: UsageRow): Entity {
-  const { jobId, costUsd, calls, lateFrom, ...rest } = row;
+  const { jobId, costUsd, calls, lateFrom, kind, ttftMs, abandoned, cacheHit, savedUsd, ...rest } = row;
   return {
     partitionKey: `${row.window}${shardOf(jobId)}`,
     rowKey: jobId,
     ...rest,
+    // Written only when set, so job rows keep their shape; an absent kind reads as a job.
+    ...(kind !== undefined ? { kind } : {}),
+    ...(ttftMs !== undefined ? { ttftMs: ttftMs ?? -1 } : {}),
+    ...(abandoned !== undefined ? { abandoned } : {}),
+    ...(cacheHit !== undefined ? { cacheHit } : {}),
+    ...(savedUsd !== undefined && savedUsd !== null ? { savedUsd } : {}),
     // Table properties cannot be null: an unknown cost is an absent costUsd with priced=false.
     ...(costUsd === null ? {} : { costUsd }),
     priced: costUsd !== null,
