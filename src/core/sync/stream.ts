@@ -27,8 +27,8 @@ interface RelayOptions {
   now(): number;
   /** True once the client is gone (the upstream read then fails with an abort). */
   aborted(): boolean;
-  /** Called once, when the relay ends however it ends. */
-  onEnd(tally: StreamTally): void;
+  /** Called once, when the relay ends however it ends; the relay's end waits for it. Must not throw. */
+  onEnd(tally: StreamTally): Promise<void> | void;
 }
 
 const encoder = new TextEncoder();
@@ -129,7 +129,7 @@ export async function* relayStream(upstream: AsyncIterable<Uint8Array>, opts: Re
     if (outcome === 'abandoned' && done) outcome = 'completed';
     const counted = [...texts.values()].reduce((sum, text) => sum + countTokens(text), 0);
     const completionTokens = outcome === 'completed' && typeof usage?.completion_tokens === 'number' ? usage.completion_tokens : Math.max(counted, usage?.completion_tokens ?? 0);
-    opts.onEnd({
+    await opts.onEnd({
       outcome,
       ...(usage ? { usage } : {}),
       completionTokens,

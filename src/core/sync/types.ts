@@ -34,9 +34,9 @@ export interface UpstreamStream {
  * transport failure before the answer (or the stream's headers) arrives.
  */
 export interface SyncUpstream {
-  chat(target: EndpointSettings, body: Record<string, unknown>, opts: UpstreamCallOptions): Promise<UpstreamAnswer>;
-  chatStream(target: EndpointSettings, body: Record<string, unknown>, opts: UpstreamCallOptions): Promise<UpstreamStream>;
-  embeddings(target: EndpointSettings, body: Record<string, unknown>, opts: UpstreamCallOptions): Promise<UpstreamAnswer>;
+  complete(target: EndpointSettings, body: Record<string, unknown>, opts: UpstreamCallOptions): Promise<UpstreamAnswer>;
+  stream(target: EndpointSettings, body: Record<string, unknown>, opts: UpstreamCallOptions): Promise<UpstreamStream>;
+  embed(target: EndpointSettings, body: Record<string, unknown>, opts: UpstreamCallOptions): Promise<UpstreamAnswer>;
 }
 
 export interface SyncSettings {
