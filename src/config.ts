@@ -57,6 +57,15 @@ export interface SluiceConfig {
   batch: BatchSettings;
   telemetry: TelemetrySettings;
   teams: TeamSettings;
+  sync: SyncApiSettings;
+}
+
+/** The synchronous OpenAI-compatible API (see docs/sync.md). */
+export interface SyncApiSettings {
+  /** ms */
+  defaultMaxWaitMs: number;
+  /** ms; at least defaultMaxWaitMs. */
+  maxWaitCapMs: number;
 }
 
 /** The shared circuit breaker per deployment (see docs/failover.md). */
@@ -208,6 +217,13 @@ function entraOf(s: Settings): EntraMapping | undefined {
   return { teams: s.SLUICE_ENTRA_TEAMS ?? {}, admins: s.SLUICE_ENTRA_ADMINS ?? [], adminTeam: s.SLUICE_ENTRA_ADMIN_TEAM, appServiceAuth: s.WEBSITE_AUTH_ENABLED };
 }
 
+function syncOf(s: Settings): SyncApiSettings {
+  if (s.SLUICE_SYNC_MAX_WAIT_MS > s.SLUICE_SYNC_MAX_WAIT_CAP_MS) {
+    throw new ConfigError('SLUICE_SYNC_MAX_WAIT_MS', `${s.SLUICE_SYNC_MAX_WAIT_MS} exceeds SLUICE_SYNC_MAX_WAIT_CAP_MS (${s.SLUICE_SYNC_MAX_WAIT_CAP_MS})`);
+  }
+  return { defaultMaxWaitMs: s.SLUICE_SYNC_MAX_WAIT_MS, maxWaitCapMs: s.SLUICE_SYNC_MAX_WAIT_CAP_MS };
+}
+
 /** Reads and validates every setting. Throws ConfigError naming the first bad setting. */
 export function loadConfig(env: Env = process.env): SluiceConfig {
   const s = parse(env);
@@ -277,6 +293,7 @@ export function loadConfig(env: Env = process.env): SluiceConfig {
       fairShare: s.SLUICE_FAIR_SHARE,
       spendCacheMs: s.SLUICE_TEAM_SPEND_CACHE_MS,
     },
+    sync: syncOf(s),
   };
 }
 

@@ -246,6 +246,13 @@ export const settingsSchema = z.object({
   SLUICE_FAIR_SHARE: withDefault(boolean, true),
   /** How long submit reuses a team's month-to-date cost, ms. @default 60000 */
   SLUICE_TEAM_SPEND_CACHE_MS: withDefault(integer(0), 60_000),
+
+  // The synchronous OpenAI-compatible API (docs/sync.md). Both stay well under the 230 s the Azure front end allows
+  // one HTTP request, leaving room for the call itself.
+  /** Quota wait of a sync request that sends no x-sluice-max-wait-ms, ms. @default 30000 */
+  SLUICE_SYNC_MAX_WAIT_MS: withDefault(integer(0, 180_000), 30_000),
+  /** Longest quota wait a sync request may ask for with x-sluice-max-wait-ms (larger asks are capped), ms. @default 120000 */
+  SLUICE_SYNC_MAX_WAIT_CAP_MS: withDefault(integer(0, 180_000), 120_000),
 });
 
 export type SettingName = keyof typeof settingsSchema.shape;

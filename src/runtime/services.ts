@@ -33,6 +33,9 @@ import { allLanes, laneOf, laneSuffix, type Lane } from '../core/teams/lanes';
 import { buildBatchServices, type BatchServices } from './batchServices';
 import { BacklogCounter, countsAsBacklog } from '../core/backlog';
 import { BacklogTable } from '../azure/backlogTable';
+import type { SyncUpstream } from '../core/sync/types';
+import type { SyncCache } from '../core/sync/cacheContract';
+import { AzureSyncClient } from '../azure/syncModelClient';
 
 /** How long each process gathers backlog additions before writing them (see azure/backlogTable.ts for the cost). */
 const BACKLOG_FLUSH_MS = 1_000;
@@ -72,6 +75,8 @@ export interface Services {
   batch: BatchServices;
   /** Worker wiring; `lane` is the queue the message came from (requeues and recovery go back to it). */
   workerDeps(log: JobLogger, lane?: Lane): WorkerDeps;
+  /** The synchronous API's upstream client and optional exact cache (runtime/syncServices.ts wires the rest). */
+  sync: { upstream: SyncUpstream; cache?: SyncCache };
 }
 
 let services: Services | undefined;
@@ -199,6 +204,7 @@ function buildServices(config: SluiceConfig): Services {
     teamSpend,
     teamLimit,
     batch,
+    sync: { upstream: new AzureSyncClient(config.openaiApiVersion, config.storage.clientId) },
     workerDeps: (log, lane = { lane: 0, priority: 'interactive' }) => {
       const home = pick(workerQueues, lane);
       // Recovery messages are sent with the plain client: deleting one needs the id and pop receipt that

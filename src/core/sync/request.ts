@@ -3,7 +3,8 @@
  * `stream_options`) and embeddings (a string, a list of strings, a token array or a list of token arrays), each
  * turned into what the budget is charged and what is sent to the deployment.
  */
-import { countTokens } from 'gpt-tokenizer/model/gpt-4o';
+// Azure's embeddings models count input in cl100k_base (text-embedding-3-*, ada-002), not o200k.
+import { countTokens } from 'gpt-tokenizer/model/text-embedding-3-small';
 import { z } from 'zod';
 import { chatFields, chatMessage } from '../chatRequest';
 import { ValidationError } from '../errors';
