@@ -5,6 +5,7 @@
  * authenticate → parse → core/sync/serve (cache, quota wait, call, relay, usage) → the answer, streamed or JSON.
  */
 import { randomUUID } from 'node:crypto';
+import { ReadableStream } from 'node:stream/web';
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { ValidationError } from '../core/errors';
 import { parseChatRequest, parseEmbeddingsRequest, type SyncKind } from '../core/sync/request';
