@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type { RegisteredFunction } from './coreShim';
 import type { RpcHttpCookie, RpcHttpData, RpcInvocationResponse, RpcTypedData } from './coreTypes';
 import { randomUUID } from 'node:crypto';
-import { forwardToProxy, streamTriggerMetadata } from './httpStream';
+import { forwardToProxy, proxyAgent, streamTriggerMetadata } from './httpStream';
 import { invokeFunction, triggerBindingName } from './invoke';
 import type { HostLog } from './logging';
 import { RouteTable } from './routes';
@@ -130,6 +130,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
   const routes = buildRoutes(options);
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const inFlight = new Set<Promise<void>>();
+  const agent = proxyAgent();
   let port = options.port;
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -180,7 +181,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
       // Streaming: the request and the answer travel through the library's proxy, the invocation carries metadata.
       const invocationId = randomUUID();
       const { body: _buffered, ...metadataOnly } = http;
-      const forwarded = forwardToProxy(options.streamUri, invocationId, req, res, `${url.pathname}${url.search}`, body);
+      const forwarded = forwardToProxy(options.streamUri, agent, invocationId, req, res, `${url.pathname}${url.search}`, body);
       try {
         await invokeFunction(
           fn,
@@ -236,6 +237,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
       server.closeIdleConnections();
       await Promise.allSettled([...inFlight]);
       server.closeAllConnections();
+      agent.destroy();
       await closed;
     },
   };

@@ -4,7 +4,9 @@
 // itself to that server tagged with `x-ms-invocation-id`. The library hands the handler that request and writes the
 // handler's response back on it, chunk by chunk, and the host relays those chunks to the client as they come. A
 // client that disconnects tears the forwarded request down too, which is how the app notices it.
-import { Agent, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { Agent, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+// The module object itself (not an import wrapper), so its createServer can be watched while the library starts.
+import httpModule = require('node:http');
 import { currentProgrammingModel } from './coreShim';
 import type { RpcTypedData } from './coreTypes';
 
@@ -18,7 +20,23 @@ export function httpStreamUri(): Promise<string | undefined> {
   capability ??= (async () => {
     const model = currentProgrammingModel();
     if (!model.getCapabilities) return undefined;
-    const capabilities = await model.getCapabilities({});
+    // The library's proxy server would keep the process alive after every host has closed (Azure's worker never
+    // exits on its own; a test process must): the server it creates while asked is unref'd.
+    const created: Server[] = [];
+    const createServer = httpModule.createServer;
+    httpModule.createServer = ((...args: Parameters<typeof createServer>) => {
+      const server = createServer(...args);
+      created.push(server);
+      return server;
+    }) as typeof createServer;
+    let asked: Promise<Record<string, string>>;
+    try {
+      asked = model.getCapabilities({});
+    } finally {
+      httpModule.createServer = createServer;
+    }
+    const capabilities = await asked;
+    for (const server of created) server.unref();
     return capabilities.HttpUri || undefined;
   })();
   return capability;
@@ -27,7 +45,10 @@ export function httpStreamUri(): Promise<string | undefined> {
 /** Headers the host does not pass on: hop-by-hop ones, and the length (the forwarded body sets its own). */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection', 'te', 'trailer', 'content-length', 'host']);
 
-const agent = new Agent({ keepAlive: true });
+/** Connections to the proxy, kept alive between requests; one per HTTP server, destroyed when it closes. */
+export function proxyAgent(): Agent {
+  return new Agent({ keepAlive: true });
+}
 
 /** Trigger metadata of a streamed HTTP invocation: headers and query as JSON, each route parameter as a string. */
 export function streamTriggerMetadata(headers: Record<string, string>, query: Record<string, string>, params: Record<string, string>): Record<string, RpcTypedData> {
@@ -49,7 +70,7 @@ export interface ForwardedRequest {
  * Forwards the client's request to the library's proxy and relays its answer to `res` as it arrives. A client that
  * disconnects first destroys the forwarded request at once.
  */
-export function forwardToProxy(uri: string, invocationId: string, req: IncomingMessage, res: ServerResponse, pathAndQuery: string, body: Buffer): ForwardedRequest {
+export function forwardToProxy(uri: string, agent: Agent, invocationId: string, req: IncomingMessage, res: ServerResponse, pathAndQuery: string, body: Buffer): ForwardedRequest {
   const headers: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(req.headers)) if (value !== undefined && !HOP_BY_HOP.has(name)) headers[name] = value;
   headers['content-length'] = String(body.length);
