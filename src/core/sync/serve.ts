@@ -235,9 +235,15 @@ async function cacheHit(deps: SyncServeDeps, call: SyncCall, hit: CachedAnswer):
   };
 }
 
-/** The stream's headers are out; its bytes follow as they arrive, and its usage row is written when it ends. */
+/**
+ * The stream's headers are out; its bytes follow as they arrive. Its usage row is written once it ends, without
+ * holding the client's stream open for the write (a failed write is logged, as for any answer).
+ */
 function streamAnswer(deps: SyncServeDeps, call: SyncCall, routed: Extract<Routed<UpstreamStream>, { kind: 'answered' }>): SyncAnswer {
-  const onEnd = async (tally: StreamTally) => {
+  const onEnd = (tally: StreamTally) => {
+    written(tally).catch((err) => deps.log('warn', `[sync=${call.id}] usage row not written: ${(err as Error)?.message ?? err}`));
+  };
+  const written = async (tally: StreamTally) => {
     const now = deps.clock.now();
     const reported = tally.usage;
     const status = tally.outcome === 'completed' ? 'succeeded' : 'failed';
