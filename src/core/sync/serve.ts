@@ -245,6 +245,9 @@ function streamAnswer(deps: SyncServeDeps, call: SyncCall, routed: Extract<Route
   };
   const written = async (tally: StreamTally) => {
     const now = deps.clock.now();
+    // A deployment that keeps breaking its streams is unhealthy: the breaker counts each break as a server error (a
+    // run of them opens it; one does not).
+    if (tally.outcome === 'upstream_error') await deps.health.report(routed.ref, { ok: false, kind: '5xx', message: tally.error ?? 'stream broke' }, now);
     const reported = tally.usage;
     const status = tally.outcome === 'completed' ? 'succeeded' : 'failed';
     await record(deps, call, {
