@@ -195,3 +195,21 @@ test('request parsing: stream asks upstream for usage; embeddings charge token a
   assert.ok(e.promptTokens >= 2);
   assert.equal(e.maxOutputTokens, 0);
 });
+
+test("embeddings: the answering endpoint's configured model version is the header and the row's", async () => {
+  const clock = new ManualClock();
+  const embeddingsEndpoint = { ...endpoint, deployment: 'e1', model: 'text-embedding-3-small', modelVersion: '1' } as EndpointSettings;
+  const upstream: SyncUpstream = {
+    complete: async () => answer,
+    stream: async () => {
+      throw new Error('not used');
+    },
+    embed: async () => ({ status: 200, header: () => null, body: { object: 'list', model: 'text-embedding-3-small', data: [], usage: { prompt_tokens: 3, total_tokens: 3 } } }),
+  };
+  const { d, rows } = deps(clock, upstream, new ClosedUntil(0), { endpoints: [embeddingsEndpoint] });
+  const request = parseEmbeddingsRequest({ model: 'text-embedding-3-small', input: 'abc' }, { served: ['text-embedding-3-small'] });
+  const res = await serveSync(d, { id: 'sync_e', team: 'a', request, receivedAt: clock.now(), maxWaitMs: 0, signal: new AbortController().signal, headers: headers({}) });
+  assert.equal(res.headers['x-sluice-model-version'], '1');
+  assert.equal(rows[0]!.modelVersion, '1');
+  assert.equal(rows[0]!.promptTokens, 3);
+});

@@ -7,7 +7,8 @@ import { overQuotaCeiling } from '../backpressure';
 import type { SluiceError } from '../errors';
 import type { CallRef, SyncUsage, UsageRow } from '../telemetry/usage';
 import type { CachedAnswer } from './cacheContract';
-import { chargeOfRequest, type SyncRequest } from './request';
+import type { EndpointSettings } from '../endpoints';
+import { chargeOfRequest, type SyncKind, type SyncRequest } from './request';
 import { routeSync, type CallAttempt, type Routed } from './route';
 import { relayStream, type StreamTally } from './stream';
 import type { SyncDeps, UpstreamAnswer, UpstreamStream } from './types';
@@ -71,13 +72,21 @@ function refuse(status: number, code: string, message: string, type: string, par
   return { kind: 'error', status, code, message, type, ...(param !== undefined ? { param } : {}), headers };
 }
 
+/** The model version an endpoint's settings name ('' when none). */
+const versionOf = (e: EndpointSettings): string => (e as { modelVersion?: string }).modelVersion ?? '';
+
 /** The model version the configuration names for the model's deployments ('' when none does): the cache key's. */
 function configuredVersion(deps: SyncDeps, model: string): string {
-  for (const e of deps.endpoints) {
-    const v = (e as { modelVersion?: string }).modelVersion;
-    if (e.model === model && v) return v;
-  }
-  return '';
+  return deps.endpoints.filter((e) => e.model === model).map(versionOf).find(Boolean) ?? '';
+}
+
+/**
+ * The answer's model version: a chat answer's `model` names it (e.g. gpt-4o-mini-2024-07-18); an embeddings answer
+ * names only the model, so the answering endpoint's configured version wins there.
+ */
+function answerVersion(kind: SyncKind, endpoint: EndpointSettings, reported: unknown): string {
+  const fromAnswer = typeof reported === 'string' ? reported : '';
+  return kind === 'embeddings' ? versionOf(endpoint) || fromAnswer : fromAnswer || versionOf(endpoint);
 }
 
 async function cachePolicy(deps: SyncServeDeps, call: SyncCall): Promise<number | undefined> {
@@ -170,7 +179,7 @@ async function jsonAnswer(deps: SyncServeDeps, call: SyncCall, routed: Extract<R
   const { body } = routed.answer;
   const usage = (body.usage ?? {}) as Record<string, unknown>;
   const choices = Array.isArray(body.choices) ? (body.choices as Array<Record<string, unknown>>) : [];
-  const modelVersion = typeof body.model === 'string' && body.model ? body.model : configuredVersion(deps, call.request.model);
+  const modelVersion = answerVersion(call.request.kind, routed.endpoint, body.model);
   const promptTokens = num(usage.prompt_tokens);
   const completionTokens = num(usage.completion_tokens);
   const row = await record(deps, call, {
@@ -254,7 +263,7 @@ function streamAnswer(deps: SyncServeDeps, call: SyncCall, routed: Extract<Route
       ...usageBase(call, now),
       region: routed.endpoint.region,
       deployment: routed.endpoint.deployment,
-      modelVersion: tally.modelVersion || configuredVersion(deps, call.request.model),
+      modelVersion: answerVersion('chat', routed.endpoint, tally.modelVersion),
       status,
       errorCode: tally.outcome === 'completed' ? '' : tally.outcome === 'abandoned' ? 'client_closed' : 'upstream_stream_error',
       finishReason: tally.finishReason,
