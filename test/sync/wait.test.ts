@@ -5,7 +5,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { call } from '../support/api';
+import { call, waitForJob } from '../support/api';
 import { startSyncStack, usageRowOf, type SyncStack } from './support';
 
 let s: SyncStack;
@@ -63,4 +63,18 @@ test('within its deadline a request the budget cannot admit now waits, then runs
   assert.ok(row.queueWaitMs > 0);
   const upstream = s.sim.requests().filter((r) => r.at >= since);
   assert.ok(upstream.every((r) => r.status === 200), 'a deployment answered 429: the request was sent instead of waiting');
+});
+
+test('sync requests and queued jobs share one budget: together they never push a deployment past its quota', async () => {
+  const since = Date.now();
+  const jobs = await Promise.all(Array.from({ length: 6 }, (_, i) => call(s.baseUrl, '/v1/jobs', { json: { request: big(`queued ${i}`), priority: 'batch' } })));
+  assert.ok(jobs.every((j) => j.status === 202));
+  const sync = await Promise.all(
+    Array.from({ length: 4 }, (_, i) => call(s.baseUrl, '/v1/chat/completions', { json: big(`live ${i}`), headers: { 'x-sluice-max-wait-ms': '120000' } })),
+  );
+  assert.deepEqual(sync.map((a) => a.status), sync.map(() => 200), JSON.stringify(sync.map((a) => a.body?.error)));
+  for (const j of jobs) assert.equal((await waitForJob(s.baseUrl, j.body.id, ['succeeded', 'failed'], 180_000)).status, 'succeeded');
+  const upstream = s.sim.requests().filter((r) => r.at >= since);
+  assert.equal(upstream.length, jobs.length + sync.length);
+  assert.ok(upstream.every((r) => r.status === 200), 'a deployment answered 429');
 });
