@@ -25,6 +25,7 @@ import { bootstrapKeys, endpointsFromSimulator, WORKER_FUNCTION } from '../local
 import { laneCount } from '../src/config';
 import { storageCounters } from '../src/azure/storage';
 import { knob, printResult, printTable } from './report';
+import { prng as rng } from '../test/support/prng';
 
 const PROJECT_ROOT = resolve(__dirname, '..', '..');
 const COUNTERS_FILE_ENV = 'SLUICE_BENCH_COUNTERS_FILE';
@@ -60,17 +61,6 @@ function int(name: string, full: number, smoke = full): number {
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const round = (n: number, d = 3) => (Number.isFinite(n) ? Math.round(n * 10 ** d) / 10 ** d : null);
 
-/** mulberry32: the same backlog on every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // Common English words: one token each (with the leading space) in the o200k/cl100k encodings.
 const WORDS = 'the of and to in is that for it as was with be by on not he this are or his from at which but have an they you were her she there been one all we their has would when if so no will more can out up them some could what into than its only other time new about two may over very first also after any now most then our made like'.split(' ');

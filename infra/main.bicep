@@ -54,10 +54,36 @@ type openAiRegion = {
 @description('Azure OpenAI accounts, one per region, with their model deployments. SLUICE_ENDPOINTS is generated from this.')
 param openAiRegions openAiRegion[]
 
-@minValue(1)
+@minValue(0)
 @maxValue(1000)
-@description('Flex Consumption: most instances the app scales out to.')
-param maximumInstanceCount int = 40
+@description('Flex Consumption: most instances the app scales out to. 0: derived from the quota (fleet* parameters below; docs/deploy.md, "Fleet size follows the quota").')
+param maximumInstanceCount int = 0
+
+@minValue(0)
+@maxValue(32)
+@description('Queue messages an instance fetches at a time (host.json batchSize, set as an app setting; newBatchThreshold is half of it). 0: derived from the quota.')
+param queueBatchSize int = 0
+
+// The fleet-size rule's inputs. Defaults equal FLEET_SIZING_DEFAULTS in src/core/fleetSize.ts (test/infra/fleetSize.test.ts).
+@minValue(1)
+@description('Fleet size: tokens a typical job is charged (prompt + max_tokens).')
+param fleetTypicalChargeTokens int = 1500
+
+@minValue(1)
+@description('Fleet size: 95th percentile of a model call\'s duration, seconds.')
+param fleetP95LatencySeconds int = 10
+
+@minValue(100)
+@description('Fleet size: messages held per call the quota can run at once, percent (jobs waiting their turn as well as in a call).')
+param fleetHeadroomPercent int = 200
+
+@minValue(1)
+@description('Fleet size: worker instances to stay within before each instance fetches more messages (batchSize up to 32).')
+param fleetWorkerInstanceTarget int = 50
+
+@minValue(0)
+@description('Fleet size: instances left for the HTTP functions, the submission and batch queues and the timers (each scales on instances of its own).')
+param fleetOtherInstances int = 10
 
 @allowed([512, 2048, 4096])
 @description('Flex Consumption: memory per instance, MB.')
@@ -98,6 +124,26 @@ param entraTeams string = ''
 @description('Entra ID selectors granted the Sluice admin role, comma-separated, e.g. role:Sluice.Admin (SLUICE_ENTRA_ADMINS). Needs entraClientId.')
 param entraAdmins string = ''
 
+// Retention (docs/retention.md): the same periods feed the app settings and the storage lifecycle policy.
+@minValue(1)
+@description('Days a finished job\'s record and its payload blobs (prompt, answer) are kept (SLUICE_RETENTION_JOBS_DAYS).')
+param retentionJobsDays int = 30
+
+@minValue(1)
+@description('Days usage rows are kept (SLUICE_RETENTION_USAGE_DAYS): more than a year, for year-over-year cost. Rollup figures are kept for good.')
+param retentionUsageDays int = 400
+
+@minValue(1)
+@description('Days a file is kept when its upload gave no expires_after (SLUICE_RETENTION_FILES_DAYS); as OpenAI for purpose=batch.')
+param retentionFilesDays int = 30
+
+@description('NCRONTAB schedule of the retention sweep (SLUICE_RETENTION_SWEEP_SCHEDULE).')
+param retentionSweepSchedule string = '0 */5 * * * *'
+
+@minValue(10)
+@description('Rows or blobs one retention sweep run looks at (SLUICE_RETENTION_SWEEP_MAX_ROWS).')
+param retentionSweepMaxRows int = 2000
+
 @description('Private endpoints for storage and Azure OpenAI, VNet integration for the app, private DNS zones.')
 param enablePrivateNetworking bool = false
 
@@ -133,8 +179,11 @@ var budgetTableName = 'sluicebudget'
 var usageTableName = 'sluiceusage'
 var rollupTableName = 'sluicerollup'
 var teamsTableName = 'sluiceteams'
+// The exact cache of synchronous answers.
+var cacheTableName = 'sluicecache'
 // Per-team backlog counters: the app names this table after SLUICE_JOBS_TABLE (src/runtime/services.ts).
 var backlogTableName = '${jobsTableName}backlog'
+var retentionTableName = 'sluiceretention'
 var payloadContainerName = 'sluice-payloads'
 var filesContainerName = 'sluice-files'
 var deploymentContainerName = 'app-package'
@@ -144,17 +193,33 @@ var openAiAccountNames = map(openAiRegions, r => r.?name ?? '${abbrs.openAiAccou
 
 // SLUICE_ENDPOINTS, generated: one entry per model deployment. tpm = capacity × 1,000; rpm = capacity × 6 (Azure's
 // ratio for chat models). The custom subdomain is the account name, so the endpoint is known before deployment.
+// modelVersion is the deployment's model version, reported with embeddings answers and kept in their usage rows.
 // test/infra/endpoints.test.ts mirrors this rule and parses the result with the app's own schema.
 var sluiceEndpoints = flatten(map(range(0, length(openAiRegions)), i => map(openAiRegions[i].deployments, d => {
   region: openAiRegions[i].location
   endpoint: 'https://${openAiAccountNames[i]}.openai.azure.com/'
   deployment: d.name
   model: d.model
+  modelVersion: d.version
   priority: openAiRegions[i].?priority ?? (i + 1)
   tpm: d.capacity * 1000
   rpm: d.capacity * 6
   auth: 'managed-identity'
 })))
+
+// Fleet size follows the quota (docs/deploy.md): the calls a deployment can have in flight are its jobs per second ×
+// call latency, so instances beyond what the summed quota keeps busy only hold messages that wait. Integer steps
+// exactly as src/core/fleetSize.ts takes them (Bicep divides integers by truncation; (a + b - 1) / b rounds up).
+var fleetQuotaTpm = reduce(flatten(map(openAiRegions, r => map(r.deployments, d => d.capacity * 1000))), 0, (total, tpm) => total + tpm)
+var fleetConcurrency = (fleetQuotaTpm * fleetP95LatencySeconds * fleetHeadroomPercent + 60 * fleetTypicalChargeTokens * 100 - 1) / (60 * fleetTypicalChargeTokens * 100)
+var fleetDerivedBatchSize = min(32, max(16, (fleetConcurrency * 2 + 3 * fleetWorkerInstanceTarget - 1) / (3 * fleetWorkerInstanceTarget)))
+var fleetBatchSize = queueBatchSize > 0 ? queueBatchSize : fleetDerivedBatchSize
+var fleetNewBatchThreshold = fleetBatchSize / 2
+var fleetPerInstanceConcurrency = fleetBatchSize + fleetNewBatchThreshold
+var fleetWorkerInstances = (fleetConcurrency + fleetPerInstanceConcurrency - 1) / fleetPerInstanceConcurrency
+// Every lane × priority is a worker function Flex scales on instances of its own: room for one each.
+var fleetDerivedMaximumInstanceCount = min(1000, max(1, max(fleetWorkerInstances, 2 * queueLanes) + fleetOtherInstances))
+var fleetMaximumInstanceCount = maximumInstanceCount > 0 ? maximumInstanceCount : fleetDerivedMaximumInstanceCount
 
 // The api module turns on App Service Authentication exactly when entraClientId is set; only then does the platform
 // validate tokens and strip forged x-ms-client-principal headers. A mapping without it is refused, not deployed.
@@ -178,6 +243,7 @@ var sluiceSettings = {
   SLUICE_USAGE_TABLE: usageTableName
   SLUICE_ROLLUP_TABLE: rollupTableName
   SLUICE_ROLLUP_SCHEDULE: rollupSchedule
+  SLUICE_CACHE_TABLE: cacheTableName
   // Overall monthly budget for Sluice's own alerts (loadTelemetrySettings: a number ≥ 0, USD); the same amount as
   // the resource-group Consumption budget.
   SLUICE_BUDGET_MONTHLY_USD: string(budgetMonthlyUsd)
@@ -190,6 +256,13 @@ var sluiceSettings = {
   // under the 230 s the Flex Consumption front end allows one HTTP request.
   SLUICE_SYNC_MAX_WAIT_MS: '30000'
   SLUICE_SYNC_MAX_WAIT_CAP_MS: '120000'
+  // Retention: the sweep's periods, schedule, bound and cursor table (the lifecycle policy gets the same periods).
+  SLUICE_RETENTION_JOBS_DAYS: string(retentionJobsDays)
+  SLUICE_RETENTION_USAGE_DAYS: string(retentionUsageDays)
+  SLUICE_RETENTION_FILES_DAYS: string(retentionFilesDays)
+  SLUICE_RETENTION_SWEEP_SCHEDULE: retentionSweepSchedule
+  SLUICE_RETENTION_SWEEP_MAX_ROWS: string(retentionSweepMaxRows)
+  SLUICE_RETENTION_TABLE: retentionTableName
 }
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
@@ -228,8 +301,14 @@ module storage 'app/storage.bicep' = {
     tags: tags
     publicNetworkAccess: enablePrivateNetworking ? 'Disabled' : 'Enabled'
     queues: [jobsQueueName, jobsPoisonQueueName, submitQueueName, submitPoisonQueueName, submitDeadLetterQueueName, batchQueueName, batchPoisonQueueName]
-    tables: [jobsTableName, batchesTableName, breakerTableName, budgetTableName, usageTableName, rollupTableName, teamsTableName, backlogTableName]
+    tables: [jobsTableName, batchesTableName, breakerTableName, budgetTableName, usageTableName, rollupTableName, teamsTableName, backlogTableName, retentionTableName, cacheTableName]
     containers: [payloadContainerName, filesContainerName, deploymentContainerName]
+    // A day past the jobs period: the sweep deletes payloads with their job row first; this is the backstop.
+    payloadContainer: payloadContainerName
+    payloadRetentionDays: retentionJobsDays + 1
+    // The longest a file can be kept: the default period or the longest expires_after (30 days, as OpenAI).
+    filesContainer: filesContainerName
+    filesRetentionDays: max(retentionFilesDays, 30)
   }
 }
 
@@ -273,7 +352,9 @@ module api 'app/api.bicep' = {
     storageAccountName: storage.outputs.name
     deploymentContainerName: deploymentContainerName
     applicationInsightsName: monitoring.outputs.applicationInsightsName
-    maximumInstanceCount: maximumInstanceCount
+    maximumInstanceCount: fleetMaximumInstanceCount
+    queueBatchSize: fleetBatchSize
+    queueNewBatchThreshold: fleetNewBatchThreshold
     instanceMemoryMB: instanceMemoryMB
     appSettings: sluiceSettings
     virtualNetworkSubnetId: enablePrivateNetworking ? network!.outputs.appSubnetId : ''
@@ -351,5 +432,7 @@ output SLUICE_JOBS_QUEUE string = jobsQueueName
 output SLUICE_JOBS_TABLE string = jobsTableName
 output SLUICE_PAYLOAD_CONTAINER string = payloadContainerName
 output SLUICE_BUDGET_START_DATE string = effectiveBudgetStartDate
+output FLEET_MAXIMUM_INSTANCE_COUNT int = fleetMaximumInstanceCount
+output FLEET_QUEUE_BATCH_SIZE int = fleetBatchSize
 output SLUICE_DASHBOARD_URL string = dashboard.outputs.dashboardUrl
 output SLUICE_WORKBOOK_ID string = dashboard.outputs.workbookId

@@ -68,19 +68,22 @@ export function logicalModelName(model: string): string {
   return model.replace(/-\d{4}-\d{2}-\d{2}$/, '');
 }
 
-/** SLUICE_ENDPOINTS entries for the simulator's chat deployments; priority follows region order (1 = first). */
+/**
+ * SLUICE_ENDPOINTS entries for the simulator's deployments, chat and embeddings alike (each serves the logical model
+ * of its name, e.g. "text-embedding-3-small"); priority follows region order (1 = first).
+ */
 export function endpointsFromSimulator(sim: RunningSimulator, config: SimulatorConfig): object[] {
   const apiKey = config.apiKeys?.[0] ?? SIMULATOR_API_KEY;
   return config.regions.flatMap((region, index) => {
     const running = sim.regions.find((r) => r.name === region.name);
     if (!running) throw new Error(`simulator region ${region.name} is not running`);
     return region.deployments
-      .filter((d) => (d.kind ?? 'chat') === 'chat')
       .map((d) => ({
         region: region.name,
         endpoint: running.baseUrl,
         deployment: d.name,
         model: logicalModelName(d.model),
+        ...(d.modelVersion ? { modelVersion: d.modelVersion } : {}),
         priority: index + 1,
         tpm: d.tpm,
         rpm: d.rpm ?? defaultRpmForTpm(d.tpm),

@@ -57,6 +57,8 @@ export interface SluiceConfig {
   batch: BatchSettings;
   telemetry: TelemetrySettings;
   teams: TeamSettings;
+  retention: RetentionSettings;
+  syncCache: SyncCacheSettings;
   sync: SyncApiSettings;
 }
 
@@ -66,6 +68,15 @@ export interface SyncApiSettings {
   defaultMaxWaitMs: number;
   /** ms; at least defaultMaxWaitMs. */
   maxWaitCapMs: number;
+}
+
+/** The exact cache of synchronous answers (src/core/sync/cache.ts). */
+export interface SyncCacheSettings {
+  table: string;
+  defaultTtlMs: number;
+  maxTtlMs: number;
+  /** A read or write slower than this is a miss (or given up), ms. */
+  timeoutMs: number;
 }
 
 /** The shared circuit breaker per deployment (see docs/failover.md). */
@@ -87,6 +98,9 @@ export interface BudgetSettings {
   jobsPerLease: number;
   /** In (0, 1]. */
   safety: number;
+  /** Seats (lease holders) per deployment: ceil(TPM / tpmPerSeat), 2..maxSeats. */
+  tpmPerSeat: number;
+  maxSeats: number;
   debug: boolean;
 }
 
@@ -135,6 +149,20 @@ export interface TeamSettings {
   lanes: number;
   fairShare: boolean;
   spendCacheMs: number;
+}
+
+/** What is deleted when (see docs/retention.md). */
+export interface RetentionSettings {
+  /** days after a job finished */
+  jobsDays: number;
+  /** days after a usage row's minute */
+  usageDays: number;
+  /** days after a file's creation, unless its upload set expires_after */
+  filesDays: number;
+  /** rows or blobs per sweep run */
+  sweepMaxRows: number;
+  sweepSchedule: string;
+  table: string;
 }
 
 /** Azurite's well-known development account on its default ports. */
@@ -257,6 +285,8 @@ export function loadConfig(env: Env = process.env): SluiceConfig {
       leaseMs: s.SLUICE_BUDGET_LEASE_MS,
       jobsPerLease: s.SLUICE_BUDGET_JOBS_PER_LEASE,
       safety: s.SLUICE_BUDGET_SAFETY,
+      tpmPerSeat: s.SLUICE_BUDGET_TPM_PER_SEAT,
+      maxSeats: s.SLUICE_BUDGET_MAX_SEATS,
       debug: s.SLUICE_BUDGET_DEBUG,
     },
     batch: {
@@ -293,6 +323,20 @@ export function loadConfig(env: Env = process.env): SluiceConfig {
       fairShare: s.SLUICE_FAIR_SHARE,
       spendCacheMs: s.SLUICE_TEAM_SPEND_CACHE_MS,
     },
+    retention: {
+      jobsDays: s.SLUICE_RETENTION_JOBS_DAYS,
+      usageDays: s.SLUICE_RETENTION_USAGE_DAYS,
+      filesDays: s.SLUICE_RETENTION_FILES_DAYS,
+      sweepMaxRows: s.SLUICE_RETENTION_SWEEP_MAX_ROWS,
+      sweepSchedule: s.SLUICE_RETENTION_SWEEP_SCHEDULE,
+      table: s.SLUICE_RETENTION_TABLE,
+    },
+    syncCache: {
+      table: s.SLUICE_CACHE_TABLE,
+      defaultTtlMs: s.SLUICE_CACHE_DEFAULT_TTL_SECONDS * 1000,
+      maxTtlMs: s.SLUICE_CACHE_MAX_TTL_SECONDS * 1000,
+      timeoutMs: s.SLUICE_CACHE_TIMEOUT_MS,
+    },
     sync: syncOf(s),
   };
 }
@@ -304,6 +348,7 @@ export interface BindingSettings {
   batchQueue: string;
   batchSweepSchedule: string;
   rollupSchedule: string;
+  retentionSweepSchedule: string;
   lanes: number;
 }
 
@@ -314,13 +359,14 @@ export interface BindingSettings {
  * function file can be indexed without the rest of the configuration; writes nothing.
  */
 export function bindingSettings(env: Env = process.env): BindingSettings {
-  const s = parse(env, ['SLUICE_JOBS_QUEUE', 'SLUICE_SUBMIT_QUEUE', 'SLUICE_BATCH_QUEUE', 'SLUICE_BATCH_SWEEP_SCHEDULE', 'SLUICE_ROLLUP_SCHEDULE', 'SLUICE_QUEUE_LANES']);
+  const s = parse(env, ['SLUICE_JOBS_QUEUE', 'SLUICE_SUBMIT_QUEUE', 'SLUICE_BATCH_QUEUE', 'SLUICE_BATCH_SWEEP_SCHEDULE', 'SLUICE_ROLLUP_SCHEDULE', 'SLUICE_RETENTION_SWEEP_SCHEDULE', 'SLUICE_QUEUE_LANES']);
   return {
     jobsQueue: s.SLUICE_JOBS_QUEUE,
     submitQueue: s.SLUICE_SUBMIT_QUEUE,
     batchQueue: s.SLUICE_BATCH_QUEUE,
     batchSweepSchedule: s.SLUICE_BATCH_SWEEP_SCHEDULE,
     rollupSchedule: s.SLUICE_ROLLUP_SCHEDULE,
+    retentionSweepSchedule: s.SLUICE_RETENTION_SWEEP_SCHEDULE,
     lanes: s.SLUICE_QUEUE_LANES,
   };
 }

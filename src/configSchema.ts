@@ -173,6 +173,11 @@ export const settingsSchema = z.object({
   SLUICE_BUDGET_JOBS_PER_LEASE: withDefault(integer(1), 24),
   /** Share of the quota Sluice plans to use (headroom for clock skew and estimates), in (0, 1]. @default 0.99 */
   SLUICE_BUDGET_SAFETY: withDefault(decimal(0, 1, true), 0.99),
+  /** Quota per lease holder: a deployment admits ceil(TPM / this) instances as holders (its seats), between 2 and
+   *  SLUICE_BUDGET_MAX_SEATS; the others wait for a seat. @default 60000 */
+  SLUICE_BUDGET_TPM_PER_SEAT: withDefault(integer(1_000), 60_000),
+  /** Most lease holders per deployment, 2-16 (the row's size is split between them). @default 16 */
+  SLUICE_BUDGET_MAX_SEATS: withDefault(integer(2, 16), 16),
   /** Log one line per budget row write (lease sizes, what the old lease spent). @default false */
   SLUICE_BUDGET_DEBUG: withDefault(boolean, false),
 
@@ -246,6 +251,30 @@ export const settingsSchema = z.object({
   SLUICE_FAIR_SHARE: withDefault(boolean, true),
   /** How long submit reuses a team's month-to-date cost, ms. @default 60000 */
   SLUICE_TEAM_SPEND_CACHE_MS: withDefault(integer(0), 60_000),
+
+  // Retention: what is deleted when, by the retention sweep and the storage lifecycle policy (docs/retention.md).
+  /** Days a job record and its payload blobs (prompt, answer) are kept after the job finished. @default 30 */
+  SLUICE_RETENTION_JOBS_DAYS: withDefault(integer(1, 3650), 30),
+  /** Days usage rows (one per finished job, the rollup's input) are kept; rollup figures are kept for good. @default 400 */
+  SLUICE_RETENTION_USAGE_DAYS: withDefault(integer(1, 3650), 400),
+  /** Days a file (upload or batch output) is kept when its upload gave no expires_after. @default 30 (as OpenAI for purpose=batch) */
+  SLUICE_RETENTION_FILES_DAYS: withDefault(integer(1, 3650), 30),
+  /** Rows or blobs one retention sweep run looks at (each deleted at most once). @default 2000 */
+  SLUICE_RETENTION_SWEEP_MAX_ROWS: withDefault(integer(10, 100_000), 2_000),
+  /** NCRONTAB schedule of the retention sweep. @default "0 *\/5 * * * *" (every 5 minutes) */
+  SLUICE_RETENTION_SWEEP_SCHEDULE: withDefault(text, '0 */5 * * * *'),
+  /** Table holding the retention sweep's cursor row. @default "sluiceretention" */
+  SLUICE_RETENTION_TABLE: withDefault(tableName, 'sluiceretention'),
+
+  // The exact cache of synchronous answers (README, "Exact cache").
+  /** Table of cached answers. @default "sluicecache" */
+  SLUICE_CACHE_TABLE: withDefault(tableName, 'sluicecache'),
+  /** TTL of an entry when neither the team setting nor the request header names one, seconds. @default 3600 */
+  SLUICE_CACHE_DEFAULT_TTL_SECONDS: withDefault(integer(1, 2_592_000), 3600),
+  /** Longest TTL a team setting or request header may ask for (longer ones are cut to it), seconds. @default 86400 */
+  SLUICE_CACHE_MAX_TTL_SECONDS: withDefault(integer(1, 2_592_000), 86_400),
+  /** How long a cache read or write may take before it counts as a miss (or is given up), ms. @default 300 */
+  SLUICE_CACHE_TIMEOUT_MS: withDefault(integer(10, 10_000), 300),
 
   // The synchronous OpenAI-compatible API (docs/sync.md). Both stay well under the 230 s the Azure front end allows
   // one HTTP request, leaving room for the call itself.

@@ -10,6 +10,10 @@ param storageAccountName string
 param deploymentContainerName string
 param applicationInsightsName string
 param maximumInstanceCount int
+@description('Queue messages an instance fetches at a time (host.json extensions.queues.batchSize), derived in main.bicep.')
+param queueBatchSize int
+@description('Fetch the next batch once in-flight messages drop to this (host.json newBatchThreshold).')
+param queueNewBatchThreshold int
 param instanceMemoryMB int
 @description('The SLUICE_* settings, built in main.bicep.')
 param appSettings object
@@ -39,6 +43,9 @@ var platformSettings = {
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
   // DefaultAzureCredential picks the user-assigned identity from this where a client is built without a client id.
   AZURE_CLIENT_ID: identityClientId
+  // host.json's queue batch, overridden with the values the quota calls for (main.bicep, docs/deploy.md).
+  AzureFunctionsJobHost__extensions__queues__batchSize: string(queueBatchSize)
+  AzureFunctionsJobHost__extensions__queues__newBatchThreshold: string(queueNewBatchThreshold)
 }
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {

@@ -77,13 +77,13 @@ var parts = [
           settings: {
             title: 'Sluice'
             subtitle: 'Shared Azure OpenAI quota'
-            content: 'Throughput, tokens and cost by team, latency, 429s and failovers, quota use, queue and budget. Open the **Sluice** workbook (Application Insights → Workbooks) for filters and detail. Monthly budget: ${budgetText} USD.'
+            content: 'Throughput, tokens and cost by team and kind (job, batch, sync), latency and time to first token, 429s and failovers, quota use, queue and budget. Open the **Sluice** workbook (Application Insights → Workbooks) for filters and detail. Monthly budget: ${budgetText} USD.'
           }
         }
       }
     }
   }
-  logTile(0, 2, 6, 4, 'Jobs finished', kql.throughput, 'StackedColumn', timeChart('jobs', 'outcome', 'Sum'), ai, false)
+  logTile(0, 2, 6, 4, 'Requests finished (kind, outcome)', kql.throughput, 'StackedColumn', timeChart('jobs', 'outcome', 'Sum'), ai, false)
   logTile(6, 2, 6, 4, 'Tokens by team', kql.tokensByTeam, 'StackedArea', timeChart('tokens', 'team', 'Sum'), ai, false)
   logTile(0, 6, 6, 4, 'Cost by team (USD)', kql.costByTeam, 'StackedColumn', timeChart('cost_usd', 'team', 'Sum'), ai, false)
   logTile(6, 6, 6, 4, 'Tokens and cost by team, model, region', kql.costByTeamModelRegion, '', {}, ai, false)
@@ -102,6 +102,8 @@ var parts = [
     splitBy: []
     aggregation: 'Max'
   }, ai, true)
+  logTile(0, 22, 6, 4, 'Time to first token p95 by kind (ms)', kql.ttftByKind, 'Line', timeChart('p95', 'request_kind', 'Max'), ai, false)
+  logTile(6, 22, 6, 4, 'Cost by kind (USD)', kql.costByKind, 'StackedColumn', timeChart('cost_usd', 'request_kind', 'Sum'), ai, false)
 ]
 
 resource dashboard 'Microsoft.Portal/dashboards@2020-09-01-preview' = {

@@ -1,5 +1,6 @@
 // The storage account: Functions host state, the jobs queue and its poison queue, job/budget/usage tables, payload
-// blobs and the deployment package container. Entra ID only: shared keys are disabled.
+// blobs and the deployment package container, and the lifecycle policy that deletes old payloads and files. Entra ID
+// only: shared keys are disabled.
 param name string
 param location string
 param tags object = {}
@@ -8,6 +9,19 @@ param publicNetworkAccess string = 'Enabled'
 param queues string[]
 param tables string[]
 param containers string[]
+
+// Retention (docs/retention.md): the lifecycle policy deletes blobs by prefix and age; the app's retention sweep
+// deletes the same blobs with the rows that point at them, so local runs (Azurite has no lifecycle management) match.
+@description('Container of job payload blobs (SLUICE_PAYLOAD_CONTAINER): requests/ and responses/ are deleted by age.')
+param payloadContainer string
+@minValue(1)
+@description('Days after creation when job payload blobs are deleted.')
+param payloadRetentionDays int
+@description('Container of uploaded and batch output files (SLUICE_FILES_CONTAINER): deleted by age.')
+param filesContainer string
+@minValue(1)
+@description('Days after creation when files are deleted: the longest a file can be kept.')
+param filesRetentionDays int
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: name
@@ -32,6 +46,36 @@ resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
 resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
   parent: account
   name: 'default'
+}
+
+resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = {
+  parent: account
+  name: 'default'
+  properties: {
+    policy: {
+      rules: [
+        {
+          name: 'job-payloads'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: { blobTypes: ['blockBlob'], prefixMatch: ['${payloadContainer}/requests/', '${payloadContainer}/responses/'] }
+            actions: { baseBlob: { delete: { daysAfterCreationGreaterThan: payloadRetentionDays } } }
+          }
+        }
+        {
+          name: 'files'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: { blobTypes: ['blockBlob'], prefixMatch: ['${filesContainer}/'] }
+            actions: { baseBlob: { delete: { daysAfterCreationGreaterThan: filesRetentionDays } } }
+          }
+        }
+      ]
+    }
+  }
+  dependsOn: [blobContainers]
 }
 
 resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {

@@ -11,6 +11,8 @@ export interface SimDeployment {
   model: string;
   /** Which operation the deployment serves; default 'chat'. */
   kind?: 'chat' | 'embeddings';
+  /** Model version as Azure lists the deployment's model (e.g. "1", "2024-07-18"); passed on to SLUICE_ENDPOINTS. */
+  modelVersion?: string;
   /** Tokens per minute (sliding 60 s window). */
   tpm: number;
   /** Requests per minute; default 6 per 1,000 TPM (Azure's ratio). */
@@ -75,6 +77,7 @@ function defaultDeployments(): SimDeployment[] {
       name: 'gpt-4o-mini',
       model: 'gpt-4o-mini-2024-07-18',
       kind: 'chat',
+      modelVersion: '2024-07-18',
       // Deliberately low so a local burst actually meets a 429.
       tpm: 30000,
       contextWindow: 128000,
@@ -84,6 +87,7 @@ function defaultDeployments(): SimDeployment[] {
       name: 'text-embedding-3-small',
       model: 'text-embedding-3-small',
       kind: 'embeddings',
+      modelVersion: '1',
       tpm: 120000,
       contextWindow: 8191,
     },
@@ -108,6 +112,7 @@ const deploymentSchema = z.strictObject({
   name: z.string().min(1),
   model: z.string().min(1),
   kind: z.enum(['chat', 'embeddings']).optional(),
+  modelVersion: z.string().min(1).optional(),
   tpm: z.number().int().positive(),
   rpm: z.number().int().positive().optional(),
   contextWindow: z.number().int().positive(),

@@ -26,7 +26,7 @@ export async function handleEmbeddings(
   if (input === undefined || input === null) return exchange.sendError(invalidRequest("'input' is a required property", 'input'));
   const counts = embeddingInputTokenCounts(input);
   if (counts === undefined) {
-    return exchange.sendError(invalidRequest("'input' must be a non-empty string, array of strings, or array of token arrays.", 'input', 'invalid_type'));
+    return exchange.sendError(invalidRequest("'input' must be a non-empty string, or an array of 1 to 2048 non-empty strings or token arrays.", 'input', 'invalid_type'));
   }
   const { contextWindow } = deployment.config;
   const oversized = counts.find((count) => count > contextWindow);

@@ -2,6 +2,8 @@
 // fake content whose token count is known exactly.
 import { createHash } from 'node:crypto';
 import { countChatCompletionTokens, countTokens, encode } from 'gpt-tokenizer/model/gpt-4o';
+// Azure's embeddings models (text-embedding-3-*, ada-002) count input in cl100k_base, not o200k.
+import { countTokens as countEmbeddingTokens } from 'gpt-tokenizer/model/text-embedding-3-small';
 
 /** A chat message as it arrives in a request body; only the fields that cost tokens matter here. */
 export interface IncomingChatMessage {
@@ -50,19 +52,25 @@ export function countTextTokens(text: string): number {
   return countTokens(text);
 }
 
-/** Tokens of an embeddings `input`: a string, strings, a token array, or token arrays. Per item. */
+/**
+ * Tokens of an embeddings `input` per item, as Azure charges them: a string or strings in cl100k_base tokens, a token
+ * array or token arrays by their length. Azure refuses empty items and more than 2,048 items; so does this.
+ */
 export function embeddingInputTokenCounts(input: unknown): number[] | undefined {
-  if (typeof input === 'string') return [countTokens(input)];
-  if (!Array.isArray(input) || input.length === 0) return undefined;
-  if (input.every((item) => typeof item === 'number')) return [input.length];
+  if (typeof input === 'string') return input === '' ? undefined : [countEmbeddingTokens(input)];
+  if (!Array.isArray(input) || input.length === 0 || input.length > MAX_EMBEDDING_INPUTS) return undefined;
+  if (input.every((item) => Number.isInteger(item))) return [input.length];
   const counts: number[] = [];
   for (const item of input) {
-    if (typeof item === 'string') counts.push(countTokens(item));
-    else if (Array.isArray(item) && item.every((token) => typeof token === 'number')) counts.push(item.length);
+    if (typeof item === 'string' && item !== '') counts.push(countEmbeddingTokens(item));
+    else if (Array.isArray(item) && item.length > 0 && item.every((token) => Number.isInteger(token))) counts.push(item.length);
     else return undefined;
   }
   return counts;
 }
+
+/** Most items one embeddings request may carry (Azure's limit). */
+export const MAX_EMBEDDING_INPUTS = 2048;
 
 /** 32-bit seed from arbitrary text (sha256 prefix); stable across runs and platforms. */
 export function hashToSeed(text: string): number {

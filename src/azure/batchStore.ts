@@ -1,29 +1,37 @@
 /**
- * Batches in Table Storage (one table, three kinds of partition):
- *   PK "batch",     RK <batch id>          the batch record (ids sort newest first), ETag-guarded
- *   PK "active",    RK <batch id>          index of unfinished batches, visited by the sweep
- *   PK <batch id>,  RK "d:<sha256(custom_id)>"  one completion marker per finished line, written by the worker's
- *                                          job-finished hook; counting them gives live request_counts without a hot
- *                                          counter row, and 100 of them fit one entity-group transaction.
+ * Batches in Table Storage (one table, four kinds of partition):
+ *   PK "batch",      RK <batch id>   the batch record (ids sort newest first), ETag-guarded
+ *   PK "team:<id>",  RK <batch id>   one empty row per batch of that team: its listing pages by key here, so a
+ *                                    list call reads `limit` + 1 index rows and `limit` records whatever other
+ *                                    teams or earlier years hold
+ *   PK "active",     RK <batch id>   index of unfinished batches, visited by the sweep
+ *   PK <batch id>                    completion markers and counter shards of its lines (batchProgress.ts)
  * Also the adapter that lets the batch driver create, enqueue and stop jobs.
  */
-import { createHash } from 'node:crypto';
 import { RestError, type TableClient, type TransactionAction } from '@azure/data-tables';
 import type { JobRecord, JobStatus } from '../core/jobs';
 import type { BatchRecord, LineCounts, LineOutcome } from '../core/batch/model';
 import { emptyCounts } from '../core/batch/model';
 import { StaleBatchError, type BatchJobPort, type BatchRepository } from '../core/batch/ports';
+import { BatchProgress } from './batchProgress';
+import { readRow } from './conditionalRows';
 import { GROUP_MESSAGE_IDS, type JobQueue } from './jobQueue';
 import type { Lane } from '../core/teams/lanes';
 import type { JobStore } from './jobStore';
+import { batchIdBoundary } from '../core/retention/policy';
 
 const BATCH_PK = 'batch';
 const ACTIVE_PK = 'active';
+const teamPk = (team: string) => `team:${team}`;
+/** Marks that the team partitions hold every batch (batches stored before them are indexed once, see list). */
+const INDEX_DONE = { partitionKey: 'meta', rowKey: 'team-index' };
 /** Stay under the 64 KiB table property limit (UTF-16). */
 const MAX_ERRORS_CHARS = 30_000;
 
-function markerKey(customId: string): string {
-  return `d:${createHash('sha256').update(customId).digest('hex')}`;
+/** A key-range filter: the partition, and row keys after `after` when given. */
+function pageFilter(partitionKey: string, after: string | undefined): string {
+  const quote = (s: string) => `'${s.replace(/'/g, "''")}'`;
+  return `PartitionKey eq ${quote(partitionKey)}${after ? ` and RowKey gt ${quote(after)}` : ''}`;
 }
 
 /** errors.data trimmed to fit one property (the first errors are the useful ones). */
@@ -41,7 +49,12 @@ function packErrors(errors: BatchRecord['errors']): string | undefined {
 export class BatchStore implements BatchRepository {
   private ready: Promise<unknown> | undefined;
 
-  constructor(private readonly table: TableClient) {}
+  private readonly progress: BatchProgress;
+  private indexed = false;
+
+  constructor(private readonly table: TableClient) {
+    this.progress = new BatchProgress(table);
+  }
 
   ensure(): Promise<unknown> {
     this.ready ??= this.table.createTable().catch((err) => {
@@ -56,14 +69,21 @@ export class BatchStore implements BatchRepository {
     return { partitionKey: BATCH_PK, rowKey: b.id, status: b.status, recordJson: JSON.stringify(rest), errorsJson: packErrors(errors) ?? '' };
   }
 
+  /** A stored batch row as a record (for the retention sweep's key-range reads). */
+  recordOf(e: Record<string, unknown>): BatchRecord {
+    return this.fromEntity(e);
+  }
+
   private fromEntity(e: Record<string, unknown>): BatchRecord {
     const rest = JSON.parse(String(e.recordJson)) as BatchRecord;
     const errors = typeof e.errorsJson === 'string' && e.errorsJson ? (JSON.parse(e.errorsJson) as BatchRecord['errors']) : undefined;
     return { ...rest, counts: rest.counts ?? emptyCounts(), ...(errors ? { errors } : {}) };
   }
 
+  /** The team's index row goes first: a failed create leaves at most an index row that listing skips. */
   async create(batch: BatchRecord): Promise<void> {
     await this.ensure();
+    await this.table.upsertEntity({ partitionKey: teamPk(batch.team), rowKey: batch.id }, 'Replace');
     await this.table.createEntity(this.toEntity(batch));
   }
 
@@ -88,42 +108,62 @@ export class BatchStore implements BatchRepository {
     }
   }
 
-  async list(after: string | undefined, limit: number): Promise<BatchRecord[]> {
+  /**
+   * Newest first, after the cursor: `limit` batches and whether more follow. With `team`, only that team's (read
+   * through its index partition); without, every team's. One key-range query of `limit` + 1 rows, then, for a team,
+   * one point read per batch on the page.
+   */
+  async list(opts: { after?: string; limit: number; team?: string }): Promise<{ data: BatchRecord[]; hasMore: boolean }> {
     await this.ensure();
-    const filter = after ? `PartitionKey eq '${BATCH_PK}' and RowKey gt '${after.replace(/'/g, "''")}'` : `PartitionKey eq '${BATCH_PK}'`;
-    const out: BatchRecord[] = [];
-    for await (const page of this.table.listEntities<Record<string, unknown>>({ queryOptions: { filter } }).byPage({ maxPageSize: Math.min(limit, 1000) })) {
-      for (const e of page) {
-        out.push(this.fromEntity(e));
-        if (out.length >= limit) return out;
-      }
+    if (opts.team === undefined) {
+      const rows = await this.firstRows<Record<string, unknown>>(pageFilter(BATCH_PK, opts.after), opts.limit + 1);
+      return { data: rows.slice(0, opts.limit).map((e) => this.fromEntity(e)), hasMore: rows.length > opts.limit };
     }
-    return out;
+    await this.indexEarlierBatches();
+    const ids = (await this.firstRows(pageFilter(teamPk(opts.team), opts.after), opts.limit + 1, ['RowKey'])).map((e) => String(e.rowKey));
+    // An index row whose record was never written (a create that failed half-way) is skipped.
+    const stored = await Promise.all(ids.slice(0, opts.limit).map((id) => this.get(id)));
+    return { data: stored.flatMap((s) => (s ? [s.batch] : [])), hasMore: ids.length > opts.limit };
   }
 
+  /** The first `n` rows a filter matches, in key order (one call for n <= 1000 unless the service splits it). */
+  private async firstRows<T extends object>(filter: string, n: number, select?: string[]): Promise<Array<T & { rowKey?: string }>> {
+    const out: Array<T & { rowKey?: string }> = [];
+    const pages = this.table.listEntities<T>({ queryOptions: { filter, ...(select ? { select } : {}) } }).byPage({ maxPageSize: Math.min(n, 1000) });
+    for await (const page of pages) {
+      out.push(...page);
+      if (out.length >= n) break;
+    }
+    return out.slice(0, n);
+  }
+
+  /**
+   * Batches stored before the team partitions existed get their index rows once per table: the first team listing
+   * walks the batch partition, writes the rows and a done-marker; later calls read only the marker (once per process).
+   */
+  private async indexEarlierBatches(): Promise<void> {
+    if (this.indexed) return;
+    if (!(await readRow(this.table, INDEX_DONE.partitionKey, INDEX_DONE.rowKey))) {
+      const rows = this.table.listEntities<{ recordJson?: string }>({ queryOptions: { filter: pageFilter(BATCH_PK, undefined), select: ['RowKey', 'recordJson'] } });
+      for await (const e of rows) {
+        const team = (JSON.parse(String(e.recordJson)) as Partial<BatchRecord>).team ?? 'default';
+        await this.table.upsertEntity({ partitionKey: teamPk(team), rowKey: String(e.rowKey) }, 'Replace');
+      }
+      await this.table.upsertEntity(INDEX_DONE, 'Replace');
+    }
+    this.indexed = true;
+  }
+
+  /** Records how lines ended; each line counts once in the batch's counters. */
   async markLines(batchId: string, lines: ReadonlyArray<{ customId: string; outcome: LineOutcome }>): Promise<void> {
     await this.ensure();
-    for (let i = 0; i < lines.length; i += 100) {
-      const actions: TransactionAction[] = lines
-        .slice(i, i + 100)
-        .map((l) => ['upsert', { partitionKey: batchId, rowKey: markerKey(l.customId), outcome: l.outcome }, 'Replace']);
-      // One entity-group transaction per 100 markers (same partition); a single marker is a plain upsert.
-      if (actions.length === 1) await this.table.upsertEntity(actions[0]![1] as { partitionKey: string; rowKey: string }, 'Replace');
-      else await this.table.submitTransaction(actions);
-    }
+    await this.progress.mark(batchId, lines);
   }
 
-  async countLines(batchId: string): Promise<LineCounts> {
+  /** Live counts: the counter shards (one query), or the markers for a batch older than its counters. */
+  async countLines(batch: Pick<BatchRecord, 'id' | 'lineCounters'>): Promise<LineCounts> {
     await this.ensure();
-    const counts = emptyCounts();
-    const filter = `PartitionKey eq '${batchId}' and RowKey ge 'd:' and RowKey lt 'd;'`;
-    for await (const page of this.table.listEntities<{ outcome?: string }>({ queryOptions: { filter, select: ['outcome'] } }).byPage({ maxPageSize: 1000 })) {
-      for (const e of page) {
-        const outcome = e.outcome as LineOutcome;
-        if (outcome in counts) counts[outcome] += 1;
-      }
-    }
-    return counts;
+    return batch.lineCounters ? this.progress.counts(batch.id) : this.progress.countMarkers(batch.id);
   }
 
   async setActive(batchId: string, active: boolean): Promise<void> {
@@ -145,6 +185,61 @@ export class BatchStore implements BatchRepository {
     const filter = `PartitionKey eq '${ACTIVE_PK}'`;
     for await (const e of this.table.listEntities({ queryOptions: { filter } })) ids.push(String(e.rowKey));
     return ids;
+  }
+}
+
+/** Retention (core/retention/sweep.ts): old batch records and their line rows, found by key range. */
+export class BatchRetention {
+  constructor(private readonly store: BatchStore, private readonly table: TableClient) {}
+
+  /** Batches created at or before `createdBy`: ids sort newest first, so they are the ids above its boundary. */
+  async createdBy(createdBy: number, after: string | undefined, max: number): Promise<BatchRecord[]> {
+    await this.store.ensure();
+    const boundary = batchIdBoundary(createdBy);
+    const from = after !== undefined && after > boundary ? after : boundary;
+    const filter = `PartitionKey eq '${BATCH_PK}' and RowKey gt '${from.replace(/'/g, "''")}'`;
+    const out: BatchRecord[] = [];
+    for await (const page of this.table.listEntities<Record<string, unknown>>({ queryOptions: { filter } }).byPage({ maxPageSize: Math.min(max, 1000) })) {
+      for (const e of page) {
+        out.push(this.store.recordOf(e));
+        if (out.length >= max) return out;
+      }
+    }
+    return out;
+  }
+
+  /** Deletes up to `max` rows of the batch's own partition (its line markers); returns how many. */
+  async deleteLineRows(batchId: string, max: number): Promise<number> {
+    await this.store.ensure();
+    const filter = `PartitionKey eq '${batchId.replace(/'/g, "''")}'`;
+    const keys: string[] = [];
+    for await (const page of this.table.listEntities({ queryOptions: { filter, select: ['RowKey'] } }).byPage({ maxPageSize: Math.min(max, 1000) })) {
+      keys.push(...page.slice(0, max - keys.length).map((e) => String(e.rowKey)));
+      if (keys.length >= max) break;
+    }
+    for (let i = 0; i < keys.length; i += 100) {
+      const group = keys.slice(i, i + 100);
+      try {
+        await this.table.submitTransaction(group.map((rowKey): TransactionAction => ['delete', { partitionKey: batchId, rowKey }]));
+      } catch (err) {
+        // A row gone since the read fails the whole transaction: delete the rest one by one.
+        if (!(err instanceof RestError && err.statusCode === 404)) throw err;
+        for (const rowKey of group) await this.deleteRow(batchId, rowKey);
+      }
+    }
+    return keys.length;
+  }
+
+  async deleteRecord(batchId: string): Promise<void> {
+    await this.deleteRow(BATCH_PK, batchId);
+  }
+
+  private async deleteRow(partitionKey: string, rowKey: string): Promise<void> {
+    try {
+      await this.table.deleteEntity(partitionKey, rowKey);
+    } catch (err) {
+      if (!(err instanceof RestError && err.statusCode === 404)) throw err;
+    }
   }
 }
 

@@ -1,15 +1,18 @@
 /**
  * Files (uploaded batch inputs and produced outputs) as block blobs named by their id, with filename, purpose and
  * line count in blob metadata. Content always moves as a stream: uploads are staged in 4 MiB blocks and committed
- * at the end (a half-uploaded file is never visible), downloads and line reads are ranged streams.
+ * at the end (a half-uploaded file is never visible), downloads and line reads are ranged streams. Listing reads
+ * the file index (fileIndex.ts), written once a file is committed.
  */
 import { once } from 'node:events';
 import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
-import { RestError, type ContainerClient } from '@azure/storage-blob';
+import type { TableClient } from '@azure/data-tables';
+import { RestError, type BlobItem, type ContainerClient } from '@azure/storage-blob';
 import { ValidationError } from '../core/errors';
 import { jsonlLines, type JsonlLine } from '../core/batch/lines';
 import { newFileId, type FilePurpose, type FileRecord } from '../core/batch/model';
 import type { FileRepository, FileWriter } from '../core/batch/ports';
+import { FileIndex } from './fileIndex';
 import { storageCounters } from './storage';
 
 const BLOCK_BYTES = 4 * 1024 * 1024;
@@ -56,8 +59,12 @@ class LimitCounter extends Transform {
 
 export class FileStore implements FileRepository {
   private ready: Promise<unknown> | undefined;
+  private readonly index: FileIndex;
 
-  constructor(private readonly container: ContainerClient) {}
+  /** `indexTable` holds the listing index (the batches table). */
+  constructor(private readonly container: ContainerClient, indexTable: TableClient) {
+    this.index = new FileIndex(indexTable);
+  }
 
   ensure(): Promise<unknown> {
     this.ready ??= this.container.createIfNotExists().catch((err) => {
@@ -77,6 +84,7 @@ export class FileStore implements FileRepository {
       createdAt: Number(m.createdat ?? created?.getTime() ?? 0),
       lines: Number(m.lines ?? 0),
       team: m.team ?? 'default',
+      ...(m.expiresat ? { expiresAt: Number(m.expiresat) } : {}),
     };
   }
 
@@ -104,8 +112,20 @@ export class FileStore implements FileRepository {
       throw counter.errored ?? err;
     }
     if (counter.errored) throw counter.errored;
-    await blob.setMetadata({ ...metadata, lines: String(counter.lines) });
-    return { id, filename, purpose, bytes: counter.bytes, createdAt: now, lines: counter.lines, team };
+    const file = { id, filename, purpose, bytes: counter.bytes, createdAt: now, lines: counter.lines, team };
+    await this.commit(blob, metadata, file);
+    return file;
+  }
+
+  /** The line count joins the metadata, then the file is listed; a file that cannot be listed is removed. */
+  private async commit(blob: ReturnType<ContainerClient['getBlockBlobClient']>, metadata: Record<string, string>, file: FileRecord): Promise<void> {
+    await blob.setMetadata({ ...metadata, lines: String(file.lines) });
+    try {
+      await this.index.put(file);
+    } catch (err) {
+      await blob.deleteIfExists().catch(() => undefined);
+      throw err;
+    }
   }
 
   async get(id: string): Promise<FileRecord | undefined> {
@@ -119,25 +139,24 @@ export class FileStore implements FileRepository {
     }
   }
 
-  /** Newest first (ids carry an inverted timestamp). */
-  /** Newest first; only `team`'s files when given (a blob listing filtered by metadata: fine at batch-file counts). */
-  async list(opts: { purpose?: string; after?: string; limit: number; team?: string }): Promise<FileRecord[]> {
+  /** Newest first (ids carry an inverted timestamp): `limit` files after the id `after`, only `team`'s when given. */
+  async list(opts: { purpose?: string; after?: string; limit: number; team?: string }): Promise<{ data: FileRecord[]; hasMore: boolean }> {
     await this.ensure();
-    const out: FileRecord[] = [];
-    for await (const item of this.container.listBlobsFlat({ includeMetadata: true })) {
-      if (opts.after && item.name <= opts.after) continue;
-      const record = this.toRecord(item.name, item.metadata, item.properties.contentLength, item.properties.createdOn);
-      if (opts.purpose && record.purpose !== opts.purpose) continue;
-      if (opts.team !== undefined && record.team !== opts.team) continue;
-      out.push(record);
-      if (out.length >= opts.limit) break;
-    }
-    return out;
+    return this.index.list(opts, () => this.everyBlob());
   }
 
-  /** Returns false when there was no such file. */
+  /** Every stored file, from the blobs themselves: only to index files stored before the index existed. */
+  private async *everyBlob(): AsyncIterable<FileRecord> {
+    for await (const item of this.container.listBlobsFlat({ includeMetadata: true })) {
+      yield this.toRecord(item.name, item.metadata, item.properties.contentLength, item.properties.createdOn);
+    }
+  }
+
+  /** Returns false when there was no such file. Its index rows go first, so a listed file can always be read. */
   async delete(id: string): Promise<boolean> {
-    await this.ensure();
+    const file = await this.get(id);
+    if (!file) return false;
+    await this.index.remove(file);
     const res = await this.container.getBlockBlobClient(id).deleteIfExists();
     return res.succeeded;
   }
@@ -166,6 +185,7 @@ export class FileStore implements FileRepository {
     let lines = 0;
     const blob = this.container.getBlockBlobClient(id);
     const metadata = { filename: encodeURIComponent(filename), purpose, createdat: String(now), team };
+    const store = this;
     const uploaded = this.ensure().then(() => blob.uploadStream(pass, BLOCK_BYTES, UPLOAD_CONCURRENCY, { metadata, blobHTTPHeaders: { blobContentType: 'application/jsonl' } }));
     uploaded.catch(() => undefined); // observed in write()/close()
     return {
@@ -178,9 +198,39 @@ export class FileStore implements FileRepository {
       async close() {
         pass.end();
         await uploaded;
-        await blob.setMetadata({ ...metadata, lines: String(lines) });
-        return { id, filename, purpose, bytes, createdAt: now, lines, team };
+        const file = { id, filename, purpose, bytes, createdAt: now, lines, team };
+        await store.commit(blob, metadata, file);
+        return file;
       },
     };
+  }
+
+  // Retention (core/retention/policy.ts, sweep.ts): a file's own expiry, and the sweep's listing.
+
+  /** Records an upload's `expires_after` as the file's expiry time (epoch ms), beside its other metadata. */
+  async setExpiresAt(id: string, expiresAt: number): Promise<void> {
+    const blob = this.container.getBlockBlobClient(id);
+    storageCounters.blob += 2;
+    const { metadata } = await blob.getProperties();
+    await blob.setMetadata({ ...metadata, expiresat: String(expiresAt) });
+  }
+
+  /** One page of the whole container's listing from `marker`: each blob's name and times, and the next marker. */
+  async retentionPage(marker: string | undefined, max: number): Promise<{ items: Array<{ name: string; createdAt: number; expiresAt?: number }>; next?: string }> {
+    await this.ensure();
+    storageCounters.blob += 1;
+    const pages = this.container.listBlobsFlat({ includeMetadata: true }).byPage({ maxPageSize: Math.min(max, 5000), ...(marker ? { continuationToken: marker } : {}) });
+    const { value: page } = await pages.next();
+    if (!page) return { items: [] };
+    const items = page.segment.blobItems.map((b: BlobItem) => {
+      const m = b.metadata ?? {};
+      return { name: b.name, createdAt: Number(m.createdat ?? b.properties.createdOn?.getTime() ?? 0), ...(m.expiresat ? { expiresAt: Number(m.expiresat) } : {}) };
+    });
+    return { items, ...(page.continuationToken ? { next: page.continuationToken } : {}) };
+  }
+
+  /** Deletes an expired file by its blob name (its id), listing index rows first; false when it was gone. */
+  async deleteBlob(name: string): Promise<boolean> {
+    return this.delete(name);
   }
 }

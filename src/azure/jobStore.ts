@@ -9,6 +9,7 @@ import { RestError, type TableClient, type TableEntityResult, type TransactionAc
 import type { ContainerClient } from '@azure/storage-blob';
 import { StaleJobError, type JobPriority, type JobRecord, type JobRepository, type JobStatus } from '../core/jobs';
 import { storageCounters } from './storage';
+import { isWaiting, WaitingTransitions, type WaitingChange } from './waitingJobs';
 
 /** A table string property holds 64 KiB of UTF-16; stay well under it. */
 const INLINE_LIMIT_CHARS = 30_000;
@@ -28,16 +29,25 @@ export function jobKeys(id: string): { partitionKey: string; rowKey: string } {
   return grouped ? { partitionKey: grouped[1]!, rowKey: id } : { partitionKey: id, rowKey: '' };
 }
 
+/** What a direct end-of-job write reads to keep the waiting count (waitingJobs.ts). */
+const WAITING_FIELDS = ['notBefore', 'team', 'createdAt'];
+
 /** An entity-group transaction holds at most 100 entities and 4 MiB; stay under both. */
 const TX_MAX_ROWS = 100;
 const TX_MAX_BYTES = 3 * 1024 * 1024;
 /** Transactions in flight per createMany call. */
 const TX_CONCURRENCY = 8;
+/** What the retention sweep reads of a job before deleting it. */
+const RETENTION_SELECT = ['PartitionKey', 'RowKey', 'status', 'completedAt', 'createdAt', 'requestBlob', 'responseBlob'];
 
 export class JobStore implements JobRepository {
   private ready: Promise<void> | undefined;
+  private readonly waiting: WaitingTransitions | undefined;
 
-  constructor(private readonly table: TableClient, private readonly payloads: ContainerClient) {}
+  /** `onWaitingChange` hears each job this store sees start (+1) or stop (-1) waiting for quota. */
+  constructor(private readonly table: TableClient, private readonly payloads: ContainerClient, onWaitingChange?: WaitingChange) {
+    this.waiting = onWaitingChange ? new WaitingTransitions(onWaitingChange) : undefined;
+  }
 
   /** Creates the table and container once per process. */
   ensure(): Promise<void> {
@@ -60,7 +70,9 @@ export class JobStore implements JobRepository {
   /** Inserts a new job; returns its ETag, or undefined when a job with that id already exists. */
   async insert(job: JobRecord): Promise<string | undefined> {
     await this.ensure();
-    return this.insertEntity(await this.toEntity(job));
+    const etag = await this.insertEntity(await this.toEntity(job));
+    if (etag !== undefined) this.waiting?.saw(job.id, etag, isWaiting(job));
+    return etag;
   }
 
   /**
@@ -114,8 +126,11 @@ export class JobStore implements JobRepository {
     }
   }
 
-  /** Reads a job. `withRequest: false` skips loading the request payload (the API view never shows it). */
-  async get(id: string, opts: { withRequest?: boolean } = {}): Promise<StoredJob | undefined> {
+  /**
+   * Reads a job. `withRequest: false` skips loading the request payload (the API view never shows it). A job that
+   * finished at or before `finishedBy` (epoch ms: past retention) comes without payloads, which may be deleted already.
+   */
+  async get(id: string, opts: { withRequest?: boolean; finishedBy?: number } = {}): Promise<StoredJob | undefined> {
     await this.ensure();
     let entity: TableEntityResult<Record<string, unknown>>;
     try {
@@ -126,7 +141,10 @@ export class JobStore implements JobRepository {
       throw err;
     }
     // A payload that can't be loaded is an error, never "no such job".
-    return { job: await this.fromEntity(entity, opts.withRequest ?? true), etag: entity.etag };
+    const expired = opts.finishedBy !== undefined && (entity.status === 'succeeded' || entity.status === 'failed') && Number(entity.completedAt ?? entity.createdAt) <= opts.finishedBy;
+    const job = await this.fromEntity(entity, !expired && (opts.withRequest ?? true), !expired);
+    this.waiting?.saw(id, entity.etag, isWaiting(job));
+    return { job, etag: entity.etag };
   }
 
   /** Replaces the job if nobody changed it since `etag` was read; returns the new etag. */
@@ -134,6 +152,7 @@ export class JobStore implements JobRepository {
     const entity = await this.toEntity(job);
     try {
       const res = await this.table.updateEntity(entity, 'Replace', { etag });
+      this.waiting?.replaced(job, etag, res.etag ?? etag);
       return res.etag ?? etag;
     } catch (err) {
       if (err instanceof RestError && (err.statusCode === 412 || err.statusCode === 409)) throw new StaleJobError(job.id);
@@ -150,7 +169,7 @@ export class JobStore implements JobRepository {
     for (let tries = 0; tries < 5; tries += 1) {
       let current: TableEntityResult<Record<string, unknown>>;
       try {
-        current = await this.table.getEntity<Record<string, unknown>>(keys.partitionKey, keys.rowKey, { queryOptions: { select: ['status'] } });
+        current = await this.table.getEntity<Record<string, unknown>>(keys.partitionKey, keys.rowKey, { queryOptions: { select: ['status', ...WAITING_FIELDS] } });
       } catch (err) {
         if (err instanceof RestError && err.statusCode === 404) return false;
         throw err;
@@ -162,6 +181,7 @@ export class JobStore implements JobRepository {
           'Merge',
           { etag: current.etag },
         );
+        this.endedWaiting(id, current);
         return true;
       } catch (err) {
         if (!(err instanceof RestError && err.statusCode === 412)) throw err;
@@ -180,7 +200,7 @@ export class JobStore implements JobRepository {
     for (let tries = 0; tries < 5; tries += 1) {
       let current: TableEntityResult<Record<string, unknown>>;
       try {
-        current = await this.table.getEntity<Record<string, unknown>>(keys.partitionKey, keys.rowKey, { queryOptions: { select: ['status', 'notBefore'] } });
+        current = await this.table.getEntity<Record<string, unknown>>(keys.partitionKey, keys.rowKey, { queryOptions: { select: ['status', ...WAITING_FIELDS] } });
       } catch (err) {
         if (err instanceof RestError && err.statusCode === 404) return undefined;
         throw err;
@@ -196,6 +216,7 @@ export class JobStore implements JobRepository {
           'Merge',
           { etag: current.etag },
         );
+        this.endedWaiting(id, current);
         return { stopped: true, status: 'failed' };
       } catch (err) {
         if (!(err instanceof RestError && err.statusCode === 412)) throw err;
@@ -220,24 +241,61 @@ export class JobStore implements JobRepository {
     }
   }
 
-  /** Jobs by status, for health and sweeps (a scan; use sparingly). */
-  countByStatus(status: JobStatus, limit = 10_000): Promise<number> {
-    return this.count(`status eq '${status}'`, limit);
+  /** For the waiting count: a job this store just ended with a direct write, from the fields it read first. */
+  private endedWaiting(id: string, read: Record<string, unknown>): void {
+    this.waiting?.ended(id, { team: typeof read.team === 'string' ? read.team : 'default', createdAt: Number(read.createdAt ?? 0) }, isWaiting(read));
   }
 
-  /** Jobs waiting for quota or a region: parked ones (`waiting`) and those their worker holds (`running` with notBefore). */
-  countWaiting(limit = 10_000): Promise<number> {
-    return this.count(`status eq 'waiting' or (status eq 'running' and notBefore ge 0)`, limit);
-  }
+  // Retention (core/retention/sweep.ts): deleting finished jobs with their payload blobs.
 
-  private async count(filter: string, limit: number): Promise<number> {
-    let n = 0;
-    const pages = this.table.listEntities({ queryOptions: { filter, select: ['PartitionKey'] } }).byPage({ maxPageSize: 1000 });
-    for await (const page of pages) {
-      n += page.length;
-      if (n >= limit) break;
+  /**
+   * Deletes a job that ended at or before `finishedBy` (epoch ms), then its payload blobs. The row goes first and
+   * only if unchanged since read (a new job reusing an idempotent id is never taken for the old one); a crash between
+   * the two leaves blobs the storage lifecycle policy removes. True when this call deleted the job.
+   */
+  async deleteIfFinishedBy(id: string, finishedBy: number): Promise<boolean> {
+    const keys = jobKeys(id);
+    let e: TableEntityResult<Record<string, unknown>>;
+    try {
+      e = await this.table.getEntity<Record<string, unknown>>(keys.partitionKey, keys.rowKey, { queryOptions: { select: RETENTION_SELECT } });
+    } catch (err) {
+      if (err instanceof RestError && err.statusCode === 404) return false;
+      throw err;
     }
-    return n;
+    if (e.status !== 'succeeded' && e.status !== 'failed') return false;
+    if (Number(e.completedAt ?? e.createdAt) > finishedBy) return false;
+    if (!(await this.delete(id, e.etag))) return false;
+    await this.deletePayloads([e]);
+    return true;
+  }
+
+  /** Deletes up to `max` rows of one partition (a grouped batch's lines, see jobKeys) and their payload blobs. */
+  async deletePartition(partition: string, max: number): Promise<number> {
+    const filter = `PartitionKey eq '${partition.replace(/'/g, "''")}'`;
+    const rows: TableEntityResult<Record<string, unknown>>[] = [];
+    const pages = this.table.listEntities<Record<string, unknown>>({ queryOptions: { filter, select: RETENTION_SELECT } }).byPage({ maxPageSize: Math.min(max, TX_MAX_ROWS) });
+    for await (const page of pages) {
+      rows.push(...page.slice(0, max - rows.length));
+      if (rows.length >= max) break;
+    }
+    if (!rows.length) return 0;
+    try {
+      await this.table.submitTransaction(rows.map((r): TransactionAction => ['delete', { partitionKey: partition, rowKey: String(r.rowKey) }]));
+    } catch (err) {
+      // One row gone since the read fails the whole transaction: delete the rest one by one.
+      if (!(err instanceof RestError && err.statusCode === 404)) throw err;
+      for (const r of rows) await this.delete(String(r.rowKey) || partition);
+    }
+    await this.deletePayloads(rows);
+    return rows.length;
+  }
+
+  private async deletePayloads(rows: ReadonlyArray<Record<string, unknown>>): Promise<void> {
+    const paths = rows.flatMap((r) => [r.requestBlob, r.responseBlob]).filter((p): p is string => typeof p === 'string' && p !== '');
+    for (const path of paths) {
+      storageCounters.blob += 1;
+      await this.payloads.getBlockBlobClient(path).deleteIfExists();
+    }
   }
 
   private async putPayload(path: string, text: string): Promise<void> {
@@ -302,7 +360,7 @@ export class JobStore implements JobRepository {
     return entity;
   }
 
-  private async fromEntity(e: TableEntityResult<Record<string, unknown>>, withRequest: boolean): Promise<JobRecord> {
+  private async fromEntity(e: TableEntityResult<Record<string, unknown>>, withRequest: boolean, withResponse = true): Promise<JobRecord> {
     const num = (v: unknown) => (typeof v === 'number' ? v : undefined);
     const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
     return {
@@ -321,7 +379,7 @@ export class JobStore implements JobRepository {
       maxOutputTokens: Number(e.maxOutputTokens ?? 0),
       region: str(e.region),
       deployment: str(e.deployment),
-      response: await this.unpackJson(e, 'response'),
+      response: withResponse ? await this.unpackJson(e, 'response') : undefined,
       usage: e.usageJson ? (JSON.parse(String(e.usageJson)) as Record<string, unknown>) : undefined,
       latencyMs: num(e.latencyMs),
       error: e.errorCode ? { code: String(e.errorCode), message: String(e.errorMessage ?? '') } : undefined,

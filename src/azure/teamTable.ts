@@ -3,7 +3,7 @@
  * key (by key id, so a request is checked with one point read). Keys are stored as hashes only.
  */
 import type { TableClient } from '@azure/data-tables';
-import type { ApiKeyRecord, Team, TeamRepository } from '../core/teams/model';
+import type { ApiKeyRecord, Team, TeamCacheSetting, TeamRepository } from '../core/teams/model';
 import { readRow, tableCreator, writeRowIfUnchanged } from './conditionalRows';
 
 const TEAMS = 'team';
@@ -18,6 +18,8 @@ interface TeamRow {
   budgetAction: string;
   lane: number;
   disabled: boolean;
+  /** TeamCacheSetting as JSON; absent = off. */
+  cacheJson?: string;
   createdAt: number;
   updatedAt: number;
 }
@@ -99,6 +101,7 @@ function teamToRow(t: Team): TeamRow {
     budgetAction: t.budgetAction,
     lane: t.lane,
     disabled: t.disabled,
+    ...(t.cache ? { cacheJson: JSON.stringify(t.cache) } : {}),
     createdAt: t.createdAt,
     updatedAt: t.updatedAt,
   };
@@ -115,6 +118,7 @@ function teamFromRow(id: string, r: TeamRow): Team {
     budgetAction: r.budgetAction === 'stop' ? 'stop' : 'warn',
     lane: Number(r.lane ?? 0),
     disabled: Boolean(r.disabled),
+    ...(r.cacheJson ? { cache: JSON.parse(r.cacheJson) as TeamCacheSetting } : {}),
     createdAt: Number(r.createdAt),
     updatedAt: Number(r.updatedAt),
   };

@@ -34,17 +34,11 @@ export function commitTimeOfEtag(etag: string | undefined): string | undefined {
 type Entity = Record<string, unknown> & { partitionKey: string; rowKey: string };
 
 export function toEntity(row: UsageRow): Entity {
-  const { jobId, costUsd, calls, lateFrom, kind, ttftMs, abandoned, cacheHit, savedUsd, ...rest } = row;
+  const { jobId, costUsd, calls, lateFrom, ttftMs, savedUsd, ...rest } = row;
   return {
     partitionKey: `${row.window}${shardOf(jobId)}`,
     rowKey: jobId,
     ...rest,
-    // Written only when set, so job rows keep their shape; an absent kind reads as a job.
-    ...(kind !== undefined ? { kind } : {}),
-    ...(ttftMs !== undefined ? { ttftMs: ttftMs ?? -1 } : {}),
-    ...(abandoned !== undefined ? { abandoned } : {}),
-    ...(cacheHit !== undefined ? { cacheHit } : {}),
-    ...(savedUsd !== undefined && savedUsd !== null ? { savedUsd } : {}),
     // Table properties cannot be null: an unknown cost is an absent costUsd with priced=false.
     ...(costUsd === null ? {} : { costUsd }),
     priced: costUsd !== null,
@@ -53,11 +47,15 @@ export function toEntity(row: UsageRow): Entity {
     totalLatencyMs: row.totalLatencyMs ?? -1,
     calls: JSON.stringify(calls),
     ...(lateFrom ? { lateFrom } : {}),
+    ...(ttftMs !== undefined ? { ttftMs: ttftMs ?? -1 } : {}),
+    ...(savedUsd !== undefined && savedUsd !== null ? { savedUsd } : {}),
   };
 }
 
 const n = (v: unknown) => (typeof v === 'number' ? v : Number(v ?? 0));
 const optMs = (v: unknown) => (n(v) < 0 ? null : n(v));
+/** A property older rows do not have (a $select names it anyway): null or undefined on read. */
+const absent = (v: unknown) => v === undefined || v === null;
 
 /** Table properties behind ROLLUP_FIELDS (costUsd comes with `priced`; the commit time is the server Timestamp). */
 const ROLLUP_SELECT = [...ROLLUP_FIELDS, 'priced', 'Timestamp'];
@@ -84,6 +82,11 @@ function rollupRowOf(e: Record<string, unknown>): RollupRow {
     throttles: n(e.throttles),
     regionsTried: n(e.regionsTried),
     calls: JSON.parse(String(e.calls ?? '[]')) as CallRef[],
+    kind: e.kind === 'batch' || e.kind === 'sync' ? e.kind : 'job',
+    ttftMs: absent(e.ttftMs) ? null : optMs(e.ttftMs),
+    abandoned: e.abandoned === true,
+    cacheHit: e.cacheHit === true,
+    savedUsd: absent(e.savedUsd) ? null : n(e.savedUsd),
   };
 }
 
@@ -147,5 +150,56 @@ export class UsageTable implements UsageRowStore, UsageRowSource {
       }
       yield page;
     }
+  }
+
+  // Retention (core/retention/sweep.ts): old minute windows, found by partition key range.
+
+  /**
+   * Keys of rows whose partition sorts below `beforePartition` and after `after`, in key order, at most `max`: the rest
+   * of `after`'s partition, then the partitions after it. Two plain range queries (no OR), so each seeks to its start.
+   */
+  async keysBefore(beforePartition: string, after: { pk: string; rk: string } | undefined, max: number): Promise<Array<{ pk: string; rk: string }>> {
+    await this.ensureTable();
+    const q = (v: string) => `'${v.replace(/'/g, "''")}'`;
+    const out: Array<{ pk: string; rk: string }> = [];
+    const read = async (filter: string) => {
+      for await (const page of this.client.listEntities({ queryOptions: { filter, select: ['PartitionKey', 'RowKey'] } }).byPage({ maxPageSize: Math.min(max - out.length, 1000) })) {
+        for (const e of page) {
+          out.push({ pk: String(e.partitionKey), rk: String(e.rowKey) });
+          if (out.length >= max) return;
+        }
+      }
+    };
+    if (after && after.pk < beforePartition) await read(`PartitionKey eq ${q(after.pk)} and RowKey gt ${q(after.rk)}`);
+    if (out.length < max) await read(`PartitionKey ${after ? `gt ${q(after.pk)}` : `ge ''`} and PartitionKey lt ${q(beforePartition)}`);
+    return out;
+  }
+
+  /** Deletes rows, 100 per entity-group transaction within a partition; returns how many were deleted. */
+  async deleteKeys(keys: ReadonlyArray<{ pk: string; rk: string }>): Promise<number> {
+    const byPartition = new Map<string, string[]>();
+    for (const k of keys) byPartition.set(k.pk, [...(byPartition.get(k.pk) ?? []), k.rk]);
+    let deleted = 0;
+    for (const [pk, rks] of byPartition) {
+      for (let i = 0; i < rks.length; i += 100) {
+        const group = rks.slice(i, i + 100);
+        try {
+          await this.client.submitTransaction(group.map((rk) => ['delete', { partitionKey: pk, rowKey: rk }] as ['delete', { partitionKey: string; rowKey: string }]));
+          deleted += group.length;
+        } catch (err) {
+          // A row gone since the read fails the whole transaction: delete the rest one by one.
+          if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+          for (const rk of group) {
+            try {
+              await this.client.deleteEntity(pk, rk);
+              deleted += 1;
+            } catch (e) {
+              if ((e as { statusCode?: number }).statusCode !== 404) throw e;
+            }
+          }
+        }
+      }
+    }
+    return deleted;
   }
 }

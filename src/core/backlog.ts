@@ -9,6 +9,9 @@
  * Each process adds in memory and flushes its sums every `flushMs` (one read and one ETag-guarded write per team and
  * bucket touched), and re-reads all teams' rows in one query at most every `maxAgeMs`: a submit costs no storage
  * call of its own. Its own unflushed additions are counted at once, so one process never overshoots a limit.
+ *
+ * The same counter, with longer buckets and horizon, counts jobs waiting for quota (WAITING_COUNT): the rollup's
+ * gauge reads those rows instead of scanning the jobs table, so its cost follows the teams, not the history.
  */
 import { forEachLimit } from './batch/pool';
 import type { JobRecord } from './jobs';
@@ -17,6 +20,12 @@ import type { JobRecord } from './jobs';
 export const BACKLOG_BUCKET_MS = 15 * 60_000;
 /** How long a job counts as backlog after it was created, ms; also how long a drifted count can last. */
 export const BACKLOG_HORIZON_MS = 3 * 3600_000;
+
+/**
+ * Buckets of the waiting-jobs count: a batch line may wait for quota until its batch expires (24 h at most), so
+ * a waiting job counts for 25 h after it was created, in hour-wide buckets (25 rows per team at most).
+ */
+export const WAITING_COUNT = { bucketMs: 3600_000, horizonMs: 25 * 3600_000 } as const;
 
 /** One team's count of jobs created in one bucket (its start, epoch ms). */
 export interface BacklogRow {
@@ -42,16 +51,10 @@ export interface BacklogCounterOptions {
   /** Runs `fn` after `ms` (the deployed app uses an unref'd timer). */
   schedule(fn: () => void, ms: number): void;
   onError?(err: unknown): void;
-}
-
-/** The bucket (its start, epoch ms) a job created at `createdAt` is counted in. */
-export function backlogBucket(createdAt: number): number {
-  return Math.floor(createdAt / BACKLOG_BUCKET_MS) * BACKLOG_BUCKET_MS;
-}
-
-/** The oldest bucket that still counts at `now`. */
-export function oldestLiveBucket(now: number): number {
-  return backlogBucket(now - BACKLOG_HORIZON_MS);
+  /** Bucket width, ms. @default BACKLOG_BUCKET_MS */
+  bucketMs?: number;
+  /** How long after its creation a job counts, ms. @default BACKLOG_HORIZON_MS */
+  horizonMs?: number;
 }
 
 /** Is this job counted in its team's backlog? Jobs from submit and the submission queue are; batch lines not yet. */
@@ -74,12 +77,26 @@ export class BacklogCounter {
   /** Team and bucket pairs this process has pruned for (once per new bucket). */
   private prunedFor = new Set<string>();
 
-  constructor(private readonly store: BacklogStore, private readonly opts: BacklogCounterOptions) {}
+  private readonly bucketMs: number;
+  private readonly horizonMs: number;
+
+  constructor(private readonly store: BacklogStore, private readonly opts: BacklogCounterOptions) {
+    this.bucketMs = opts.bucketMs ?? BACKLOG_BUCKET_MS;
+    this.horizonMs = opts.horizonMs ?? BACKLOG_HORIZON_MS;
+  }
+
+  private bucketOf(createdAt: number): number {
+    return Math.floor(createdAt / this.bucketMs) * this.bucketMs;
+  }
+
+  private oldestLive(now: number): number {
+    return this.bucketOf(now - this.horizonMs);
+  }
 
   /** Counts a job in (+1) or out (-1) of its team's backlog. Never throws; written in the background. */
   add(team: string, createdAt: number, delta: number): void {
-    const bucket = backlogBucket(createdAt);
-    if (bucket < oldestLiveBucket(this.opts.now())) return;
+    const bucket = this.bucketOf(createdAt);
+    if (bucket < this.oldestLive(this.opts.now())) return;
     mergeDelta(this.pending, team, bucket, delta);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -104,6 +121,14 @@ export class BacklogCounter {
     return this.view(this.opts.now());
   }
 
+  /** Every team's count summed, read from storage now (this process's additions written first). */
+  async total(): Promise<number> {
+    await this.refresh();
+    let sum = 0;
+    for (const n of this.view(this.opts.now()).values()) sum += n;
+    return sum;
+  }
+
   private refresh(): Promise<void> {
     this.refreshing ??= (async () => {
       const batch = this.pending;
@@ -111,7 +136,7 @@ export class BacklogCounter {
       for (const d of batch.values()) mergeDelta(this.inFlight, d.team, d.bucket, d.delta);
       await this.flush(batch);
       const now = this.opts.now();
-      const rows = await this.store.rows(oldestLiveBucket(now));
+      const rows = await this.store.rows(this.oldestLive(now));
       this.read = { rows, at: now };
       this.inFlight = new Map();
     })().finally(() => {
@@ -122,7 +147,7 @@ export class BacklogCounter {
 
   /** Writes each sum; one that fails goes back to `pending` for the next flush. */
   private async flush(batch: Deltas): Promise<void> {
-    const live = oldestLiveBucket(this.opts.now());
+    const live = this.oldestLive(this.opts.now());
     await forEachLimit([...batch.values()], FLUSH_CONCURRENCY, async ({ team, bucket, delta }) => {
       if (delta === 0 || bucket < live) return;
       try {
@@ -144,7 +169,7 @@ export class BacklogCounter {
 
   /** Per team, the sum of its live buckets; a bucket below zero (more jobs ended than counted) counts as zero. */
   private view(now: number): Map<string, number> {
-    const live = oldestLiveBucket(now);
+    const live = this.oldestLive(now);
     const buckets: Deltas = new Map();
     for (const r of this.read?.rows ?? []) mergeDelta(buckets, r.team, r.bucket, r.count);
     for (const d of this.inFlight.values()) mergeDelta(buckets, d.team, d.bucket, d.delta);

@@ -39,4 +39,8 @@ export const KNOWN_MODELS: Record<string, ModelLimits> = {
   'gpt-4.1-nano': { contextWindow: 1_047_576, maxOutputTokens: 32_768, defaultMaxTokens: 1_024 },
   'o4-mini': { contextWindow: 200_000, maxOutputTokens: 100_000, defaultMaxTokens: 4_096 },
   'o3-mini': { contextWindow: 200_000, maxOutputTokens: 100_000, defaultMaxTokens: 4_096 },
+  // Embeddings models generate no output tokens; the schema wants positive limits, so 1 stands for "none".
+  'text-embedding-3-small': { contextWindow: 8_191, maxOutputTokens: 1, defaultMaxTokens: 1 },
+  'text-embedding-3-large': { contextWindow: 8_191, maxOutputTokens: 1, defaultMaxTokens: 1 },
+  'text-embedding-ada-002': { contextWindow: 8_191, maxOutputTokens: 1, defaultMaxTokens: 1 },
 };

@@ -13,10 +13,10 @@ import { teamRefusalNow } from '../runtime/teamLimits';
 
 const notFound = (id: string) => json(404, errorBody('batch_not_found', `No batch found with id '${id}'.`, 'id'));
 
-/** Live request_counts while lines run (counted from the completion markers, not a hot counter row). */
+/** Live request_counts while lines run, from the counters kept as lines end. */
 async function withLiveCounts(batch: BatchRecord): Promise<BatchRecord> {
   if (batch.status !== 'in_progress' && batch.status !== 'cancelling') return batch;
-  return { ...batch, counts: await getBatchServices().batches.countLines(batch.id) };
+  return { ...batch, counts: await getBatchServices().batches.countLines(batch) };
 }
 
 export async function createBatch(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
@@ -74,27 +74,17 @@ export async function listBatches(request: HttpRequest, context: InvocationConte
   try {
     const auth = await authorize(request);
     if (auth.denied) return auth.denied;
+    // As OpenAI: 1 to 100, default 20; `after` is the last id of the previous page.
     const limit = Math.min(100, Math.max(1, Number(request.query.get('limit') ?? 20) || 20));
-    const page = await ownBatches(auth.principal, request.query.get('after') ?? undefined, limit + 1);
-    const data = page.slice(0, limit).map(toBatchView);
-    return json(200, { object: 'list', data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: page.length > limit });
+    const after = request.query.get('after') || undefined;
+    // Admins see every team's batches; anyone else reads only their team's index partition.
+    const team = auth.principal.role === 'admin' ? undefined : auth.principal.team.id;
+    const page = await getBatchServices().batches.list({ after, limit, ...(team !== undefined ? { team } : {}) });
+    const data = page.data.map(toBatchView);
+    return json(200, { object: 'list', data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: page.hasMore });
   } catch (err) {
     return errorResponse(err, context);
   }
-}
-
-/** Up to `limit` batches the caller may see, newest first, after the cursor (pages through other teams' rows). */
-async function ownBatches(principal: Parameters<typeof canSee>[0], after: string | undefined, limit: number): Promise<BatchRecord[]> {
-  const { batches } = getBatchServices();
-  const out: BatchRecord[] = [];
-  let cursor = after;
-  for (let pages = 0; pages < 20 && out.length < limit; pages += 1) {
-    const page = await batches.list(cursor, 200);
-    out.push(...page.filter((b) => canSee(principal, b.team)));
-    if (page.length < 200) break;
-    cursor = page.at(-1)!.id;
-  }
-  return out.slice(0, limit);
 }
 
 app.http('createBatch', { methods: ['POST'], route: 'v1/batches', authLevel: 'anonymous', handler: createBatch });

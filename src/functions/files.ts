@@ -10,17 +10,24 @@ import busboy from 'busboy';
 import { ValidationError } from '../core/errors';
 import { FILE_ID_PATTERN, toFileView, type FileRecord } from '../core/batch/model';
 import { attachmentDisposition, errorBody, errorResponse, json, wellFormed } from '../runtime/http';
-import { getBatchServices } from '../runtime/services';
+import { getBatchServices, getServices } from '../runtime/services';
 import { authorize, canSee } from '../runtime/auth';
 import type { Principal } from '../core/teams/auth';
+import { expiresAtOfUpload, fileCertainlyExpired, fileCreatedAtOfId, fileExpired, fileExpiresAt } from '../core/retention/policy';
 
 /** Room for the multipart framing and the small fields around the file part, bytes. */
 const MULTIPART_OVERHEAD_BYTES = 1024 * 1024;
 
 const notFound = (id: string) => json(404, errorBody('file_not_found', `No such File object: ${id}`, 'id'));
+const expired = (id: string) => json(404, errorBody('file_expired', `File ${id} has expired and is deleted (its expires_after, or the default retention)`, 'id'));
+
+/** The File object with its expiry: the upload's `expires_after`, else the default retention. */
+function fileView(file: FileRecord): Record<string, unknown> {
+  return { ...toFileView(file), expires_at: Math.floor(fileExpiresAt(file, getServices().retention.policy) / 1000) };
+}
 
 /** Parses the multipart body as it arrives; the `file` part is streamed to storage, never buffered whole. */
-async function receiveUpload(request: HttpRequest, team: string): Promise<{ file: FileRecord; purpose: string | undefined }> {
+async function receiveUpload(request: HttpRequest, team: string): Promise<{ file: FileRecord; purpose: string | undefined; expiresAfter: { anchor?: string; seconds?: string } }> {
   const { files, settings } = getBatchServices();
   const type = request.headers.get('content-type') ?? '';
   if (!/^multipart\/form-data/i.test(type)) {
@@ -35,9 +42,13 @@ async function receiveUpload(request: HttpRequest, team: string): Promise<{ file
   // Clients send filenames as UTF-8 (browsers, undici's FormData, the openai SDKs), not busboy's default latin1.
   const parser = busboy({ headers: { 'content-type': type }, defParamCharset: 'utf8', limits: { files: 1, fields: 16, fileSize: settings.maxFileBytes + 1 } });
   let purpose: string | undefined;
+  const expiresAfter: { anchor?: string; seconds?: string } = {};
   let upload: Promise<FileRecord> | undefined;
   parser.on('field', (name, value) => {
     if (name === 'purpose') purpose = value;
+    // The OpenAI SDKs send expires_after as expires_after[anchor] and expires_after[seconds].
+    if (name === 'expires_after[anchor]') expiresAfter.anchor = value;
+    if (name === 'expires_after[seconds]') expiresAfter.seconds = value;
   });
   parser.on('file', (name, stream, info) => {
     if (name !== 'file' || upload) return void stream.resume();
@@ -71,21 +82,33 @@ async function receiveUpload(request: HttpRequest, team: string): Promise<{ file
     throw new ValidationError(`body: not a valid multipart form (${(err as Error).message})`, 'body');
   }
   if (!upload) throw new ValidationError('file: is required (a multipart part named "file")', 'file');
-  return { file: await upload, purpose };
+  return { file: await upload, purpose, expiresAfter };
 }
 
 export async function createFile(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   try {
     const auth = await authorize(request);
     if (auth.denied) return auth.denied;
-    const { file, purpose } = await receiveUpload(request, auth.principal.team.id);
+    const { file, purpose, expiresAfter } = await receiveUpload(request, auth.principal.team.id);
+    const { files } = getBatchServices();
     if (purpose !== 'batch') {
-      await getBatchServices().files.delete(file.id);
+      await files.delete(file.id);
       throw new ValidationError(purpose === undefined ? 'purpose: is required ("batch")' : `purpose: "${purpose}" is not supported; use "batch"`, 'purpose');
+    }
+    let expiresAt: number | undefined;
+    try {
+      expiresAt = expiresAtOfUpload(expiresAfter.anchor, expiresAfter.seconds, file.createdAt);
+    } catch (err) {
+      await files.delete(file.id);
+      throw err;
+    }
+    if (expiresAt !== undefined) {
+      await files.setExpiresAt(file.id, expiresAt);
+      file.expiresAt = expiresAt;
     }
     // The name is the caller's: JSON-escaped, it cannot start a forged log line.
     context.debug(`[file=${file.id}] stored ${file.bytes} bytes, ${file.lines} lines, filename ${JSON.stringify(file.filename)}`);
-    return json(200, toFileView(file));
+    return json(200, fileView(file));
   } catch (err) {
     return errorResponse(err, context);
   }
@@ -93,15 +116,17 @@ export async function createFile(request: HttpRequest, context: InvocationContex
 
 export async function listFiles(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   try {
+    // As OpenAI: 1 to 10,000, default 10,000; `after` is the last id of the previous page.
     const limit = Math.min(10_000, Math.max(1, Number(request.query.get('limit') ?? 10_000) || 10_000));
-    const after = request.query.get('after') ?? undefined;
-    const purpose = request.query.get('purpose') ?? undefined;
+    const after = request.query.get('after') || undefined;
+    const purpose = request.query.get('purpose') || undefined;
     const auth = await authorize(request);
     if (auth.denied) return auth.denied;
+    // Admins see every team's files; anyone else reads only their team's index partitions.
     const team = auth.principal.role === 'admin' ? undefined : auth.principal.team.id;
-    const page = await getBatchServices().files.list({ purpose, after, limit: limit + 1, ...(team !== undefined ? { team } : {}) });
-    const data = page.slice(0, limit).map(toFileView);
-    return json(200, { object: 'list', data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: page.length > limit });
+    const page = await getBatchServices().files.list({ purpose, after, limit, ...(team !== undefined ? { team } : {}) });
+    const data = page.data.map(fileView);
+    return json(200, { object: 'list', data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: page.hasMore });
   } catch (err) {
     return errorResponse(err, context);
   }
@@ -113,7 +138,8 @@ export async function getFile(request: HttpRequest, context: InvocationContext):
     const auth = await authorize(request);
     if (auth.denied) return auth.denied;
     const file = await visibleFile(auth.principal, id);
-    return file ? json(200, toFileView(file)) : notFound(id);
+    if (file === 'expired') return expired(id);
+    return file ? json(200, fileView(file)) : notFound(id);
   } catch (err) {
     return errorResponse(err, context);
   }
@@ -126,6 +152,7 @@ export async function getFileContent(request: HttpRequest, context: InvocationCo
     if (auth.denied) return auth.denied;
     const { files } = getBatchServices();
     const file = await visibleFile(auth.principal, id);
+    if (file === 'expired') return expired(id);
     if (!file) return notFound(id);
     const stream = await files.download(id);
     return {
@@ -143,17 +170,30 @@ export async function deleteFile(request: HttpRequest, context: InvocationContex
   try {
     const auth = await authorize(request);
     if (auth.denied) return auth.denied;
-    const deleted = (await visibleFile(auth.principal, id)) !== undefined && (await getBatchServices().files.delete(id));
+    const file = await visibleFile(auth.principal, id);
+    if (file === 'expired') return expired(id);
+    const deleted = file !== undefined && (await getBatchServices().files.delete(id));
     return deleted ? json(200, { id, object: 'file', deleted: true }) : notFound(id);
   } catch (err) {
     return errorResponse(err, context);
   }
 }
 
-/** The file if it exists and the caller may see it; another team's file is answered like a missing one. */
-async function visibleFile(principal: Principal, id: string): Promise<FileRecord | undefined> {
-  const file = FILE_ID_PATTERN.test(id) ? await getBatchServices().files.get(id) : undefined;
-  return file && canSee(principal, file.team) ? file : undefined;
+/**
+ * The file if it exists and the caller may see it; another team's file is answered like a missing one. 'expired' for
+ * one past its expiry, whether the sweep has deleted it yet or not (ids carry their creation time).
+ */
+async function visibleFile(principal: Principal, id: string): Promise<FileRecord | 'expired' | undefined> {
+  if (!FILE_ID_PATTERN.test(id)) return undefined;
+  const policy = getServices().retention.policy;
+  const now = Date.now();
+  const file = await getBatchServices().files.get(id);
+  if (!file) {
+    const createdAt = fileCreatedAtOfId(id);
+    return createdAt !== undefined && fileCertainlyExpired(createdAt, policy, now) ? 'expired' : undefined;
+  }
+  if (!canSee(principal, file.team)) return undefined;
+  return fileExpired(file, policy, now) ? 'expired' : file;
 }
 
 app.http('createFile', { methods: ['POST'], route: 'v1/files', authLevel: 'anonymous', handler: createFile });

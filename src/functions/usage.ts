@@ -1,5 +1,5 @@
 /**
- * GET /api/v1/usage?from=&to=&group_by=team|model|region|deployment — rolled-up tokens, cost, jobs and latency
+ * GET /api/v1/usage?from=&to=&group_by=team|model|region|deployment|kind — rolled-up tokens, cost, jobs and latency
  * percentiles for the range (closed minute windows only), and month-to-date cost, projection and budget status.
  */
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';

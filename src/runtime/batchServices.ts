@@ -51,7 +51,7 @@ function encodeMessage(body: unknown): string {
 }
 
 export function buildBatchServices({ settings, storage, jobs, queueFor, models, teamLimit }: BatchServicesDeps): BatchServices {
-  const files = new FileStore(storage.container(settings.filesContainer));
+  const files = new FileStore(storage.container(settings.filesContainer), storage.table(settings.batchesTable));
   const batches = new BatchStore(storage.table(settings.batchesTable));
   const batchQueue = storage.queue(settings.batchQueue);
   const jobPort = batchJobPort(jobs, queueFor);

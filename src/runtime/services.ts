@@ -31,10 +31,15 @@ import { modelEntry } from '../core/models';
 import type { Team } from '../core/teams/model';
 import { allLanes, laneOf, laneSuffix, type Lane } from '../core/teams/lanes';
 import { buildBatchServices, type BatchServices } from './batchServices';
-import { BacklogCounter, countsAsBacklog } from '../core/backlog';
+import { BacklogCounter, countsAsBacklog, WAITING_COUNT } from '../core/backlog';
 import { BacklogTable } from '../azure/backlogTable';
+import type { RetentionPolicy } from '../core/retention/policy';
+import type { RetentionDeps } from '../core/retention/sweep';
+import { BatchRetention } from '../azure/batchStore';
+import { RetentionCursorTable, retentionPorts } from '../azure/retentionTable';
+import { ExactCache, type SyncCache } from '../core/sync/cache';
+import { CacheTable } from '../azure/cacheStore';
 import type { SyncUpstream } from '../core/sync/types';
-import type { SyncCache } from '../core/sync/cacheContract';
 import { AzureSyncClient } from '../azure/syncModelClient';
 
 /** How long each process gathers backlog additions before writing them (see azure/backlogTable.ts for the cost). */
@@ -44,6 +49,8 @@ export interface Services {
   config: SluiceConfig;
   storage: StorageClients;
   jobs: JobStore;
+  /** Jobs waiting for quota, per team: counted as this process's jobs start and stop waiting (the rollup's gauge). */
+  waiting: BacklogCounter;
   queue: JobQueue;
   poisonQueue: JobQueue;
   model: ModelClient;
@@ -73,10 +80,14 @@ export interface Services {
   teamLimit(team: string): Refusal | undefined;
   /** Files, batches and the submission queue. */
   batch: BatchServices;
+  /** What is kept for how long, and the retention sweep's wiring (docs/retention.md). */
+  retention: { policy: RetentionPolicy; sweepDeps(): RetentionDeps };
   /** Worker wiring; `lane` is the queue the message came from (requeues and recovery go back to it). */
   workerDeps(log: JobLogger, lane?: Lane): WorkerDeps;
-  /** The synchronous API's upstream client and optional exact cache (runtime/syncServices.ts wires the rest). */
-  sync: { upstream: SyncUpstream; cache?: SyncCache };
+  /** The exact cache of synchronous answers (core/sync/cache.ts). */
+  syncCache: SyncCache;
+  /** The synchronous API's upstream client (runtime/syncServices.ts wires the rest). */
+  sync: { upstream: SyncUpstream };
 }
 
 let services: Services | undefined;
@@ -115,8 +126,15 @@ export function setWorkerFaultPoint(hook: WorkerDeps['faultPoint']): void {
 
 function buildServices(config: SluiceConfig): Services {
   const storage = storageClients(config.storage);
-  const jobs = new JobStore(storage.table(config.jobsTable), storage.container(config.payloadContainer));
   const promptStorage = storageClients(config.storage, 'prompt');
+  const waiting = new BacklogCounter(new BacklogTable(storage.table(`${config.jobsTable}backlog`), 'waiting'), {
+    ...WAITING_COUNT,
+    now: Date.now,
+    flushMs: BACKLOG_FLUSH_MS,
+    schedule: (fn, ms) => void setTimeout(fn, ms).unref(),
+    onError: (err) => console.warn(`waiting-jobs count unavailable: ${(err as Error).message}`),
+  });
+  const jobs = new JobStore(storage.table(config.jobsTable), storage.container(config.payloadContainer), (job, delta) => waiting.add(job.team, job.createdAt, delta));
   const lanes = allLanes(config.teams.lanes);
   const laneName = (lane: Lane) => `${config.jobsQueue}${laneSuffix(lane)}`;
   const laneKey = (lane: Lane) => `${lane.lane}/${lane.priority}`;
@@ -151,7 +169,7 @@ function buildServices(config: SluiceConfig): Services {
         leaseMs: config.budget.leaseMs,
         jobsPerLease: config.budget.jobsPerLease,
         holdMs: config.holdInProcessMs,
-        policy: { safety: config.budget.safety },
+        policy: { safety: config.budget.safety, tpmPerSeat: config.budget.tpmPerSeat, maxSeats: config.budget.maxSeats },
         onError: (err) => console.warn(`budget table unavailable: ${(err as Error).message}`),
         schedule: (fn, ms) => void setTimeout(fn, ms).unref(),
         ...(config.budget.debug ? { debug: (line: string) => console.log(line) } : {}),
@@ -186,11 +204,14 @@ function buildServices(config: SluiceConfig): Services {
         onError: (err, key) => console.warn(`breaker table unavailable for ${key}: ${(err as Error).message}`),
       })
     : alwaysClosed;
+  const syncCache = buildSyncCache(config, promptStorage, auth);
   const batch = buildBatchServices({ settings: config.batch, storage, jobs, queueFor: (lane) => pick(workerQueues, lane), models: config.models, teamLimit });
   return {
     config,
     storage,
     jobs,
+    retention: retentionServices(config, storage, jobs, batch),
+    waiting,
     queue,
     poisonQueue,
     model,
@@ -204,6 +225,7 @@ function buildServices(config: SluiceConfig): Services {
     teamSpend,
     teamLimit,
     batch,
+    syncCache,
     sync: { upstream: new AzureSyncClient(config.openaiApiVersion, config.storage.clientId) },
     workerDeps: (log, lane = { lane: 0, priority: 'interactive' }) => {
       const home = pick(workerQueues, lane);
@@ -257,6 +279,40 @@ function usageRecorder(config: SluiceConfig, storage: StorageClients): (job: Job
   const store = new UsageTable(storage.table(settings.usageTable));
   const cuts = watermarkCuts(new RollupTable(storage.table(settings.rollupTable)));
   return (job, warn) => recordJobUsage({ store, cuts, clock: systemClock, latenessMs: settings.latenessMs, options: { overrides: settings.priceOverrides }, warn }, job, Date.now());
+}
+
+/** The retention policy from the settings, and the sweep's stores (built on the first sweep). */
+function retentionServices(config: SluiceConfig, storage: StorageClients, jobs: JobStore, batch: BatchServices): Services['retention'] {
+  const { jobsDays, usageDays, filesDays, sweepMaxRows, table } = config.retention;
+  const policy: RetentionPolicy = { jobsDays, usageDays, filesDays };
+  let ports: ReturnType<typeof retentionPorts> | undefined;
+  return {
+    policy,
+    sweepDeps: () => {
+      ports ??= retentionPorts({
+        cursor: new RetentionCursorTable(storage.table(table)),
+        jobs,
+        batches: new BatchRetention(batch.batches, storage.table(config.batch.batchesTable)),
+        files: batch.files,
+        usage: new UsageTable(storage.table(config.telemetry.usageTable)),
+        rollup: new RollupTable(storage.table(config.telemetry.rollupTable)),
+      });
+      return { policy, maxRows: sweepMaxRows, clock: systemClock, ...ports };
+    },
+  };
+}
+
+/**
+ * The exact cache, in the app's own storage with brief SDK retries (a slow or dead table must cost a request little:
+ * the cache bounds each call too). Team settings come from the authenticator's cache, which an admin change clears.
+ */
+function buildSyncCache(config: SluiceConfig, storage: StorageClients, auth: Authenticator): SyncCache {
+  return new ExactCache({
+    store: new CacheTable(storage.table(config.syncCache.table)),
+    settingOf: async (team, now) => (await auth.cachedTeam(team, now))?.cache,
+    settings: config.syncCache,
+    warn: (message) => console.warn(message),
+  });
 }
 
 /** Month-to-date spend per team from the rollup's month-to-date row, kept for SLUICE_TEAM_SPEND_CACHE_MS. */

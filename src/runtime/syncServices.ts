@@ -42,7 +42,7 @@ export function syncDeps(context: InvocationContext): SyncServeDeps {
     budget: services.budget,
     health: services.health,
     upstream: services.sync.upstream,
-    ...(services.sync.cache ? { cache: services.sync.cache } : {}),
+    cache: services.syncCache,
     settings: {
       defaultMaxWaitMs: config.sync.defaultMaxWaitMs,
       maxWaitCapMs: config.sync.maxWaitCapMs,

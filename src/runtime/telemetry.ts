@@ -25,9 +25,6 @@ interface TelemetryServices {
   rollupDeps(log: RollupDeps['log'], teamBudgets?: Record<string, number>): RollupDeps;
 }
 
-/** Most waiting jobs counted per rollup run (the gauge saturates there). */
-const WAITING_COUNT_CAP = 10_000;
-
 let cached: TelemetryServices | undefined;
 let cachedFor: object | undefined;
 
@@ -46,15 +43,8 @@ export function getTelemetryServices(): TelemetryServices {
     for (const q of [...services.laneQueues().map((l) => l.queue), services.poisonQueue]) {
       out.push({ name: GAUGE_METRICS.queueDepth, value: await q.depth(), properties: { queue: q.name } });
     }
-    // A filtered scan once per rollup run, capped: enough to alert on a growing wait without reading every job.
-    // Before the first job the jobs table does not exist yet: nothing is waiting.
-    let waiting = 0;
-    try {
-      waiting = await services.jobs.countWaiting(WAITING_COUNT_CAP);
-    } catch (err) {
-      if (!isTableNotFound(err)) throw err;
-    }
-    out.push({ name: GAUGE_METRICS.jobsWaiting, value: waiting, properties: {} });
+    // The waiting counters of every team (core/backlog.ts WAITING_COUNT): rows per team, never the jobs table.
+    out.push({ name: GAUGE_METRICS.jobsWaiting, value: await services.waiting.total(), properties: {} });
     return out;
   };
   cached = {
@@ -78,8 +68,4 @@ export function getTelemetryServices(): TelemetryServices {
     }),
   };
   return cached;
-}
-
-function isTableNotFound(err: unknown): boolean {
-  return (err as { statusCode?: number }).statusCode === 404;
 }

@@ -9,7 +9,7 @@ import { SlidingWindowRateLimiter } from '../../local/simulator/rateLimiter';
 import { budgetStoreFromConnectionString } from '../support/storage';
 import { SharedBudgetGate } from '../../src/core/budget/sharedBudget';
 import { transactions } from '../../src/core/budget/store';
-import { emptyRow } from '../../src/core/budget/window';
+import { DEFAULT_BUDGET_POLICY, emptyRow, fitRecord, LEASES_MAX_CHARS, limitsFor, type LeaseRecord } from '../../src/core/budget/window';
 import { deployment } from './fleetSim';
 
 let azurite: RunningAzurite;
@@ -82,4 +82,37 @@ test('4 gates contending on one Azurite row for 30 s: never over the quota, ≤ 
   assert.ok(steady.tx / steady.jobs <= 0.2, `after warm-up: ${steady.tx} transactions for ${steady.jobs} jobs`);
   const row = await stores[0]!.read(ref.key);
   assert.equal(row!.row.leases.length, 0, 'close() gave every lease back');
+});
+
+test('the largest row the budget can write (every seat at its worst-case record, a full settled minute) round-trips through Table Storage', async () => {
+  const store = budgetStoreFromConnectionString(azurite.connectionString, 'budgetlargest');
+  const longTeam = (k: number) => `${'t'.repeat(60)}-${String(k).padStart(2, '0')}`;
+  for (const tpm of [10_000, 300_000, 2_000_000]) {
+    const lim = limitsFor({ tpm, rpm: tpm }, DEFAULT_BUDGET_POLICY);
+    const leases: LeaseRecord[] = Array.from({ length: lim.seats }, (_, i) => {
+      const record: LeaseRecord = {
+        id: `${String(i).padStart(36, 'o')}.${Number.MAX_SAFE_INTEGER}`,
+        owner: String(i).padStart(36, 'o'),
+        from: 9_999_999_999,
+        until: 9_999_999_999_999,
+        tokens: Array.from({ length: lim.maxLeaseSlots }, () => 999_999),
+        requests: Array.from({ length: lim.maxLeaseSlots }, () => 999.999),
+        weight: 512,
+        teams: Object.fromEntries(Array.from({ length: 8 }, (_, k) => [longTeam(k), Number.MAX_SAFE_INTEGER])),
+        solo: Object.fromEntries(Array.from({ length: 8 }, (_, k) => [longTeam(k), Number.MAX_SAFE_INTEGER])),
+        tail: true,
+      };
+      fitRecord(record, lim.recordMaxChars, lim.slotMs);
+      return record;
+    });
+    assert.ok(JSON.stringify(leases).length <= LEASES_MAX_CHARS);
+    // Settled slots: what pruneRow keeps (a window and the observation horizon back, a crashed lease's end ahead),
+    // each at the largest count.
+    const settled = lim.w60 + 60 + lim.maxLeaseSlots + 1;
+    const row = { ...emptyRow(Date.now(), lim.slotMs), tokens: Array.from({ length: settled }, () => lim.tokens60), requests: Array.from({ length: settled }, () => lim.requests60), leases };
+    const key = `https://largest.test/|dep-${tpm}`;
+    assert.ok(await store.create(key, row), `${tpm} TPM: the largest row was refused`);
+    const read = await store.read(key);
+    assert.deepEqual(read!.row, row);
+  }
 });

@@ -7,22 +7,13 @@ import type { DeploymentRef } from '../../src/core/budget/gate';
 import { SharedBudgetGate, type SharedBudgetOptions } from '../../src/core/budget/sharedBudget';
 import { MemoryBudgetRowStore } from '../support/memoryStores';
 import type { JobPriority } from '../../src/core/jobs';
+import { prng } from '../support/prng';
+export { prng };
 
 export function deployment(tpm: number, rpm = Math.floor((tpm * 6) / 1000)): DeploymentRef {
   return { key: 'http://sim.test|gpt-4o-mini', region: 'test', deployment: 'gpt-4o-mini', tpm, rpm };
 }
 
-/** Deterministic PRNG (mulberry32). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export interface Send {
   /** When the call reached the service (admission + transit). */

@@ -20,7 +20,9 @@ test('the stack sets the app settings', () => {
     endpoints.map((e) => [e.region, e.model, e.priority, e.auth]),
     [
       ['sim-eastus', 'gpt-4o-mini', 1, 'key'],
+      ['sim-eastus', 'text-embedding-3-small', 1, 'key'],
       ['sim-westus', 'gpt-4o-mini', 2, 'key'],
+      ['sim-westus', 'text-embedding-3-small', 2, 'key'],
     ],
   );
   assert.equal(process.env.AzureWebJobsStorage, stack.connectionString);

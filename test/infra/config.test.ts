@@ -85,6 +85,7 @@ test('binding settings: defaults without the rest of the config, and nothing wri
     batchQueue: 'sluice-batches',
     batchSweepSchedule: '*/5 * * * * *',
     rollupSchedule: '0 */1 * * * *',
+    retentionSweepSchedule: '0 */5 * * * *',
     lanes: 4,
   });
   assert.deepEqual(env, {});
@@ -97,7 +98,7 @@ test('importing the function files leaves the app settings in the environment as
   // Only app settings: a library may note its own version in the environment (applicationinsights does).
   const settings = () => Object.fromEntries(Object.entries(process.env).filter(([k]) => /^(SLUICE_|AzureWebJobs|FUNCTIONS_)/.test(k)));
   const before = settings();
-  for (const fn of ['batchDriver', 'batchSweep', 'submissionQueue', 'rollup', 'worker', 'poisonJobs']) {
+  for (const fn of ['batchDriver', 'batchSweep', 'submissionQueue', 'rollup', 'worker', 'poisonJobs', 'retentionSweep']) {
     await import(`../../src/functions/${fn}.js`);
   }
   assert.deepEqual(settings(), before);

@@ -26,6 +26,7 @@ function endpointsFor(list: Region[], resourceToken: string): unknown[] {
       endpoint: `https://${accountName(r)}.openai.azure.com/`,
       deployment: d.name,
       model: d.model,
+      modelVersion: d.version,
       priority: r.priority ?? i + 1,
       tpm: d.capacity * 1000,
       rpm: d.capacity * 6,
@@ -43,6 +44,7 @@ test('main.bicep builds SLUICE_ENDPOINTS by the rule this test mirrors', () => {
     "endpoint: 'https://${openAiAccountNames[i]}.openai.azure.com/'",
     'deployment: d.name',
     'model: d.model',
+    'modelVersion: d.version',
     'priority: openAiRegions[i].?priority ?? (i + 1)',
     'tpm: d.capacity * 1000',
     'rpm: d.capacity * 6',
@@ -52,7 +54,7 @@ test('main.bicep builds SLUICE_ENDPOINTS by the rule this test mirrors', () => {
     assert.ok(flat.includes(piece), `main.bicep no longer contains: ${piece}`);
   }
   const rule = blockAfter(main, /^var sluiceEndpoints = flatten\(map\(range\(0, length\(openAiRegions\)\), i => map\(openAiRegions\[i\]\.deployments, d => /m);
-  assert.deepEqual([...topLevelEntries(rule).keys()].sort(), ['auth', 'deployment', 'endpoint', 'model', 'priority', 'region', 'rpm', 'tpm']);
+  assert.deepEqual([...topLevelEntries(rule).keys()].sort(), ['auth', 'deployment', 'endpoint', 'model', 'modelVersion', 'priority', 'region', 'rpm', 'tpm']);
   assert.equal(topLevelEntries(blockAfter(main, /^var sluiceSettings\s*=\s*/m)).get('SLUICE_ENDPOINTS'), 'string(sluiceEndpoints)');
   assert.match(read('infra/app/openai.bicep'), /customSubDomainName: name\b/, 'the endpoint host is the account name');
   assert.match(read('infra/app/openai.bicep'), /@batchSize\(1\)\s*\nresource modelDeployments/, 'deployments in one account are serial');

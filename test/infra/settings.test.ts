@@ -32,6 +32,8 @@ const OPTIONAL_SETTINGS: Record<string, string> = {
   SLUICE_BUDGET_ENABLED: 'true',
   SLUICE_BUDGET_LEASE_MS: '10000',
   SLUICE_BUDGET_JOBS_PER_LEASE: '24',
+  SLUICE_BUDGET_TPM_PER_SEAT: '60000',
+  SLUICE_BUDGET_MAX_SEATS: '16',
   SLUICE_BUDGET_SAFETY: '0.99',
   SLUICE_PRICES: 'none: built-in price table (src/core/telemetry/prices.json)',
   SLUICE_BUDGET_THRESHOLDS: '50,80,100',
@@ -46,6 +48,10 @@ const OPTIONAL_SETTINGS: Record<string, string> = {
   SLUICE_FAIR_SHARE: 'true (false only for comparison runs)',
   // Set by App Service when App Service Authentication is on; infra must never set it itself.
   WEBSITE_AUTH_ENABLED: 'false (App Service sets it)',
+  // The exact cache of synchronous answers.
+  SLUICE_CACHE_DEFAULT_TTL_SECONDS: '3600',
+  SLUICE_CACHE_MAX_TTL_SECONDS: '86400',
+  SLUICE_CACHE_TIMEOUT_MS: '300',
   // The alternative to the three service URIs infra sets.
   AzureWebJobsStorage__accountName: 'derived from the service URIs',
 };

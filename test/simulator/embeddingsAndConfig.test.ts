@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { countTokens } from 'gpt-tokenizer/model/gpt-4o';
+import { countTokens as countEmbeddingTokens } from 'gpt-tokenizer/model/text-embedding-3-small';
 import { withCliPorts } from '../../local/simulator/cli';
 import { DEFAULT_SIMULATOR_CONFIG, loadSimulatorConfig, startSimulator, type RunningSimulator } from '../../local/simulator/index';
 import { generateTokenPieces } from '../../local/simulator/tokens';
@@ -32,7 +33,7 @@ describe('embeddings over HTTP', () => {
     const vector: number[] = first.body.data[0].embedding;
     assert.equal(vector.length, 1536);
     assert.ok(Math.abs(Math.hypot(...vector) - 1) < 1e-9);
-    const expectedTokens = countTokens(input[0]!) + countTokens(input[1]!);
+    const expectedTokens = countEmbeddingTokens(input[0]!) + countEmbeddingTokens(input[1]!);
     assert.deepEqual(first.body.usage, { prompt_tokens: expectedTokens, total_tokens: expectedTokens });
     assert.equal(simulator.requests().at(-1)!.charged, expectedTokens);
     const second = await postJson(embeddingsUrl(), { input });
@@ -45,6 +46,26 @@ describe('embeddings over HTTP', () => {
     assert.equal(response.body.data.length, 1);
     assert.equal(response.body.data[0].embedding.length, 256);
     assert.equal(response.body.usage.prompt_tokens, 4);
+    const arrays = await postJson(embeddingsUrl(), { input: [[1, 2, 3], [4, 5]] });
+    assert.equal(arrays.status, 200);
+    assert.equal(arrays.body.data.length, 2);
+    assert.deepEqual(arrays.body.usage, { prompt_tokens: 5, total_tokens: 5 });
+  });
+
+  it('counts text in cl100k_base tokens, as Azure charges embeddings models', async () => {
+    // A text whose o200k and cl100k counts differ, so counting with the chat tokenizer would fail here.
+    const text = 'Ünïcödé 数据 流过 队列 🚀🚀 quota';
+    assert.notEqual(countTokens(text), countEmbeddingTokens(text));
+    const response = await postJson(embeddingsUrl(), { input: text });
+    assert.equal(response.body.usage.prompt_tokens, countEmbeddingTokens(text));
+  });
+
+  it('refuses empty items and more than 2,048 items', async () => {
+    for (const input of ['', ['a', ''], [[]], Array.from({ length: 2049 }, () => 'a')]) {
+      const response = await postJson(embeddingsUrl(), { input });
+      assert.equal(response.status, 400, JSON.stringify(input).slice(0, 40));
+      assert.equal(response.body.error.param, 'input');
+    }
   });
 
   it('answers 400 for missing input and for chat deployments', async () => {

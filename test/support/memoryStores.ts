@@ -8,6 +8,10 @@ import type { BudgetRow } from '../../src/core/budget/window';
 /** In-process store with real ETag semantics. Rows are copied in and out, as a remote store would. */
 export class MemoryBudgetRowStore implements BudgetRowStore {
   readonly stats: BudgetStoreStats = { reads: 0, writes: 0, conflicts: 0 };
+  /** The longest `leases` JSON ever written, chars (Table Storage caps a string property at 32,768). */
+  maxLeaseChars = 0;
+  /** The most distinct lease holders a written row ever had. */
+  maxHolders = 0;
   private readonly rows = new Map<string, { row: BudgetRow; etag: string }>();
   private version = 0;
 
@@ -42,6 +46,8 @@ export class MemoryBudgetRowStore implements BudgetRowStore {
   }
 
   private put(key: string, row: BudgetRow): string {
+    this.maxLeaseChars = Math.max(this.maxLeaseChars, JSON.stringify(row.leases).length);
+    this.maxHolders = Math.max(this.maxHolders, new Set(row.leases.map((l) => l.owner)).size);
     this.version += 1;
     const etag = `W/"${this.version}"`;
     this.rows.set(key, { row: structuredClone(row), etag });

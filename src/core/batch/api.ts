@@ -55,6 +55,7 @@ export async function prepareBatch(body: unknown, opts: CreateBatchOptions): Pro
     expiresAt: opts.now + opts.completionWindowS * 1000,
     total: file.lines,
     counts: emptyCounts(),
+    lineCounters: true,
     cursorLines: 0,
     cursorBytes: 0,
     cursorLineNo: 1,

@@ -1,6 +1,6 @@
 /**
- * The end of a batch: count the line-completion markers (one row per finished line in the batch's own partition,
- * written by the worker's job-finished hook — no hot counter row); once every fanned-out line has ended, write
+ * The end of a batch: read how many lines ended (counters the worker's job-finished hook keeps with each line's
+ * completion marker); once every fanned-out line has ended, write
  * the output and error files from the jobs themselves (so the final counts are exact even if a marker was lost)
  * and close the batch as completed, cancelled or expired.
  */
@@ -21,13 +21,13 @@ function expectedLines(b: BatchRecord): number {
 export async function finalizeOrWait(deps: DriverDeps, owned: OwnedBatch): Promise<DriveOutcome> {
   const b = owned.batch;
   const now = owned.now();
-  let counts = await deps.batches.countLines(b.id);
+  let counts = await deps.batches.countLines(b);
   const moved = countsDone(counts) !== countsDone(b.counts);
   const reconcileAfter = deps.settings.reconcileAfterMs ?? 2 * deps.settings.leaseMs;
   if (countsDone(counts) < expectedLines(b) && !moved && now - (b.progressAt ?? now) > reconcileAfter) {
     // Markers stalled: a job-finished hook may have failed. Re-derive markers from the jobs.
     await reconcileMarkers(deps, owned);
-    counts = await deps.batches.countLines(b.id);
+    counts = await deps.batches.countLines(b);
   }
   if (countsDone(counts) < expectedLines(b)) {
     await owned.save({ counts, countedAt: now, ...(moved ? { progressAt: now } : {}) });

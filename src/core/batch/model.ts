@@ -62,6 +62,8 @@ export interface BatchRecord {
   total: number;
   /** Last counts taken from the completion markers. */
   counts: LineCounts;
+  /** Lines are counted in counter shards as they end, so live counts cost one read. Absent: count the markers. */
+  lineCounters?: true;
   /** Fan-out checkpoint: requests (non-blank lines) already expanded, and the input byte offset after them. */
   cursorLines: number;
   cursorBytes: number;
@@ -161,6 +163,8 @@ export interface FileRecord {
   lines: number;
   /** Owner: the uploading team, or the batch's team for output files. */
   team: string;
+  /** Set by the upload's `expires_after`; absent: the default retention applies (core/retention/policy.ts). */
+  expiresAt?: number;
 }
 
 /** The OpenAI File object. Files are usable once stored, hence always `processed`. */

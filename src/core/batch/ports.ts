@@ -16,12 +16,12 @@ export interface BatchRepository {
   get(id: string): Promise<{ batch: BatchRecord; etag: string } | undefined>;
   /** Replaces the batch if unchanged since `etag`; throws StaleBatchError otherwise. Returns the new etag. */
   replace(batch: BatchRecord, etag: string): Promise<string>;
-  /** Newest first; `after` is an id from a previous page. */
-  list(after: string | undefined, limit: number): Promise<BatchRecord[]>;
-  /** Records how lines ended (idempotent upserts into the batch's own partition, 100 per transaction). */
+  /** Newest first: `limit` batches after the id `after` (only `team`'s when given), and whether more follow. */
+  list(opts: { after?: string; limit: number; team?: string }): Promise<{ data: BatchRecord[]; hasMore: boolean }>;
+  /** Records how lines ended; a line marked twice counts once (with its latest outcome). */
   markLines(batchId: string, lines: ReadonlyArray<{ customId: string; outcome: LineOutcome }>): Promise<void>;
-  /** Counts the completion markers of a batch. */
-  countLines(batchId: string): Promise<LineCounts>;
+  /** How the batch's lines ended so far; a constant number of reads for a batch with `lineCounters`. */
+  countLines(batch: Pick<BatchRecord, 'id' | 'lineCounters'>): Promise<LineCounts>;
   /** Keeps the small index of batches the sweep must visit. */
   setActive(batchId: string, active: boolean): Promise<void>;
   listActive(): Promise<string[]>;

@@ -21,6 +21,11 @@ export interface DeploymentState {
   /** The last grant was sized by recent use, not by availability or fair share. */
   demandLimited: boolean;
   storageBackoffUntil: number;
+  /** Every seat was taken at the last read: no row read before this (epoch ms); seatlessStreak reads in a row. */
+  seatlessUntil: number;
+  seatlessStreak: number;
+  /** Moving average of the charges asked for here, tokens (seats for jobs this size: window.ts seatsFor). */
+  typicalCharge: number;
   /** Recent admissions [time, tokens], for pace and lease length. */
   admitted: Array<[number, number]>;
   /** First asks of jobs new to this instance in the last 20 s, epoch ms (the end of a drain, leaseSizing.ts). */
@@ -56,6 +61,9 @@ export function newDeploymentState(key: string): DeploymentState {
     interactiveRenewAt: Number.NEGATIVE_INFINITY,
     demandLimited: false,
     storageBackoffUntil: 0,
+    seatlessUntil: 0,
+    seatlessStreak: 0,
+    typicalCharge: 0,
     admitted: [],
     arrivals: [],
     lastDeniedAt: Number.NEGATIVE_INFINITY,

@@ -20,7 +20,7 @@ export interface DeploymentRef {
 export type Admission =
   | { granted: true }
   /** Not now: try again at retryAt (epoch ms). */
-  | { granted: false; retryAt: number; reason: 'tokens' | 'requests' | 'paused' };
+  | { granted: false; retryAt: number; reason: 'tokens' | 'requests' | 'paused' | 'seat' };
 
 /** What a response told us about the deployment's quota. */
 export interface QuotaSignal {

@@ -6,7 +6,7 @@
 import type { DeploymentState } from './deploymentState';
 import type { PrioritySettings } from './lease';
 import { waitingTokens } from './waitingLine';
-import { REQUEST_FOLLOW, type BudgetRow, type GrantRequest, type LeaseRecord, type Limits } from './window';
+import { REQUEST_FOLLOW, seatsFor, type BudgetRow, type GrantRequest, type LeaseRecord, type Limits } from './window';
 
 /** What the instance's lease settings say (SharedBudgetOptions). */
 export interface SizingSettings {
@@ -62,11 +62,15 @@ export function sizeLease(st: DeploymentState, row: BudgetRow, lim: Limits, now:
   // Jobs of an owed team (behind the others, as the fair-share gate sees it) count twice: a team whose last jobs sit
   // at one instance gets its share only if that instance gets more of the pace.
   const weight = (st.leaseForInteractive ? 2 : 1) * Math.round(clamp(waitingTokens(st.waiting, now, true) / DEMAND_WEIGHT_TOKENS, 1, MAX_DEMAND_WEIGHT) * 10) / 10;
-  const others = row.leases.filter((l) => l.owner !== settings.owner && l.until >= now);
+  const others = row.leases.filter((l) => l.owner !== settings.owner && l.until >= now && !l.oneJob);
   // Alone on the row, a lease stays short: an instance that starts meanwhile would otherwise get nothing until it
   // ends. Renewing alone skips the read, so this costs one write per short lease.
-  const alone = others.length === 0;
-  let leaseMs = jobRate > 0 ? clamp(settings.jobsPerLease / jobRate, settings.minLeaseMs, alone ? settings.minLeaseMs : settings.leaseMs) : settings.minLeaseMs;
+  // A single seat for jobs this size (window.ts seatsFor): nobody else can join, no reason to stay short when alone.
+  const single = seatsFor(lim, st.typicalCharge || pendingTokens, settings.leaseMs) === 1;
+  const alone = others.length === 0 && !single;
+  // No longer than the seat's part of the row holds (window.ts maxLeaseSlots).
+  const longest = Math.min(settings.leaseMs, lim.maxLeaseSlots * lim.slotMs);
+  let leaseMs = jobRate > 0 ? clamp(settings.jobsPerLease / jobRate, settings.minLeaseMs, alone ? settings.minLeaseMs : longest) : settings.minLeaseMs;
   const turnedAway = now - st.lastDeniedAt <= Math.max(leaseMs, settings.minLeaseMs * 2);
   const hungry = wantAll || turnedAway || recent.length < 3;
   // The tail, by this instance's own count (its record says so: `tail`), or a peer's: an instance that fetched jobs

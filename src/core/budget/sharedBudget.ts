@@ -31,7 +31,11 @@ import {
   DEFAULT_BUDGET_POLICY,
   emptyRow,
   grantLease,
+  hasSeat,
   limitsFor,
+  seatsFor,
+  oneJobLease,
+  oneJobSeatFree,
   OBSERVATION_MAX_AGE_MS,
   pruneRow,
   reconcile,
@@ -39,6 +43,7 @@ import {
   sum,
   type BudgetPolicy,
   type BudgetRow,
+  type GrantRequest,
   type LeaseRecord,
   type Limits,
 } from './window';
@@ -73,6 +78,10 @@ export interface SharedBudgetOptions {
   schedule?: (fn: () => void, ms: number) => void;
   /** Current time for scheduled work (admit() and observe() take theirs as arguments). @default Date.now */
   now?: () => number;
+  /** Longest back-off of an instance that found every seat taken, ms. @default 20000 */
+  seatWaitMaxMs?: number;
+  /** Jitter source. @default Math.random */
+  random?: () => number;
   /** Diagnostics: one line per row write (SLUICE_BUDGET_DEBUG=1). */
   debug?: (line: string) => void;
 }
@@ -89,6 +98,8 @@ const INTERACTIVE_RENEW_AFTER_MS = 1_500;
  *  interactive job within one long lease does not wait for that lease to accrue its tokens. */
 const INTERACTIVE_RENEW_GAP_MS = 2_000;
 const MAX_WRITE_ATTEMPTS = 6;
+/** First back-off of an instance that found every seat taken, ms (doubling up to seatWaitMaxMs). */
+const SEAT_WAIT_MIN_MS = 1_000;
 const MAX_OBSERVATIONS = 4;
 
 export class SharedBudgetGate implements BudgetGate {
@@ -104,6 +115,8 @@ export class SharedBudgetGate implements BudgetGate {
   private readonly debug?: (line: string) => void;
   private readonly schedule?: (fn: () => void, ms: number) => void;
   private readonly now: () => number;
+  private readonly seatWaitMaxMs: number;
+  private readonly random: () => number;
   private readonly states = new Map<string, DeploymentState>();
   private readonly refs = new Map<string, DeploymentRef>();
   private leaseCounter = 0;
@@ -122,6 +135,8 @@ export class SharedBudgetGate implements BudgetGate {
     this.debug = options.debug;
     this.schedule = options.schedule;
     this.now = options.now ?? Date.now;
+    this.seatWaitMaxMs = options.seatWaitMaxMs ?? 20_000;
+    this.random = options.random ?? Math.random;
   }
 
   async admit(target: DeploymentRef, tokens: number, priority: JobPriority, now: number, claimant?: Claimant): Promise<Admission> {
@@ -134,18 +149,22 @@ export class SharedBudgetGate implements BudgetGate {
     }
     this.watchIdle(st, target);
     if (priority === 'interactive') st.demand.lastInteractiveAt = now;
+    st.typicalCharge = st.typicalCharge > 0 ? 0.9 * st.typicalCharge + 0.1 * tokens : tokens;
     if (tokens > lim.tokens60) {
       // Azure can never admit a call above the TPM; it answers 429 with retry-after 60.
       return { granted: false, retryAt: now + 60_000, reason: 'tokens' };
     }
     if (st.pauseUntil > now) return { granted: false, retryAt: st.pauseUntil, reason: 'paused' };
+    // An interactive job does not wait for a seat: it may take a one-job lease (below).
+    if (st.seatlessUntil > now && !st.lease && priority === 'batch') return this.seatless(st, claimant, tokens, priority, now);
     while (st.writing) await st.writing;
     // The line (waitingLine.ts): its head, the oldest job ahead of this one in its team and priority, keeps its tokens.
     const head = lineHead(st.waiting, claimant, priority, now);
     // A renewal makes room in its first slot for the head of the line, not only for whoever asks when it is due.
     const pending = Math.max(tokens, head?.tokens ?? 0);
-    if (this.needsRenewal(st, now)) await this.renewOnce(st, target, now, pending, false, priority === 'interactive');
+    if (this.needsRenewal(st, now, priority)) await this.renewOnce(st, target, now, pending, false, priority === 'interactive');
     if (st.pauseUntil > now) return { granted: false, retryAt: st.pauseUntil, reason: 'paused' };
+    if (st.seatlessUntil > now && !st.lease) return this.seatless(st, claimant, tokens, priority, now);
 
     // Only one job's tokens are kept, and only while this lease can still hold them.
     const ahead = head && st.lease?.canHold(head.tokens) ? head : undefined;
@@ -182,6 +201,16 @@ export class SharedBudgetGate implements BudgetGate {
       this.renewOnTime(st, target);
     }
     return denied;
+  }
+
+  /**
+   * Every seat is taken (window.ts hasSeat): this instance holds no lease and asks the row again only at
+   * `seatlessUntil`, so that however many instances the platform adds, those beyond the seats cost one row read per
+   * back-off, not per job. The job is told to come back then (the worker holds or parks it).
+   */
+  private seatless(st: DeploymentState, claimant: Claimant | undefined, tokens: number, priority: JobPriority, now: number): Admission {
+    if (claimant) noteRefused(st.waiting, claimant, tokens, priority, st.seatlessUntil, now, this.holdMs);
+    return { granted: false, retryAt: st.seatlessUntil, reason: 'seat' };
   }
 
   private granted(st: DeploymentState, claimant: Claimant | undefined, tokens: number, now: number): Admission {
@@ -227,6 +256,13 @@ export class SharedBudgetGate implements BudgetGate {
     }
   }
 
+  /** Found every seat taken: back off, longer each time in a row (with jitter, so that waiting instances spread). */
+  private noSeat(st: DeploymentState, now: number, lim: Limits): void {
+    const backoff = Math.min(this.seatWaitMaxMs, SEAT_WAIT_MIN_MS * 2 ** st.seatlessStreak);
+    st.seatlessStreak += 1;
+    st.seatlessUntil = now + Math.max(lim.slotMs, Math.round(backoff * (0.5 + this.random() / 2)));
+  }
+
   /** The lease this instance holds on a deployment (tests, diagnostics). */
   heldLease(key: string): LeaseRecord | undefined {
     return this.states.get(key)?.lease?.record;
@@ -242,8 +278,8 @@ export class SharedBudgetGate implements BudgetGate {
     return st;
   }
 
-  private needsRenewal(st: DeploymentState, now: number): boolean {
-    if (now < st.storageBackoffUntil) return false;
+  private needsRenewal(st: DeploymentState, now: number, priority: JobPriority = 'batch'): boolean {
+    if (now < st.storageBackoffUntil || (!st.lease && now < st.seatlessUntil && priority === 'batch')) return false;
     // Renew a little before the end so the next slice is in place when this one runs out.
     return !st.lease || now >= st.lease.until - 2 * this.policy.slotMs;
   }
@@ -302,6 +338,7 @@ export class SharedBudgetGate implements BudgetGate {
       this.write(st, target, now, {
         kind: 'renew',
         grant: (row, lim) => grantLease(row, sizeLease(st, row, lim, now, { pendingTokens, wantAll, interactive }, this.sizing, `${this.owner}.${(this.leaseCounter += 1)}`), lim),
+        ...(interactive ? { oneJob: (row: BudgetRow, lim: Limits) => grantOneJob(row, oneJobLease(this.owner, `${this.owner}.${(this.leaseCounter += 1)}`, now, pendingTokens, this.sizing.minLeaseMs), lim) } : {}),
       }),
     );
   }
@@ -382,12 +419,20 @@ export class SharedBudgetGate implements BudgetGate {
       pruneRow(row, now, lim);
       const settledByOthers = leasesBefore - row.leases.length;
       const replacesLease = mode.kind !== 'pause';
+      const seated = hasSeat(row, this.owner, lim, seatsFor(lim, st.typicalCharge, this.sizing.leaseMs));
+      const oneJob = !seated && mode.kind === 'renew' && mode.oneJob && oneJobSeatFree(row, lim) ? mode.oneJob : undefined;
+      if (!seated && !oneJob && !st.lease && mode.kind === 'renew' && st.observations.length === 0 && st.pendingPause === 0 && settledByOthers === 0) {
+        // No seat and nothing to report: nothing to write.
+        st.cached = stored;
+        this.noSeat(st, now, lim);
+        return;
+      }
       let granted: LeaseRecord | undefined;
       const reported = replacesLease && st.lease ? reportLease(row, st.lease.id, st.lease.report()) : undefined;
       let drift = 0;
       for (const obs of st.observations) if (obs.at >= now - OBSERVATION_MAX_AGE_MS) drift += reconcile(row, obs, target, lim).tokens;
       row.pauseUntil = Math.max(row.pauseUntil, st.pendingPause);
-      if (mode.kind === 'renew' && row.pauseUntil <= now) granted = mode.grant(row, lim);
+      if (mode.kind === 'renew' && row.pauseUntil <= now) granted = seated ? mode.grant(row, lim) : oneJob?.(row, lim);
       const etag = await this.store.replace(st.key, row, stored.etag);
       if (etag) {
         st.cached = { row, etag };
@@ -400,6 +445,11 @@ export class SharedBudgetGate implements BudgetGate {
           const old = st.lease ? `old spent ${st.lease.spentTokens}/${st.lease.totalTokens} tok, ${st.lease.spentRequests}/${sum(st.lease.record.requests).toFixed(1)} req` : 'no old';
           this.debug(`budget ${this.owner.slice(0, 4)} t=${now % 1_000_000} ${mode.kind} attempt=${attempt} ${g}; ${old}; reported=${reported}; drift=${drift}; settledOthers=${settledByOthers}; live=${row.leases.length}; hungry=${!st.demandLimited}`);
         }
+        if (mode.kind === 'renew' && !seated) {
+          if (!granted) this.noSeat(st, now, lim);
+          // A one-job lease is sized for the job that asked: nothing for early renewals to grow.
+          st.demandLimited = false;
+        } else if (granted) st.seatlessStreak = 0;
         if (replacesLease) {
           st.lease = granted ? new HeldLease(granted, lim.slotMs) : undefined;
           st.lastRenewAt = now;
@@ -413,5 +463,15 @@ export class SharedBudgetGate implements BudgetGate {
   }
 }
 
-type WriteMode = { kind: 'renew'; grant: (row: BudgetRow, lim: Limits) => LeaseRecord } | { kind: 'pause' } | { kind: 'release' };
+type Grant = (row: BudgetRow, lim: Limits) => LeaseRecord | undefined;
+
+/** All or nothing: a one-job lease that cannot hold its job would only keep its tokens from everyone else. */
+function grantOneJob(row: BudgetRow, req: GrantRequest, lim: Limits): LeaseRecord | undefined {
+  const lease = grantLease(row, req, lim);
+  if ((lease.tokens[0] ?? 0) >= req.want.firstTokens && (lease.requests[0] ?? 0) >= 1) return lease;
+  row.leases.pop();
+  return undefined;
+}
+/** 'renew' with `oneJob`: an interactive job asks; without a seat, a one-job lease (window.ts oneJobSeatFree) will do. */
+type WriteMode = { kind: 'renew'; grant: Grant; oneJob?: Grant } | { kind: 'pause' } | { kind: 'release' };
 

@@ -41,6 +41,8 @@ export interface LeaseRecord {
   solo?: Record<string, number>;
   /** The holder is at its tail, the end of a drain (leaseSizing.ts): its lease is short, and so are its peers'. */
   tail?: boolean;
+  /** A one-job lease: an interactive job's charge at an instance without a seat (oneJobSeatFree). Takes no seat. */
+  oneJob?: boolean;
 }
 
 /** The shared state of one deployment's budget. */
@@ -75,9 +77,36 @@ export interface BudgetPolicy {
    * at the next renewal instead of waiting for its instance's share to accrue. The 60 s limit still binds. @default 0.05
    */
   interactiveReserve: number;
+  /** Quota per lease holder (seat): a deployment has ceil(TPM / tpmPerSeat) seats, between minSeats and maxSeats.
+   *  Each seat's share of the pace covers several jobs per lease however large the fleet. @default 60000 */
+  tpmPerSeat: number;
+  /** One-job leases the row holds at once besides the seats: an interactive job at an instance without a seat takes
+   *  one rather than wait for a seat. @default 4 */
+  oneJobSeats: number;
+  /** @default 2 (a holder that crashes does not stop the deployment for a minute) */
+  minSeats: number;
+  /** At most this many holders per deployment: bounds the row's size and its writers. @default 16 */
+  maxSeats: number;
 }
 
-export const DEFAULT_BUDGET_POLICY: BudgetPolicy = { slotMs: 250, safety: 0.99, transitMs: 500, paceWindowMs: 10_000, paceBurst: 0.1, interactiveReserve: 0.05 };
+export const DEFAULT_BUDGET_POLICY: BudgetPolicy = { slotMs: 250, safety: 0.99, transitMs: 500, paceWindowMs: 10_000, paceBurst: 0.1, interactiveReserve: 0.05, oneJobSeats: 4, tpmPerSeat: 60_000, minSeats: 2, maxSeats: 16 };
+
+/**
+ * The `leases` property is at most this long, chars. Table Storage caps a string property at 64 KiB (32,768 UTF-16
+ * characters): every seat's record is built within an equal part of this (recordMaxChars), so the row stays below
+ * the cap by construction, with a margin, however many instances ask.
+ */
+export const LEASES_MAX_CHARS = 22_400;
+/** A one-job lease spans at most this many slots (2 s). */
+const ONE_JOB_SLOTS = 8;
+/** A one-job lease's record, at most, chars: a few slots, no team counters. */
+export const ONE_JOB_RECORD_MAX_CHARS = 400;
+/** Longest lease in slots whatever the seat count (60 s at 250 ms slots). */
+const MAX_LEASE_SLOTS = 241;
+/** What a record needs beyond its slices: ids, times, weight, keys, and at least a few teams' counters, chars. */
+const RECORD_FIXED_CHARS = 800;
+/** Worst-case chars of one slot's slices in JSON: tokens up to 6 digits, requests to 3 decimals, two commas. */
+const SLICE_MAX_CHARS = 14;
 
 /** Limits of one deployment, per minute. */
 export interface DeploymentLimits {
@@ -103,6 +132,14 @@ export interface Limits {
   tokensPerSlot: number;
   requestsPerSlot: number;
   paceBurst: number;
+  /** Lease holders the row admits at once (see BudgetPolicy.tpmPerSeat). */
+  seats: number;
+  /** One-job leases the row holds at once besides the seats. */
+  oneJobSeats: number;
+  /** Most chars one seat's lease record may take (its part of LEASES_MAX_CHARS, once the one-job leases' is set aside). */
+  recordMaxChars: number;
+  /** Longest lease, in slots, whose worst-case record fits recordMaxChars. */
+  maxLeaseSlots: number;
 }
 
 export function limitsFor(d: DeploymentLimits, p: BudgetPolicy): Limits {
@@ -111,7 +148,14 @@ export function limitsFor(d: DeploymentLimits, p: BudgetPolicy): Limits {
   const wPace = Math.max(1, Math.round(p.paceWindowMs / p.slotMs));
   const tokens60 = Math.floor(d.tpm * p.safety);
   const requests10 = Math.ceil(d.rpm / 6);
+  const seats = Math.max(1, Math.min(p.maxSeats, Math.max(p.minSeats, Math.ceil(d.tpm / p.tpmPerSeat))));
+  const oneJobSeats = Math.max(0, p.oneJobSeats ?? 0);
+  const recordMaxChars = Math.floor((LEASES_MAX_CHARS - oneJobSeats * (ONE_JOB_RECORD_MAX_CHARS + 1)) / seats) - 1;
   return {
+    seats,
+    oneJobSeats,
+    recordMaxChars,
+    maxLeaseSlots: Math.max(8, Math.min(MAX_LEASE_SLOTS, Math.floor((recordMaxChars - RECORD_FIXED_CHARS) / SLICE_MAX_CHARS))),
     slotMs: p.slotMs,
     w60,
     w10,
@@ -253,8 +297,8 @@ export interface LeaseWant {
   tokensPerRequest: number;
 }
 
-/** `teams`, `solo` (teamLedger.ts) and `tail` (leaseSizing.ts) are published with the lease as they are. */
-export interface GrantRequest extends Pick<LeaseRecord, 'teams' | 'solo' | 'tail'> {
+/** `teams`, `solo` (teamLedger.ts), `tail` (leaseSizing.ts) and `oneJob` are published with the lease as they are. */
+export interface GrantRequest extends Pick<LeaseRecord, 'teams' | 'solo' | 'tail' | 'oneJob'> {
   id: string;
   owner: string;
   now: number;
@@ -275,16 +319,19 @@ export interface GrantRequest extends Pick<LeaseRecord, 'teams' | 'solo' | 'tail
  */
 export function grantLease(row: BudgetRow, req: GrantRequest, lim: Limits): LeaseRecord {
   const first = slotOf(req.now, lim.slotMs);
-  const last = Math.max(first, slotOf(req.until, lim.slotMs));
+  const maxSlots = req.oneJob ? ONE_JOB_SLOTS : lim.maxLeaseSlots;
+  const last = Math.min(first + maxSlots - 1, Math.max(first, slotOf(req.until, lim.slotMs)));
+  const until = Math.min(req.until, (last + 1) * lim.slotMs - 1);
   const k1 = last + lim.w60 - 1;
   const tok60 = windowTotals(row, 'tokens', lim.w60, first, k1, lim.slotMs, true);
   const tokPace = windowTotals(row, 'tokens', lim.wPace, first, k1, lim.slotMs, false);
   const req60 = windowTotals(row, 'requests', lim.w60, first, k1, lim.slotMs, true);
   const req10 = windowTotals(row, 'requests', lim.w10, first, k1, lim.slotMs, true);
-  const others = row.leases.filter((l) => l.owner !== req.owner && l.until >= req.now);
+  // One-job leases take their tokens from the headroom and no part of the pace: they neither share nor cover slots.
+  const others = row.leases.filter((l) => l.owner !== req.owner && l.until >= req.now && !l.oneJob);
   const totalWeight = req.weight + others.reduce((s, l) => s + l.weight, 0);
   const share = req.weight / totalWeight;
-  const lease: LeaseRecord = { id: req.id, owner: req.owner, from: first, until: req.until, tokens: [], requests: [], weight: req.weight, ...(req.teams ? { teams: req.teams, solo: req.solo } : {}), ...(req.tail ? { tail: true } : {}) };
+  const lease: LeaseRecord = { id: req.id, owner: req.owner, from: first, until, tokens: [], requests: [], weight: req.weight, ...(req.teams ? { teams: req.teams, solo: req.solo } : {}), ...(req.tail ? { tail: true } : {}), ...(req.oneJob ? { oneJob: true } : {}) };
   const headroom = (arr: Float64Array, limit: number, from: number, to: number) => {
     let room = Number.POSITIVE_INFINITY;
     for (let k = from; k <= to; k++) room = Math.min(room, limit - arr[k - first]!);
@@ -316,8 +363,72 @@ export function grantLease(row: BudgetRow, req: GrantRequest, lim: Limits): Leas
     }
     for (let k = j; k <= Math.min(k1, j + lim.wPace - 1); k++) tokPace[k - first]! += tokens;
   }
+  fitRecord(lease, req.oneJob ? ONE_JOB_RECORD_MAX_CHARS : lim.recordMaxChars, lim.slotMs);
   row.leases.push(lease);
   return lease;
+}
+
+/**
+ * Whether `owner` may hold a lease on the row: it holds one already, or fewer than `seats` others do. Records of
+ * crashed holders keep their seat until they are settled (pruneRow, SETTLE_GRACE_MS after their end).
+ */
+export function hasSeat(row: BudgetRow, owner: string, lim: Limits, seats = lim.seats): boolean {
+  const owners = new Set(row.leases.filter((l) => !l.oneJob).map((l) => l.owner));
+  return owners.has(owner) || owners.size < seats;
+}
+
+/**
+ * Seats for jobs of `charge` tokens when leases last at most `leaseMs`: at most lim.seats, and few enough that each
+ * seat's part of the pace accrues two such jobs within one lease. Shared finer, no holder would ever accrue a whole
+ * job within a lease (a small deployment, large jobs) and the quota would go unused.
+ */
+export function seatsFor(lim: Limits, charge: number, leaseMs: number): number {
+  const perLease = (lim.tokensPerSlot * Math.min(leaseMs, lim.maxLeaseSlots * lim.slotMs)) / lim.slotMs;
+  return Math.max(1, Math.min(lim.seats, Math.floor(perLease / (2 * Math.max(1, charge)))));
+}
+
+/** Whether the row has room for one more one-job lease. */
+export function oneJobSeatFree(row: BudgetRow, lim: Limits): boolean {
+  return row.leases.filter((l) => l.oneJob).length < lim.oneJobSeats;
+}
+
+/**
+ * What an interactive job at an instance without a seat asks for: its charge and one request in the first slot
+ * (from the pacing window's interactive reserve if need be), nothing after, for `ms`.
+ */
+export function oneJobLease(owner: string, id: string, now: number, tokens: number, ms: number): GrantRequest {
+  return {
+    id,
+    owner,
+    now,
+    until: now + ms,
+    weight: 1,
+    interactive: true,
+    oneJob: true,
+    want: { firstTokens: tokens, firstRequests: 1, tokensPerSlot: 0, requestsPerSlot: 0, tokensPerRequest: Math.max(1, tokens) },
+  };
+}
+
+/**
+ * Keeps a record within its part of the row (Limits.recordMaxChars): the slices already fit by construction
+ * (maxLeaseSlots); what can overflow is the ledger's team counters, so the smallest are left out of this record
+ * (the ledger reads a team missing from one record as unchanged). Mutates `lease`.
+ */
+export function fitRecord(lease: LeaseRecord, maxChars: number, slotMs: number): void {
+  while (JSON.stringify(lease).length > maxChars) {
+    const teams = lease.teams && Object.entries(lease.teams);
+    if (!teams || teams.length === 0) {
+      // Unreachable with the sizes above; never write a row Table Storage would refuse.
+      if (lease.tokens.length <= 1) return;
+      lease.tokens.pop();
+      lease.requests.pop();
+      lease.until = Math.min(lease.until, (lease.from + lease.tokens.length) * slotMs - 1);
+      continue;
+    }
+    const [smallest] = teams.reduce((a, b) => (b[1] < a[1] ? b : a));
+    delete lease.teams![smallest];
+    if (lease.solo) delete lease.solo[smallest];
+  }
 }
 
 /** The service's own count, read from x-ratelimit-remaining-* at time `at`. */

@@ -259,7 +259,7 @@ export class FairShareGate implements BudgetGate {
     return min;
   }
 
-  private refuse(team: TeamState, jobId: string, retryAt: number, now: number, reason: 'tokens' | 'requests' | 'paused' = 'tokens'): Admission {
+  private refuse(team: TeamState, jobId: string, retryAt: number, now: number, reason: Extract<Admission, { granted: false }>['reason'] = 'tokens'): Admission {
     // A job told to wait longer than the worker holds one in-process is parked: it must not hold others back.
     if (retryAt - now > this.holdMs) team.waiters.delete(jobId);
     // Backlogged while parked, but for a lease at most: a job parked for a minute must not bank a minute of credit.

@@ -1,7 +1,3 @@
-/**
- * What the synchronous API needs from the exact-match cache (src/core/sync/cache.ts implements it). Only
- * non-streaming chat completions and embeddings use it.
- */
 export interface CachedAnswer { body: string; promptTokens: number; completionTokens: number; costUsd: number | null; modelVersion: string; storedAt: number }
 export interface SyncCache {
   /** TTL in ms when this request may use the cache (team setting or `x-sluice-cache: exact[; ttl=<s>]`), else undefined. */

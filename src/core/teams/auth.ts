@@ -144,6 +144,11 @@ export class Authenticator {
     return { ok: true, principal: { team, role: admin ? 'admin' : 'member', via: `entra:${oid}` } };
   }
 
+  /** The team as this instance last read it (the same cache requests are authorised with). */
+  cachedTeam(id: string, now: number): Promise<Team | undefined> {
+    return this.team(id, now);
+  }
+
   private async team(id: string, now: number): Promise<Team | undefined> {
     const hit = this.teams.get(id);
     if (hit && hit.until > now) return hit.value;

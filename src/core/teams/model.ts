@@ -33,8 +33,16 @@ export interface Team {
   /** Queue lane (0-based) the team's jobs travel in; assigned at creation, least-used first. */
   lane: number;
   disabled: boolean;
+  /** Exact cache of the team's synchronous answers (src/core/sync/cache.ts). @default off */
+  cache?: TeamCacheSetting;
   createdAt: number;
   updatedAt: number;
+}
+
+/** `exact`: identical non-streaming requests are answered from the cache for ttlSeconds (else the configured default). */
+export interface TeamCacheSetting {
+  mode: 'exact' | 'off';
+  ttlSeconds?: number;
 }
 
 export interface ApiKeyRecord {
@@ -59,6 +67,7 @@ const teamSettings = {
   budget_action: z.enum(['warn', 'stop']),
   lane: z.number().int().min(0),
   disabled: z.boolean(),
+  cache: z.object({ mode: z.enum(['exact', 'off']), ttl_seconds: z.number().int().min(1).max(2_592_000).optional() }).strict(),
 };
 
 export const createTeamSchema = z.object({ id: z.string().regex(TEAM_ID_PATTERN, 'must be 1-63 lowercase letters, digits or hyphens'), ...teamSettings }).partial({
@@ -70,6 +79,7 @@ export const createTeamSchema = z.object({ id: z.string().regex(TEAM_ID_PATTERN,
   budget_action: true,
   lane: true,
   disabled: true,
+  cache: true,
 }).strict();
 
 export const updateTeamSchema = z.object(teamSettings).partial().strict();
@@ -104,6 +114,7 @@ export function newTeam(input: z.output<typeof createTeamSchema>, lane: number, 
     budgetAction: input.budget_action ?? 'warn',
     lane: input.lane ?? lane,
     disabled: input.disabled ?? false,
+    ...(input.cache ? { cache: cacheSettingOf(input.cache) } : {}),
     createdAt: now,
     updatedAt: now,
   };
@@ -120,8 +131,13 @@ export function applyTeamUpdate(team: Team, patch: z.output<typeof updateTeamSch
     ...(patch.budget_action !== undefined ? { budgetAction: patch.budget_action } : {}),
     ...(patch.lane !== undefined ? { lane: patch.lane } : {}),
     ...(patch.disabled !== undefined ? { disabled: patch.disabled } : {}),
+    ...(patch.cache !== undefined ? { cache: cacheSettingOf(patch.cache) } : {}),
     updatedAt: now,
   };
+}
+
+function cacheSettingOf(input: { mode: 'exact' | 'off'; ttl_seconds?: number | undefined }): TeamCacheSetting {
+  return { mode: input.mode, ...(input.ttl_seconds !== undefined ? { ttlSeconds: input.ttl_seconds } : {}) };
 }
 
 /** The least-used lane among `lanes` lanes, given the teams that exist (ties: lowest lane). */
@@ -176,6 +192,7 @@ export function toTeamView(team: Team): Record<string, unknown> {
     budget_action: team.budgetAction,
     lane: team.lane,
     disabled: team.disabled,
+    cache: { mode: team.cache?.mode ?? 'off', ttl_seconds: team.cache?.ttlSeconds ?? null },
     created_at: new Date(team.createdAt).toISOString(),
     updated_at: new Date(team.updatedAt).toISOString(),
   };

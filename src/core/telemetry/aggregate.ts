@@ -1,15 +1,15 @@
 /**
- * Aggregates of usage rows: per group (team × model × region × deployment) counters and latency sketches, and per
- * deployment the quota it was charged. Memory grows with the number of groups, not rows.
+ * Aggregates of usage rows: per group (team × model × region × deployment × kind) counters and latency sketches, and
+ * per deployment the quota it was charged. Memory grows with the number of groups, not rows.
  */
 import { LatencySketch, type Percentiles } from './sketch';
-import type { UsageRow } from './usage';
+import { kindOf, type UsageRow } from './usage';
 
 /** The fields of a usage row the rollup reads (the usage table selects only these: less to fetch, parse and hold). */
 export const ROLLUP_FIELDS = [
   'team', 'model', 'region', 'deployment', 'status', 'promptTokens', 'cachedTokens', 'completionTokens',
   'reservedOutputTokens', 'reservedUnusedTokens', 'estimatedPromptTokens', 'costUsd', 'queueWaitMs', 'modelLatencyMs',
-  'totalLatencyMs', 'attempts', 'throttles', 'regionsTried', 'calls',
+  'totalLatencyMs', 'attempts', 'throttles', 'regionsTried', 'calls', 'kind', 'ttftMs', 'abandoned', 'cacheHit', 'savedUsd',
 ] as const satisfies ReadonlyArray<keyof UsageRow>;
 export type RollupRow = Pick<UsageRow, (typeof ROLLUP_FIELDS)[number]>;
 
@@ -18,14 +18,20 @@ interface GroupKey {
   model: string;
   region: string;
   deployment: string;
+  /** job, batch or sync ('*' in merged views). */
+  kind: string;
 }
 
-export const GROUP_DIMENSIONS = ['team', 'model', 'region', 'deployment'] as const;
+export const GROUP_DIMENSIONS = ['team', 'model', 'region', 'deployment', 'kind'] as const;
 export type GroupDimension = (typeof GROUP_DIMENSIONS)[number];
 
-/** Table-safe key: the four values URI-encoded and joined with "|". */
+/**
+ * Table-safe key: the values URI-encoded and joined with "|". A job group keeps the four-part key it had before
+ * groups had a kind, so hour and day rows already stored go on merging with new minutes.
+ */
 function groupKeyString(k: GroupKey): string {
-  return [k.team, k.model, k.region, k.deployment].map(encodeURIComponent).join('|');
+  const parts = [k.team, k.model, k.region, k.deployment, ...(k.kind === 'job' ? [] : [k.kind])];
+  return parts.map(encodeURIComponent).join('|');
 }
 
 export class GroupAggregate {
@@ -41,9 +47,16 @@ export class GroupAggregate {
   throttles = 0;
   failovers = 0;
   attempts = 0;
+  /** Sync answers served from the exact cache, and what they would have cost. */
+  cacheHits = 0;
+  savedUsd = 0;
+  /** Streams the client left before the end. */
+  abandoned = 0;
   queueWait = new LatencySketch();
   modelLatency = new LatencySketch();
   totalLatency = new LatencySketch();
+  /** Time to first token (sync requests). */
+  ttft = new LatencySketch();
 
   constructor(readonly key: GroupKey) {}
 
@@ -64,9 +77,13 @@ export class GroupAggregate {
     this.throttles += row.throttles;
     if (row.regionsTried > 1) this.failovers += 1;
     this.attempts += row.attempts;
+    if (row.cacheHit) this.cacheHits += 1;
+    this.savedUsd += row.savedUsd ?? 0;
+    if (row.abandoned) this.abandoned += 1;
     this.queueWait.add(row.queueWaitMs);
     this.modelLatency.add(row.modelLatencyMs);
     this.totalLatency.add(row.totalLatencyMs);
+    this.ttft.add(row.ttftMs);
   }
 
   merge(o: GroupAggregate): void {
@@ -74,6 +91,7 @@ export class GroupAggregate {
     this.queueWait.merge(o.queueWait);
     this.modelLatency.merge(o.modelLatency);
     this.totalLatency.merge(o.totalLatency);
+    this.ttft.merge(o.ttft);
   }
 
   /** Share of reserved output tokens never generated (oversized max_tokens), 0–1; null when nothing reserved. */
@@ -87,15 +105,18 @@ export class GroupAggregate {
     out.queueWaitSketch = this.queueWait.serialize();
     out.modelLatencySketch = this.modelLatency.serialize();
     out.totalLatencySketch = this.totalLatency.serialize();
+    out.ttftSketch = this.ttft.serialize();
     return out;
   }
 
   static fromRecord(r: Record<string, unknown>): GroupAggregate {
-    const g = new GroupAggregate({ team: String(r.team ?? ''), model: String(r.model ?? ''), region: String(r.region ?? ''), deployment: String(r.deployment ?? '') });
+    const key = { team: String(r.team ?? ''), model: String(r.model ?? ''), region: String(r.region ?? ''), deployment: String(r.deployment ?? ''), kind: String(r.kind || 'job') };
+    const g = new GroupAggregate(key);
     for (const f of COUNTERS) g[f] = Number(r[f] ?? 0);
     g.queueWait = LatencySketch.deserialize(r.queueWaitSketch as string | undefined);
     g.modelLatency = LatencySketch.deserialize(r.modelLatencySketch as string | undefined);
     g.totalLatency = LatencySketch.deserialize(r.totalLatencySketch as string | undefined);
+    g.ttft = LatencySketch.deserialize(r.ttftSketch as string | undefined);
     return g;
   }
 
@@ -114,7 +135,10 @@ export class GroupAggregate {
       unpriced_jobs: this.unpricedJobs,
       throttles: this.throttles,
       failovers: this.failovers,
-      latency_ms: { queue_wait: this.queueWait.percentiles(), model: this.modelLatency.percentiles(), total: this.totalLatency.percentiles() },
+      cache_hits: this.cacheHits,
+      saved_usd: round6(this.savedUsd),
+      abandoned: this.abandoned,
+      latency_ms: { queue_wait: this.queueWait.percentiles(), model: this.modelLatency.percentiles(), total: this.totalLatency.percentiles(), ttft: this.ttft.percentiles() },
     };
   }
 }
@@ -126,12 +150,15 @@ export interface GroupSummary {
   unpriced_jobs: number;
   throttles: number;
   failovers: number;
-  latency_ms: { queue_wait: Percentiles | null; model: Percentiles | null; total: Percentiles | null };
+  cache_hits: number;
+  saved_usd: number;
+  abandoned: number;
+  latency_ms: { queue_wait: Percentiles | null; model: Percentiles | null; total: Percentiles | null; ttft: Percentiles | null };
 }
 
 const COUNTERS = [
   'succeeded', 'failed', 'promptTokens', 'cachedTokens', 'completionTokens', 'reservedOutputTokens', 'reservedUnusedTokens',
-  'costUsd', 'unpricedJobs', 'throttles', 'failovers', 'attempts',
+  'costUsd', 'unpricedJobs', 'throttles', 'failovers', 'attempts', 'cacheHits', 'savedUsd', 'abandoned',
 ] as const;
 
 export function round6(n: number): number {
@@ -157,7 +184,7 @@ export class WindowAggregate {
 
   add(row: RollupRow): void {
     this.rows += 1;
-    const key: GroupKey = { team: row.team, model: row.model, region: row.region, deployment: row.deployment };
+    const key: GroupKey = { team: row.team, model: row.model, region: row.region, deployment: row.deployment, kind: kindOf(row) };
     const ks = groupKeyString(key);
     let g = this.groups.get(ks);
     if (!g) this.groups.set(ks, (g = new GroupAggregate(key)));

@@ -4,10 +4,10 @@
  *
  * Metrics land in `customMetrics` (value = valueSum: each series is sent once per window), events in `customEvents`.
  * Every window metric carries the custom dimensions window (UTC minute start, ISO: the key to de-duplicate on),
- * team, model, region and deployment.
+ * team, model, region, deployment and kind (job, batch or sync).
  */
 
-/** Per window × team × logical model × region × deployment. */
+/** Per window × team × logical model × region × deployment × kind. */
 export const WINDOW_METRICS = {
   jobsSucceeded: 'sluice.jobs.succeeded',
   jobsFailed: 'sluice.jobs.failed',
@@ -30,6 +30,15 @@ export const WINDOW_METRICS = {
   latencyTotalP50: 'sluice.latency.total.p50',
   latencyTotalP95: 'sluice.latency.total.p95',
   latencyTotalP99: 'sluice.latency.total.p99',
+  /** Time to first token of sync requests, ms (sent only for groups that have one). */
+  latencyTtftP50: 'sluice.latency.ttft.p50',
+  latencyTtftP95: 'sluice.latency.ttft.p95',
+  latencyTtftP99: 'sluice.latency.ttft.p99',
+  /** Sync answers served from the exact cache, and the USD they would have cost (sent when non-zero). */
+  cacheHits: 'sluice.cache.hits',
+  cacheSavedUsd: 'sluice.cache.saved_usd',
+  /** Sync streams the client left before the end (sent when non-zero). */
+  abandoned: 'sluice.sync.abandoned',
   throttles: 'sluice.throttles',
   failovers: 'sluice.failovers',
 } as const;

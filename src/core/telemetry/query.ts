@@ -87,7 +87,7 @@ interface ScopeStatus {
 /** Reads rollup rows for the range and merges them by the requested dimension. */
 export async function queryUsage(store: StateStore, q: UsageQuery): Promise<{ groups: UsageGroupView[]; total: GroupSummary }> {
   const merged = new Map<string, GroupAggregate>();
-  const total = new GroupAggregate({ team: '*', model: '*', region: '*', deployment: '*' });
+  const total = new GroupAggregate({ team: '*', model: '*', region: '*', deployment: '*', kind: '*' });
   for (const [fromPk, toPk] of partitionPlan(q.from, q.to)) {
     for await (const page of store.list(fromPk, toPk)) {
       for (const { value } of page) {
@@ -95,7 +95,7 @@ export async function queryUsage(store: StateStore, q: UsageQuery): Promise<{ gr
         if (q.team !== undefined && g.key.team !== q.team) continue;
         const k = g.key[q.groupBy];
         let m = merged.get(k);
-        if (!m) merged.set(k, (m = new GroupAggregate({ team: '*', model: '*', region: '*', deployment: '*', [q.groupBy]: k })));
+        if (!m) merged.set(k, (m = new GroupAggregate({ team: '*', model: '*', region: '*', deployment: '*', kind: '*', [q.groupBy]: k })));
         m.merge(g);
         total.merge(g);
       }

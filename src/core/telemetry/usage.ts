@@ -65,6 +65,10 @@ export interface UsageRow {
   savedUsd?: number | null;
 }
 
+/** What kind of work a row records: absent means a job (rows written before kinds existed were all jobs). */
+export type UsageKind = NonNullable<UsageRow['kind']>;
+export const kindOf = (row: Pick<UsageRow, 'kind'>): UsageKind => row.kind ?? 'job';
+
 /** Where rows go. Insert-only and idempotent by (window, jobId). */
 export interface UsageRowStore {
   /**
@@ -134,6 +138,8 @@ export function buildUsageRow(job: JobRecord, now: number, options: UsageOptions
     calls: job.regionsTried.map((a) => [a.region, a.deployment, a.status]),
     completedAt,
     writtenAt: now,
+    // Batch lines are jobs with a batch id; sync requests build their rows elsewhere.
+    kind: job.batchId !== undefined ? 'batch' : 'job',
   };
 }
 

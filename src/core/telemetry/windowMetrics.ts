@@ -1,6 +1,6 @@
 /**
- * The metrics of one closed window: per group (team × model × region × deployment) jobs, tokens, cost, throttles,
- * failovers and latency percentiles; per deployment the quota charged and its share of the configured TPM and RPM.
+ * The metrics of one closed window: per group (team × model × region × deployment × kind) jobs, tokens, cost,
+ * throttles, failovers, latency and time-to-first-token percentiles, cache hits and abandoned streams; per deployment the quota charged and its share of the configured TPM and RPM.
  * Every metric carries the `window` dimension, so a window sent twice can be de-duplicated.
  */
 import { round6, type WindowAggregate } from './aggregate';
@@ -39,6 +39,13 @@ export function emitWindow(deps: RollupDeps, window: string, agg: WindowAggregat
     send(m.latencyTotalP50, t?.p50);
     send(m.latencyTotalP95, t?.p95);
     send(m.latencyTotalP99, t?.p99);
+    const ttft = g.ttft.percentiles();
+    send(m.latencyTtftP50, ttft?.p50);
+    send(m.latencyTtftP95, ttft?.p95);
+    send(m.latencyTtftP99, ttft?.p99);
+    if (g.cacheHits > 0) send(m.cacheHits, g.cacheHits);
+    if (g.savedUsd > 0) send(m.cacheSavedUsd, round6(g.savedUsd));
+    if (g.abandoned > 0) send(m.abandoned, g.abandoned);
   }
   const seen = new Set<string>();
   const deployment = (region: string, name: string, model: string, tpm: number | undefined, rpm: number | undefined) => {
