@@ -98,3 +98,27 @@ test('embeddings, OpenAI and AzureOpenAI clients: vectors, the model version hea
   assert.equal(tokens.data.length, 1);
   assert.equal(tokens.usage.prompt_tokens, 5);
 });
+
+test('exact cache: the same non-streamed request with x-sluice-cache answers from the cache, spends nothing, records the saving', async () => {
+  const body: OpenAI.ChatCompletionCreateParamsNonStreaming = { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Cache this answer' }], max_tokens: 20 };
+  const options = { headers: { 'x-sluice-cache': 'exact; ttl=60' } };
+  const since = Date.now();
+  const first = await openai.chat.completions.create(body, options).withResponse();
+  assert.equal(first.response.headers.get('x-sluice-cache'), 'miss');
+  const second = await openai.chat.completions.create(body, options).withResponse();
+  assert.equal(second.response.headers.get('x-sluice-cache'), 'hit');
+  assert.deepEqual(second.data, first.data);
+  assert.equal(s.sim.requests().filter((r) => r.at >= since).length, 1, 'a hit reached the deployment');
+  const row = await usageRowOf(s.stack, second.response.headers.get('x-sluice-request-id')!);
+  assert.equal(row.cacheHit, true);
+  assert.equal(row.costUsd ?? 0, 0);
+  const firstRow = await usageRowOf(s.stack, first.response.headers.get('x-sluice-request-id')!);
+  assert.ok((firstRow.costUsd ?? 0) > 0);
+  assert.equal((row as unknown as { savedUsd?: number }).savedUsd, firstRow.costUsd);
+  // A stream never uses the cache.
+  const streamed = await openai.chat.completions.create({ ...body, stream: true }, options).withResponse();
+  for await (const _chunk of streamed.data) {
+    // drain
+  }
+  assert.equal(streamed.response.headers.get('x-sluice-cache'), null);
+});
