@@ -129,6 +129,7 @@ test("bad input is a 4xx in OpenAI's error shape naming the field, and nothing i
     { path: '/v1/chat/completions', body: { ...chat('x'), model: 'no-such-model' }, status: 404, param: 'model' },
     { path: '/v1/chat/completions', body: { messages: [{ role: 'user', content: 'x' }] }, status: 400, param: 'model' },
     { path: '/v1/chat/completions', body: chat('x'), status: 400, param: 'x-sluice-max-wait-ms', headers: { 'x-sluice-max-wait-ms': 'soon' } },
+    { path: '/v1/chat/completions', body: chat('x'), status: 400, param: 'x-sluice-cache', headers: { 'x-sluice-cache': 'sometimes' } },
     { path: '/v1/embeddings', body: { model: 'text-embedding-3-small' }, status: 400, param: 'input' },
     { path: '/v1/embeddings', body: { model: 'text-embedding-3-small', input: [] }, status: 400, param: 'input' },
     { path: '/v1/embeddings', body: { model: 'text-embedding-3-small', input: [['a']] }, status: 400, param: 'input' },

@@ -4,7 +4,7 @@
  * maps the returned SyncAnswer to a response; nothing here knows about HTTP beyond status codes and header names.
  */
 import { overQuotaCeiling } from '../backpressure';
-import type { SluiceError } from '../errors';
+import { ValidationError, type SluiceError } from '../errors';
 import type { CallRef, SyncUsage, UsageRow } from '../telemetry/usage';
 import type { CachedAnswer } from './cacheContract';
 import type { EndpointSettings } from '../endpoints';
@@ -39,7 +39,10 @@ export type SyncAnswer =
   | { kind: 'stream'; status: number; headers: Record<string, string>; body: AsyncIterable<Uint8Array> }
   | { kind: 'error'; status: number; headers: Record<string, string>; code: string; message: string; type: string; param?: string };
 
-/** Serves one request. Never throws for upstream or storage trouble: those become error answers or warnings. */
+/**
+ * Serves one request. Never throws for upstream or storage trouble (those become error answers or warnings); throws
+ * ValidationError for a malformed x-sluice-cache header.
+ */
 export async function serveSync(deps: SyncServeDeps, call: SyncCall): Promise<SyncAnswer> {
   const { request } = call;
   const tokens = chargeOfRequest(request);
@@ -93,6 +96,8 @@ async function cachePolicy(deps: SyncServeDeps, call: SyncCall): Promise<number 
   try {
     return await deps.cache!.policy(call.team, call.headers, deps.clock.now());
   } catch (err) {
+    // A malformed x-sluice-cache header is the client's to fix (400); anything else only skips the cache.
+    if (err instanceof ValidationError) throw err;
     deps.log('warn', `[sync=${call.id}] cache policy unavailable; not using the cache: ${(err as Error)?.message ?? err}`);
     return undefined;
   }
