@@ -252,6 +252,10 @@ var sluiceSettings = {
   SLUICE_QUEUE_LANES: string(queueLanes)
   SLUICE_ENTRA_TEAMS: (entraAuth || empty(entraTeams)) ? entraTeams : fail('entraTeams needs entraClientId: Entra ID principals are trusted only behind App Service Authentication (docs/teams.md).')
   SLUICE_ENTRA_ADMINS: (entraAuth || empty(entraAdmins)) ? entraAdmins : fail('entraAdmins needs entraClientId: Entra ID principals are trusted only behind App Service Authentication (docs/teams.md).')
+  // The synchronous API's quota wait, ms (docs/sync.md): the default, and the cap a request may ask for. Both stay well
+  // under the 230 s the Flex Consumption front end allows one HTTP request.
+  SLUICE_SYNC_MAX_WAIT_MS: '30000'
+  SLUICE_SYNC_MAX_WAIT_CAP_MS: '120000'
   // Retention: the sweep's periods, schedule, bound and cursor table (the lifecycle policy gets the same periods).
   SLUICE_RETENTION_JOBS_DAYS: string(retentionJobsDays)
   SLUICE_RETENTION_USAGE_DAYS: string(retentionUsageDays)

@@ -59,6 +59,15 @@ export interface SluiceConfig {
   teams: TeamSettings;
   retention: RetentionSettings;
   syncCache: SyncCacheSettings;
+  sync: SyncApiSettings;
+}
+
+/** The synchronous OpenAI-compatible API (see docs/sync.md). */
+export interface SyncApiSettings {
+  /** ms */
+  defaultMaxWaitMs: number;
+  /** ms; at least defaultMaxWaitMs. */
+  maxWaitCapMs: number;
 }
 
 /** The exact cache of synchronous answers (src/core/sync/cache.ts). */
@@ -236,6 +245,13 @@ function entraOf(s: Settings): EntraMapping | undefined {
   return { teams: s.SLUICE_ENTRA_TEAMS ?? {}, admins: s.SLUICE_ENTRA_ADMINS ?? [], adminTeam: s.SLUICE_ENTRA_ADMIN_TEAM, appServiceAuth: s.WEBSITE_AUTH_ENABLED };
 }
 
+function syncOf(s: Settings): SyncApiSettings {
+  if (s.SLUICE_SYNC_MAX_WAIT_MS > s.SLUICE_SYNC_MAX_WAIT_CAP_MS) {
+    throw new ConfigError('SLUICE_SYNC_MAX_WAIT_MS', `${s.SLUICE_SYNC_MAX_WAIT_MS} exceeds SLUICE_SYNC_MAX_WAIT_CAP_MS (${s.SLUICE_SYNC_MAX_WAIT_CAP_MS})`);
+  }
+  return { defaultMaxWaitMs: s.SLUICE_SYNC_MAX_WAIT_MS, maxWaitCapMs: s.SLUICE_SYNC_MAX_WAIT_CAP_MS };
+}
+
 /** Reads and validates every setting. Throws ConfigError naming the first bad setting. */
 export function loadConfig(env: Env = process.env): SluiceConfig {
   const s = parse(env);
@@ -321,6 +337,7 @@ export function loadConfig(env: Env = process.env): SluiceConfig {
       maxTtlMs: s.SLUICE_CACHE_MAX_TTL_SECONDS * 1000,
       timeoutMs: s.SLUICE_CACHE_TIMEOUT_MS,
     },
+    sync: syncOf(s),
   };
 }
 

@@ -275,6 +275,13 @@ export const settingsSchema = z.object({
   SLUICE_CACHE_MAX_TTL_SECONDS: withDefault(integer(1, 2_592_000), 86_400),
   /** How long a cache read or write may take before it counts as a miss (or is given up), ms. @default 300 */
   SLUICE_CACHE_TIMEOUT_MS: withDefault(integer(10, 10_000), 300),
+
+  // The synchronous OpenAI-compatible API (docs/sync.md). Both stay well under the 230 s the Azure front end allows
+  // one HTTP request, leaving room for the call itself.
+  /** Quota wait of a sync request that sends no x-sluice-max-wait-ms, ms. @default 30000 */
+  SLUICE_SYNC_MAX_WAIT_MS: withDefault(integer(0, 180_000), 30_000),
+  /** Longest quota wait a sync request may ask for with x-sluice-max-wait-ms (larger asks are capped), ms. @default 120000 */
+  SLUICE_SYNC_MAX_WAIT_CAP_MS: withDefault(integer(0, 180_000), 120_000),
 });
 
 export type SettingName = keyof typeof settingsSchema.shape;

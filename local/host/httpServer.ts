@@ -4,6 +4,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { RegisteredFunction } from './coreShim';
 import type { RpcHttpCookie, RpcHttpData, RpcInvocationResponse, RpcTypedData } from './coreTypes';
+import { randomUUID } from 'node:crypto';
+import { forwardToProxy, proxyAgent, streamTriggerMetadata } from './httpStream';
 import { invokeFunction, triggerBindingName } from './invoke';
 import type { HostLog } from './logging';
 import { RouteTable } from './routes';
@@ -18,6 +20,8 @@ export interface HttpServerOptions {
   functionsKey: string | undefined;
   /** Largest accepted request body, bytes. @default 104857600 (100 MB, the Functions limit) */
   maxBodyBytes?: number;
+  /** The library's HTTP streaming proxy (httpStream.ts), when the app enabled streaming. @default none: buffered answers */
+  streamUri?: string;
 }
 
 export interface RunningHttpServer {
@@ -126,6 +130,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
   const routes = buildRoutes(options);
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const inFlight = new Set<Promise<void>>();
+  const agent = proxyAgent();
   let port = options.port;
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -171,12 +176,30 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
       params: match.params,
       ...(body.length > 0 ? { body: { bytes: body } } : {}),
     };
+    const reason = `This function was programmatically called via the host APIs.`;
+    if (options.streamUri) {
+      // Streaming: the request and the answer travel through the library's proxy, the invocation carries metadata.
+      const invocationId = randomUUID();
+      const { body: _buffered, ...metadataOnly } = http;
+      const forwarded = forwardToProxy(options.streamUri, agent, invocationId, req, res, `${url.pathname}${url.search}`, body);
+      try {
+        await invokeFunction(
+          fn,
+          { triggerBindingName: bindingName, triggerData: { http: metadataOnly }, triggerMetadata: streamTriggerMetadata(http.headers ?? {}, query, match.params), invocationId, reason },
+          options.log,
+        );
+        await forwarded.done;
+      } catch {
+        // The handler's error is already logged by invokeFunction; the client sees a bare 500 like in Azure.
+        if (!forwarded.answered()) {
+          forwarded.abort();
+          if (!res.headersSent) res.writeHead(500, { 'content-length': '0' }).end();
+        }
+      }
+      return;
+    }
     try {
-      const { response } = await invokeFunction(
-        fn,
-        { triggerBindingName: bindingName, triggerData: { http }, reason: `This function was programmatically called via the host APIs.` },
-        options.log,
-      );
+      const { response } = await invokeFunction(fn, { triggerBindingName: bindingName, triggerData: { http }, reason }, options.log);
       writeResponse(res, httpOutput(response));
     } catch {
       // The handler's error is already logged by invokeFunction; the client sees a bare 500 like in Azure.
@@ -214,6 +237,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
       server.closeIdleConnections();
       await Promise.allSettled([...inFlight]);
       server.closeAllConnections();
+      agent.destroy();
       await closed;
     },
   };

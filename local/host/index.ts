@@ -5,6 +5,7 @@ import { hookCallbacks, installCoreShim, loadFunctionFile, registeredFunctions, 
 import { functionFilesFromPackageJson } from './functionFiles';
 import { readHostJson } from './hostJson';
 import { startHttpServer, type RunningHttpServer } from './httpServer';
+import { httpStreamUri } from './httpStream';
 import { appHookData, triggerBindingName } from './invoke';
 import { filteredLog, fromRpcLevel, logLevelRulesFromSettings, mergeLogLevelRules, type LogLevel } from './logging';
 import { QueueListener } from './queueListener';
@@ -92,6 +93,12 @@ function describe(fn: RegisteredFunction, url: string, routePrefix: string): str
   }
 }
 
+/** The streaming proxy of an app that enabled HTTP streaming (app.setup), for the HTTP server. */
+async function httpStreamOption(): Promise<{ streamUri?: string }> {
+  const streamUri = await httpStreamUri();
+  return streamUri ? { streamUri } : {};
+}
+
 export async function startFunctionsHost(opts: FunctionsHostOptions = {}): Promise<RunningFunctionsHost> {
   const rootDir = resolve(opts.rootDir ?? process.cwd());
   const sink = opts.log ?? ((line: string) => console.log(line));
@@ -140,6 +147,7 @@ export async function startFunctionsHost(opts: FunctionsHostOptions = {}): Promi
         functions: functions.filter((fn) => triggerType(fn) === 'httptrigger'),
         log,
         functionsKey: process.env.SLUICE_LOCAL_FUNCTIONS_KEY || undefined,
+        ...(await httpStreamOption()),
       });
     }
     for (const fn of functions) {

@@ -188,8 +188,14 @@ export async function handleChatCompletion(
   exchange.writeEvent({ choices: [], created: 0, id: '', model: '', object: '', prompt_filter_results: promptFilterResults() });
   await delayUntil(startedAt + firstTokenMs);
   exchange.writeEvent(chunk(choices.map((_, index) => delta(index, { role: 'assistant', content: '', refusal: null }, null, false))));
+  const cutAfter = exchange.region.fault.cutStreamAfterChunks;
   for (let tokenIndex = 0; tokenIndex < longest; tokenIndex++) {
     if (exchange.clientGone) return;
+    if (cutAfter !== undefined && tokenIndex >= cutAfter) {
+      // The connection drops mid-answer, as when a deployment's node fails.
+      exchange.res.destroy();
+      return;
+    }
     await delayUntil(startedAt + firstTokenMs + perTokenMs * tokenIndex);
     for (const [index, choice] of choices.entries()) {
       const piece = choice.pieces[tokenIndex];

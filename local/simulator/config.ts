@@ -56,6 +56,8 @@ export interface FaultSpec {
   slowMs?: number;
   /** retry-after for injected 429s, in seconds; default 1. */
   retryAfterSeconds?: number;
+  /** Streamed answers lose their connection after this many content chunks (a mid-stream failure). */
+  cutStreamAfterChunks?: number;
 }
 
 export const DEFAULT_LATENCY = { firstTokenMs: 20, perTokenMs: 0.5 } as const;
@@ -138,6 +140,7 @@ export const faultSpecSchema = z.strictObject({
   slowRate: share.optional(),
   slowMs: z.number().min(0).optional(),
   retryAfterSeconds: z.number().min(0).optional(),
+  cutStreamAfterChunks: z.number().int().min(0).optional(),
 });
 
 export const limitsSchema = z.strictObject({

@@ -6,7 +6,7 @@
 import { AzureOpenAI, APIConnectionTimeoutError, APIError } from 'openai';
 import { DefaultAzureCredential, getBearerTokenProvider } from '@azure/identity';
 import type { EndpointSettings } from '../core/endpoints';
-import { errorFromResponse, retryAfterFromHeaders, UpstreamUnavailableError } from '../core/errors';
+import { errorFromResponse, retryAfterFromHeaders, SluiceError, UpstreamUnavailableError } from '../core/errors';
 import type { ModelCallOptions, ModelCallResult, ModelClient } from '../core/modelClient';
 
 /** Which instance (process) made a call, for diagnostics on the service side: Azure's instance id, else the pid. */
@@ -20,7 +20,7 @@ export class AzureOpenAIModelClient implements ModelClient {
 
   constructor(private readonly apiVersion: string, private readonly managedIdentityClientId?: string) {}
 
-  private clientFor(target: EndpointSettings): AzureOpenAI {
+  protected clientFor(target: EndpointSettings): AzureOpenAI {
     const key = `${target.endpoint}|${target.deployment}`;
     let client = this.clients.get(key);
     if (!client) {
@@ -50,18 +50,23 @@ export class AzureOpenAIModelClient implements ModelClient {
         .withResponse();
       return { body: data as unknown as Record<string, unknown>, status: response.status, header: (n) => response.headers.get(n) };
     } catch (err) {
-      if (err instanceof APIConnectionTimeoutError) {
-        throw new UpstreamUnavailableError('timeout', `no answer from ${target.region} within ${opts.timeoutMs} ms`, 504);
-      }
-      if (err instanceof APIError && err.status) {
-        const headers = err.headers;
-        const retryAfter = retryAfterFromHeaders((n) => headers?.get(n));
-        const mapped = errorFromResponse(err.status, { error: err.error }, retryAfter);
-        (mapped as { headers?: Headers }).headers = headers;
-        throw mapped;
-      }
-      const message = err instanceof Error ? err.message : String(err);
-      throw new UpstreamUnavailableError('connection_failed', `could not reach ${target.region}: ${message}`, 503);
+      throw upstreamError(err, target, opts.timeoutMs);
     }
   }
+}
+
+/** What the SDK threw, as a SluiceError: timeouts and transport failures are retryable, statuses go through errorFromResponse. */
+export function upstreamError(err: unknown, target: EndpointSettings, timeoutMs: number): SluiceError {
+  if (err instanceof APIConnectionTimeoutError) {
+    return new UpstreamUnavailableError('timeout', `no answer from ${target.region} within ${timeoutMs} ms`, 504);
+  }
+  if (err instanceof APIError && err.status) {
+    const headers = err.headers;
+    const retryAfter = retryAfterFromHeaders((n) => headers?.get(n));
+    const mapped = errorFromResponse(err.status, { error: err.error }, retryAfter);
+    (mapped as { headers?: Headers }).headers = headers;
+    return mapped;
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return new UpstreamUnavailableError('connection_failed', `could not reach ${target.region}: ${message}`, 503);
 }

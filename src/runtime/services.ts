@@ -39,6 +39,8 @@ import { BatchRetention } from '../azure/batchStore';
 import { RetentionCursorTable, retentionPorts } from '../azure/retentionTable';
 import { ExactCache, type SyncCache } from '../core/sync/cache';
 import { CacheTable } from '../azure/cacheStore';
+import type { SyncUpstream } from '../core/sync/types';
+import { AzureSyncClient } from '../azure/syncModelClient';
 
 /** How long each process gathers backlog additions before writing them (see azure/backlogTable.ts for the cost). */
 const BACKLOG_FLUSH_MS = 1_000;
@@ -84,6 +86,8 @@ export interface Services {
   workerDeps(log: JobLogger, lane?: Lane): WorkerDeps;
   /** The exact cache of synchronous answers (core/sync/cache.ts). */
   syncCache: SyncCache;
+  /** The synchronous API's upstream client (runtime/syncServices.ts wires the rest). */
+  sync: { upstream: SyncUpstream };
 }
 
 let services: Services | undefined;
@@ -222,6 +226,7 @@ function buildServices(config: SluiceConfig): Services {
     teamLimit,
     batch,
     syncCache,
+    sync: { upstream: new AzureSyncClient(config.openaiApiVersion, config.storage.clientId) },
     workerDeps: (log, lane = { lane: 0, priority: 'interactive' }) => {
       const home = pick(workerQueues, lane);
       // Recovery messages are sent with the plain client: deleting one needs the id and pop receipt that

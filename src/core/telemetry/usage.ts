@@ -53,10 +53,15 @@ export interface UsageRow {
   writtenAt: number;
   /** Set when the row was re-filed because its first window had already been closed. */
   lateFrom?: string;
+  /** What made the call: a queued job, a batch line, or a synchronous API request. Absent on job rows. */
   kind?: 'job' | 'batch' | 'sync';
+  /** Request received → first chunk with a choice sent to the client, ms (streams only). */
   ttftMs?: number | null;
+  /** The client disconnected before the answer was complete; tokens are what was generated until then. */
   abandoned?: boolean;
+  /** Answered from the exact-match cache: no quota spent, costUsd 0. */
   cacheHit?: boolean;
+  /** USD a cache hit saved (the cost of the answer it reused). */
   savedUsd?: number | null;
 }
 
@@ -138,13 +143,96 @@ export function buildUsageRow(job: JobRecord, now: number, options: UsageOptions
   };
 }
 
+/** What one synchronous API request did, for its usage row. Times are epoch ms. */
+export interface SyncUsage {
+  requestId: string;
+  team: string;
+  model: string;
+  /** The deployment that answered, else the last one tried, else undefined. */
+  region?: string;
+  deployment?: string;
+  modelVersion: string;
+  status: 'succeeded' | 'failed';
+  errorCode: string;
+  finishReason: string;
+  promptTokens: number;
+  cachedTokens: number;
+  completionTokens: number;
+  reservedOutputTokens: number;
+  estimatedPromptTokens: number;
+  receivedAt: number;
+  /** When the budget admitted the call that answered. */
+  admittedAt?: number;
+  /** When the first chunk with a choice reached the client (streams). */
+  firstTokenAt?: number;
+  /** The answering call's duration (to its last byte), ms. */
+  modelLatencyMs?: number;
+  completedAt: number;
+  calls: CallRef[];
+  throttles: number;
+  abandoned: boolean;
+  cacheHit: boolean;
+  /** For a cache hit: the stored answer's cost. */
+  savedUsd?: number | null;
+}
+
+/** Builds the usage row of a synchronous API request (kind 'sync'). `warn` receives "model has no price" notes. */
+export function buildSyncUsageRow(sync: SyncUsage, now: number, options: UsageOptions = {}, warn: (m: string) => void = () => {}): UsageRow {
+  const last = sync.calls[sync.calls.length - 1];
+  const region = sync.region ?? last?.[0] ?? 'none';
+  const deployment = sync.deployment ?? last?.[1] ?? 'none';
+  const priced = costOf(
+    { model: sync.model, modelVersion: sync.modelVersion || undefined, region, deployment, priority: 'interactive', promptTokens: sync.promptTokens, cachedTokens: sync.cachedTokens, completionTokens: sync.completionTokens },
+    options.prices ?? DEFAULT_PRICES,
+    options.overrides ?? {},
+  );
+  if (priced === null && !sync.cacheHit) warn(`[sync=${sync.requestId}] model "${sync.model}" (${region}/${deployment}) has no price: cost recorded as unknown; add it to SLUICE_PRICES`);
+  const maxBackdate = options.maxBackdateMs ?? 60_000;
+  const answered = sync.status === 'succeeded' || sync.abandoned;
+  return {
+    jobId: sync.requestId,
+    window: windowOf(now - sync.completedAt <= maxBackdate ? sync.completedAt : now),
+    team: sync.team,
+    model: sync.model,
+    region,
+    deployment,
+    modelVersion: sync.modelVersion,
+    priority: 'interactive',
+    status: sync.status,
+    errorCode: sync.errorCode,
+    finishReason: sync.finishReason,
+    promptTokens: sync.promptTokens,
+    cachedTokens: sync.cachedTokens,
+    completionTokens: sync.completionTokens,
+    reservedOutputTokens: sync.reservedOutputTokens,
+    reservedUnusedTokens: answered && !sync.cacheHit ? Math.max(0, sync.reservedOutputTokens - sync.completionTokens) : 0,
+    estimatedPromptTokens: sync.estimatedPromptTokens,
+    // A hit spends nothing; what it would have cost is savedUsd.
+    costUsd: sync.cacheHit ? 0 : priced,
+    queueWaitMs: sync.admittedAt !== undefined ? Math.max(0, sync.admittedAt - sync.receivedAt) : null,
+    modelLatencyMs: sync.modelLatencyMs ?? null,
+    totalLatencyMs: Math.max(0, sync.completedAt - sync.receivedAt),
+    attempts: sync.calls.length,
+    throttles: sync.throttles,
+    regionsTried: new Set(sync.calls.map((c) => c[0])).size,
+    calls: sync.calls,
+    completedAt: sync.completedAt,
+    writtenAt: now,
+    kind: 'sync',
+    ttftMs: sync.firstTokenAt !== undefined ? Math.max(0, sync.firstTokenAt - sync.receivedAt) : null,
+    abandoned: sync.abandoned,
+    cacheHit: sync.cacheHit,
+    savedUsd: sync.cacheHit ? (sync.savedUsd ?? priced) : null,
+  };
+}
+
 /** Where a window's closing cut is looked up by a slow writer (see recordJobUsage). */
 export interface WindowCuts {
   /** The server time up to which `window`'s rows were (or are being) counted; undefined while it is open. */
   cutOf(window: string): Promise<string | undefined>;
 }
 
-interface RecorderDeps {
+export interface RecorderDeps {
   store: UsageRowStore;
   cuts: WindowCuts;
   clock: { now(): number };
@@ -165,7 +253,12 @@ interface RecorderDeps {
  * committed at or before the cut). Fast writes — all of them in normal operation — cost one insert.
  */
 export async function recordJobUsage(deps: RecorderDeps, job: JobRecord, now: number): Promise<UsageRow> {
-  let row = buildUsageRow(job, now, deps.options, deps.warn);
+  return recordUsageRow(deps, buildUsageRow(job, now, deps.options, deps.warn));
+}
+
+/** Records a built usage row: one insert, idempotent, re-filed if its window closed meanwhile (see recordJobUsage). */
+export async function recordUsageRow(deps: RecorderDeps, built: UsageRow): Promise<UsageRow> {
+  let row = built;
   for (let hop = 0; hop < 5; hop += 1) {
     const { result, committedAt } = await deps.store.insert(row);
     const after = deps.clock.now();
@@ -173,7 +266,7 @@ export async function recordJobUsage(deps: RecorderDeps, job: JobRecord, now: nu
     if (result === 'exists' || after < deadline) return row;
     const cut = await deps.cuts.cutOf(row.window);
     if (cut === undefined || (committedAt !== undefined && committedAt <= cut)) return row;
-    deps.warn?.(`[job=${job.id}] usage row landed after window ${row.window} was closed; counted in ${windowOf(after)}`);
+    deps.warn?.(`[${row.kind === 'sync' ? 'sync' : 'job'}=${row.jobId}] usage row landed after window ${row.window} was closed; counted in ${windowOf(after)}`);
     row = { ...row, lateFrom: row.lateFrom ?? row.window, window: windowOf(after), writtenAt: after };
   }
   return row;
