@@ -94,12 +94,21 @@ export async function runFleet(o: FleetOptions): Promise<FleetResult> {
   // The shared queue: an endless backlog plus parked jobs that become visible again at their retryAt.
   const parked: Job[] = [];
   let jobCounter = 0;
-  const nextJob = (i: number, t: number): Job | undefined => {
-    let best = -1;
-    for (let k = 0; k < parked.length; k++) {
-      if (parked[k]!.readyAt <= t && (best < 0 || parked[k]!.readyAt < parked[best]!.readyAt)) best = k;
+  // Kept in order of readyAt (a binary insert), so that taking the earliest visible one is cheap with many parked.
+  const park = (job: Job) => {
+    let lo = 0;
+    let hi = parked.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (parked[mid]!.readyAt <= job.readyAt) lo = mid + 1;
+      else hi = mid;
     }
-    if (best >= 0) return { ...parked.splice(best, 1)[0]!, readyAt: t };
+    parked.splice(lo, 0, job);
+  };
+  /** Jobs refused for want of a seat: held in their slot until readyAt, then handed back (route.ts holdOrPark). */
+  const handBack = new Set<Job>();
+  const nextJob = (i: number, t: number): Job | undefined => {
+    if (parked.length > 0 && parked[0]!.readyAt <= t) return { ...parked.shift()!, readyAt: t };
     if (o.backlog !== undefined && jobCounter >= o.backlog) return undefined;
     return { id: `job${(jobCounter += 1)}`, readyAt: t, charge: o.charge(rand), priority: o.priority?.(rand, i) ?? 'batch', queuedAt: t };
   };
@@ -139,6 +148,11 @@ export async function runFleet(o: FleetOptions): Promise<FleetResult> {
         if (busyUntil[i]![s]! > t) continue;
         const job = o.fetch ? workers[i]![s] : (workers[i]![s] ??= nextJob(i, t));
         if (!job || job.readyAt > t) continue;
+        if (handBack.delete(job)) {
+          park({ ...job, readyAt: t });
+          workers[i]![s] = undefined;
+          continue;
+        }
         // The job's id, as the worker passes it (the gate weighs its lease by the jobs waiting here).
         const a = await gates[i]!.admit(o.ref, job.charge, job.priority, t, { jobId: job.id, team: 'sim' });
         if (a.granted) {
@@ -150,9 +164,9 @@ export async function runFleet(o: FleetOptions): Promise<FleetResult> {
           denials += 1;
           if (!(a.retryAt > t)) throw new Error(`retryAt ${a.retryAt} is not after now ${t}`);
           job.readyAt = a.retryAt;
-          // Refused for want of a seat: held until retryAt, then handed back to the queue (route.ts holdOrPark).
-          if (a.reason === 'seat' || a.retryAt - t > holdMs) {
-            parked.push(job);
+          if (a.reason === 'seat') handBack.add(job);
+          else if (a.retryAt - t > holdMs) {
+            park(job);
             workers[i]![s] = undefined;
           }
         }
