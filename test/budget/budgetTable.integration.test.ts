@@ -9,7 +9,8 @@ import { SlidingWindowRateLimiter } from '../../local/simulator/rateLimiter';
 import { budgetStoreFromConnectionString } from '../support/storage';
 import { SharedBudgetGate } from '../../src/core/budget/sharedBudget';
 import { transactions } from '../../src/core/budget/store';
-import { DEFAULT_BUDGET_POLICY, emptyRow, fitRecord, LEASES_MAX_CHARS, limitsFor, type LeaseRecord } from '../../src/core/budget/window';
+import { DEFAULT_BUDGET_POLICY, emptyRow, LEASES_MAX_CHARS, limitsFor, type LeaseRecord } from '../../src/core/budget/window';
+import { fitRecord } from '../../src/core/budget/seats';
 import { deployment } from './fleetSim';
 
 let azurite: RunningAzurite;

@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SharedBudgetGate } from '../../src/core/budget/sharedBudget';
-import { DEFAULT_BUDGET_POLICY, fitRecord, LEASES_MAX_CHARS, limitsFor, seatsFor, type LeaseRecord } from '../../src/core/budget/window';
+import { DEFAULT_BUDGET_POLICY, LEASES_MAX_CHARS, limitsFor, type LeaseRecord } from '../../src/core/budget/window';
+import { fitRecord, seatsFor } from '../../src/core/budget/seats';
 import { MemoryBudgetRowStore } from '../support/memoryStores';
 import { deployment, runFleet, utilisation } from './fleetSim';
 

@@ -6,7 +6,8 @@
 import type { DeploymentState } from './deploymentState';
 import type { PrioritySettings } from './lease';
 import { waitingTokens } from './waitingLine';
-import { REQUEST_FOLLOW, seatsFor, type BudgetRow, type GrantRequest, type LeaseRecord, type Limits } from './window';
+import { seatsFor } from './seats';
+import { REQUEST_FOLLOW, type BudgetRow, type GrantRequest, type LeaseRecord, type Limits } from './window';
 
 /** What the instance's lease settings say (SharedBudgetOptions). */
 export interface SizingSettings {

@@ -27,15 +27,11 @@ import { newDeploymentState, type DeploymentState } from './deploymentState';
 import { lineHead, noteRefused, type WaitingJob } from './waitingLine';
 import { RATE_WINDOW_MS, sizeLease, TAIL_WINDOW_MS, type SizingSettings } from './leaseSizing';
 import type { PeerGrant } from './teamLedger';
+import { grantFitted, grantOneJob, hasSeat, oneJobLease, oneJobSeatFree, seatsFor } from './seats';
 import {
   DEFAULT_BUDGET_POLICY,
   emptyRow,
-  grantLease,
-  hasSeat,
   limitsFor,
-  seatsFor,
-  oneJobLease,
-  oneJobSeatFree,
   OBSERVATION_MAX_AGE_MS,
   pruneRow,
   reconcile,
@@ -43,7 +39,6 @@ import {
   sum,
   type BudgetPolicy,
   type BudgetRow,
-  type GrantRequest,
   type LeaseRecord,
   type Limits,
 } from './window';
@@ -343,7 +338,7 @@ export class SharedBudgetGate implements BudgetGate {
     return this.single(st, now, () =>
       this.write(st, target, now, {
         kind: 'renew',
-        grant: (row, lim) => grantLease(row, sizeLease(st, row, lim, now, { pendingTokens, wantAll, interactive }, this.sizing, `${this.owner}.${(this.leaseCounter += 1)}`), lim),
+        grant: (row, lim) => grantFitted(row, sizeLease(st, row, lim, now, { pendingTokens, wantAll, interactive }, this.sizing, `${this.owner}.${(this.leaseCounter += 1)}`), lim),
         ...(interactive ? { oneJob: (row: BudgetRow, lim: Limits) => grantOneJob(row, oneJobLease(this.owner, `${this.owner}.${(this.leaseCounter += 1)}`, now, pendingTokens, this.sizing.minLeaseMs), lim) } : {}),
       }),
     );
@@ -471,13 +466,6 @@ export class SharedBudgetGate implements BudgetGate {
 
 type Grant = (row: BudgetRow, lim: Limits) => LeaseRecord | undefined;
 
-/** All or nothing: a one-job lease that cannot hold its job would only keep its tokens from everyone else. */
-function grantOneJob(row: BudgetRow, req: GrantRequest, lim: Limits): LeaseRecord | undefined {
-  const lease = grantLease(row, req, lim);
-  if ((lease.tokens[0] ?? 0) >= req.want.firstTokens && (lease.requests[0] ?? 0) >= 1) return lease;
-  row.leases.pop();
-  return undefined;
-}
 /** 'renew' with `oneJob`: an interactive job asks; without a seat, a one-job lease (window.ts oneJobSeatFree) will do. */
 type WriteMode = { kind: 'renew'; grant: Grant; oneJob?: Grant } | { kind: 'pause' } | { kind: 'release' };
 
