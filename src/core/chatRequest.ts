@@ -5,6 +5,9 @@
  */
 import type { ChatCompletionCreateParamsNonStreaming } from 'openai/resources/chat/completions';
 import { z } from 'zod';
+import { ValidationError } from './errors';
+import type { ModelLimits } from './models';
+import { countPromptTokens } from './tokens';
 
 const ROLES = ['system', 'developer', 'user', 'assistant', 'tool', 'function'] as const;
 
@@ -147,3 +150,33 @@ export const chatFields = Object.fromEntries(Object.keys(CHAT_FIELDS).map((k) =>
   keyof typeof CHAT_FIELDS,
   z.ZodOptional<z.ZodUnknown>
 >;
+
+/**
+ * What a chat request is charged at admission: its output ceiling (max_completion_tokens or max_tokens, within the
+ * model's limit, else its default) and its prompt's tokens, which together must fit the context window. Errors name the
+ * field as the caller's body nests it (`prefix`: "request." in a job, "" in a synchronous request).
+ */
+export function chatCharge(
+  body: { max_tokens?: number; max_completion_tokens?: number },
+  limits: ModelLimits,
+  prefix: string,
+): { maxTokens: number; promptTokens: number } {
+  if (body.max_tokens !== undefined && body.max_completion_tokens !== undefined) {
+    throw new ValidationError(`${prefix}max_tokens: give either max_tokens or max_completion_tokens, not both`, `${prefix}max_tokens`);
+  }
+  const asked = body.max_completion_tokens ?? body.max_tokens;
+  const param = `${prefix}${body.max_completion_tokens !== undefined ? 'max_completion_tokens' : 'max_tokens'}`;
+  if (asked !== undefined && asked > limits.maxOutputTokens) {
+    throw new ValidationError(`${param}: ${asked} exceeds the model's limit of ${limits.maxOutputTokens}`, param);
+  }
+  const maxTokens = asked ?? limits.defaultMaxTokens;
+  const promptTokens = countPromptTokens(body as Parameters<typeof countPromptTokens>[0]);
+  if (promptTokens + maxTokens > limits.contextWindow) {
+    throw new ValidationError(
+      `This model's maximum context length is ${limits.contextWindow} tokens. However, you requested ${promptTokens + maxTokens} tokens (${promptTokens} in the messages, ${maxTokens} in the completion). Please reduce the length of the messages or completion.`,
+      `${prefix}messages`,
+      'context_length_exceeded',
+    );
+  }
+  return { maxTokens, promptTokens };
+}

@@ -4,7 +4,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { chatFields, chatMessage } from './chatRequest';
+import { chatCharge, chatFields, chatMessage } from './chatRequest';
 import { modelEntry, type ModelLimits } from './models';
 import { ValidationError } from './errors';
 import type { JobPriority, JobRecord } from './jobs';
@@ -90,27 +90,11 @@ export function prepareJob(body: SubmitBody, opts: PrepareOptions): JobRecord {
       'model_not_found',
     );
   }
-  if (request.max_tokens !== undefined && request.max_completion_tokens !== undefined) {
-    throw new ValidationError('request.max_tokens: give either max_tokens or max_completion_tokens, not both', 'request.max_tokens');
-  }
-  const asked = request.max_completion_tokens ?? request.max_tokens;
-  const param = request.max_completion_tokens !== undefined ? 'request.max_completion_tokens' : 'request.max_tokens';
-  if (asked !== undefined && asked > limits.maxOutputTokens) {
-    throw new ValidationError(`${param}: ${asked} exceeds the model's limit of ${limits.maxOutputTokens}`, param);
-  }
-  const maxTokens = asked ?? limits.defaultMaxTokens;
+  const { maxTokens, promptTokens } = chatCharge(request, limits, 'request.');
   const n = request.n ?? 1;
-  const promptTokens = countPromptTokens(request as Parameters<typeof countPromptTokens>[0]);
-  if (promptTokens + maxTokens > limits.contextWindow) {
-    throw new ValidationError(
-      `This model's maximum context length is ${limits.contextWindow} tokens. However, you requested ${promptTokens + maxTokens} tokens (${promptTokens} in the messages, ${maxTokens} in the completion). Please reduce the length of the messages or completion.`,
-      'request.messages',
-      'context_length_exceeded',
-    );
-  }
   // The model is chosen per deployment at run time; the ceiling is always sent, since Azure charges quota for it.
   const { model: _model, ...toSend } = request;
-  if (asked === undefined) toSend.max_tokens = maxTokens;
+  if (request.max_completion_tokens === undefined && request.max_tokens === undefined) toSend.max_tokens = maxTokens;
   const team = opts.team ?? body.metadata.team ?? 'default';
   return {
     id: jobIdFor(team, opts.idempotencyKey),

@@ -6,7 +6,7 @@
 // Azure's embeddings models count input in cl100k_base (text-embedding-3-*, ada-002), not o200k.
 import { countTokens } from 'gpt-tokenizer/model/text-embedding-3-small';
 import { z } from 'zod';
-import { chatFields, chatMessage } from '../chatRequest';
+import { chatCharge, chatFields, chatMessage } from '../chatRequest';
 import { ValidationError } from '../errors';
 import { modelEntry, type ModelLimits } from '../models';
 import { countPromptTokens } from '../tokens';
@@ -105,29 +105,13 @@ export function parseChatRequest(body: unknown, opts: { models: Record<string, M
   const model = modelOf(data.model, opts.pathModel);
   const limits = modelEntry(opts.models, model);
   if (!limits || !opts.served.includes(model)) throw notServed(model, opts.served.filter((m) => modelEntry(opts.models, m)));
-  if (data.max_tokens !== undefined && data.max_completion_tokens !== undefined) {
-    throw new ValidationError('max_tokens: give either max_tokens or max_completion_tokens, not both', 'max_tokens');
-  }
-  const asked = data.max_completion_tokens ?? data.max_tokens;
-  const param = data.max_completion_tokens !== undefined ? 'max_completion_tokens' : 'max_tokens';
-  if (asked !== undefined && asked > limits.maxOutputTokens) {
-    throw new ValidationError(`${param}: ${asked} exceeds the model's limit of ${limits.maxOutputTokens}`, param);
-  }
-  const maxTokens = asked ?? limits.defaultMaxTokens;
-  const promptTokens = countPromptTokens(data as Parameters<typeof countPromptTokens>[0]);
-  if (promptTokens + maxTokens > limits.contextWindow) {
-    throw new ValidationError(
-      `This model's maximum context length is ${limits.contextWindow} tokens. However, you requested ${promptTokens + maxTokens} tokens (${promptTokens} in the messages, ${maxTokens} in the completion). Please reduce the length of the messages or completion.`,
-      'messages',
-      'context_length_exceeded',
-    );
-  }
+  const { maxTokens, promptTokens } = chatCharge(data, limits, '');
   const { model: _model, ...clientBody } = data;
   const stream = data.stream === true;
   const includeUsage = stream && data.stream_options?.include_usage === true;
   // The ceiling is always sent (Azure charges quota for it); a stream always asks for usage, so its cost is exact.
   const upstreamBody: Record<string, unknown> = { ...clientBody };
-  if (asked === undefined) upstreamBody.max_tokens = maxTokens;
+  if (data.max_completion_tokens === undefined && data.max_tokens === undefined) upstreamBody.max_tokens = maxTokens;
   if (stream) upstreamBody.stream_options = { ...(data.stream_options ?? {}), include_usage: true };
   else delete upstreamBody.stream_options;
   return { kind: 'chat', model, clientBody, upstreamBody, stream, includeUsage, promptTokens, maxOutputTokens: maxTokens * (data.n ?? 1) };
