@@ -57,6 +57,7 @@ export interface SluiceConfig {
   batch: BatchSettings;
   telemetry: TelemetrySettings;
   teams: TeamSettings;
+  dispatch: DispatchSettings;
   retention: RetentionSettings;
   syncCache: SyncCacheSettings;
   sync: SyncApiSettings;
@@ -149,6 +150,14 @@ export interface TeamSettings {
   lanes: number;
   fairShare: boolean;
   spendCacheMs: number;
+}
+
+/** Team queues and the dispatcher (see docs/design/dispatch.md). */
+export interface DispatchSettings {
+  enabled: boolean;
+  table: string;
+  schedule: string;
+  depthSeconds: number;
 }
 
 /** What is deleted when (see docs/retention.md). */
@@ -323,6 +332,12 @@ export function loadConfig(env: Env = process.env): SluiceConfig {
       fairShare: s.SLUICE_FAIR_SHARE,
       spendCacheMs: s.SLUICE_TEAM_SPEND_CACHE_MS,
     },
+    dispatch: {
+      enabled: s.SLUICE_DISPATCH,
+      table: s.SLUICE_TEAM_QUEUE_TABLE,
+      schedule: s.SLUICE_DISPATCH_SCHEDULE,
+      depthSeconds: s.SLUICE_DISPATCH_DEPTH_SECONDS,
+    },
     retention: {
       jobsDays: s.SLUICE_RETENTION_JOBS_DAYS,
       usageDays: s.SLUICE_RETENTION_USAGE_DAYS,
@@ -349,6 +364,7 @@ export interface BindingSettings {
   batchSweepSchedule: string;
   rollupSchedule: string;
   retentionSweepSchedule: string;
+  dispatchSchedule: string;
   lanes: number;
 }
 
@@ -359,7 +375,7 @@ export interface BindingSettings {
  * function file can be indexed without the rest of the configuration; writes nothing.
  */
 export function bindingSettings(env: Env = process.env): BindingSettings {
-  const s = parse(env, ['SLUICE_JOBS_QUEUE', 'SLUICE_SUBMIT_QUEUE', 'SLUICE_BATCH_QUEUE', 'SLUICE_BATCH_SWEEP_SCHEDULE', 'SLUICE_ROLLUP_SCHEDULE', 'SLUICE_RETENTION_SWEEP_SCHEDULE', 'SLUICE_QUEUE_LANES']);
+  const s = parse(env, ['SLUICE_JOBS_QUEUE', 'SLUICE_SUBMIT_QUEUE', 'SLUICE_BATCH_QUEUE', 'SLUICE_BATCH_SWEEP_SCHEDULE', 'SLUICE_ROLLUP_SCHEDULE', 'SLUICE_RETENTION_SWEEP_SCHEDULE', 'SLUICE_DISPATCH_SCHEDULE', 'SLUICE_QUEUE_LANES']);
   return {
     jobsQueue: s.SLUICE_JOBS_QUEUE,
     submitQueue: s.SLUICE_SUBMIT_QUEUE,
@@ -367,6 +383,7 @@ export function bindingSettings(env: Env = process.env): BindingSettings {
     batchSweepSchedule: s.SLUICE_BATCH_SWEEP_SCHEDULE,
     rollupSchedule: s.SLUICE_ROLLUP_SCHEDULE,
     retentionSweepSchedule: s.SLUICE_RETENTION_SWEEP_SCHEDULE,
+    dispatchSchedule: s.SLUICE_DISPATCH_SCHEDULE,
     lanes: s.SLUICE_QUEUE_LANES,
   };
 }

@@ -252,6 +252,16 @@ export const settingsSchema = z.object({
   /** How long submit reuses a team's month-to-date cost, ms. @default 60000 */
   SLUICE_TEAM_SPEND_CACHE_MS: withDefault(integer(0), 60_000),
 
+  // Dispatch: team queues and the dispatcher that feeds the jobs queue (docs/design/dispatch.md).
+  /** Jobs wait in per-team queues and a dispatcher releases them in fair order (false: submit sends to the lane queues). @default true */
+  SLUICE_DISPATCH: withDefault(boolean, true),
+  /** Table of team queues, their markers and the dispatch lease. @default "sluiceteamqueues" */
+  SLUICE_TEAM_QUEUE_TABLE: withDefault(tableName, 'sluiceteamqueues'),
+  /** NCRONTAB schedule that starts a dispatcher run (it keeps running while work waits). @default "*\/5 * * * * *" */
+  SLUICE_DISPATCH_SCHEDULE: withDefault(text, '*/5 * * * * *'),
+  /** Seconds of the models' pace the jobs queue may hold before batch work waits in the team queues. @default 20 */
+  SLUICE_DISPATCH_DEPTH_SECONDS: withDefault(integer(1, 600), 20),
+
   // Retention: what is deleted when, by the retention sweep and the storage lifecycle policy (docs/retention.md).
   /** Days a job record and its payload blobs (prompt, answer) are kept after the job finished. @default 30 */
   SLUICE_RETENTION_JOBS_DAYS: withDefault(integer(1, 3650), 30),

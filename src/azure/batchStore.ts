@@ -15,8 +15,6 @@ import { emptyCounts } from '../core/batch/model';
 import { StaleBatchError, type BatchJobPort, type BatchRepository } from '../core/batch/ports';
 import { BatchProgress } from './batchProgress';
 import { readRow } from './conditionalRows';
-import { GROUP_MESSAGE_IDS, type JobQueue } from './jobQueue';
-import type { Lane } from '../core/teams/lanes';
 import type { JobStore } from './jobStore';
 import { batchIdBoundary } from '../core/retention/policy';
 
@@ -243,23 +241,15 @@ export class BatchRetention {
   }
 }
 
-/** The batch driver's view of jobs: the job table (insert-if-absent, ETag stops) and the jobs queue. */
-export function batchJobPort(jobs: JobStore, queueFor: (lane: Lane) => JobQueue): BatchJobPort {
+/** The batch driver's view of jobs: the job table (insert-if-absent, ETag stops) and the intake (runtime/dispatch.ts). */
+export function batchJobPort(jobs: JobStore, intake: { send(job: JobRecord, opts: { lane: number }): Promise<void>; sendMany(jobs: readonly JobRecord[], lane: number): Promise<void> }): BatchJobPort {
   return {
     createIfAbsent: (job: JobRecord) => jobs.create(job),
     get: async (id) => (await jobs.get(id, { withRequest: false }))?.job,
     status: async (id): Promise<JobStatus | undefined> => (await jobs.get(id, { withRequest: false }))?.job.status,
     createMany: (list) => jobs.createMany(list),
-    enqueue: (id, lane = 0) => queueFor({ lane, priority: 'batch' }).send({ id }),
-    enqueueMany: async (ids, lane = 0) => {
-      const queue = queueFor({ lane, priority: 'batch' });
-      const sends: Promise<void>[] = [];
-      for (let i = 0; i < ids.length; i += GROUP_MESSAGE_IDS) {
-        const group = ids.slice(i, i + GROUP_MESSAGE_IDS);
-        sends.push(group.length === 1 ? queue.send({ id: group[0]! }) : queue.send({ ids: group }));
-      }
-      await Promise.all(sends);
-    },
+    enqueue: (job, lane = 0) => intake.send(job, { lane }),
+    enqueueMany: (list, lane = 0) => intake.sendMany(list, lane),
     stopIfNotStarted: (id, error, now) => jobs.stopIfNotStarted(id, error, now),
   };
 }

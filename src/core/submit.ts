@@ -8,7 +8,6 @@ import { chatCharge, chatFields, chatMessage } from './chatRequest';
 import { modelEntry, type ModelLimits } from './models';
 import { ValidationError } from './errors';
 import type { JobPriority, JobRecord } from './jobs';
-import { countPromptTokens } from './tokens';
 
 const chatRequest = z
   .object({

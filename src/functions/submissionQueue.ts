@@ -12,14 +12,13 @@ import { app, type InvocationContext, type Timer } from '@azure/functions';
 import { acceptSubmission, decodeSubmission, redactSubmission, type DeadLetterReason, type SubmissionOutcome, type SubmissionPort } from '../core/batch/submission';
 import { bindingSettings } from '../config';
 import { getBatchServices, getServices } from '../runtime/services';
-import { laneOf } from '../core/teams/lanes';
 import { teamRefusalNow } from '../runtime/teamLimits';
 
 /** Poison-queue deliveries tried before a message is dead-lettered as unprocessable. */
 const POISON_ATTEMPTS = 3;
 
 function port(): SubmissionPort {
-  const { jobs, queueFor, auth, config } = getServices();
+  const { jobs, dispatch, auth } = getServices();
   return {
     authenticate: async (apiKey) => {
       const result = await auth.authenticate((name) => (name === 'api-key' ? apiKey : undefined), Date.now());
@@ -35,7 +34,7 @@ function port(): SubmissionPort {
       const stored = await jobs.get(id, { withRequest: false });
       return stored && { bodyHash: stored.job.bodyHash, status: stored.job.status };
     },
-    enqueue: (id, teamLane, priority) => queueFor(laneOf(teamLane, priority, config.teams.lanes)).send({ id }),
+    enqueue: (job, lane) => dispatch.intake.send(job, { lane }),
   };
 }
 

@@ -10,7 +10,6 @@ import { ValidationError } from '../core/errors';
 import { enqueueJob, enqueueReplay, storeJob } from '../core/intake';
 import { toJobView, type JobRecord } from '../core/jobs';
 import { parseSubmitBody, prepareJob, type SubmitBody } from '../core/submit';
-import { laneOf } from '../core/teams/lanes';
 import { authorize } from '../runtime/auth';
 import { errorBody, errorResponse, json, readJsonBody } from '../runtime/http';
 import { getServices } from '../runtime/services';
@@ -29,7 +28,7 @@ export async function submitJob(request: HttpRequest, context: InvocationContext
     const { config, submit } = getServices();
     const { body, idempotencyKey } = await parse(request, config.maxRequestBytes);
     const job = prepareJob(body, { models: config.models, now: Date.now(), idempotencyKey, team: team.id });
-    const queue = submit.queueFor(laneOf(team.lane, job.priority, config.teams.lanes));
+    const queue = { send: (m: { replay?: true }) => submit.intake.send(job, { lane: team.lane, replay: m.replay === true }) };
 
     const backlogs = team.maxBacklog > 0 || config.maxBacklog > 0 ? await submit.backlog.counts(BACKLOG_CHECK_MS) : new Map<string, number>();
     const refusal = admitJob({

@@ -6,13 +6,12 @@ import type { QueueClient } from '@azure/storage-queue';
 import type { JobRecord } from '../core/jobs';
 import type { DriverDeps } from '../core/batch/ownedBatch';
 import type { ModelSettings } from '../core/models';
-import type { Lane } from '../core/teams/lanes';
 import type { BatchSettings } from '../config';
 import { BatchStore, batchJobPort } from '../azure/batchStore';
 import { FileStore } from '../azure/fileStore';
-import type { JobQueue } from '../azure/jobQueue';
 import type { JobStore } from '../azure/jobStore';
 import type { StorageClients } from '../azure/storage';
+import type { JobIntake } from './dispatch';
 
 export interface BatchServices {
   settings: BatchSettings;
@@ -39,7 +38,8 @@ export interface BatchServicesDeps {
   settings: BatchSettings;
   storage: StorageClients;
   jobs: JobStore;
-  queueFor(lane: Lane): JobQueue;
+  /** Where the driver's jobs go (runtime/dispatch.ts). */
+  intake: JobIntake;
   models: Record<string, ModelSettings>;
   /** Why a team may start no work now (services.ts `teamLimit`): the driver fans out no lines meanwhile. */
   teamLimit?: DriverDeps['teamLimit'];
@@ -50,11 +50,11 @@ function encodeMessage(body: unknown): string {
   return Buffer.from(JSON.stringify(body), 'utf8').toString('base64');
 }
 
-export function buildBatchServices({ settings, storage, jobs, queueFor, models, teamLimit }: BatchServicesDeps): BatchServices {
+export function buildBatchServices({ settings, storage, jobs, intake, models, teamLimit }: BatchServicesDeps): BatchServices {
   const files = new FileStore(storage.container(settings.filesContainer), storage.table(settings.batchesTable));
   const batches = new BatchStore(storage.table(settings.batchesTable));
   const batchQueue = storage.queue(settings.batchQueue);
-  const jobPort = batchJobPort(jobs, queueFor);
+  const jobPort = batchJobPort(jobs, intake);
   const ensured = new Map<string, Promise<unknown>>();
   const send = async (queue: QueueClient, body: unknown): Promise<void> => {
     let ready = ensured.get(queue.name);

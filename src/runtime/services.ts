@@ -21,6 +21,7 @@ import { RollupTable } from '../azure/rollupTable';
 import { trackModelCall } from '../azure/telemetry';
 import { UsageTable } from '../azure/usageTable';
 import { encodeJobMessage, JobQueue } from '../azure/jobQueue';
+import { buildDispatch, type DispatchServices, type JobIntake } from './dispatch';
 import { JobStore } from '../azure/jobStore';
 import { AzureOpenAIModelClient } from '../azure/openaiClient';
 import { isStorageUnavailable, storageClients, storageCounters, type StorageClients } from '../azure/storage';
@@ -59,7 +60,8 @@ export interface Services {
   /** The job table and queues for submit, with bounded SDK retries so a storage outage is a prompt 503. */
   submit: {
     jobs: JobStore;
-    queueFor(lane: Lane): JobQueue;
+    /** Where a recorded job goes: its team queue, or its lane queue with dispatch off. */
+    intake: JobIntake;
     /** Jobs waiting per team, counted at submit and at the end of each job (core/backlog.ts). */
     backlog: BacklogCounter;
     /** A team's fair-share weight as last read (1 until the teams table is read). */
@@ -69,6 +71,8 @@ export interface Services {
   queueFor(lane: Lane): JobQueue;
   /** Every lane's queue, interactive lanes first. */
   laneQueues(): Array<{ lane: Lane; queue: JobQueue }>;
+  /** How the batch driver and the submission queue hand jobs over, and the dispatcher (docs/design/dispatch.md). */
+  dispatch: DispatchServices;
   teams: TeamStore;
   auth: Authenticator;
   /** Each team's month-to-date spend as last read, refreshed in the background (core/teamSpend.ts). */
@@ -113,6 +117,11 @@ function watchForShutdown(): void {
   });
 }
 
+/** The app is shutting down (SIGTERM, or the local host draining): long-running loops end now. */
+export function isStopping(): boolean {
+  return stopping;
+}
+
 /** A fault hook every worker built from now on calls; unset in the deployed app (see setWorkerFaultPoint). */
 let faultPoint: WorkerDeps['faultPoint'];
 
@@ -152,9 +161,10 @@ function buildServices(config: SluiceConfig): Services {
     schedule: (fn, ms) => void setTimeout(fn, ms).unref(),
     onError: (err) => console.warn(`backlog counts unavailable: ${(err as Error).message}`),
   });
+  const dispatch = buildDispatch(config, storage, promptStorage, (lane) => pick(workerQueues, lane), (lane) => pick(submitQueues, lane), (team) => teamDirectory.get(team)?.weight ?? 1);
   const submit = {
     jobs: new JobStore(promptStorage.table(config.jobsTable), promptStorage.container(config.payloadContainer)),
-    queueFor: (lane: Lane) => pick(submitQueues, lane),
+    intake: dispatch.submitIntake,
     backlog,
     weightOf: (team: string) => teamDirectory.get(team)?.weight ?? 1,
   };
@@ -205,7 +215,7 @@ function buildServices(config: SluiceConfig): Services {
       })
     : alwaysClosed;
   const syncCache = buildSyncCache(config, promptStorage, auth);
-  const batch = buildBatchServices({ settings: config.batch, storage, jobs, queueFor: (lane) => pick(workerQueues, lane), models: config.models, teamLimit });
+  const batch = buildBatchServices({ settings: config.batch, storage, jobs, intake: dispatch.intake, models: config.models, teamLimit });
   return {
     config,
     storage,
@@ -220,6 +230,7 @@ function buildServices(config: SluiceConfig): Services {
     submit,
     queueFor: (lane) => pick(workerQueues, lane),
     laneQueues: () => lanes.map((lane) => ({ lane, queue: pick(workerQueues, lane) })),
+    dispatch,
     teams,
     auth,
     teamSpend,

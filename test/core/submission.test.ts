@@ -21,7 +21,7 @@ function port(spend = 0) {
     teamLimit: (t) => teamRefusal(t, spend),
     create: async (job) => (created.push(job), true),
     get: async () => undefined,
-    enqueue: async (id, lane) => void sent.push({ id, lane }),
+    enqueue: async (job, lane) => void sent.push({ id: job.id, lane }),
   };
   return { deps, created, sent };
 }

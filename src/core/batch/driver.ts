@@ -114,7 +114,7 @@ async function fanOutChunk(deps: DriverDeps, owned: OwnedBatch): Promise<void> {
     const created = await deps.jobs.createIfAbsent(parsed.job);
     // A job that already exists was created by an earlier, interrupted attempt: enqueue it again unless a worker
     // has seen it (a duplicate message is harmless, the worker's claim runs a job once).
-    if (created || (await deps.jobs.status(parsed.job.id)) === 'queued') await deps.jobs.enqueue(parsed.job.id, b.lane);
+    if (created || (await deps.jobs.status(parsed.job.id)) === 'queued') await deps.jobs.enqueue(parsed.job, b.lane);
   });
   await checkpoint(deps, owned, progress);
 }
@@ -180,7 +180,7 @@ async function fanOutGrouped(deps: DriverDeps, owned: OwnedBatch): Promise<void>
     // A job that already exists was created by an earlier, interrupted attempt: send it again unless a worker has
     // seen it (a duplicate message is harmless, the worker's claim runs a job once).
     const statuses = await Promise.all(jobs.map((job, i) => (created[i] ? 'queued' : deps.jobs.status(job.id))));
-    await deps.jobs.enqueueMany(jobs.filter((_, i) => statuses[i] === 'queued').map((job) => job.id), b.lane);
+    await deps.jobs.enqueueMany(jobs.filter((_, i) => statuses[i] === 'queued'), b.lane);
   });
   await checkpoint(deps, owned, progress);
 }

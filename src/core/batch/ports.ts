@@ -48,10 +48,10 @@ export interface BatchJobPort {
   createMany(jobs: readonly JobRecord[]): Promise<boolean[]>;
   get(id: string): Promise<JobRecord | undefined>;
   status(id: string): Promise<JobStatus | undefined>;
-  /** Sends the job to the batch queue of `lane` (the batch team's queue lane; default 0). */
-  enqueue(id: string, lane?: number): Promise<void>;
-  /** Sends the ids to that queue in group messages (a worker turns each into one message per id). */
-  enqueueMany(ids: readonly string[], lane?: number): Promise<void>;
+  /** Hands the job over to run (its team queue, or the batch queue of `lane`, the team's queue lane; default 0). */
+  enqueue(job: JobRecord, lane?: number): Promise<void>;
+  /** Hands many jobs of the batch over at once. */
+  enqueueMany(jobs: readonly JobRecord[], lane?: number): Promise<void>;
   /** Fails a job no worker has started; `stopped` false when it already runs or ended. */
   stopIfNotStarted(id: string, error: { code: string; message: string }, now: number): Promise<{ stopped: boolean; status: JobStatus } | undefined>;
 }

@@ -8,7 +8,7 @@
  */
 import { ValidationError } from '../errors';
 import type { ModelSettings } from '../models';
-import type { JobPriority, JobRecord, JobStatus } from '../jobs';
+import type { JobRecord, JobStatus } from '../jobs';
 import type { Refusal } from '../admission';
 import type { Team } from '../teams/model';
 import { hashBody, parseSubmitBody, prepareJob } from '../submit';
@@ -73,8 +73,8 @@ export interface SubmissionPort {
   teamLimit(team: Team): Refusal | undefined;
   create(job: JobRecord): Promise<boolean>;
   get(id: string): Promise<{ bodyHash?: string; status: JobStatus } | undefined>;
-  /** Sends the job's message to its team's queue lane. */
-  enqueue(id: string, teamLane: number, priority: JobPriority): Promise<void>;
+  /** Hands the job over to run (its team queue, or its team's queue lane). */
+  enqueue(job: JobRecord, teamLane: number): Promise<void>;
 }
 
 export type SubmissionOutcome =
@@ -125,13 +125,13 @@ export async function acceptSubmission(
   if (replyTo) job.replyTo = replyTo as string;
   if (clientId) job.clientId = clientId as string;
   if (await deps.create(job)) {
-    await deps.enqueue(job.id, producer.team.lane, job.priority);
+    await deps.enqueue(job, producer.team.lane);
     return { kind: 'queued', jobId: job.id };
   }
   const existing = await deps.get(job.id);
   if (!existing) throw new Error(`job ${job.id} exists but could not be read`);
   if (existing.bodyHash !== hash) return dead('idempotency_key_reused', 'client_id was already used with a different request body', 'client_id');
   // A redelivery after a crash between insert and enqueue: enqueue again while nobody has run it (harmless twice).
-  if (existing.status === 'queued') await deps.enqueue(job.id, producer.team.lane, job.priority);
+  if (existing.status === 'queued') await deps.enqueue(job, producer.team.lane);
   return { kind: 'replayed', jobId: job.id };
 }

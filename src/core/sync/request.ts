@@ -9,7 +9,6 @@ import { z } from 'zod';
 import { chatCharge, chatFields, chatMessage } from '../chatRequest';
 import { ValidationError } from '../errors';
 import { modelEntry, type ModelLimits } from '../models';
-import { countPromptTokens } from '../tokens';
 
 export type SyncKind = 'chat' | 'embeddings';
 

@@ -1,0 +1,90 @@
+/** In-memory team queues, run queue and dispatch lease, for the dispatcher's tests (same contracts as src/azure). */
+import type { DispatchLease } from '../../src/core/dispatch/loop';
+import type { JobPriority } from '../../src/core/jobs';
+import type { RunQueue, TeamMarker, TeamQueueEntry, TeamQueueStore } from '../../src/core/dispatch/teamQueue';
+
+export class MemoryTeamQueues implements TeamQueueStore, DispatchLease {
+  readonly queues = new Map<string, Map<string, TeamQueueEntry>>();
+  private readonly versions = new Map<string, number>();
+  private lease: { owner: string; until: number } | undefined;
+  /** Makes the next `n` calls of a method throw. */
+  failures: Partial<Record<'remove' | 'advance' | 'read' | 'markers', number>> = {};
+
+  private fail(op: keyof MemoryTeamQueues['failures']): void {
+    if ((this.failures[op] ?? 0) > 0) {
+      this.failures[op]! -= 1;
+      throw new Error(`injected ${op} failure`);
+    }
+  }
+
+  async add(entries: readonly TeamQueueEntry[]): Promise<void> {
+    for (const e of entries) {
+      const q = this.queues.get(e.team) ?? new Map<string, TeamQueueEntry>();
+      q.set(e.key, structuredClone(e));
+      this.queues.set(e.team, q);
+    }
+  }
+
+  async bump(team: string): Promise<void> {
+    this.versions.set(team, (this.versions.get(team) ?? 0) + 1);
+  }
+
+  async markers(): Promise<TeamMarker[]> {
+    this.fail('markers');
+    return [...this.versions].map(([team, v]) => ({ team, version: String(v) }));
+  }
+
+  async read(team: string, limit: number, afterKey?: string): Promise<TeamQueueEntry[]> {
+    this.fail('read');
+    const q = this.queues.get(team);
+    if (!q) return [];
+    return [...q.keys()]
+      .sort()
+      .filter((k) => afterKey === undefined || k > afterKey)
+      .slice(0, limit)
+      .map((k) => structuredClone(q.get(k)!));
+  }
+
+  async remove(team: string, key: string): Promise<void> {
+    this.fail('remove');
+    this.queues.get(team)?.delete(key);
+  }
+
+  async advance(team: string, key: string, next: number): Promise<void> {
+    this.fail('advance');
+    const e = this.queues.get(team)?.get(key);
+    if (e) e.next = next;
+  }
+
+  /** Jobs still waiting in a team's queue. */
+  waiting(team: string): number {
+    return [...(this.queues.get(team)?.values() ?? [])].reduce((n, e) => n + e.items.length - e.next, 0);
+  }
+
+  async acquire(owner: string, until: number, now: number): Promise<boolean> {
+    if (this.lease && this.lease.owner !== owner && this.lease.until > now) return false;
+    this.lease = { owner, until };
+    return true;
+  }
+
+  async release(owner: string): Promise<void> {
+    if (this.lease?.owner === owner) this.lease = undefined;
+  }
+}
+
+/** The jobs queue: what was sent, in order; `depthValue` is what depth() answers. */
+export class MemoryRunQueue implements RunQueue {
+  readonly sent: Array<{ id: string; priority: JobPriority; replay?: true }> = [];
+  depthValue = 0;
+  /** Ids whose send throws (once each). */
+  failOnce = new Set<string>();
+
+  async send(message: { id: string; replay?: true }, priority: JobPriority): Promise<void> {
+    if (this.failOnce.delete(message.id)) throw new Error(`injected send failure for ${message.id}`);
+    this.sent.push({ ...message, priority });
+  }
+
+  async depth(): Promise<number> {
+    return this.depthValue;
+  }
+}
