@@ -184,6 +184,7 @@ var cacheTableName = 'sluicecache'
 // Per-team backlog counters: the app names this table after SLUICE_JOBS_TABLE (src/runtime/services.ts).
 var backlogTableName = '${jobsTableName}backlog'
 var retentionTableName = 'sluiceretention'
+var teamQueueTableName = 'sluiceteamqueues'
 var payloadContainerName = 'sluice-payloads'
 var filesContainerName = 'sluice-files'
 var deploymentContainerName = 'app-package'
@@ -263,6 +264,11 @@ var sluiceSettings = {
   SLUICE_RETENTION_SWEEP_SCHEDULE: retentionSweepSchedule
   SLUICE_RETENTION_SWEEP_MAX_ROWS: string(retentionSweepMaxRows)
   SLUICE_RETENTION_TABLE: retentionTableName
+  // Team queues and the dispatcher (docs/design/dispatch.md): jobs wait per team and are released into the jobs
+  // queue at the quotas' pace, so the queue Flex scales the workers on holds only work the quota can start soon.
+  SLUICE_DISPATCH: 'true'
+  SLUICE_TEAM_QUEUE_TABLE: teamQueueTableName
+  SLUICE_DISPATCH_SCHEDULE: '*/5 * * * * *'
 }
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
@@ -301,7 +307,7 @@ module storage 'app/storage.bicep' = {
     tags: tags
     publicNetworkAccess: enablePrivateNetworking ? 'Disabled' : 'Enabled'
     queues: [jobsQueueName, jobsPoisonQueueName, submitQueueName, submitPoisonQueueName, submitDeadLetterQueueName, batchQueueName, batchPoisonQueueName]
-    tables: [jobsTableName, batchesTableName, breakerTableName, budgetTableName, usageTableName, rollupTableName, teamsTableName, backlogTableName, retentionTableName, cacheTableName]
+    tables: [jobsTableName, batchesTableName, breakerTableName, budgetTableName, usageTableName, rollupTableName, teamsTableName, backlogTableName, retentionTableName, cacheTableName, teamQueueTableName]
     containers: [payloadContainerName, filesContainerName, deploymentContainerName]
     // A day past the jobs period: the sweep deletes payloads with their job row first; this is the backstop.
     payloadContainer: payloadContainerName
