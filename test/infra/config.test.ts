@@ -86,6 +86,7 @@ test('binding settings: defaults without the rest of the config, and nothing wri
     batchSweepSchedule: '*/5 * * * * *',
     rollupSchedule: '0 */1 * * * *',
     retentionSweepSchedule: '0 */5 * * * *',
+    dispatchSchedule: '*/5 * * * * *',
     lanes: 4,
   });
   assert.deepEqual(env, {});
