@@ -45,6 +45,8 @@ const RUNNING_LINES = 200;
 /** Usage rows the workload's rollup minute closes. */
 const MINUTE_ROWS = 50;
 const MINE = 'team-00';
+/** The page size of the listings (the OpenAI default). */
+const PAGE = 20;
 const teamOf = (i: number) => `team-${String(i % HISTORY_TEAMS).padStart(2, '0')}`;
 
 export interface OperationCost {
@@ -152,9 +154,10 @@ async function load(s: Stores, now: number): Promise<void> {
 async function workload(s: Stores, now: number): Promise<Record<string, number>> {
   const config = benchConfig();
   const policy = config.retention;
-  // This team's own recent objects, the same in both stores: a few files, batches, a running batch, waiting jobs.
-  for (let i = 0; i < 3; i += 1) await upload(s, 1_000_000 + i, now - i * 1000, MINE);
-  for (let i = 0; i < 3; i += 1) await s.batches.create(batchRecord(MINE, now - i * 1000));
+  // This team's own recent objects, the same in both stores and more than a page of each, so that every listing
+  // returns full pages in both and only what else is stored differs.
+  for (let i = 0; i < PAGE + 5; i += 1) await upload(s, 1_000_000 + i, now - i * 1000, MINE);
+  for (let i = 0; i < PAGE + 5; i += 1) await s.batches.create(batchRecord(MINE, now - i * 1000));
   const running = batchRecord(MINE, now, { status: 'in_progress', total: RUNNING_LINES });
   await s.batches.create(running);
   await s.batches.markLines(running.id, Array.from({ length: RUNNING_LINES }, (_, i) => ({ customId: `req-${i}`, outcome: i % 5 === 0 ? ('failed' as const) : ('succeeded' as const) })));
@@ -190,11 +193,11 @@ async function workload(s: Stores, now: number): Promise<Record<string, number>>
   const ops: Record<string, () => Promise<unknown>> = {
     'submit': submitOne,
     'job status poll': () => s.jobs.get(polled, { withRequest: false, finishedBy: jobsFinishedBy(policy, now) }),
-    'list files': () => s.files.list({ team: MINE, limit: 20 }),
-    'list files (purpose)': () => s.files.list({ team: MINE, purpose: 'batch', limit: 20 }),
-    'list files (admin)': () => s.files.list({ limit: 20 }),
-    'list batches': () => s.batches.list({ team: MINE, limit: 20 }),
-    'list batches (admin)': () => s.batches.list({ limit: 20 }),
+    'list files': () => s.files.list({ team: MINE, limit: PAGE }),
+    'list files (purpose)': () => s.files.list({ team: MINE, purpose: 'batch', limit: PAGE }),
+    'list files (admin)': () => s.files.list({ limit: PAGE }),
+    'list batches': () => s.batches.list({ team: MINE, limit: PAGE }),
+    'list batches (admin)': () => s.batches.list({ limit: PAGE }),
     'batch status poll': async () => s.batches.countLines((await s.batches.get(running.id))!.batch),
     'usage query': usageQuery,
     'waiting count': () => s.waiting.total(),
