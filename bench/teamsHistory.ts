@@ -6,8 +6,10 @@
  * row), BENCH_HISTORY_FILES files (2,000) and BENCH_HISTORY_BATCHES finished batches (500, with
  * BENCH_HISTORY_BATCH_LINES line markers each, default 20) from 50 teams, written directly (table transactions, blob
  * uploads), not through the API. Half of the jobs, files and batches are 40 days old (past the default retention),
- * and a tenth as many usage rows are 401 days old. Each operation runs once to warm the store (tables exist, one-off
- * index checks done), then once counted. Last, the retention sweep runs on the loaded store until it is done.
+ * and a tenth as many usage rows are 401 days old; a twentieth more jobs (at most 6,000) finished in the last hour,
+ * from every team, and are rolled up, so that usage queries and month-to-date figures meet other teams' rows. Each
+ * operation runs once to warm the store (tables exist, one-off index checks done), then once counted. Last, the
+ * retention sweep runs on the loaded store until it is done.
  */
 import { Readable } from 'node:stream';
 import { startAzurite, type RunningAzurite } from '../local/azurite';
@@ -114,6 +116,17 @@ function batchRecord(team: string, createdAt: number, over: Partial<BatchRecord>
 const upload = (s: Stores, i: number, createdAt: number, team: string) =>
   s.files.upload(Readable.from([`{"line":${i}}\n`]), `in-${i}.jsonl`, i % 4 === 0 ? 'batch_output' : 'batch', { maxBytes: 1 << 20, maxLines: 10 }, createdAt, team);
 
+const SINK = { metric: () => undefined, event: () => undefined, flush: async () => undefined };
+
+/** Runs the rollup at `now` until it has closed every window it may. */
+async function rollUp(s: Stores, now: () => number, initialLookbackMs: number): Promise<void> {
+  const settings = benchConfig().telemetry;
+  for (let i = 0; i < 100; i += 1) {
+    const r = await runRollup({ usage: s.usage, state: s.rollup, sink: SINK, clock: { now }, settings, endpoints: [], log: () => undefined, initialLookbackMs });
+    if (r.closed.length === 0 && !r.busy) return;
+  }
+}
+
 /** History: finished jobs with usage rows, files, finished batches with line markers, ancient usage rows. */
 async function load(s: Stores, now: number): Promise<void> {
   const old = now - 40 * DAY_MS;
@@ -142,6 +155,15 @@ async function load(s: Stores, now: number): Promise<void> {
       return buildUsageRow(j, j.completedAt!);
     })),
   );
+  // The last hour: jobs of every team, rolled up as the rollup timer does, so that usage queries and month-to-date
+  // figures read other teams' rows in the loaded store.
+  const lastHour = Math.min(6_000, Math.ceil(JOBS / 20));
+  const hourJobs = Array.from({ length: lastHour }, (_, i) =>
+    finishedJob(`job_${'d'.repeat(8)}${Math.floor(i / 100).toString(16).padStart(8, '0')}_${i.toString(16).padStart(24, '0')}`, now - 3_300_000 + Math.floor((i * 3_000_000) / lastHour), false, { team: teamOf(i) }),
+  );
+  await s.jobs.createMany(hourJobs);
+  await forEachLimit(Array.from({ length: Math.ceil(lastHour / 500) }, (_, c) => hourJobs.slice(c * 500, c * 500 + 500)), 8, (chunk) => s.usage.insertBatch(chunk.map((j) => buildUsageRow(j, j.completedAt!))));
+  await rollUp(s, Date.now, 3_600_000);
   await forEachLimit(Array.from({ length: FILES }, (_, i) => i), 16, async (i) => void (await upload(s, i, (i % 2 ? old : recent) + i * 1000, teamOf(i))));
   await forEachLimit(Array.from({ length: BATCHES }, (_, i) => i), 16, async (i) => {
     const b = batchRecord(teamOf(i), (i % 2 ? old : recent) + i * 1000, { total: BATCH_LINES });
@@ -177,20 +199,24 @@ async function workload(s: Stores, now: number): Promise<Record<string, number>>
   };
   // The rollup: a first run sets the watermark; each counted run then closes the minute the workload wrote rows in.
   const minute = Math.floor(now / 60_000) * 60_000;
-  const sink = { metric: () => undefined, event: () => undefined, flush: async () => undefined };
   let rollupAt = minute;
-  const rollupMinute = async () => {
+  /** Writes a minute of usage rows (50 teams' jobs), uncounted; the counted part is the run that closes it. */
+  const writeMinute = async () => {
     const rows = Array.from({ length: MINUTE_ROWS }, (_, i) => finishedJob(`job_${'e'.repeat(8)}${(rollupAt / 60_000).toString(16).padStart(8, '0')}_${i.toString(16).padStart(24, '0')}`, rollupAt + i * 100, false, { team: teamOf(i) }));
     await s.usage.insertBatch(rows.map((j) => buildUsageRow(j, j.completedAt!)));
     rollupAt += 60_000;
-    await runRollup({
-      usage: s.usage, state: s.rollup, sink, clock: { now: () => rollupAt + config.telemetry.latenessMs + 1_000 }, settings: config.telemetry, endpoints: [],
-      log: () => undefined, gauges: async () => [{ name: 'waiting', value: await s.waiting.total(), properties: {} }], initialLookbackMs: 60_000,
-    });
   };
-  await runRollup({ usage: s.usage, state: s.rollup, sink, clock: { now: () => minute }, settings: config.telemetry, endpoints: [], log: () => undefined, initialLookbackMs: 60_000 });
+  const rollupMinute = () =>
+    runRollup({
+      usage: s.usage, state: s.rollup, sink: SINK, clock: { now: () => rollupAt + config.telemetry.latenessMs + 1_000 }, settings: config.telemetry, endpoints: [],
+      log: () => undefined, gauges: async () => [{ name: 'waiting', value: await s.waiting.total(), properties: {} }], initialLookbackMs: lookbackMs,
+    });
+  // The first run starts a minute before the newest closable window, in both stores (the loaded one has one already).
+  const lookbackMs = config.telemetry.latenessMs + 2 * 60_000;
+  await rollUp(s, () => minute, lookbackMs);
 
-  const ops: Record<string, () => Promise<unknown>> = {
+  // Each operation, and what must happen (uncounted) before each of its two runs.
+  const ops: Record<string, (() => Promise<unknown>) | { before: () => Promise<unknown>; run: () => Promise<unknown> }> = {
     'submit': submitOne,
     'job status poll': () => s.jobs.get(polled, { withRequest: false, finishedBy: jobsFinishedBy(policy, now) }),
     'list files': () => s.files.list({ team: MINE, limit: PAGE }),
@@ -201,12 +227,15 @@ async function workload(s: Stores, now: number): Promise<Record<string, number>>
     'batch status poll': async () => s.batches.countLines((await s.batches.get(running.id))!.batch),
     'usage query': usageQuery,
     'waiting count': () => s.waiting.total(),
-    'rollup minute': rollupMinute,
+    'rollup minute (50 teams)': { before: writeMinute, run: rollupMinute },
   };
   const costs: Record<string, number> = {};
   for (const [name, op] of Object.entries(ops)) {
-    await op();
-    costs[name] = (await s.storage.countCalls(op)).calls;
+    const { before, run } = typeof op === 'function' ? { before: async () => undefined, run: op } : op;
+    await before();
+    await run();
+    await before();
+    costs[name] = (await s.storage.countCalls(run)).calls;
   }
   return costs;
 }
