@@ -40,7 +40,8 @@ async function main(): Promise<void> {
       ['rows deleted', 'jobs', 'batches', 'batch lines', 'files', 'usage rows', 'runs', 'storage calls', 'calls per row', 'sweep s'],
       [history.sweptRows, d.jobs, d.batches, d.batchLines, d.files, d.usageRows, history.sweepRuns, history.sweepCalls, (history.sweepCalls / Math.max(1, history.sweptRows)).toFixed(2), history.sweepS.toFixed(1)],
     ]);
-    console.log(`phase 2: loading the history took ${history.loadS.toFixed(1)} s, the phase ${history.totalS.toFixed(1)} s`);
+    const steps = Object.entries(history.loadSteps).map(([k, v]) => `${k} ${v.toFixed(1)} s`).join(', ');
+    console.log(`phase 2: loading the history took ${history.loadS.toFixed(1)} s (${steps}), the phase ${history.totalS.toFixed(1)} s`);
   }
   console.log('targets: interactive wait p95 ≤ 5 s; share error ≤ 0.05; utilisation ≥ 0.95; storage calls ratio ≤ 1.2');
   printResult({

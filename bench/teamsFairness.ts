@@ -78,12 +78,19 @@ async function submitBacklog(stack: RunningStack, team: Team, n: number): Promis
 }
 
 /** Uploads a batch input of `lines` lines and creates the batch; returns when the batch was created. */
-async function flood(stack: RunningStack, team: Team, lines: number): Promise<number> {
+async function flood(stack: RunningStack, team: Team, lines: number): Promise<{ id: string; createdAt: number }> {
   const client = new OpenAI({ baseURL: `${stack.baseUrl}/v1`, apiKey: team.key, maxRetries: 2 });
   const text = Array.from({ length: lines }, (_, i) => JSON.stringify({ custom_id: `flood-${i}`, method: 'POST', url: '/v1/chat/completions', body: chat(`flood line ${i}: summarise this item.`, BATCH_MAX_TOKENS) })).join('\n');
   const file = await client.files.create({ file: await toFile(Buffer.from(text), 'flood.jsonl'), purpose: 'batch' });
-  await client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
-  return Date.now();
+  const batch = await client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+  return { id: batch.id, createdAt: Date.now() };
+}
+
+/** The flood batch as the API shows it now (status and line counts), for the report. */
+async function batchStatus(stack: RunningStack, team: Team, id: string): Promise<string> {
+  const res = await fetch(`${stack.baseUrl}/v1/batches/${id}`, { headers: { 'api-key': team.key } });
+  const b = (await res.json()) as { status?: string; request_counts?: { total: number; completed: number; failed: number } };
+  return `${b.status}, ${b.request_counts?.completed ?? 0} of ${b.request_counts?.total ?? 0} lines completed, ${b.request_counts?.failed ?? 0} failed`;
 }
 
 /** Whether `team` was backlogged over all of [a, b): one of its jobs was submitted by a and had not started by b. */
@@ -104,7 +111,8 @@ export async function runFairnessPhase(): Promise<FairnessResult> {
     }
     const flooder = teams[0]!;
     const backlogTeams = teams.slice(1, 1 + BACKLOG_WEIGHTS.length);
-    const floodCreatedAt = await flood(stack, flooder, FLOOD_LINES);
+    const floodBatch = await flood(stack, flooder, FLOOD_LINES);
+    const floodCreatedAt = floodBatch.createdAt;
     const setupS = (Date.now() - setupStart) / 1000;
 
     const t0 = Date.now();
@@ -133,6 +141,11 @@ export async function runFairnessPhase(): Promise<FairnessResult> {
       if (pending.length === 0 || Date.now() > deadline) break;
     }
     const readAt = Date.now();
+    const floodRows = rows.filter((r) => r.team === flooder.id && r.batchId);
+    const statusCounts = new Map<string, number>();
+    for (const r of floodRows) statusCounts.set(r.status, (statusCounts.get(r.status) ?? 0) + 1);
+    const byStatus = [...statusCounts].map(([k, n]) => `${k} ${n}`).join(', ');
+    console.log(`flood batch: ${await batchStatus(stack, flooder, floodBatch.id)}; its line jobs stored: ${floodRows.length} (${byStatus || 'none'})`);
     await backlogs.catch((err: Error) => console.error(`backlog submit: ${err.message}`));
 
     const live = rows.filter((r) => r.priority === 'interactive' && r.createdAt >= windowStart && r.createdAt < windowEnd && r.status !== 'failed');

@@ -61,6 +61,8 @@ export interface HistoryResult {
   operations: OperationCost[];
   ratioMax: number;
   loadS: number;
+  /** Seconds each part of the history took to load. */
+  loadSteps: Record<string, number>;
   sweptRows: number;
   sweepDeleted: SweepResult['deleted'];
   sweepCalls: number;
@@ -128,25 +130,31 @@ async function rollUp(s: Stores, now: () => number, initialLookbackMs: number): 
 }
 
 /** History: finished jobs with usage rows, files, finished batches with line markers, ancient usage rows. */
-async function load(s: Stores, now: number): Promise<void> {
+async function load(s: Stores, now: number): Promise<Record<string, number>> {
+  const timings: Record<string, number> = {};
+  const lap = (name: string, from: number) => (timings[name] = (Date.now() - from) / 1000);
   const old = now - 40 * DAY_MS;
   const recent = now - 10 * DAY_MS;
-  // Jobs in partitions of 100 (grouped ids, as batch lines are stored), so that loading is one transaction a partition.
-  const partitions = Math.ceil(JOBS / 100);
+  // Jobs in partitions of 100 (grouped ids, as batch lines are stored), so that loading is one transaction a
+  // partition; a thousand a minute, so that their usage rows fill transactions too. The first half of the minutes
+  // are 40 days ago, the second half 10 days ago.
+  const minutes = Math.ceil(JOBS / 1000);
   let loaded = 0;
-  await forEachLimit(Array.from({ length: partitions }, (_, p) => p), 8, async (p) => {
-    const n = Math.min(100, JOBS - p * 100);
-    // A thousand jobs a minute: the first half of the partitions 40 days ago, the second half 10 days ago.
-    const base = (p < partitions / 2 ? old : recent) + Math.floor((p % Math.ceil(partitions / 2)) / 10) * 60_000;
-    const jobs = Array.from({ length: n }, (_, i) =>
-      finishedJob(`job_${p.toString(16).padStart(16, '0')}_${i.toString(16).padStart(24, '0')}`, base + i * 100, (p * 100 + i) % 1000 === 0, { team: teamOf(p * 100 + i) }),
-    );
+  await forEachLimit(Array.from({ length: minutes }, (_, m) => m), 4, async (m) => {
+    const base = (m < minutes / 2 ? old : recent) + (m % Math.ceil(minutes / 2)) * 60_000;
+    const jobs = Array.from({ length: Math.min(1000, JOBS - m * 1000) }, (_, k) => {
+      const n = m * 1000 + k;
+      const id = `job_${Math.floor(n / 100).toString(16).padStart(16, '0')}_${(n % 100).toString(16).padStart(24, '0')}`;
+      return finishedJob(id, base + k * 50, n % 1000 === 0, { team: teamOf(n) });
+    });
     await s.jobs.createMany(jobs);
     await s.usage.insertBatch(jobs.map((j) => buildUsageRow(j, j.completedAt!)));
-    loaded += n;
-    if (p % 100 === 0) process.stderr.write(`\r[history] ${loaded} of ${JOBS} jobs loaded`);
+    loaded += jobs.length;
+    process.stderr.write(`\r[history] ${loaded} of ${JOBS} jobs loaded`);
   });
   process.stderr.write('\n');
+  lap('jobs and their usage rows', now);
+  let from = Date.now();
   // Usage rows past the usage retention (400 days), their jobs long gone.
   const ancient = Math.ceil(JOBS / 10);
   await forEachLimit(Array.from({ length: Math.ceil(ancient / 1000) }, (_, m) => m), 8, (m) =>
@@ -164,12 +172,18 @@ async function load(s: Stores, now: number): Promise<void> {
   await s.jobs.createMany(hourJobs);
   await forEachLimit(Array.from({ length: Math.ceil(lastHour / 500) }, (_, c) => hourJobs.slice(c * 500, c * 500 + 500)), 8, (chunk) => s.usage.insertBatch(chunk.map((j) => buildUsageRow(j, j.completedAt!))));
   await rollUp(s, Date.now, 3_600_000);
+  lap('old usage rows, the last hour rolled up', from);
+  from = Date.now();
   await forEachLimit(Array.from({ length: FILES }, (_, i) => i), 16, async (i) => void (await upload(s, i, (i % 2 ? old : recent) + i * 1000, teamOf(i))));
+  lap('files', from);
+  from = Date.now();
   await forEachLimit(Array.from({ length: BATCHES }, (_, i) => i), 16, async (i) => {
     const b = batchRecord(teamOf(i), (i % 2 ? old : recent) + i * 1000, { total: BATCH_LINES });
     await s.batches.create(b);
     await s.batches.markLines(b.id, Array.from({ length: BATCH_LINES }, (_, l) => ({ customId: `req-${l}`, outcome: 'succeeded' as const })));
   });
+  lap('batches', from);
+  return timings;
 }
 
 /** The workload, each operation warmed once then counted; `now` is the same instant for both stores. */
@@ -265,7 +279,7 @@ export async function runHistoryPhase(): Promise<HistoryResult> {
     const empty = storesFor(azurite.connectionString, 'empty');
     const loaded = storesFor(azurite.connectionString, 'loaded');
     const loadStart = Date.now();
-    await load(loaded, Date.now());
+    const loadSteps = await load(loaded, Date.now());
     const loadS = (Date.now() - loadStart) / 1000;
     const now = Date.now();
     const emptyCosts = await workload(empty, now);
@@ -279,6 +293,7 @@ export async function runHistoryPhase(): Promise<HistoryResult> {
       operations,
       ratioMax,
       loadS,
+      loadSteps,
       sweptRows: Object.values(swept.deleted).reduce((a, b) => a + b, 0),
       sweepDeleted: swept.deleted,
       sweepCalls: swept.calls,
