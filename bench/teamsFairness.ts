@@ -16,6 +16,7 @@
  *     and had not started by b (the flood team: its batch existed at a and not every line had started by b);
  *   - utilisation: tokens started in the window ÷ (TPM × window).
  */
+import { QueueServiceClient } from '@azure/storage-queue';
 import OpenAI, { toFile } from 'openai';
 import { startStack, type RunningStack } from '../local/stack';
 import type { SimulatorConfig } from '../local/simulator';
@@ -93,6 +94,16 @@ async function batchStatus(stack: RunningStack, team: Team, id: string): Promise
   return `${b.status}, ${b.request_counts?.completed ?? 0} of ${b.request_counts?.total ?? 0} lines completed, ${b.request_counts?.failed ?? 0} failed`;
 }
 
+/** BENCH_DEBUG=1: every queue's depth and the host's last batch-related log lines (stderr). */
+async function debugQueues(stack: RunningStack): Promise<void> {
+  const service = QueueServiceClient.fromConnectionString(stack.connectionString);
+  for await (const q of service.listQueues()) {
+    const props = await service.getQueueClient(q.name).getProperties();
+    console.error(`queue ${q.name}: ${props.approximateMessagesCount} messages`);
+  }
+  for (const line of stack.logs().filter((l) => /batch|group|lane/i.test(l)).slice(-30)) console.error(line);
+}
+
 /** Whether `team` was backlogged over all of [a, b): one of its jobs was submitted by a and had not started by b. */
 function backloggedOver(jobs: readonly JobRow[], a: number, b: number): boolean {
   return jobs.some((j) => j.priority === 'batch' && j.createdAt <= a && !(j.start < b));
@@ -146,6 +157,7 @@ export async function runFairnessPhase(): Promise<FairnessResult> {
     for (const r of floodRows) statusCounts.set(r.status, (statusCounts.get(r.status) ?? 0) + 1);
     const byStatus = [...statusCounts].map(([k, n]) => `${k} ${n}`).join(', ');
     console.log(`flood batch: ${await batchStatus(stack, flooder, floodBatch.id)}; its line jobs stored: ${floodRows.length} (${byStatus || 'none'})`);
+    if (process.env.BENCH_DEBUG) await debugQueues(stack);
     await backlogs.catch((err: Error) => console.error(`backlog submit: ${err.message}`));
 
     const live = rows.filter((r) => r.priority === 'interactive' && r.createdAt >= windowStart && r.createdAt < windowEnd && r.status !== 'failed');
