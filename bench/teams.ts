@@ -25,8 +25,8 @@ async function main(): Promise<void> {
   if (PHASES.includes('1')) {
     fair = await runFairnessPhase();
     printTable('bench:teams phase 1 — many teams on one deployment', [
-      ['teams', 'interactive jobs', 'wait p50 s', 'wait p95 s', 'share error max', 'utilisation', 'setup s', 'measured s'],
-      [fair.teams, fair.interactiveJobs, round(fair.interactiveWaitP50S, 2) ?? '-', round(fair.interactiveWaitP95S, 2) ?? '-', round(fair.shareErrorMax) ?? '-', round(fair.utilisation) ?? '-', round(fair.setupS, 1) ?? '-', round(fair.measuredS, 1) ?? '-'],
+      ['teams', 'interactive jobs', 'failed jobs', 'wait p50 s', 'wait p95 s', 'share error max', 'utilisation', 'setup s', 'measured s'],
+      [fair.teams, fair.interactiveJobs, fair.failedJobs, round(fair.interactiveWaitP50S, 2) ?? '-', round(fair.interactiveWaitP95S, 2) ?? '-', round(fair.shareErrorMax) ?? '-', round(fair.utilisation) ?? '-', round(fair.setupS, 1) ?? '-', round(fair.measuredS, 1) ?? '-'],
     ]);
   }
   if (PHASES.includes('2')) {
@@ -50,6 +50,7 @@ async function main(): Promise<void> {
     interactive_wait_p95_s: round(fair?.interactiveWaitP95S, 2),
     share_error_max: round(fair?.shareErrorMax),
     utilisation: round(fair?.utilisation),
+    failed_jobs: fair?.failedJobs ?? null,
     storage_calls_ratio_max: round(history?.ratioMax),
     storage_calls: history ? Object.fromEntries(history.operations.map((o) => [o.operation, { empty: o.empty, loaded: o.loaded }])) : null,
     retention_swept_rows: history?.sweptRows ?? null,

@@ -52,6 +52,8 @@ const chat = (content: string, maxTokens: number) => ({ model: 'gpt-4o-mini', me
 export interface FairnessResult {
   teams: number;
   interactiveJobs: number;
+  /** Jobs of any kind that failed (none should: the quota only delays). */
+  failedJobs: number;
   interactiveWaitP50S: number;
   interactiveWaitP95S: number;
   shareErrorMax: number;
@@ -131,7 +133,7 @@ export async function runFairnessPhase(): Promise<FairnessResult> {
     const windowEnd = windowStart + DURATION_S * 1000;
     // Enough jobs for each backlogged team to use the whole quota alone until the window ends.
     const perTeam = Math.ceil((TPM / 60) * (WARMUP_S + DURATION_S + GRACE_S) / (BATCH_MAX_TOKENS + 30));
-    const backlogs = Promise.all(backlogTeams.map((t) => submitBacklog(stack, t, perTeam)));
+    const backlogs = Promise.all(backlogTeams.map((t) => submitBacklog(stack, t, perTeam))).catch((err: Error) => console.error(`backlog submit: ${err.message}`));
     // Interactive: team k's turn comes every INTERACTIVE_EVERY_S, offset by k / TEAMS of that; not awaited in turn,
     // so that a slow answer does not delay the next team's submit.
     const interactive: Promise<unknown>[] = [];
@@ -158,9 +160,10 @@ export async function runFairnessPhase(): Promise<FairnessResult> {
     const byStatus = [...statusCounts].map(([k, n]) => `${k} ${n}`).join(', ');
     console.log(`flood batch: ${await batchStatus(stack, flooder, floodBatch.id)}; its line jobs stored: ${floodRows.length} (${byStatus || 'none'})`);
     if (process.env.BENCH_DEBUG) await debugQueues(stack);
-    await backlogs.catch((err: Error) => console.error(`backlog submit: ${err.message}`));
+    await backlogs;
 
-    const live = rows.filter((r) => r.priority === 'interactive' && r.createdAt >= windowStart && r.createdAt < windowEnd && r.status !== 'failed');
+    const inWindow = rows.filter((r) => r.priority === 'interactive' && r.createdAt >= windowStart && r.createdAt < windowEnd);
+    const live = inWindow.filter((r) => r.status !== 'failed');
     const waits = live.map((r) => ((Number.isFinite(r.start) ? r.start : readAt) - r.createdAt) / 1000).sort((x, y) => x - y);
     const byTeam = new Map<string, JobRow[]>(teams.map((t) => [t.id, []]));
     for (const r of rows) byTeam.get(r.team)?.push(r);
@@ -201,6 +204,7 @@ export async function runFairnessPhase(): Promise<FairnessResult> {
     return {
       teams: TEAMS,
       interactiveJobs: live.length,
+      failedJobs: rows.filter((r) => r.status === 'failed').length,
       interactiveWaitP50S: percentile(waits, 0.5),
       interactiveWaitP95S: percentile(waits, 0.95),
       shareErrorMax,
