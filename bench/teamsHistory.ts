@@ -186,6 +186,16 @@ async function load(s: Stores, now: number): Promise<Record<string, number>> {
   return timings;
 }
 
+/** An operation that answers wrongly would make its count meaningless: the bench stops instead. */
+function expect(operation: string, ok: boolean): void {
+  if (!ok) throw new Error(`${operation}: unexpected answer`);
+}
+
+/** A team listing: a full page of the team's own objects, with more after it. */
+function fullPage(operation: string, page: { data: Array<{ team: string }>; hasMore: boolean }): void {
+  expect(operation, page.data.length === PAGE && page.hasMore && page.data.every((o) => o.team === MINE));
+}
+
 /** The workload, each operation warmed once then counted; `now` is the same instant for both stores. */
 async function workload(s: Stores, now: number): Promise<Record<string, number>> {
   const config = benchConfig();
@@ -232,13 +242,16 @@ async function workload(s: Stores, now: number): Promise<Record<string, number>>
   // Each operation, and what must happen (uncounted) before each of its two runs.
   const ops: Record<string, (() => Promise<unknown>) | { before: () => Promise<unknown>; run: () => Promise<unknown> }> = {
     'submit': submitOne,
-    'job status poll': () => s.jobs.get(polled, { withRequest: false, finishedBy: jobsFinishedBy(policy, now) }),
-    'list files': () => s.files.list({ team: MINE, limit: PAGE }),
+    'job status poll': async () => expect('job status poll', (await s.jobs.get(polled, { withRequest: false, finishedBy: jobsFinishedBy(policy, now) }))?.job.id === polled),
+    'list files': async () => fullPage('list files', await s.files.list({ team: MINE, limit: PAGE })),
     'list files (purpose)': () => s.files.list({ team: MINE, purpose: 'batch', limit: PAGE }),
     'list files (admin)': () => s.files.list({ limit: PAGE }),
-    'list batches': () => s.batches.list({ team: MINE, limit: PAGE }),
+    'list batches': async () => fullPage('list batches', await s.batches.list({ team: MINE, limit: PAGE })),
     'list batches (admin)': () => s.batches.list({ limit: PAGE }),
-    'batch status poll': async () => s.batches.countLines((await s.batches.get(running.id))!.batch),
+    'batch status poll': async () => {
+      const c = await s.batches.countLines((await s.batches.get(running.id))!.batch);
+      expect('batch status poll', c.succeeded + c.failed === RUNNING_LINES);
+    },
     'usage query': usageQuery,
     'waiting count': () => s.waiting.total(),
     'rollup minute (50 teams)': { before: writeMinute, run: rollupMinute },
