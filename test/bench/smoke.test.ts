@@ -23,6 +23,7 @@ const BENCHES: Record<string, string[]> = {
   fairness: ['b_wait_p50_s', 'b_wait_p95_s', 'share_a', 'share_b', 'a_share_when_b_idle', 'utilisation', 'failed_jobs', 'fifo_b_wait_p95_s', 'b_wait_p95_ratio'],
   sync: ['overhead_ttft_p50_ms', 'overhead_ttft_p99_ms', 'upstream_429', 'client_errors', 'late_429_share', 'utilisation', 'share_a', 'sync_wait_p95_s_mixed', 'cache_hit_p50_ms'],
   scale: ['utilisation_min', 'utilisation_by_n', 'rejected_429', 'max_row_chars', 'row_writes_per_s_max', 'conflict_share_max', 'admit_p99_ms_max', 'budget_tx_per_job_max'],
+  teams: ['teams', 'interactive_wait_p95_s', 'share_error_max', 'utilisation', 'storage_calls_ratio_max', 'retention_swept_rows'],
   chaos: ['jobs', 'terminal', 'lost', 'stuck_running', 'stuck_other', 'duplicate_model_calls', 'duplicates_explained_by_kills', 'wrong_results', 'poisoned', 'kills', 'batch'],
 };
 
