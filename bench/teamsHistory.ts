@@ -18,6 +18,9 @@ import { BacklogTable } from '../src/azure/backlogTable';
 import { BatchRetention, BatchStore } from '../src/azure/batchStore';
 import { FileStore } from '../src/azure/fileStore';
 import { JobQueue } from '../src/azure/jobQueue';
+import { TeamQueueTable } from '../src/azure/teamQueueTable';
+import { Dispatcher } from '../src/core/dispatch/dispatcher';
+import { teamQueueIntake } from '../src/runtime/dispatch';
 import { JobStore } from '../src/azure/jobStore';
 import { RetentionCursorTable, retentionPorts } from '../src/azure/retentionTable';
 import { RollupTable } from '../src/azure/rollupTable';
@@ -74,7 +77,8 @@ export interface HistoryResult {
 interface Stores {
   storage: CountingStorage;
   jobs: JobStore;
-  queue: JobQueue;
+  teamQueues: TeamQueueTable;
+  runQueue: JobQueue;
   batches: BatchStore;
   batchRetention: BatchRetention;
   files: FileStore;
@@ -97,7 +101,8 @@ function storesFor(connectionString: string, tag: string): Stores {
   return {
     storage,
     jobs: new JobStore(storage.table(`jobs${tag}`), storage.container(`payloads-${tag}`), (j, delta) => waiting.add(j.team, j.createdAt, delta)),
-    queue: new JobQueue(storage.queue(`jobs-${tag}`)),
+    teamQueues: new TeamQueueTable(storage.table(`teamqueues${tag}`)),
+    runQueue: new JobQueue(storage.queue(`jobs-${tag}`)),
     batches,
     batchRetention: new BatchRetention(batches, storage.table(`batches${tag}`)),
     files: new FileStore(storage.container(`files-${tag}`), storage.table(`batches${tag}`)),
@@ -209,11 +214,20 @@ async function workload(s: Stores, now: number): Promise<Record<string, number>>
   await s.batches.markLines(running.id, Array.from({ length: RUNNING_LINES }, (_, i) => ({ customId: `req-${i}`, outcome: i % 5 === 0 ? ('failed' as const) : ('succeeded' as const) })));
 
   let submitted = 0;
+  const intake = teamQueueIntake(s.teamQueues);
+  const dispatcher = new Dispatcher({
+    store: s.teamQueues,
+    run: { send: (m) => s.runQueue.send(m), depth: () => s.runQueue.depth() },
+    now: Date.now,
+    quotaOf: () => ({ tpm: 300_000, rpm: 3_000 }),
+    weightOf: () => 1,
+  });
   const submitOne = async () => {
     const job = prepareJob({ request: { model: 'gpt-4o-mini', messages: [{ role: 'user', content: `hello ${submitted++}` }], max_tokens: 20 } } as never, { models: config.models, now: Date.now(), team: MINE });
     const stored = await storeJob(s.jobs, job);
     if (stored.kind !== 'created') throw new Error(`submit: ${stored.kind}`);
-    await enqueueJob(s.queue, s.jobs, job, stored.etag, { warn: (m) => console.error(m) });
+    // As submit does: the job's entry in its team queue, then the team's marker.
+    await enqueueJob({ send: (m) => intake.send(job, { replay: m.replay === true }) }, s.jobs, job, stored.etag, { warn: (m) => console.error(m) });
     return job.id;
   };
   const polled = await submitOne();
@@ -242,6 +256,7 @@ async function workload(s: Stores, now: number): Promise<Record<string, number>>
   // Each operation, and what must happen (uncounted) before each of its two runs.
   const ops: Record<string, (() => Promise<unknown>) | { before: () => Promise<unknown>; run: () => Promise<unknown> }> = {
     'submit': submitOne,
+    'dispatcher tick (one job waiting)': { before: submitOne, run: () => dispatcher.tick() },
     'job status poll': async () => expect('job status poll', (await s.jobs.get(polled, { withRequest: false, finishedBy: jobsFinishedBy(policy, now) }))?.job.id === polled),
     'list files': async () => fullPage('list files', await s.files.list({ team: MINE, limit: PAGE })),
     'list files (purpose)': () => s.files.list({ team: MINE, purpose: 'batch', limit: PAGE }),

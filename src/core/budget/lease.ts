@@ -8,8 +8,8 @@
  * The split, within an instance (across instances, interactive demand doubles the lease's weight):
  * - while interactive demand was seen in the last `interactiveMemoryMs`, batch may spend `batchShare` of what
  *   accrued in the last `reserveWindowMs`, and beyond that only what leaves (1 − batchShare) of it unspent for
- *   interactive (the reserve): interactive may spend all of it, so when both wait interactive goes first, and what
- *   interactive leaves unused is still batch's, above the reserve (nothing is wasted but the reserve itself);
+ *   interactive (the reserve, never more than interactive spent in that window plus its next call): interactive may
+ *   spend all of it, so when both wait interactive goes first, and what interactive leaves unused is still batch's;
  * - batch is never starved: once batch has been waiting, interactive may spend at most (1 − floor) of the recent
  *   accrual, the floor growing from `batchFloorMin` to `batchFloorMax` over `batchAgingMs` of waiting.
  * A single call larger than its share still goes when the allowance is there, or it could never run.
@@ -43,6 +43,8 @@ export const DEFAULT_PRIORITY: PrioritySettings = {
 /** What the instance has seen of each priority's demand. */
 export interface DemandState {
   lastInteractiveAt: number;
+  /** The charge of the last interactive job that asked. */
+  lastInteractiveTokens?: number;
   /** When batch started waiting (first denial since its last admission), or undefined. */
   batchWaitingSince?: number;
 }
@@ -109,9 +111,12 @@ export class HeldLease {
     const share = (s: number) => mine <= s * recent || tokens > s * fullWindow;
     if (priority === 'batch') {
       if (t - demand.lastInteractiveAt > p.interactiveMemoryMs || share(p.batchShare)) return true;
-      // Beyond its share, batch may still take what is left over the interactive reserve: interactive jobs come
-      // rarely, and capping batch at a share of each refill would leave the rest of the lease unspent.
-      return this.allowance(t).tokens - this.spentTokens - tokens >= (1 - p.batchShare) * recent;
+      // Beyond its share, batch may still take what is left over the interactive reserve: capping batch at a share
+      // of each refill would leave the rest of the lease unspent. The reserve is what interactive work spent here
+      // lately plus its next call, at most (1 − batchShare) of the refill: a steady trickle of small interactive
+      // calls must not keep half of every refill unspent (it would be lost at each renewal).
+      const reserve = Math.min((1 - p.batchShare) * recent, this.recentSpent(t, p.reserveWindowMs, 'interactive') + (demand.lastInteractiveTokens ?? 0));
+      return this.allowance(t).tokens - this.spentTokens - tokens >= reserve;
     }
     if (demand.batchWaitingSince === undefined) return true;
     const aged = Math.min(1, Math.max(0, t - demand.batchWaitingSince) / p.batchAgingMs);

@@ -145,7 +145,10 @@ export class SharedBudgetGate implements BudgetGate {
       while (st.arrivals.length > 0 && st.arrivals[0]! < now - TAIL_WINDOW_MS) st.arrivals.shift();
     }
     this.watchIdle(st, target);
-    if (priority === 'interactive') st.demand.lastInteractiveAt = now;
+    if (priority === 'interactive') {
+      st.demand.lastInteractiveAt = now;
+      st.demand.lastInteractiveTokens = tokens;
+    }
     st.typicalCharge = st.typicalCharge > 0 ? 0.9 * st.typicalCharge + 0.1 * tokens : tokens;
     if (tokens > lim.tokens60) {
       // Azure can never admit a call above the TPM; it answers 429 with retry-after 60.
