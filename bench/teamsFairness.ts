@@ -96,14 +96,23 @@ async function batchStatus(stack: RunningStack, team: Team, id: string): Promise
   return `${b.status}, ${b.request_counts?.completed ?? 0} of ${b.request_counts?.total ?? 0} lines completed, ${b.request_counts?.failed ?? 0} failed`;
 }
 
-/** BENCH_DEBUG=1: every queue's depth and the host's last batch-related log lines (stderr). */
+/** BENCH_DEBUG=1: every queue's depth, the jobs queues' depths every 5 s, tokens started per 10 s and the host's last batch-related log lines (stderr). */
 async function debugQueues(stack: RunningStack): Promise<void> {
   const service = QueueServiceClient.fromConnectionString(stack.connectionString);
   for await (const q of service.listQueues()) {
     const props = await service.getQueueClient(q.name).getProperties();
     console.error(`queue ${q.name}: ${props.approximateMessagesCount} messages`);
   }
-  for (const line of stack.logs().filter((l) => /batch|group|lane/i.test(l)).slice(-30)) console.error(line);
+  // BENCH_DEBUG=budget with SLUICE_BUDGET_DEBUG=1: the workers' budget lines (one per row write) instead.
+  const pattern = process.env.BENCH_DEBUG === 'budget' ? /budget [0-9a-f]{4} / : /batch|group|lane/i;
+  for (const line of stack.logs().filter((l) => pattern.test(l)).slice(-400)) console.error(line);
+}
+
+/** The interactive and batch jobs queues' depths, "i/b" (BENCH_DEBUG). */
+async function jobsQueueDepths(stack: RunningStack): Promise<string> {
+  const service = QueueServiceClient.fromConnectionString(stack.connectionString);
+  const depth = async (name: string) => (await service.getQueueClient(name).getProperties().catch(() => undefined))?.approximateMessagesCount ?? 0;
+  return `${await depth('sluice-jobs')}/${await depth('sluice-jobs-batch')}`;
 }
 
 /** Whether `team` was backlogged over all of [a, b): one of its jobs was submitted by a and had not started by b. */
@@ -137,6 +146,8 @@ export async function runFairnessPhase(): Promise<FairnessResult> {
     // Interactive: team k's turn comes every INTERACTIVE_EVERY_S, offset by k / TEAMS of that; not awaited in turn,
     // so that a slow answer does not delay the next team's submit.
     const interactive: Promise<unknown>[] = [];
+    const depths: string[] = [];
+    const sampler = process.env.BENCH_DEBUG ? setInterval(() => void jobsQueueDepths(stack).then((d) => depths.push(`${Math.round((Date.now() - t0) / 1000)}s:${d}`)), 5_000) : undefined;
     const gapMs = (INTERACTIVE_EVERY_S * 1000) / TEAMS;
     for (let k = 0; t0 + k * gapMs < windowEnd; k += 1) {
       await sleep(Math.max(0, t0 + k * gapMs - Date.now()));
@@ -159,7 +170,17 @@ export async function runFairnessPhase(): Promise<FairnessResult> {
     for (const r of floodRows) statusCounts.set(r.status, (statusCounts.get(r.status) ?? 0) + 1);
     const byStatus = [...statusCounts].map(([k, n]) => `${k} ${n}`).join(', ');
     console.log(`flood batch: ${await batchStatus(stack, flooder, floodBatch.id)}; its line jobs stored: ${floodRows.length} (${byStatus || 'none'})`);
-    if (process.env.BENCH_DEBUG) await debugQueues(stack);
+    if (sampler) clearInterval(sampler);
+    if (process.env.BENCH_DEBUG) {
+      await debugQueues(stack);
+      console.error(`jobs queue depths (interactive/batch): ${depths.join(' ')}`);
+      const per10: string[] = [];
+      for (let a = t0; a < windowEnd; a += 10_000) {
+        const inSpan = rows.filter((r) => r.start >= a && r.start < a + 10_000);
+        per10.push(`${Math.round((a - t0) / 1000)}s:${Math.round(inSpan.reduce((x, r) => x + r.charge, 0) / ((TPM / 60) * 10) * 100)}%/${inSpan.filter((r) => r.priority === 'interactive').length}i`);
+      }
+      console.error(`tokens started per 10 s (% of quota / interactive jobs): ${per10.join(' ')}`);
+    }
     await backlogs;
 
     const inWindow = rows.filter((r) => r.priority === 'interactive' && r.createdAt >= windowStart && r.createdAt < windowEnd);
