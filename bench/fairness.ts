@@ -11,7 +11,7 @@
  *   - each team's share of tokens started while both have a backlog (target 50 % ± 5 %);
  *   - A's tokens as a share of the quota once B is idle (target ≥ 95 %);
  *   - total utilisation: tokens started ÷ (TPM × the time from first to last start) (target ≥ 0.95);
- * then the same run in plain FIFO (SLUICE_QUEUE_LANES=0: one queue; SLUICE_FAIR_SHARE=false).
+ * then the same run in plain FIFO (SLUICE_DISPATCH=false, SLUICE_QUEUE_LANES=0: one queue; SLUICE_FAIR_SHARE=false).
  * BENCH_DUMP=<file> writes every job's row (JSON lines) for analysis. BENCH_SMOKE=1: 1 worker, 24 + 8 jobs, B live for
  * 3 s, fair share only (BENCH_FIFO=1 adds the FIFO run).
  * Last line: {"b_wait_p95_s","share_a","share_b","a_share_when_b_idle","utilisation","fifo_b_wait_p95_s",…}.
@@ -202,7 +202,7 @@ async function runOnce(label: string, env: Record<string, string>): Promise<Run>
 
 async function main() {
   const fair = await runOnce('fair share', {});
-  const fifo = !WITH_FIFO ? undefined : await runOnce('plain FIFO', { SLUICE_QUEUE_LANES: '0', SLUICE_FAIR_SHARE: 'false' });
+  const fifo = !WITH_FIFO ? undefined : await runOnce('plain FIFO', { SLUICE_DISPATCH: 'false', SLUICE_QUEUE_LANES: '0', SLUICE_FAIR_SHARE: 'false' });
   const p = (r: Run | undefined, q: number) => (r ? round(percentile(r.bWaits, q), 2) : null);
   printTable('bench:fairness — team A floods, team B interactive then backlogged then idle (equal weights)', [
     ['run', 'B wait p50 s', 'B wait p95 s', 'share A (both busy)', 'share B', 'A / quota (B idle)', 'utilisation', 'drain s', 'failed'],

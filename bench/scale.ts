@@ -27,6 +27,9 @@ import { SlidingWindowRateLimiter } from '../local/simulator/rateLimiter';
 import { TableBudgetRowStore } from '../src/azure/budgetTable';
 import type { DeploymentRef } from '../src/core/budget/gate';
 import { SharedBudgetGate } from '../src/core/budget/sharedBudget';
+import { Dispatcher } from '../src/core/dispatch/dispatcher';
+import { groupEntries } from '../src/core/dispatch/teamQueue';
+import { MemoryTeamQueues } from '../test/support/memoryTeamQueues';
 import { transactions } from '../src/core/budget/store';
 import { tableClientFromConnectionString } from '../test/support/storage';
 import { percentile, printResult, printTable, SMOKE } from './report';
@@ -52,7 +55,7 @@ const MEAN_CHARGE = 1_470;
 export const RESULT_KEYS = ['utilisation_min', 'utilisation_by_n', 'rejected_429', 'max_row_chars', 'max_leases_chars', 'row_writes_per_s_max', 'conflict_share_max', 'admit_p99_ms_max', 'budget_tx_per_job_max', 'undrained_runs'] as const;
 
 const { values: flags } = parseArgs({
-  options: { n: { type: 'string' }, minutes: { type: 'string' }, 'window-s': { type: 'string' }, 'no-ten': { type: 'boolean' }, 'ten-n': { type: 'string' } },
+  options: { n: { type: 'string' }, minutes: { type: 'string' }, 'window-s': { type: 'string' }, 'no-ten': { type: 'boolean' }, 'ten-n': { type: 'string' }, 'no-dispatch': { type: 'boolean' } },
   allowPositionals: false,
 });
 const setting = (flag: string | undefined, env: string, full: string, smoke: string) => flag ?? process.env[env] ?? (SMOKE ? smoke : full);
@@ -62,6 +65,9 @@ const settings = {
   windowS: Number(setting(flags['window-s'], 'BENCH_SCALE_WINDOW_S', '', '')) || undefined,
   ten: !flags['no-ten'] && process.env.BENCH_SCALE_TEN !== '0',
   tenN: Number(setting(flags['ten-n'], 'BENCH_SCALE_TEN_N', '64', '4')),
+  /** The backlog waits in a team queue and the real Dispatcher releases it into the queue the instances drain (as
+   *  the app does by default); --no-dispatch / BENCH_SCALE_DISPATCH=0 puts the whole backlog on the queue at once. */
+  dispatch: !flags['no-dispatch'] && process.env.BENCH_SCALE_DISPATCH !== '0',
 };
 
 /** Ten deployments in two regions, 10k to 2M TPM (smoke: three). */
@@ -142,7 +148,8 @@ async function runOnce(label: string, connectionString: string, tableName: strin
   // Every instance gets its first batch (a smaller backlog would leave the instances past total ÷ 16 idle: Flex starts
   // them, but they never touch the budget); then larger runs end with the window rather than drained.
   const quotaJobs = refs.reduce((n, r) => n + (settings.minutes * r.tpm) / MEAN_CHARGE, 0);
-  const stretch = SMOKE ? 1 : Math.max(1, (BATCH * n) / quotaJobs);
+  // (With the dispatcher the fleet follows the released messages, not the backlog: no stretch.)
+  const stretch = SMOKE || settings.dispatch ? 1 : Math.max(1, (BATCH * n) / quotaJobs);
   refs.forEach((r, dep) => {
     const count = Math.max(2, Math.round((stretch * settings.minutes * r.tpm) / MEAN_CHARGE));
     for (let k = 0; k < count; k++) jobs.push({ id: `${label}-${dep}-${k}`, dep, charge: 1_320 + Math.floor(rand() * 301), visibleAt: 0 });
@@ -152,8 +159,11 @@ async function runOnce(label: string, connectionString: string, tableName: strin
     [jobs[i], jobs[j]] = [jobs[j]!, jobs[i]!];
   }
   const total = jobs.length;
-  const ready: Job[] = jobs.slice();
   const parked: Job[] = [];
+  // The queue the instances drain: the whole backlog, or what the dispatcher released from the team queue.
+  const ready: Job[] = settings.dispatch ? [] : jobs.slice();
+  const dispatcher = settings.dispatch ? await teamQueueDispatcher(jobs, refs, ready, () => ready.length + parked.length + instances.reduce((n, i) => n + (i.state === 'live' ? i.inFlight : 0), 0)) : undefined;
+  let dispatchedAt = -Infinity;
   const backlogMs = settings.minutes * 60_000;
   const windowMs = (settings.windowS ?? (SMOKE ? 20 : backlogMs / 1000 + 60)) * 1000;
   const crashAtMs = SMOKE ? backlogMs / 3 : 25_000;
@@ -238,10 +248,16 @@ async function runOnce(label: string, connectionString: string, tableName: strin
   startInstance();
   while (sent < total && Date.now() - t0 < windowMs) {
     const now = Date.now();
+    if (dispatcher && now - dispatchedAt >= DISPATCH_TICK_MS) {
+      dispatchedAt = now;
+      await dispatcher.tick();
+    }
     for (let k = parked.length - 1; k >= 0; k--) if (parked[k]!.visibleAt <= now) ready.push(...parked.splice(k, 1));
     const live = instances.filter((i) => i.state === 'live');
-    // Scale out (Flex target-based scaling: queue length ÷ batchSize; every message not yet deleted counts).
-    const target = Math.min(n, Math.ceil((total - sent) / BATCH));
+    // Scale out (Flex target-based scaling: queue length ÷ batchSize; every message not yet deleted counts, and a
+    // job still in its team queue is no message).
+    const queueLength = dispatcher ? ready.length + parked.length + live.reduce((k, i) => k + i.inFlight, 0) : total - sent;
+    const target = Math.min(n, Math.ceil(queueLength / BATCH));
     if (live.length < target && now - lastScaleAt >= SCALE_STEP_MS) {
       live.push(startInstance());
       lastScaleAt = now;
@@ -259,7 +275,7 @@ async function runOnce(label: string, connectionString: string, tableName: strin
     for (const inst of live) {
       if (inst.state !== 'live') continue;
       fetchFor(inst);
-      if (inst.inFlight === 0 && ready.length === 0 && parked.length === 0) {
+      if (inst.inFlight === 0 && ready.length === 0 && parked.length === 0 && (!dispatcher || queueLength === 0)) {
         inst.idleSince ??= now;
         if (now - inst.idleSince >= IDLE_LEAVE_MS) {
           inst.state = 'closing';
@@ -322,6 +338,31 @@ async function runOnce(label: string, connectionString: string, tableName: strin
   };
 }
 
+/** The dispatcher's tick (src/functions/dispatcher.ts runs it every 250 ms). */
+const DISPATCH_TICK_MS = 250;
+
+/**
+ * The backlog in one team queue (each deployment its own model, with that deployment's quota), and the app's
+ * Dispatcher releasing it into `ready` at the quotas' pace, the queue kept within its depth (`depth`: every message
+ * not yet deleted). Storage is in memory: the team queue's own costs are not the budget's, and bench:teams counts them.
+ */
+async function teamQueueDispatcher(jobs: Job[], refs: DeploymentRef[], ready: Job[], depth: () => number): Promise<Dispatcher> {
+  const store = new MemoryTeamQueues();
+  const byId = new Map(jobs.map((j) => [j.id, j]));
+  await store.add(groupEntries('bench', 0, jobs.map((j) => ({ id: j.id, charge: j.charge, model: `d${j.dep}` }))));
+  for (const dep of new Set(jobs.map((j) => j.dep))) await store.bump({ team: 'bench', model: `d${dep}` });
+  return new Dispatcher({
+    store,
+    run: { send: async (m) => void ready.push(byId.get(m.id)!), depth: async () => depth() },
+    now: Date.now,
+    quotaOf: (model) => {
+      const r = refs[Number(model.slice(1))];
+      return r && { tpm: r.tpm, rpm: r.rpm };
+    },
+    weightOf: () => 1,
+  });
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
@@ -330,7 +371,7 @@ async function main(): Promise<void> {
   try {
     let seq = 0;
     for (const n of settings.sizes) {
-      console.log(`run: ${n} instance(s), one deployment of 300,000 TPM, ${settings.minutes} min of backlog`);
+      console.log(`run: ${n} instance(s) at most, one deployment of 300,000 TPM, ${settings.minutes} min of backlog${settings.dispatch ? ' released by the dispatcher' : ' on the queue'}`);
       runs.push(await runOnce(`n${n}`, azurite.connectionString, `scalebench${(seq += 1)}`, [ref(300_000, 0)], n, 26 + n));
       report(runs.at(-1)!);
     }
@@ -363,6 +404,7 @@ async function main(): Promise<void> {
     budget_tx_per_job_max: round(Math.max(0, ...runs.map((r) => r.txPerJob))),
     undrained_runs: Object.fromEntries(runs.filter((r) => !r.drained).map((r) => [r.label, r.jobsLeft])),
     backlog_minutes: settings.minutes,
+    dispatch: settings.dispatch,
     runs: runs.map((r) => ({
       run: r.label,
       instances_peak: r.peakInstances,

@@ -112,8 +112,8 @@ param rollupSchedule string = '0 */1 * * * *'
 
 @minValue(1)
 @maxValue(16)
-@description('Queue lanes per priority: each team travels in one lane, so one team\'s backlog never sits in front of another team\'s jobs. Must not change while jobs are queued. Lanes beyond 0 are created by the app on first use.')
-param queueLanes int = 4
+@description('Queue lanes per priority (SLUICE_QUEUE_LANES). With the dispatcher (the default) jobs wait in per-team queues and lane 0 is enough; more lanes matter only with SLUICE_DISPATCH=false. Must not change while jobs are queued.')
+param queueLanes int = 1
 
 @description('Entra ID app registration (client id) for App Service Authentication. Empty: API keys only.')
 param entraClientId string = ''

@@ -245,8 +245,11 @@ export const settingsSchema = z.object({
    * principal header is trusted only when it is true. @default false
    */
   WEBSITE_AUTH_ENABLED: withDefault(boolean, false),
-  /** Queue lanes per priority (0: one plain FIFO queue, comparison runs only); the same on every instance. @default 4 */
-  SLUICE_QUEUE_LANES: withDefault(integer(0, MAX_LANES), 4),
+  /**
+   * Queue lanes per priority (0: one plain FIFO queue, comparison runs only); the same on every instance. With the
+   * dispatcher, jobs are released into lane 0 only: more lanes matter with SLUICE_DISPATCH=false. @default 1
+   */
+  SLUICE_QUEUE_LANES: withDefault(integer(0, MAX_LANES), 1),
   /** Weighted fair admission between teams at each deployment (false: first come, first served). @default true */
   SLUICE_FAIR_SHARE: withDefault(boolean, true),
   /** How long submit reuses a team's month-to-date cost, ms. @default 60000 */

@@ -76,9 +76,11 @@ export class RollupTable implements StateStore {
     return this.result(r.etag, `${partition}/${row}`);
   }
 
-  async *list(fromPartition: string, toPartition: string): AsyncIterable<Array<{ partition: string; row: string; value: StateValue }>> {
+  async *list(fromPartition: string, toPartition: string, where: Readonly<Record<string, string>> = {}): AsyncIterable<Array<{ partition: string; row: string; value: StateValue }>> {
     await this.ensureTable();
-    const filter = `PartitionKey ge '${fromPartition.replace(/'/g, "''")}' and PartitionKey lt '${toPartition.replace(/'/g, "''")}'`;
+    const quote = (v: string) => `'${v.replace(/'/g, "''")}'`;
+    const equals = Object.entries(where).map(([name, value]) => ` and ${name} eq ${quote(value)}`);
+    const filter = `PartitionKey ge ${quote(fromPartition)} and PartitionKey lt ${quote(toPartition)}${equals.join('')}`;
     for await (const page of this.client.listEntities<Record<string, unknown>>({ queryOptions: { filter } }).byPage({ maxPageSize: 1000 })) {
       yield page.map((e) => ({ partition: String(e.partitionKey), row: String(e.rowKey), value: valueOf(e) }));
     }

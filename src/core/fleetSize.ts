@@ -29,7 +29,7 @@ export interface FleetSizing {
   /** A maximumInstanceCount chosen by hand (infra parameter maximumInstanceCount); 0: derived. @default 0 */
   maximumInstanceCount: number;
   /** Queue lanes per priority (SLUICE_QUEUE_LANES): each lane × priority is a worker function that Flex scales on
-   *  instances of its own, so the fleet allows at least one each. @default 4 */
+   *  instances of its own, so the fleet allows at least one each. @default 1 */
   queueLanes: number;
 }
 
@@ -39,7 +39,7 @@ export const FLEET_SIZING_DEFAULTS: FleetSizing = {
   headroomPercent: 200,
   workerInstanceTarget: 50,
   otherInstances: 10,
-  queueLanes: 4,
+  queueLanes: 1,
   batchSize: 0,
   maximumInstanceCount: 0,
 };

@@ -21,20 +21,21 @@ export interface JobIntake {
 
 const queued = (job: JobRecord) => ({ id: job.id, charge: chargeOf(job), model: job.model });
 
-/** Jobs into their team's queue, then the team's marker so the dispatcher looks. */
+/** Jobs into their team's queue for their model, then that queue's marker so the dispatcher looks. */
 export function teamQueueIntake(store: TeamQueueTable): JobIntake {
   return {
     async send(job, opts) {
       await store.add([jobEntry({ ...queued(job), team: job.team, priority: job.priority, createdAt: job.createdAt }, opts?.replay === true)]);
-      await store.bump(job.team);
+      await store.bump({ team: job.team, model: job.model });
     },
     async sendMany(jobs) {
       if (jobs.length === 0) return;
       const byTeam = new Map<string, JobRecord[]>();
       for (const j of jobs) byTeam.set(j.team, [...(byTeam.get(j.team) ?? []), j]);
       for (const [team, list] of byTeam) {
-        await store.add(groupEntries(team, list[0]!.createdAt, list.map(queued)));
-        await store.bump(team);
+        const entries = groupEntries(team, list[0]!.createdAt, list.map(queued));
+        await store.add(entries);
+        for (const model of new Set(entries.map((e) => e.model))) await store.bump({ team, model });
       }
     },
   };

@@ -8,6 +8,7 @@ import { MemoryRunQueue, MemoryTeamQueues } from '../support/memoryTeamQueues';
 
 const T0 = 1_800_000_000_000;
 const MODEL = 'gpt-4o-mini';
+const SMALL = 'gpt-4.1-small';
 const TPM = 60_000;
 const CHARGE = 1_000;
 
@@ -31,7 +32,7 @@ function rig(weights: Record<string, number> = {}, opts: Partial<DispatcherOptio
     store,
     run,
     now: () => clock.now,
-    quotaOf: (model) => (model === MODEL ? { tpm: TPM, rpm: 600 } : undefined),
+    quotaOf: (model) => (model === MODEL ? { tpm: TPM, rpm: 600 } : model === SMALL ? { tpm: TPM / 10, rpm: 60 } : undefined),
     weightOf: (team) => weights[team] ?? 1,
     ...opts,
   });
@@ -50,7 +51,7 @@ function rig(weights: Record<string, number> = {}, opts: Partial<DispatcherOptio
         ids.push(id);
         await store.add([jobEntry({ id, team, priority, createdAt: clock.now, charge: CHARGE, model: MODEL })]);
       }
-      await store.bump(team);
+      await store.bump({ team, model: MODEL });
       return ids;
     },
     sentBy(team, from = 0) {
@@ -75,7 +76,7 @@ test('backlogged teams are released in proportion to their weights, at the quota
 test("one team's deep backlog does not delay another team's next job", async () => {
   const r = rig();
   await r.store.add(groupEntries('flood', r.clock.now, Array.from({ length: 5_000 }, (_, i) => ({ id: `flood-${i}`, charge: CHARGE, model: MODEL }))));
-  await r.store.bump('flood');
+  await r.store.bump({ team: 'flood', model: MODEL });
   await r.runFor(60_000);
   const [id] = await r.submit('small', 1);
   const before = r.run.sent.length;
@@ -124,11 +125,28 @@ test('a team back from idle starts level with the others: idleness banks no cred
   assert.ok(a > 0 && Math.abs(b / (a + b) - 0.5) <= 0.05, `shares after b joined: a ${a}, b ${b}`);
 });
 
+test("a team's jobs for a model whose quota is spent do not hold back its jobs for another model", async () => {
+  const r = rig();
+  // One batch, its lines alternating between a large and a small deployment (a tenth of the quota).
+  const items = Array.from({ length: 2_000 }, (_, i) => ({ id: `mix-${i}`, charge: CHARGE, model: i % 2 === 0 ? MODEL : SMALL }));
+  await r.store.add(groupEntries('mix', r.clock.now, items));
+  for (const model of [MODEL, SMALL]) await r.store.bump({ team: 'mix', model });
+  await r.runFor(30_000);
+  const from = r.run.sent.length;
+  await r.runFor(60_000);
+  const sent = r.run.sent.slice(from).map((s) => items[Number(s.id.slice(4))]!.model);
+  const large = sent.filter((m) => m === MODEL).length;
+  const small = sent.filter((m) => m === SMALL).length;
+  // Each at its own pace: 1.05 jobs/s and 0.105 jobs/s.
+  assert.ok(large >= 60 && large <= 66, `large model: ${large} jobs in 60 s`);
+  assert.ok(small >= 5 && small <= 7, `small model: ${small} jobs in 60 s`);
+});
+
 test('a batch group is released item by item and its entry records how far it got', async () => {
   const r = rig();
   const items = Array.from({ length: 150 }, (_, i) => ({ id: `g-${String(i).padStart(3, '0')}`, charge: CHARGE, model: MODEL }));
   await r.store.add(groupEntries('g', r.clock.now, items));
-  await r.store.bump('g');
+  await r.store.bump({ team: 'g', model: MODEL });
   await r.runFor(1_000);
   const sent = r.run.sent.length;
   assert.ok(sent > 0 && sent < 100, `the first burst released ${sent}`);
@@ -161,7 +179,8 @@ test('replayed jobs are released as replay messages; a model nothing serves is r
   const r = rig();
   await r.store.add([jobEntry({ id: 'rep', team: 'a', priority: 'interactive', createdAt: r.clock.now, charge: CHARGE, model: MODEL }, true)]);
   await r.store.add([jobEntry({ id: 'nomodel', team: 'a', priority: 'batch', createdAt: r.clock.now, charge: 10 ** 9, model: 'unknown' })]);
-  await r.store.bump('a');
+  await r.store.bump({ team: 'a', model: MODEL });
+  await r.store.bump({ team: 'a', model: 'unknown' });
   await r.runFor(250);
   assert.deepEqual(r.run.sent, [
     { id: 'rep', replay: true, priority: 'interactive' },

@@ -45,7 +45,9 @@ test('defaults of each feature, and values trimmed and parsed', () => {
   assert.equal(d.telemetry.quotaAdviceMinutes, 15);
   assert.equal(d.telemetry.latenessMs, 120_000);
   assert.equal(d.telemetry.rollupSchedule, '0 */1 * * * *');
-  assert.equal(d.teams.lanes, 4);
+  assert.equal(d.teams.lanes, 1);
+  assert.equal(d.dispatch.enabled, true);
+  assert.equal(d.dispatch.depthSeconds, 20);
   assert.equal(d.endpoints[0]!.rpm, 60, '6 RPM per 1,000 TPM');
   const set = load({ SLUICE_BREAKER_ENABLED: ' FALSE ', SLUICE_FAIR_SHARE: '0', SLUICE_BATCH_LEASE_S: ' 5 ', SLUICE_BUDGET_THRESHOLDS: '100, 50,50' });
   assert.equal(set.breaker.enabled, false);
@@ -87,7 +89,7 @@ test('binding settings: defaults without the rest of the config, and nothing wri
     rollupSchedule: '0 */1 * * * *',
     retentionSweepSchedule: '0 */5 * * * *',
     dispatchSchedule: '*/5 * * * * *',
-    lanes: 4,
+    lanes: 1,
   });
   assert.deepEqual(env, {});
   assert.equal(bindingSettings({ SLUICE_BATCH_QUEUE: ' my-batches ' }).batchQueue, 'my-batches');

@@ -110,7 +110,7 @@ test('the fleet for the deployments infra declares: a few instances, host.json b
   assert.equal(fleet.quotaTpm, 200_000);
   // 200,000 TPM ÷ 60 ÷ 1,500 = 2.2 jobs/s; × 10 s × 200 % = 45 messages; 24 per instance → 2 worker instances;
   // 8 worker functions (4 lanes × 2 priorities) + 10 for the rest.
-  assert.deepEqual(fleet, { quotaTpm: 200_000, concurrency: 45, batchSize: 16, newBatchThreshold: 8, perInstanceConcurrency: 24, workerInstances: 2, maximumInstanceCount: 18 });
+  assert.deepEqual(fleet, { quotaTpm: 200_000, concurrency: 45, batchSize: 16, newBatchThreshold: 8, perInstanceConcurrency: 24, workerInstances: 2, maximumInstanceCount: 12 });
 });
 
 test('the rule grows with the quota, fetches more per instance before it adds many, and stays within Flex limits', () => {

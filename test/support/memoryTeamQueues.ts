@@ -1,11 +1,14 @@
 /** In-memory team queues, run queue and dispatch lease, for the dispatcher's tests (same contracts as src/azure). */
 import type { DispatchLease } from '../../src/core/dispatch/loop';
 import type { JobPriority } from '../../src/core/jobs';
-import type { RunQueue, TeamMarker, TeamQueueEntry, TeamQueueStore } from '../../src/core/dispatch/teamQueue';
+import type { QueueRef, RunQueue, TeamMarker, TeamQueueEntry, TeamQueueStore } from '../../src/core/dispatch/teamQueue';
+
+const idOf = (q: QueueRef) => `${q.team}\n${q.model}`;
 
 export class MemoryTeamQueues implements TeamQueueStore, DispatchLease {
+  /** Entries per queue (team and model). */
   readonly queues = new Map<string, Map<string, TeamQueueEntry>>();
-  private readonly versions = new Map<string, number>();
+  private readonly versions = new Map<string, { ref: QueueRef; version: number }>();
   private lease: { owner: string; until: number } | undefined;
   /** Makes the next `n` calls of a method throw. */
   failures: Partial<Record<'remove' | 'advance' | 'read' | 'markers', number>> = {};
@@ -19,24 +22,24 @@ export class MemoryTeamQueues implements TeamQueueStore, DispatchLease {
 
   async add(entries: readonly TeamQueueEntry[]): Promise<void> {
     for (const e of entries) {
-      const q = this.queues.get(e.team) ?? new Map<string, TeamQueueEntry>();
+      const q = this.queues.get(idOf(e)) ?? new Map<string, TeamQueueEntry>();
       q.set(e.key, structuredClone(e));
-      this.queues.set(e.team, q);
+      this.queues.set(idOf(e), q);
     }
   }
 
-  async bump(team: string): Promise<void> {
-    this.versions.set(team, (this.versions.get(team) ?? 0) + 1);
+  async bump(queue: QueueRef): Promise<void> {
+    this.versions.set(idOf(queue), { ref: { team: queue.team, model: queue.model }, version: (this.versions.get(idOf(queue))?.version ?? 0) + 1 });
   }
 
   async markers(): Promise<TeamMarker[]> {
     this.fail('markers');
-    return [...this.versions].map(([team, v]) => ({ team, version: String(v) }));
+    return [...this.versions.values()].map(({ ref, version }) => ({ ...ref, version: String(version) }));
   }
 
-  async read(team: string, limit: number, afterKey?: string): Promise<TeamQueueEntry[]> {
+  async read(queue: QueueRef, limit: number, afterKey?: string): Promise<TeamQueueEntry[]> {
     this.fail('read');
-    const q = this.queues.get(team);
+    const q = this.queues.get(idOf(queue));
     if (!q) return [];
     return [...q.keys()]
       .sort()
@@ -45,20 +48,22 @@ export class MemoryTeamQueues implements TeamQueueStore, DispatchLease {
       .map((k) => structuredClone(q.get(k)!));
   }
 
-  async remove(team: string, key: string): Promise<void> {
+  async remove(queue: QueueRef, key: string): Promise<void> {
     this.fail('remove');
-    this.queues.get(team)?.delete(key);
+    this.queues.get(idOf(queue))?.delete(key);
   }
 
-  async advance(team: string, key: string, next: number): Promise<void> {
+  async advance(queue: QueueRef, key: string, next: number): Promise<void> {
     this.fail('advance');
-    const e = this.queues.get(team)?.get(key);
+    const e = this.queues.get(idOf(queue))?.get(key);
     if (e) e.next = next;
   }
 
-  /** Jobs still waiting in a team's queue. */
+  /** Jobs still waiting in a team's queues (every model). */
   waiting(team: string): number {
-    return [...(this.queues.get(team)?.values() ?? [])].reduce((n, e) => n + e.items.length - e.next, 0);
+    let n = 0;
+    for (const q of this.queues.values()) for (const e of q.values()) if (e.team === team) n += e.items.length - e.next;
+    return n;
   }
 
   async acquire(owner: string, until: number, now: number): Promise<boolean> {

@@ -39,10 +39,10 @@ export class MemoryState implements StateStore {
   async upsert(p: string, r: string, value: StateValue) {
     return this.write(p, r, value);
   }
-  async *list(from: string, to: string) {
+  async *list(from: string, to: string, where: Readonly<Record<string, string>> = {}) {
     const out = [...this.rows.entries()]
       .map(([k, v]) => ({ partition: k.split('\u0000')[0]!, row: k.split('\u0000')[1]!, value: { ...v.value } }))
-      .filter((e) => e.partition >= from && e.partition < to);
+      .filter((e) => e.partition >= from && e.partition < to && Object.entries(where).every(([name, value]) => e.value[name] === value));
     yield out;
   }
 }

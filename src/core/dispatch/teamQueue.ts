@@ -1,7 +1,8 @@
 /**
  * Team queues: where a submitted job waits until the dispatcher releases it into the jobs queue. Each team has its
- * own ordered queue (a Table partition), so no team's backlog sits in front of another team's next job, whatever
- * the number of teams, and the jobs queue the workers drain stays shallow (docs/design/dispatch.md).
+ * own ordered queue per model (a Table partition), so no team's backlog sits in front of another team's next job,
+ * and no model's jobs behind another model's, whatever the number of teams, and the jobs queue the workers drain
+ * stays shallow (docs/design/dispatch.md).
  *
  * An entry is one job, or up to GROUP_ITEMS lines of one batch (a 50,000-line batch is 500 entries). Entries sort
  * by priority, then creation time: a team's interactive jobs come before its batch work.
@@ -20,8 +21,16 @@ export interface QueuedJob {
   model: string;
 }
 
+/** One team's queue for one model. */
+export interface QueueRef {
+  team: string;
+  model: string;
+}
+
 export interface TeamQueueEntry {
   team: string;
+  /** The model of every item. */
+  model: string;
   /** Sort key within the team's queue (`entryKey`). */
   key: string;
   priority: JobPriority;
@@ -41,6 +50,7 @@ export function entryKey(priority: JobPriority, createdAt: number, firstId: stri
 export function jobEntry(job: { id: string; team: string; priority: JobPriority; createdAt: number; charge: number; model: string }, replay = false): TeamQueueEntry {
   return {
     team: job.team,
+    model: job.model,
     key: entryKey(job.priority, job.createdAt, job.id),
     priority: job.priority,
     items: [{ id: job.id, charge: job.charge, model: job.model }],
@@ -49,19 +59,22 @@ export function jobEntry(job: { id: string; team: string; priority: JobPriority;
   };
 }
 
-/** A batch's jobs as entries of at most GROUP_ITEMS each, in order (all batch priority). */
+/** A batch's jobs as entries of at most GROUP_ITEMS each, per model, in order (all batch priority). */
 export function groupEntries(team: string, createdAt: number, jobs: readonly QueuedJob[]): TeamQueueEntry[] {
+  const byModel = new Map<string, QueuedJob[]>();
+  for (const j of jobs) byModel.set(j.model, [...(byModel.get(j.model) ?? []), j]);
   const entries: TeamQueueEntry[] = [];
-  for (let i = 0; i < jobs.length; i += GROUP_ITEMS) {
-    const items = jobs.slice(i, i + GROUP_ITEMS);
-    entries.push({ team, key: entryKey('batch', createdAt, items[0]!.id), priority: 'batch', items: [...items], next: 0 });
+  for (const [model, list] of byModel) {
+    for (let i = 0; i < list.length; i += GROUP_ITEMS) {
+      const items = list.slice(i, i + GROUP_ITEMS);
+      entries.push({ team, model, key: entryKey('batch', createdAt, items[0]!.id), priority: 'batch', items, next: 0 });
+    }
   }
   return entries;
 }
 
-/** A team whose queue changed: its marker's version differs from the one the dispatcher last saw. */
-export interface TeamMarker {
-  team: string;
+/** A queue that changed: its marker's version differs from the one the dispatcher last saw. */
+export interface TeamMarker extends QueueRef {
   version: string;
 }
 
@@ -69,16 +82,16 @@ export interface TeamMarker {
 export interface TeamQueueStore {
   /** Writes entries (a re-sent entry replaces itself: submit and the batch driver may repeat). Throws on failure. */
   add(entries: readonly TeamQueueEntry[]): Promise<void>;
-  /** Tells the dispatcher that the team's queue changed. Call after `add` resolved. */
-  bump(team: string): Promise<void>;
-  /** Every team that ever had a queue (one small row per team). */
+  /** Tells the dispatcher that the queue changed. Call after `add` resolved. */
+  bump(queue: QueueRef): Promise<void>;
+  /** Every queue that ever had an entry (one small row per team and model). */
   markers(): Promise<TeamMarker[]>;
-  /** Up to `limit` entries of the team's queue in key order, after `afterKey` when given. */
-  read(team: string, limit: number, afterKey?: string): Promise<TeamQueueEntry[]>;
+  /** Up to `limit` entries of the queue in key order, after `afterKey` when given. */
+  read(queue: QueueRef, limit: number, afterKey?: string): Promise<TeamQueueEntry[]>;
   /** Removes a released entry (gone already is fine). */
-  remove(team: string, key: string): Promise<void>;
+  remove(queue: QueueRef, key: string): Promise<void>;
   /** Records that the entry's items before `next` were released. */
-  advance(team: string, key: string, next: number): Promise<void>;
+  advance(queue: QueueRef, key: string, next: number): Promise<void>;
 }
 
 /** The jobs queue the workers drain, as the dispatcher sees it. */

@@ -89,7 +89,7 @@ export async function queryUsage(store: StateStore, q: UsageQuery): Promise<{ gr
   const merged = new Map<string, GroupAggregate>();
   const total = new GroupAggregate({ team: '*', model: '*', region: '*', deployment: '*', kind: '*' });
   for (const [fromPk, toPk] of partitionPlan(q.from, q.to)) {
-    for await (const page of store.list(fromPk, toPk)) {
+    for await (const page of store.list(fromPk, toPk, q.team !== undefined ? { team: q.team } : undefined)) {
       for (const { value } of page) {
         const g = GroupAggregate.fromRecord(value);
         if (q.team !== undefined && g.key.team !== q.team) continue;

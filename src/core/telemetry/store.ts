@@ -32,8 +32,11 @@ export interface StateStore {
   /** Throws ConflictError if the ETag moved. */
   replace(partition: string, row: string, value: StateValue, etag: string): Promise<WriteResult>;
   upsert(partition: string, row: string, value: StateValue): Promise<WriteResult>;
-  /** Entities with fromPartition ≤ partition < toPartition, page by page. */
-  list(fromPartition: string, toPartition: string): AsyncIterable<Array<{ partition: string; row: string; value: StateValue }>>;
+  /**
+   * Entities with fromPartition ≤ partition < toPartition, page by page; with `where`, only those whose properties
+   * equal its values (filtered by the service, so a team's query pages through its own rows, not every team's).
+   */
+  list(fromPartition: string, toPartition: string, where?: Readonly<Record<string, string>>): AsyncIterable<Array<{ partition: string; row: string; value: StateValue }>>;
 }
 
 /** "2026-11-23T20:48:22.87Z" → "2026-11-23T20:48:22.8700000Z", so server times compare as strings. */
