@@ -295,9 +295,10 @@ async function runOnce(label: string, connectionString: string, tableName: strin
 
   // Replay every admitted call into the simulator's limiter, per deployment; utilisation over the steady span.
   sends.sort((a, b) => a.at - b.at);
-  const end = drained ? undefined : t0 + windowMs;
   const deployments = refs.map((r, dep): DeploymentFigures => {
     const mine = sends.filter((s) => s.dep === dep);
+    // A deployment whose every job was sent ends with its last arrival, even when another one's did not all go.
+    const end = drained || mine.length >= jobs.filter((j) => j.dep === dep).length ? undefined : t0 + windowMs;
     let clock = 0;
     const limiter = new SlidingWindowRateLimiter({ tpm: r.tpm, rpm: r.rpm }, { now: () => clock });
     let rejected = 0;
