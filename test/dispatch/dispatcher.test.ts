@@ -142,6 +142,16 @@ test("a team's jobs for a model whose quota is spent do not hold back its jobs f
   assert.ok(small >= 5 && small <= 7, `small model: ${small} jobs in 60 s`);
 });
 
+test('the end of a backlog (at most one bucket, 10 s of the pace) is released at once', async () => {
+  const r = rig();
+  await r.submit('a', 60);
+  // A 10-job burst, then 1.05 jobs/s: 50 are out by about 38 s, and the last 10 (one bucket) go at once, where the
+  // pace alone would release the 60th at about 48 s.
+  await r.runFor(40_000);
+  assert.equal(r.store.waiting('a'), 0, `left in the team queue: ${r.store.waiting('a')}`);
+  assert.equal(r.run.sent.length, 60);
+});
+
 test('a batch group is released item by item and its entry records how far it got', async () => {
   const r = rig();
   const items = Array.from({ length: 150 }, (_, i) => ({ id: `g-${String(i).padStart(3, '0')}`, charge: CHARGE, model: MODEL }));

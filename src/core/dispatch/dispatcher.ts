@@ -11,7 +11,8 @@
  *      ahead of the team furthest behind on that model goes first; otherwise the head of the queue furthest behind
  *      (start-time fair queuing per model: each queue has a finish tag, advanced by charge ÷ its team's weight; a
  *      queue that comes back from idle starts level with the others). Batch work waits while the jobs queue holds
- *      `maxDepth` messages or more, or its model's bucket is empty; interactive work may borrow one burst ahead;
+ *      `maxDepth` messages or more, or its model's bucket is empty (unless what is left of the model's backlog fits
+ *      in one bucket: the end of a drain goes at once); interactive work may borrow one burst ahead;
  *   4. send the released jobs' messages, then remove (or advance) their entries.
  * Costs per tick: one marker query, a queue depth read per `depthEveryMs`, a page read per queue that changed, and
  * per released job one message plus its share of an entry write: nothing depends on how much history is stored,
@@ -104,6 +105,8 @@ export class Dispatcher {
   private depthAt = Number.NEGATIVE_INFINITY;
   private rescanAt = Number.NEGATIVE_INFINITY;
   private avgCharge = TYPICAL_CHARGE;
+  /** Models at the end of their backlog this round (endOfBacklog). */
+  private endingModels = new Set<string>();
   private readonly o: Required<Omit<DispatcherOptions, 'onError'>> & Pick<DispatcherOptions, 'onError'>;
 
   constructor(opts: DispatcherOptions) {
@@ -198,6 +201,7 @@ export class Dispatcher {
     this.rejoin(heads);
     const picked: Array<Head & { team: string }> = [];
     const maxDepth = this.maxDepth();
+    this.endingModels = this.endOfBacklog();
     while (picked.length < this.o.maxPerTick) {
       const next = this.pick(heads, maxDepth);
       if (!next) break;
@@ -246,7 +250,29 @@ export class Dispatcher {
     if (!quota) return true;
     const b = this.buckets.get(model)!;
     if (priority === 'interactive') return b.tokens > -this.capacity(quota.tpm) && b.requests > -this.capacity(quota.rpm);
-    return this.depth < maxDepth && b.tokens > 0 && b.requests > 0;
+    return this.depth < maxDepth && ((b.tokens > 0 && b.requests > 0) || this.endingModels.has(model));
+  }
+
+  /**
+   * Models whose whole backlog is buffered here and is at most one bucket (10 s of the pace): it is released at once.
+   * Paced to the end, the last jobs would reach the workers one by one, and the budget could not tell that the drain
+   * ends (its holders would keep their shares of the pace while only one of them still has work).
+   */
+  private endOfBacklog(): Set<string> {
+    const remaining = new Map<string, number>();
+    const open = new Set<string>();
+    for (const q of this.queues.values()) {
+      if (q.more || q.dirty) open.add(q.model);
+      let n = 0;
+      for (const e of q.entries) for (let i = e.next; i < e.items.length; i += 1) n += e.items[i]!.charge;
+      if (n > 0) remaining.set(q.model, (remaining.get(q.model) ?? 0) + n);
+    }
+    const out = new Set<string>();
+    for (const [model, tokens] of remaining) {
+      const quota = this.o.quotaOf(model);
+      if (quota && !open.has(model) && tokens <= this.capacity(quota.tpm)) out.add(model);
+    }
+    return out;
   }
 
   /** A team's interactive jobs may run this far ahead of the queue furthest behind, in finish-tag units. */
