@@ -46,7 +46,11 @@ export class TeamQueueTable implements TeamQueueStore, DispatchLease {
     await this.ensure();
     // A transaction holds entities of one partition: entries are grouped by queue.
     const byQueue = new Map<string, TeamQueueEntry[]>();
-    for (const e of entries) byQueue.set(queuePartition(e), [...(byQueue.get(queuePartition(e)) ?? []), e]);
+    for (const e of entries) {
+      const list = byQueue.get(queuePartition(e));
+      if (list) list.push(e);
+      else byQueue.set(queuePartition(e), [e]);
+    }
     await Promise.all(
       [...byQueue].map(async ([partitionKey, list]) => {
         if (list.length === 1) {

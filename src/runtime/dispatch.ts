@@ -31,7 +31,11 @@ export function teamQueueIntake(store: TeamQueueTable): JobIntake {
     async sendMany(jobs) {
       if (jobs.length === 0) return;
       const byTeam = new Map<string, JobRecord[]>();
-      for (const j of jobs) byTeam.set(j.team, [...(byTeam.get(j.team) ?? []), j]);
+      for (const j of jobs) {
+        const list = byTeam.get(j.team);
+        if (list) list.push(j);
+        else byTeam.set(j.team, [j]);
+      }
       for (const [team, list] of byTeam) {
         const entries = groupEntries(team, list[0]!.createdAt, list.map(queued));
         await store.add(entries);

@@ -62,7 +62,11 @@ export function jobEntry(job: { id: string; team: string; priority: JobPriority;
 /** A batch's jobs as entries of at most GROUP_ITEMS each, per model, in order (all batch priority). */
 export function groupEntries(team: string, createdAt: number, jobs: readonly QueuedJob[]): TeamQueueEntry[] {
   const byModel = new Map<string, QueuedJob[]>();
-  for (const j of jobs) byModel.set(j.model, [...(byModel.get(j.model) ?? []), j]);
+  for (const j of jobs) {
+    const list = byModel.get(j.model);
+    if (list) list.push(j);
+    else byModel.set(j.model, [j]);
+  }
   const entries: TeamQueueEntry[] = [];
   for (const [model, list] of byModel) {
     for (let i = 0; i < list.length; i += GROUP_ITEMS) {
