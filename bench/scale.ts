@@ -51,6 +51,12 @@ const IDLE_LEAVE_MS = 3_000;
 const CRASH_REDELIVERY_MS = SMOKE ? 1_000 : 30_000;
 const TICK_MS = 100;
 const MEAN_CHARGE = 1_470;
+/**
+ * Jobs of 1,470 charged tokens ±10 %; on a deployment whose minute holds fewer than 40 of them, TPM ÷ 40 tokens
+ * (±10 %): whole jobs must fit the window, and 1,470-token jobs on 10,000 TPM fit six times a minute (0.88 of
+ * the TPM at most, for any admission scheme; a seventh would be a 429).
+ */
+const meanCharge = (tpm: number) => Math.min(MEAN_CHARGE, tpm / 40);
 
 export const RESULT_KEYS = ['utilisation_min', 'utilisation_by_n', 'rejected_429', 'max_row_chars', 'max_leases_chars', 'row_writes_per_s_max', 'conflict_share_max', 'admit_p99_ms_max', 'budget_tx_per_job_max', 'undrained_runs'] as const;
 
@@ -129,6 +135,7 @@ interface RunFigures {
   txPerJob: number;
   maxEntityChars: number;
   maxLeasesChars: number;
+  reads: number;
   writes: number;
   conflicts: number;
   /** This process's CPU time ÷ wall time: near 1, the bench itself is the bottleneck. */
@@ -147,12 +154,13 @@ async function runOnce(label: string, connectionString: string, tableName: strin
   const jobs: Job[] = [];
   // Every instance gets its first batch (a smaller backlog would leave the instances past total ÷ 16 idle: Flex starts
   // them, but they never touch the budget); then larger runs end with the window rather than drained.
-  const quotaJobs = refs.reduce((n, r) => n + (settings.minutes * r.tpm) / MEAN_CHARGE, 0);
+  const quotaJobs = refs.reduce((n, r) => n + (settings.minutes * r.tpm) / meanCharge(r.tpm), 0);
   // (With the dispatcher the fleet follows the released messages, not the backlog: no stretch.)
   const stretch = SMOKE || settings.dispatch ? 1 : Math.max(1, (BATCH * n) / quotaJobs);
   refs.forEach((r, dep) => {
-    const count = Math.max(2, Math.round((stretch * settings.minutes * r.tpm) / MEAN_CHARGE));
-    for (let k = 0; k < count; k++) jobs.push({ id: `${label}-${dep}-${k}`, dep, charge: 1_320 + Math.floor(rand() * 301), visibleAt: 0 });
+    const count = Math.max(2, Math.round((stretch * settings.minutes * r.tpm) / meanCharge(r.tpm)));
+    const mean = meanCharge(r.tpm);
+    for (let k = 0; k < count; k++) jobs.push({ id: `${label}-${dep}-${k}`, dep, charge: Math.round(mean * (0.9 + rand() * 0.2)), visibleAt: 0 });
   });
   for (let i = jobs.length - 1; i > 0; i--) {
     const j = Math.floor(rand() * (i + 1));
@@ -197,7 +205,17 @@ async function runOnce(label: string, connectionString: string, tableName: strin
     return inst;
   };
 
+  // BENCH_DEBUG=1: per deployment, the jobs held by instances (waiting or in a call), every 10 s.
+  const held = new Map<number, number>();
   const work = async (inst: Instance, job: Job): Promise<void> => {
+    held.set(job.dep, (held.get(job.dep) ?? 0) + 1);
+    try {
+      await workOn(inst, job);
+    } finally {
+      held.set(job.dep, held.get(job.dep)! - 1);
+    }
+  };
+  const workOn = async (inst: Instance, job: Job): Promise<void> => {
     for (;;) {
       if (stopped) return;
       if (crashedNow(inst)) return void parked.push({ ...job, visibleAt: Date.now() + CRASH_REDELIVERY_MS });
@@ -283,6 +301,11 @@ async function runOnce(label: string, connectionString: string, tableName: strin
         }
       } else inst.idleSince = undefined;
     }
+    if (process.env.BENCH_DEBUG === '1' && Math.floor((now - t0) / 10_000) !== Math.floor((now - TICK_MS - t0) / 10_000)) {
+      const queued = new Map<number, number>();
+      for (const j of [...ready, ...parked]) queued.set(j.dep, (queued.get(j.dep) ?? 0) + 1);
+      console.log(`t+${Math.round((now - t0) / 1000)}s ${live.length} instances; per deployment held/queued: ${refs.map((_, d) => `${held.get(d) ?? 0}/${queued.get(d) ?? 0}`).join(' ')}`);
+    }
     await sleep(TICK_MS);
   }
   const drained = sent >= total;
@@ -332,6 +355,7 @@ async function runOnce(label: string, connectionString: string, tableName: strin
     txPerJob: transactions(store.stats) / Math.max(1, sent),
     maxEntityChars: meter.maxEntityChars,
     maxLeasesChars: meter.maxLeasesChars,
+    reads: store.stats.reads,
     writes: store.stats.writes,
     conflicts: store.stats.conflicts,
     benchCpu: (cpu.user + cpu.system) / 1_000 / (wallS * 1_000),
@@ -341,6 +365,14 @@ async function runOnce(label: string, connectionString: string, tableName: strin
 
 /** The dispatcher's tick (src/functions/dispatcher.ts runs it every 250 ms). */
 const DISPATCH_TICK_MS = 250;
+/**
+ * SLUICE_DISPATCH_DEPTH_SECONDS: seconds of the quotas' pace the dispatcher keeps on the jobs queue, and so the fleet
+ * Flex runs (queue length ÷ 16). Infra sets it to the p95 call latency × the headroom (src/core/fleetSize.ts: 10 s ×
+ * 200 % = 20 s), where a job's time at an instance is mostly its call. The calls simulated here are eight times
+ * shorter, and a job's wait for its instance's lease (up to one lease, 10 s) is not; 10 s holds both.
+ * BENCH_SCALE_DEPTH_S overrides it.
+ */
+const DISPATCH_DEPTH_S = Number(process.env.BENCH_SCALE_DEPTH_S) || 10;
 
 /**
  * The backlog in one team queue (each deployment its own model, with that deployment's quota), and the app's
@@ -361,6 +393,7 @@ async function teamQueueDispatcher(jobs: Job[], refs: DeploymentRef[], ready: Jo
       return r && { tpm: r.tpm, rpm: r.rpm };
     },
     weightOf: () => 1,
+    depthSeconds: DISPATCH_DEPTH_S,
   });
 }
 
@@ -424,7 +457,8 @@ async function main(): Promise<void> {
 }
 
 function report(r: RunFigures): void {
-  printTable(`${r.label}: ${r.peakInstances} instances at peak, ${r.instancesStarted} started, ${r.drained ? `drained in ${r.wallS.toFixed(0)} s` : `window ended after ${r.wallS.toFixed(0)} s, ${r.jobsLeft} jobs left`}`, [
+  const jobs = Math.max(1, sum(r.deployments.map((d) => d.jobs)));
+  printTable(`${r.label}: ${r.peakInstances} instances at peak, ${r.instancesStarted} started, ${r.drained ? `drained in ${r.wallS.toFixed(0)} s` : `window ended after ${r.wallS.toFixed(0)} s, ${r.jobsLeft} jobs left`}; per job: ${fmt(r.reads / jobs)} row reads, ${fmt(r.writes / jobs)} writes, ${fmt(r.conflicts / jobs)} conflicts`, [
     ['deployment', 'TPM', 'jobs sent', 'utilisation', 'steady span s', '429'],
     ...r.deployments.map((d) => [d.name, d.tpm, d.jobs, fmt(d.utilisation), d.spanS.toFixed(0), d.rejected]),
   ]);

@@ -221,6 +221,8 @@ var fleetWorkerInstances = (fleetConcurrency + fleetPerInstanceConcurrency - 1) 
 // Every lane × priority is a worker function Flex scales on instances of its own: room for one each.
 var fleetDerivedMaximumInstanceCount = min(1000, max(1, max(fleetWorkerInstances, 2 * queueLanes) + fleetOtherInstances))
 var fleetMaximumInstanceCount = maximumInstanceCount > 0 ? maximumInstanceCount : fleetDerivedMaximumInstanceCount
+// The dispatcher keeps the jobs queue p95 latency × headroom seconds of the pace deep: what the concurrency above holds.
+var fleetDispatchDepthSeconds = max(1, (fleetP95LatencySeconds * fleetHeadroomPercent + 99) / 100)
 
 // The api module turns on App Service Authentication exactly when entraClientId is set; only then does the platform
 // validate tokens and strip forged x-ms-client-principal headers. A mapping without it is refused, not deployed.
@@ -269,6 +271,7 @@ var sluiceSettings = {
   SLUICE_DISPATCH: 'true'
   SLUICE_TEAM_QUEUE_TABLE: teamQueueTableName
   SLUICE_DISPATCH_SCHEDULE: '*/5 * * * * *'
+  SLUICE_DISPATCH_DEPTH_SECONDS: string(fleetDispatchDepthSeconds)
 }
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {

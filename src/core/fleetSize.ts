@@ -65,6 +65,9 @@ export interface FleetSize {
   workerInstances: number;
   /** Flex maximumInstanceCount: max(workerInstances, worker functions) + otherInstances, within [1, 1000]. */
   maximumInstanceCount: number;
+  /** SLUICE_DISPATCH_DEPTH_SECONDS: the dispatcher keeps the jobs queue this many seconds of the quotas' pace deep,
+   *  ceil(p95 latency × headroom), so the queue length Flex scales on asks for the instances `concurrency` needs. */
+  dispatchDepthSeconds: number;
 }
 
 const ceilDiv = (a: number, b: number) => Math.trunc((a + b - 1) / b);
@@ -86,5 +89,8 @@ export function fleetSize(deploymentTpms: readonly number[], sizing: Partial<Fle
   const workerInstances = ceilDiv(concurrency, perInstanceConcurrency);
   const derivedMaximum = Math.min(MAX_INSTANCES, Math.max(1, Math.max(workerInstances, 2 * s.queueLanes) + s.otherInstances));
   const maximumInstanceCount = s.maximumInstanceCount > 0 ? s.maximumInstanceCount : derivedMaximum;
-  return { quotaTpm, concurrency, batchSize, newBatchThreshold, perInstanceConcurrency, workerInstances, maximumInstanceCount };
+  // A queue `depth` seconds of the pace deep holds pace × depth messages (in calls and waiting): the same
+  // concurrency as above, so Flex's target (queue length ÷ batchSize) asks for about workerInstances.
+  const dispatchDepthSeconds = Math.max(1, ceilDiv(s.p95LatencySeconds * s.headroomPercent, 100));
+  return { quotaTpm, concurrency, batchSize, newBatchThreshold, perInstanceConcurrency, workerInstances, maximumInstanceCount, dispatchDepthSeconds };
 }

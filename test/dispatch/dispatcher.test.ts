@@ -142,6 +142,22 @@ test("a team's jobs for a model whose quota is spent do not hold back its jobs f
   assert.ok(small >= 5 && small <= 7, `small model: ${small} jobs in 60 s`);
 });
 
+test('while the jobs queue is full, the room that frees goes to the models in proportion to their quotas', async () => {
+  // The queue sits one message below its depth (32), read every 5 s: one job may go per 5 s, far below either pace.
+  const r = rig({}, { depthEveryMs: 5_000 });
+  r.run.depthValue = 31;
+  const items = Array.from({ length: 400 }, (_, i) => ({ id: `mix-${i}`, charge: CHARGE, model: i % 2 === 0 ? MODEL : SMALL }));
+  await r.store.add(groupEntries('mix', r.clock.now, items));
+  for (const model of [MODEL, SMALL]) await r.store.bump({ team: 'mix', model });
+  await r.runFor(200_000);
+  const sent = r.run.sent.map((s) => items[Number(s.id.slice(4))]!.model);
+  const large = sent.filter((m) => m === MODEL).length;
+  assert.ok(sent.length >= 38 && sent.length <= 42, `${sent.length} jobs in 200 s`);
+  // 10 : 1 by quota; an even split would starve the large model (jobs of the small one waiting at the workers
+  // would hold the room the large one's quota needs).
+  assert.ok(large / sent.length >= 0.85, `large model: ${large} of ${sent.length}`);
+});
+
 test('the end of a backlog (at most one bucket, 10 s of the pace) is released at once', async () => {
   const r = rig();
   await r.submit('a', 60);

@@ -110,7 +110,8 @@ test('the fleet for the deployments infra declares: a few instances, host.json b
   assert.equal(fleet.quotaTpm, 200_000);
   // 200,000 TPM ÷ 60 ÷ 1,500 = 2.2 jobs/s; × 10 s × 200 % = 45 messages; 24 per instance → 2 worker instances;
   // 8 worker functions (4 lanes × 2 priorities) + 10 for the rest.
-  assert.deepEqual(fleet, { quotaTpm: 200_000, concurrency: 45, batchSize: 16, newBatchThreshold: 8, perInstanceConcurrency: 24, workerInstances: 2, maximumInstanceCount: 12 });
+  // The dispatcher keeps 10 s × 200 % = 20 s of the pace on the jobs queue.
+  assert.deepEqual(fleet, { quotaTpm: 200_000, concurrency: 45, batchSize: 16, newBatchThreshold: 8, perInstanceConcurrency: 24, workerInstances: 2, maximumInstanceCount: 12, dispatchDepthSeconds: 20 });
 });
 
 test('the rule grows with the quota, fetches more per instance before it adds many, and stays within Flex limits', () => {
@@ -159,12 +160,14 @@ test("main.bicep's fleet parameters default to the rule's defaults, and its vari
     assert.equal(bicep.get('fleetPerInstanceConcurrency'), ts.perInstanceConcurrency, label);
     assert.equal(bicep.get('fleetWorkerInstances'), ts.workerInstances, label);
     assert.equal(bicep.get('fleetMaximumInstanceCount'), ts.maximumInstanceCount, label);
+    assert.equal(bicep.get('fleetDispatchDepthSeconds'), ts.dispatchDepthSeconds, label);
   }
 });
 
 test('the derived values reach the app: Flex maximum, queue batch app settings, parameters file defaults', () => {
   const bicep = main();
   assert.match(blockAfter(bicep, /^module api 'app\/api\.bicep'\s*=\s*/m), /maximumInstanceCount: fleetMaximumInstanceCount\s+queueBatchSize: fleetBatchSize\s+queueNewBatchThreshold: fleetNewBatchThreshold/);
+  assert.match(blockAfter(bicep, /^var sluiceSettings\s*=\s*/m), /SLUICE_DISPATCH_DEPTH_SECONDS: string\(fleetDispatchDepthSeconds\)/);
   const platform = blockAfter(read('infra/app/api.bicep'), /^var platformSettings\s*=\s*/m);
   assert.match(platform, /AzureFunctionsJobHost__extensions__queues__batchSize: string\(queueBatchSize\)/);
   assert.match(platform, /AzureFunctionsJobHost__extensions__queues__newBatchThreshold: string\(queueNewBatchThreshold\)/);

@@ -35,7 +35,6 @@ const OPTIONAL_SETTINGS: Record<string, string> = {
   SLUICE_BUDGET_TPM_PER_SEAT: '60000',
   SLUICE_BUDGET_MAX_SEATS: '16',
   SLUICE_BUDGET_SAFETY: '0.99',
-  SLUICE_DISPATCH_DEPTH_SECONDS: '20',
   SLUICE_PRICES: 'none: built-in price table (src/core/telemetry/prices.json)',
   SLUICE_BUDGET_THRESHOLDS: '50,80,100',
   SLUICE_TEAM_BUDGETS: 'none',

@@ -10,7 +10,9 @@
  *   3. release, one job at a time: an interactive job whose team is less than `interactiveLeadMs` of its fair share
  *      ahead of the team furthest behind on that model goes first; otherwise the head of the queue furthest behind
  *      (start-time fair queuing per model: each queue has a finish tag, advanced by charge ÷ its team's weight; a
- *      queue that comes back from idle starts level with the others). Batch work waits while the jobs queue holds
+ *      queue that comes back from idle starts level with the others). Between models, the one that has released
+ *      the least for its quota goes first (a model tag, advanced by charge ÷ the model's TPM), so that when the jobs
+ *      queue is full each model gets a part of it in proportion to its quota. Batch work waits while the jobs queue holds
  *      `maxDepth` messages or more, or its model's bucket is empty (unless what is left of the model's backlog fits
  *      in one bucket: the end of a drain goes at once); interactive work may borrow one burst ahead;
  *   4. send the released jobs' messages, then remove (or advance) their entries.
@@ -101,6 +103,8 @@ const idOf = (ref: QueueRef) => `${ref.team}\n${ref.model}`;
 export class Dispatcher {
   private readonly queues = new Map<string, QueueState>();
   private readonly buckets = new Map<string, Bucket>();
+  /** Per model: tokens released ÷ its TPM, and whether it had a head at the last round (modelRejoin). */
+  private readonly modelTags = new Map<string, { tag: number; active: boolean }>();
   private depth = 0;
   private depthAt = Number.NEGATIVE_INFINITY;
   private rescanAt = Number.NEGATIVE_INFINITY;
@@ -199,6 +203,7 @@ export class Dispatcher {
     };
     for (const q of this.queues.values()) headOf(q);
     this.rejoin(heads);
+    this.modelRejoin(heads);
     const picked: Array<Head & { team: string }> = [];
     const maxDepth = this.maxDepth();
     this.endingModels = this.endOfBacklog();
@@ -212,6 +217,8 @@ export class Dispatcher {
         b.requests -= 1;
       }
       q.finish += item.charge / this.weight(q.team);
+      const mt = this.modelTags.get(q.model);
+      if (mt) mt.tag += item.charge / Math.max(1, this.o.quotaOf(q.model)?.tpm ?? Number.POSITIVE_INFINITY);
       this.avgCharge += (item.charge - this.avgCharge) / 64;
       this.depth += 1;
       picked.push({ team: q.team, q, entry, item });
@@ -238,11 +245,33 @@ export class Dispatcher {
       const floor = floors.get(h.q.model)!;
       const interactive = h.entry.priority === 'interactive' && h.q.finish <= floor.min + this.lead(h.q.model, floor.weights);
       if (!this.mayRelease(h.q.model, interactive ? 'interactive' : 'batch', maxDepth)) continue;
-      if (!best || (interactive && !best.interactive) || (interactive === best.interactive && h.q.finish < best.finish)) {
+      if (!best || (interactive && !best.interactive) || (interactive === best.interactive && this.before(h, best))) {
         best = { ...h, finish: h.q.finish, interactive };
       }
     }
     return best;
+  }
+
+  /** Same priority: between models the lower model tag, within one the lower finish tag. */
+  private before(h: Head, best: Head & { finish: number }): boolean {
+    if (h.q.model === best.q.model) return h.q.finish < best.finish;
+    return this.modelTags.get(h.q.model)!.tag < this.modelTags.get(best.q.model)!.tag;
+  }
+
+  /** A model that had no head last round starts level with the models that did, as queues do within a model. */
+  private modelRejoin(heads: Map<QueueState, Head>): void {
+    const now = new Set<string>();
+    for (const h of heads.values()) now.add(h.q.model);
+    for (const m of now) if (!this.modelTags.has(m)) this.modelTags.set(m, { tag: 0, active: false });
+    let floor: number | undefined;
+    for (const m of now) {
+      const t = this.modelTags.get(m)!;
+      if (t.active) floor = floor === undefined ? t.tag : Math.min(floor, t.tag);
+    }
+    for (const [m, t] of this.modelTags) {
+      if (now.has(m) && !t.active && floor !== undefined) t.tag = Math.max(t.tag, floor);
+      t.active = now.has(m);
+    }
   }
 
   private mayRelease(model: string, priority: JobPriority, maxDepth: number): boolean {
