@@ -8,7 +8,7 @@
  * The split, within an instance (across instances, interactive demand doubles the lease's weight):
  * - while interactive demand was seen in the last `interactiveMemoryMs`, batch may spend `batchShare` of what
  *   accrued in the last `reserveWindowMs`, and beyond that only what leaves (1 − batchShare) of it unspent for
- *   interactive (the reserve, never more than interactive spent in that window plus its next call): interactive may
+ *   interactive (the reserve, never more than interactive spent in the last `reserveSpentMs` plus its next call): interactive may
  *   spend all of it, so when both wait interactive goes first, and what interactive leaves unused is still batch's;
  * - batch is never starved: once batch has been waiting, interactive may spend at most (1 − floor) of the recent
  *   accrual, the floor growing from `batchFloorMin` to `batchFloorMax` over `batchAgingMs` of waiting.
@@ -24,6 +24,10 @@ export interface PrioritySettings {
   batchShare: number;
   /** "Recent accrual" that the shares apply to, ms. @default 5000 */
   reserveWindowMs: number;
+  /** The reserve kept from batch is what interactive work spent in the last this long, plus its next call, ms: a
+   *  balance every holder keeps unspent, which the 60 s window counts as spent, so no longer than an interactive
+   *  burst needs. @default 2000 */
+  reserveSpentMs: number;
   /** Share of recent accrual kept for batch once batch waits, rising from min to max, 0–1. @default 0.1, 0.5 */
   batchFloorMin: number;
   batchFloorMax: number;
@@ -35,6 +39,7 @@ export const DEFAULT_PRIORITY: PrioritySettings = {
   interactiveMemoryMs: 10_000,
   batchShare: 0.5,
   reserveWindowMs: 5_000,
+  reserveSpentMs: 2_000,
   batchFloorMin: 0.1,
   batchFloorMax: 0.5,
   batchAgingMs: 30_000,
@@ -113,9 +118,10 @@ export class HeldLease {
       if (t - demand.lastInteractiveAt > p.interactiveMemoryMs || share(p.batchShare)) return true;
       // Beyond its share, batch may still take what is left over the interactive reserve: capping batch at a share
       // of each refill would leave the rest of the lease unspent. The reserve is what interactive work spent here
-      // lately plus its next call, at most (1 − batchShare) of the refill: a steady trickle of small interactive
-      // calls must not keep half of every refill unspent (it would be lost at each renewal).
-      const reserve = Math.min((1 - p.batchShare) * recent, this.recentSpent(t, p.reserveWindowMs, 'interactive') + (demand.lastInteractiveTokens ?? 0));
+      // in the last reserveSpentMs plus its next call, at most (1 − batchShare) of the refill: a steady trickle of
+      // small interactive calls must not keep half of every refill unspent (it would be lost at each renewal), and
+      // the reserve is a standing balance of every holder, so it covers a burst, not a longer spell.
+      const reserve = Math.min((1 - p.batchShare) * recent, this.recentSpent(t, p.reserveSpentMs, 'interactive') + (demand.lastInteractiveTokens ?? 0));
       return this.allowance(t).tokens - this.spentTokens - tokens >= reserve;
     }
     if (demand.batchWaitingSince === undefined) return true;
