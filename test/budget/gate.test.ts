@@ -239,7 +239,7 @@ test('an interactive job that would wait on a lease sized before it came renews 
   if (!second.granted) assert.ok(second.retryAt <= T0 + 3_600 + 2_000, `back at +${second.retryAt - T0} ms, the early renewal is allowed again at +5,600`);
 });
 
-test('alone on the row a lease is at most half the longest (an instance that starts meanwhile is not shut out for a whole one)', async () => {
+test('alone on the row a lease stays short (an instance that starts meanwhile is not shut out for a long lease)', async () => {
   const ref = deployment(300_000, 3_000);
   const gate = new SharedBudgetGate({ store: new MemoryBudgetRowStore(), owner: 'a' });
   // 8 jobs of 2,000 tokens in flight, 2.5 jobs/s: a lease sized for 24 jobs at this pace would run ~10 s.
@@ -252,8 +252,7 @@ test('alone on the row a lease is at most half the longest (an instance that sta
   }
   const lease = gate.heldLease(ref.key)!;
   assert.ok(seq > 60, `jobs were admitted (${seq})`);
-  const ms = lease.until - lease.from * 250;
-  assert.ok(ms > 2_250 && ms <= 5_250, `a lease alone runs ${ms} ms`);
+  assert.ok(lease.until - lease.from * 250 <= 2_250, `a lease alone runs ${lease.until - lease.from * 250} ms`);
 });
 
 test("an instance's first lease takes only its share of each slot, even of slots the others' leases already cover", async () => {

@@ -64,15 +64,14 @@ export function sizeLease(st: DeploymentState, row: BudgetRow, lim: Limits, now:
   // at one instance gets its share only if that instance gets more of the pace.
   const weight = (st.leaseForInteractive ? 2 : 1) * Math.round(clamp(waitingTokens(st.waiting, now, true) / DEMAND_WEIGHT_TOKENS, 1, MAX_DEMAND_WEIGHT) * 10) / 10;
   const others = row.leases.filter((l) => l.owner !== settings.owner && l.until >= now && !l.oneJob);
-  // Alone on the row, a lease is at most half as long: an instance that starts meanwhile gets only the pacing
-  // window's burst room until it ends. Renewing alone skips the read, so this costs one write per lease.
+  // Alone on the row, a lease stays short: an instance that starts meanwhile would otherwise get nothing until it
+  // ends. Renewing alone skips the read, so this costs one write per short lease.
   // A single seat for jobs this size (window.ts seatsFor): nobody else can join, no reason to stay short when alone.
   const single = seatsFor(lim, st.typicalCharge || pendingTokens, settings.leaseMs) === 1;
   const alone = others.length === 0 && !single;
   // No longer than the seat's part of the row holds (window.ts maxLeaseSlots).
   const longest = Math.min(settings.leaseMs, lim.maxLeaseSlots * lim.slotMs);
-  const aloneLongest = Math.max(settings.minLeaseMs, longest / 2);
-  let leaseMs = jobRate > 0 ? clamp(settings.jobsPerLease / jobRate, settings.minLeaseMs, alone ? aloneLongest : longest) : settings.minLeaseMs;
+  let leaseMs = jobRate > 0 ? clamp(settings.jobsPerLease / jobRate, settings.minLeaseMs, alone ? settings.minLeaseMs : longest) : settings.minLeaseMs;
   const turnedAway = now - st.lastDeniedAt <= Math.max(leaseMs, settings.minLeaseMs * 2);
   const hungry = wantAll || turnedAway || recent.length < 3;
   // The tail, by this instance's own count (its record says so: `tail`), or a peer's: an instance that fetched jobs
