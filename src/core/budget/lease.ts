@@ -8,8 +8,9 @@
  * The split, within an instance (across instances, interactive demand doubles the lease's weight):
  * - while interactive demand was seen in the last `interactiveMemoryMs`, batch may spend `batchShare` of what
  *   accrued in the last `reserveWindowMs`, and beyond that only what leaves (1 − batchShare) of it unspent for
- *   interactive (the reserve, never more than interactive spent in the last `reserveSpentMs` plus its next call): interactive may
- *   spend all of it, so when both wait interactive goes first, and what interactive leaves unused is still batch's;
+ *   interactive (the reserve, never more than interactive spent in the last `reserveSpentMs` plus its next call):
+ *   interactive may spend all of it, so when both wait interactive goes first, and what interactive leaves unused is
+ *   still batch's;
  * - batch is never starved: once batch has been waiting, interactive may spend at most (1 − floor) of the recent
  *   accrual, the floor growing from `batchFloorMin` to `batchFloorMax` over `batchAgingMs` of waiting.
  * A single call larger than its share still goes when the allowance is there, or it could never run.

@@ -12,8 +12,8 @@
  *      (start-time fair queuing per model: each queue has a finish tag, advanced by charge ÷ its team's weight; a
  *      queue that comes back from idle starts level with the others). Between models, the one that has released
  *      the least for its quota goes first (a model tag, advanced by charge ÷ the model's TPM), so that when the jobs
- *      queue is full each model gets a part of it in proportion to its quota. Batch work waits while the jobs queue holds
- *      `maxDepth` messages or more, or its model's bucket is empty (unless what is left of the model's backlog fits
+ *      queue is full each model gets a part of it in proportion to its quota. Batch work waits while the jobs queue
+ *      holds `maxDepth` messages or more, or its model's bucket is empty (unless what is left of the model's backlog fits
  *      in one bucket: the end of a drain goes at once); interactive work may borrow one burst ahead;
  *   4. send the released jobs' messages, then remove (or advance) their entries.
  * Costs per tick: one marker query, a queue depth read per `depthEveryMs`, a page read per queue that changed, and
