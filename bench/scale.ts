@@ -158,8 +158,8 @@ async function runOnce(label: string, connectionString: string, tableName: strin
   // (With the dispatcher the fleet follows the released messages, not the backlog: no stretch.)
   const stretch = SMOKE || settings.dispatch ? 1 : Math.max(1, (BATCH * n) / quotaJobs);
   refs.forEach((r, dep) => {
-    const count = Math.max(2, Math.round((stretch * settings.minutes * r.tpm) / meanCharge(r.tpm)));
     const mean = meanCharge(r.tpm);
+    const count = Math.max(2, Math.round((stretch * settings.minutes * r.tpm) / mean));
     for (let k = 0; k < count; k++) jobs.push({ id: `${label}-${dep}-${k}`, dep, charge: Math.round(mean * (0.9 + rand() * 0.2)), visibleAt: 0 });
   });
   for (let i = jobs.length - 1; i > 0; i--) {
