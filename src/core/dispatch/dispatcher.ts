@@ -13,8 +13,8 @@
  *      queue that comes back from idle starts level with the others). Between models, the one that has released
  *      the least for its quota goes first (a model tag, advanced by charge ÷ the model's TPM), so that when the jobs
  *      queue is full each model gets a part of it in proportion to its quota. Batch work waits while the jobs queue
- *      holds `maxDepth` messages or more, or its model's bucket is empty (unless what is left of the model's backlog fits
- *      in one bucket: the end of a drain goes at once); interactive work may borrow one burst ahead;
+ *      holds `maxDepth` messages or more, or its model's bucket is empty (unless what is left of the model's backlog
+ *      fits in one bucket: the end of a drain goes at once); interactive work may borrow one burst ahead;
  *   4. send the released jobs' messages, then remove (or advance) their entries.
  * Costs per tick: one marker query, a queue depth read per `depthEveryMs`, a page read per queue that changed, and
  * per released job one message plus its share of an entry write: nothing depends on how much history is stored,
@@ -211,14 +211,14 @@ export class Dispatcher {
       const next = this.pick(heads, maxDepth);
       if (!next) break;
       const { q, entry, item } = next;
-      if (this.o.quotaOf(q.model)) {
+      const quota = this.o.quotaOf(q.model);
+      if (quota) {
         const b = this.buckets.get(q.model)!;
         b.tokens -= item.charge;
         b.requests -= 1;
+        this.modelTags.get(q.model)!.tag += item.charge / Math.max(1, quota.tpm);
       }
       q.finish += item.charge / this.weight(q.team);
-      const mt = this.modelTags.get(q.model);
-      if (mt) mt.tag += item.charge / Math.max(1, this.o.quotaOf(q.model)?.tpm ?? Number.POSITIVE_INFINITY);
       this.avgCharge += (item.charge - this.avgCharge) / 64;
       this.depth += 1;
       picked.push({ team: q.team, q, entry, item });
