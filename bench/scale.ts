@@ -6,6 +6,9 @@
  * longer ones parked back on the queue until their retryAt, and one refused for want of a seat handed back at its
  * retryAt, as src/core/worker/route.ts holdOrPark does) and the
  * Flex scale-out pattern (instances arrive as the backlog asks for them, leave when idle, one crashes).
+ * Each deployment is its own model, and each model travels in a queue lane of its own (as infra sets
+ * SLUICE_QUEUE_LANES: one per model): every lane is a worker function Flex scales by that lane's queue length alone,
+ * all lanes within the app's one maximum (the run's N).
  * Every admitted call is replayed afterwards into the simulator's rate limiter, per deployment.
  *
  *   npm run bench:scale                          N = 1, 4, 16, 64, 200 on 300,000 TPM, then ten deployments × 64
@@ -16,7 +19,8 @@
  * Options (flag or env): --n / BENCH_SCALE_N (comma list), --minutes / BENCH_SCALE_MINUTES (backlog, minutes of
  * quota, at least a first batch for every instance; default 3), --window-s / BENCH_SCALE_WINDOW_S (a run ends when its
  * backlog is sent or after this long; default minutes + 1 min),
- * --no-ten / BENCH_SCALE_TEN=0 (skip the ten-deployment run), --ten-n / BENCH_SCALE_TEN_N (its fleet, default 64).
+ * --no-ten / BENCH_SCALE_TEN=0 (skip the ten-deployment run), --ten-n / BENCH_SCALE_TEN_N (its fleet, default 64),
+ * --one-lane / BENCH_SCALE_LANES=1 (every model in one lane, as with SLUICE_QUEUE_LANES=1).
  * docs/benchmarks.md explains the figures. Last stdout line: one JSON object (keys in RESULT_KEYS).
  */
 import { parseArgs } from 'node:util';
@@ -29,6 +33,8 @@ import type { DeploymentRef } from '../src/core/budget/gate';
 import { SharedBudgetGate } from '../src/core/budget/sharedBudget';
 import { Dispatcher } from '../src/core/dispatch/dispatcher';
 import { groupEntries } from '../src/core/dispatch/teamQueue';
+import { modelLanes } from '../src/core/teams/lanes';
+import { MAX_QUEUE_LANES } from '../src/core/fleetSize';
 import { MemoryTeamQueues } from '../test/support/memoryTeamQueues';
 import { transactions } from '../src/core/budget/store';
 import { tableClientFromConnectionString } from '../test/support/storage';
@@ -61,7 +67,7 @@ const meanCharge = (tpm: number) => Math.min(MEAN_CHARGE, tpm / 40);
 export const RESULT_KEYS = ['utilisation_min', 'utilisation_by_n', 'rejected_429', 'max_row_chars', 'max_leases_chars', 'row_writes_per_s_max', 'conflict_share_max', 'admit_p99_ms_max', 'budget_tx_per_job_max', 'undrained_runs'] as const;
 
 const { values: flags } = parseArgs({
-  options: { n: { type: 'string' }, minutes: { type: 'string' }, 'window-s': { type: 'string' }, 'no-ten': { type: 'boolean' }, 'ten-n': { type: 'string' }, 'no-dispatch': { type: 'boolean' } },
+  options: { n: { type: 'string' }, minutes: { type: 'string' }, 'window-s': { type: 'string' }, 'no-ten': { type: 'boolean' }, 'ten-n': { type: 'string' }, 'no-dispatch': { type: 'boolean' }, 'one-lane': { type: 'boolean' } },
   allowPositionals: false,
 });
 const setting = (flag: string | undefined, env: string, full: string, smoke: string) => flag ?? process.env[env] ?? (SMOKE ? smoke : full);
@@ -74,6 +80,8 @@ const settings = {
   /** The backlog waits in a team queue and the real Dispatcher releases it into the queue the instances drain (as
    *  the app does by default); --no-dispatch / BENCH_SCALE_DISPATCH=0 puts the whole backlog on the queue at once. */
   dispatch: !flags['no-dispatch'] && process.env.BENCH_SCALE_DISPATCH !== '0',
+  /** Queue lanes: one per model (infra's default), or one for all (--one-lane / BENCH_SCALE_LANES=1). */
+  oneLane: flags['one-lane'] === true || process.env.BENCH_SCALE_LANES === '1',
 };
 
 /** Ten deployments in two regions, 10k to 2M TPM (smoke: three). */
@@ -101,6 +109,8 @@ interface Job {
 }
 interface Instance {
   gate: SharedBudgetGate;
+  /** The lane whose worker function it runs. */
+  lane: number;
   inFlight: number;
   state: 'live' | 'closing' | 'gone' | 'crashed';
   idleSince: number | undefined;
@@ -167,10 +177,17 @@ async function runOnce(label: string, connectionString: string, tableName: strin
     [jobs[i], jobs[j]] = [jobs[j]!, jobs[i]!];
   }
   const total = jobs.length;
-  const parked: Job[] = [];
+  // Lanes: a deployment's model travels in its lane (src/core/teams/lanes.ts), each lane a queue of its own.
+  const laneCount = settings.oneLane ? 1 : Math.min(MAX_QUEUE_LANES, refs.length);
+  const laneOfModel = modelLanes(refs.map((_, dep) => `d${dep}`), laneCount);
+  const laneOf = (dep: number) => laneOfModel(`d${dep}`);
+  const lanes = Array.from({ length: laneCount }, () => ({ ready: [] as Job[], parked: [] as Job[], lastScaleAt: -Infinity }));
+  const park = (job: Job) => lanes[laneOf(job.dep)]!.parked.push(job);
   // The queue the instances drain: the whole backlog, or what the dispatcher released from the team queue.
-  const ready: Job[] = settings.dispatch ? [] : jobs.slice();
-  const dispatcher = settings.dispatch ? await teamQueueDispatcher(jobs, refs, ready, () => ready.length + parked.length + instances.reduce((n, i) => n + (i.state === 'live' ? i.inFlight : 0), 0)) : undefined;
+  if (!settings.dispatch) for (const j of jobs) lanes[laneOf(j.dep)]!.ready.push(j);
+  // Every message not yet deleted: visible, parked (invisible) or held by a live instance.
+  const queueLength = (lane: number) => lanes[lane]!.ready.length + lanes[lane]!.parked.length + instances.reduce((n, i) => n + (i.state === 'live' && i.lane === lane ? i.inFlight : 0), 0);
+  const dispatcher = settings.dispatch ? await teamQueueDispatcher(jobs, refs, laneOfModel, (job, lane) => lanes[lane]!.ready.push(job), queueLength) : undefined;
   let dispatchedAt = -Infinity;
   const backlogMs = settings.minutes * 60_000;
   const windowMs = (settings.windowS ?? (SMOKE ? 20 : backlogMs / 1000 + 60)) * 1000;
@@ -183,8 +200,8 @@ async function runOnce(label: string, connectionString: string, tableName: strin
   let sent = 0;
   let crashed = false;
 
-  const startInstance = (): Instance => {
-    const inst: Instance = { gate: undefined as unknown as SharedBudgetGate, inFlight: 0, state: 'live', idleSince: undefined, timers: new Set() };
+  const startInstance = (lane: number): Instance => {
+    const inst: Instance = { gate: undefined as unknown as SharedBudgetGate, lane, inFlight: 0, state: 'live', idleSince: undefined, timers: new Set() };
     inst.gate = new SharedBudgetGate({
       store,
       owner: `${label}-i${instances.length}`,
@@ -218,12 +235,12 @@ async function runOnce(label: string, connectionString: string, tableName: strin
   const workOn = async (inst: Instance, job: Job): Promise<void> => {
     for (;;) {
       if (stopped) return;
-      if (crashedNow(inst)) return void parked.push({ ...job, visibleAt: Date.now() + CRASH_REDELIVERY_MS });
+      if (crashedNow(inst)) return void park({ ...job, visibleAt: Date.now() + CRASH_REDELIVERY_MS });
       const started = performance.now();
       const now = Date.now();
       const a = await inst.gate.admit(refs[job.dep]!, job.charge, 'batch', now, { jobId: job.id, team: 'bench' });
       admitMs.push(performance.now() - started);
-      if (crashedNow(inst)) return void parked.push({ ...job, visibleAt: Date.now() + CRASH_REDELIVERY_MS });
+      if (crashedNow(inst)) return void park({ ...job, visibleAt: Date.now() + CRASH_REDELIVERY_MS });
       if (a.granted) {
         const transit = rand() * 200;
         sends.push({ at: Date.now() + transit, tokens: job.charge, dep: job.dep });
@@ -236,12 +253,12 @@ async function runOnce(label: string, connectionString: string, tableName: strin
       if (a.reason === 'seat') {
         // No seat here: the worker waits until retryAt and hands the job back, visible at once.
         await jobSleep(Math.max(0, wait));
-        parked.push({ ...job, visibleAt: Date.now() });
+        park({ ...job, visibleAt: Date.now() });
         inst.inFlight -= 1;
         return;
       }
       if (wait > HOLD_MS) {
-        parked.push({ ...job, visibleAt: a.retryAt });
+        park({ ...job, visibleAt: a.retryAt });
         inst.inFlight -= 1;
         return;
       }
@@ -250,6 +267,7 @@ async function runOnce(label: string, connectionString: string, tableName: strin
   };
 
   const fetchFor = (inst: Instance) => {
+    const { ready } = lanes[inst.lane]!;
     if (inst.state !== 'live' || inst.inFlight > THRESHOLD) return;
     for (let k = 0; k < BATCH && ready.length > 0; k++) {
       inst.inFlight += 1;
@@ -261,25 +279,26 @@ async function runOnce(label: string, connectionString: string, tableName: strin
   const cpu0 = process.cpuUsage();
   const loop = monitorEventLoopDelay({ resolution: 20 });
   loop.enable();
-  let lastScaleAt = -Infinity;
   let peak = 0;
-  startInstance();
+  startInstance(laneOf(jobs[0]?.dep ?? 0));
   while (sent < total && Date.now() - t0 < windowMs) {
     const now = Date.now();
     if (dispatcher && now - dispatchedAt >= DISPATCH_TICK_MS) {
       dispatchedAt = now;
       await dispatcher.tick();
     }
-    for (let k = parked.length - 1; k >= 0; k--) if (parked[k]!.visibleAt <= now) ready.push(...parked.splice(k, 1));
+    for (const l of lanes) for (let k = l.parked.length - 1; k >= 0; k--) if (l.parked[k]!.visibleAt <= now) l.ready.push(...l.parked.splice(k, 1));
     const live = instances.filter((i) => i.state === 'live');
-    // Scale out (Flex target-based scaling: queue length ÷ batchSize; every message not yet deleted counts, and a
-    // job still in its team queue is no message).
-    const queueLength = dispatcher ? ready.length + parked.length + live.reduce((k, i) => k + i.inFlight, 0) : total - sent;
-    const target = Math.min(n, Math.ceil(queueLength / BATCH));
-    if (live.length < target && now - lastScaleAt >= SCALE_STEP_MS) {
-      live.push(startInstance());
-      lastScaleAt = now;
-    }
+    // Scale out, per lane (Flex target-based scaling: queue length ÷ batchSize; every message not yet deleted counts,
+    // and a job still in its team queue is no message), all lanes within the app's maximum.
+    lanes.forEach((l, lane) => {
+      const length = queueLength(lane);
+      const mine = live.filter((i) => i.lane === lane).length;
+      if (mine < Math.ceil(length / BATCH) && live.length < n && now - l.lastScaleAt >= SCALE_STEP_MS) {
+        live.push(startInstance(lane));
+        l.lastScaleAt = now;
+      }
+    });
     peak = Math.max(peak, live.length);
     if (!crashed && now - t0 >= crashAtMs) {
       // Killed without close(): no release, no report; its lease settles when it expires.
@@ -293,7 +312,7 @@ async function runOnce(label: string, connectionString: string, tableName: strin
     for (const inst of live) {
       if (inst.state !== 'live') continue;
       fetchFor(inst);
-      if (inst.inFlight === 0 && ready.length === 0 && parked.length === 0 && (!dispatcher || queueLength === 0)) {
+      if (inst.inFlight === 0 && queueLength(inst.lane) === 0) {
         inst.idleSince ??= now;
         if (now - inst.idleSince >= IDLE_LEAVE_MS) {
           inst.state = 'closing';
@@ -303,8 +322,9 @@ async function runOnce(label: string, connectionString: string, tableName: strin
     }
     if (process.env.BENCH_DEBUG === '1' && Math.floor((now - t0) / 10_000) !== Math.floor((now - TICK_MS - t0) / 10_000)) {
       const queued = new Map<number, number>();
-      for (const j of [...ready, ...parked]) queued.set(j.dep, (queued.get(j.dep) ?? 0) + 1);
-      console.log(`t+${Math.round((now - t0) / 1000)}s ${live.length} instances; per deployment held/queued: ${refs.map((_, d) => `${held.get(d) ?? 0}/${queued.get(d) ?? 0}`).join(' ')}`);
+      for (const l of lanes) for (const j of [...l.ready, ...l.parked]) queued.set(j.dep, (queued.get(j.dep) ?? 0) + 1);
+      const perLane = lanes.map((_, lane) => live.filter((i) => i.lane === lane).length).join(' ');
+      console.log(`t+${Math.round((now - t0) / 1000)}s ${live.length} instances (per lane: ${perLane}); per deployment held/queued: ${refs.map((_, d) => `${held.get(d) ?? 0}/${queued.get(d) ?? 0}`).join(' ')}`);
     }
     await sleep(TICK_MS);
   }
@@ -376,23 +396,24 @@ const DISPATCH_DEPTH_S = Number(process.env.BENCH_SCALE_DEPTH_S) || 10;
 
 /**
  * The backlog in one team queue (each deployment its own model, with that deployment's quota), and the app's
- * Dispatcher releasing it into `ready` at the quotas' pace, the queue kept within its depth (`depth`: every message
- * not yet deleted). Storage is in memory: the team queue's own costs are not the budget's, and bench:teams counts them.
+ * Dispatcher releasing it into each model's lane (`send`) at the quotas' pace, each lane kept within its depth
+ * (`depth`: every message of the lane not yet deleted). Storage is in memory: the team queue's own costs are not the budget's, and bench:teams counts them.
  */
-async function teamQueueDispatcher(jobs: Job[], refs: DeploymentRef[], ready: Job[], depth: () => number): Promise<Dispatcher> {
+async function teamQueueDispatcher(jobs: Job[], refs: DeploymentRef[], laneOf: (model: string) => number, send: (job: Job, lane: number) => void, depth: (lane: number) => number): Promise<Dispatcher> {
   const store = new MemoryTeamQueues();
   const byId = new Map(jobs.map((j) => [j.id, j]));
   await store.add(groupEntries('bench', 0, jobs.map((j) => ({ id: j.id, charge: j.charge, model: `d${j.dep}` }))));
   for (const dep of new Set(jobs.map((j) => j.dep))) await store.bump({ team: 'bench', model: `d${dep}` });
   return new Dispatcher({
     store,
-    run: { send: async (m) => void ready.push(byId.get(m.id)!), depth: async () => depth() },
+    run: { send: async (m, _priority, lane) => send(byId.get(m.id)!, lane), depth: async (lane) => depth(lane) },
     now: Date.now,
     quotaOf: (model) => {
       const r = refs[Number(model.slice(1))];
       return r && { tpm: r.tpm, rpm: r.rpm };
     },
     weightOf: () => 1,
+    laneOf,
     depthSeconds: DISPATCH_DEPTH_S,
   });
 }
@@ -410,7 +431,7 @@ async function main(): Promise<void> {
       report(runs.at(-1)!);
     }
     if (settings.ten) {
-      console.log(`run: ${TEN_TPM.length} deployments, ${settings.tenN} instance(s), ${settings.minutes} min of backlog each`);
+      console.log(`run: ${TEN_TPM.length} deployments, ${settings.tenN} instance(s) at most, ${settings.minutes} min of backlog each, ${settings.oneLane ? 'one queue lane for all' : "a queue lane per deployment's model"}`);
       runs.push(await runOnce(`ten`, azurite.connectionString, `scalebench${(seq += 1)}`, TEN_TPM.map(ref), settings.tenN, 2600));
       report(runs.at(-1)!);
     }

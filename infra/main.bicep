@@ -110,10 +110,10 @@ param batchSweepSchedule string = '*/5 * * * * *'
 @description('NCRONTAB schedule of the telemetry rollup (SLUICE_ROLLUP_SCHEDULE). Default: every minute, as in src/configSchema.ts. Each run wakes the app.')
 param rollupSchedule string = '0 */1 * * * *'
 
-@minValue(1)
+@minValue(0)
 @maxValue(16)
-@description('Queue lanes per priority (SLUICE_QUEUE_LANES). With the dispatcher (the default) jobs wait in per-team queues and lane 0 is enough; more lanes matter only with SLUICE_DISPATCH=false. Must not change while jobs are queued.')
-param queueLanes int = 1
+@description('Queue lanes per priority (SLUICE_QUEUE_LANES). 0: one per model in openAiRegions (at most 16). With the dispatcher (the default) each model travels in a lane of its own, so Flex scales a worker fleet per model; with SLUICE_DISPATCH=false teams are spread over the lanes. Must not change while jobs are queued.')
+param queueLanes int = 0
 
 @description('Entra ID app registration (client id) for App Service Authentication. Empty: API keys only.')
 param entraClientId string = ''
@@ -212,14 +212,17 @@ var sluiceEndpoints = flatten(map(range(0, length(openAiRegions)), i => map(open
 // call latency, so instances beyond what the summed quota keeps busy only hold messages that wait. Integer steps
 // exactly as src/core/fleetSize.ts takes them (Bicep divides integers by truncation; (a + b - 1) / b rounds up).
 var fleetQuotaTpm = reduce(flatten(map(openAiRegions, r => map(r.deployments, d => d.capacity * 1000))), 0, (total, tpm) => total + tpm)
+// Distinct models: with the dispatcher, a model's jobs travel in a queue lane of its own (src/core/teams/lanes.ts).
+var fleetModelCount = length(reduce(flatten(map(openAiRegions, r => map(r.deployments, d => d.model))), [], (models, m) => contains(models, m) ? models : concat(models, [m])))
+var fleetQueueLanes = queueLanes > 0 ? queueLanes : min(16, max(1, fleetModelCount))
 var fleetConcurrency = (fleetQuotaTpm * fleetP95LatencySeconds * fleetHeadroomPercent + 60 * fleetTypicalChargeTokens * 100 - 1) / (60 * fleetTypicalChargeTokens * 100)
 var fleetDerivedBatchSize = min(32, max(16, (fleetConcurrency * 2 + 3 * fleetWorkerInstanceTarget - 1) / (3 * fleetWorkerInstanceTarget)))
 var fleetBatchSize = queueBatchSize > 0 ? queueBatchSize : fleetDerivedBatchSize
 var fleetNewBatchThreshold = fleetBatchSize / 2
 var fleetPerInstanceConcurrency = fleetBatchSize + fleetNewBatchThreshold
 var fleetWorkerInstances = (fleetConcurrency + fleetPerInstanceConcurrency - 1) / fleetPerInstanceConcurrency
-// Every lane × priority is a worker function Flex scales on instances of its own: room for one each.
-var fleetDerivedMaximumInstanceCount = min(1000, max(1, max(fleetWorkerInstances, 2 * queueLanes) + fleetOtherInstances))
+// Every lane × priority is a worker function Flex scales on instances of its own, rounding up: one more each.
+var fleetDerivedMaximumInstanceCount = min(1000, max(1, fleetWorkerInstances + 2 * fleetQueueLanes + fleetOtherInstances))
 var fleetMaximumInstanceCount = maximumInstanceCount > 0 ? maximumInstanceCount : fleetDerivedMaximumInstanceCount
 // The dispatcher keeps the jobs queue p95 latency × headroom seconds of the pace deep: what the concurrency above holds.
 var fleetDispatchDepthSeconds = max(1, (fleetP95LatencySeconds * fleetHeadroomPercent + 99) / 100)
@@ -252,7 +255,7 @@ var sluiceSettings = {
   SLUICE_BUDGET_MONTHLY_USD: string(budgetMonthlyUsd)
   // Teams and keys. An Entra ID mapping only together with App Service Authentication (see entraAuth).
   SLUICE_TEAMS_TABLE: teamsTableName
-  SLUICE_QUEUE_LANES: string(queueLanes)
+  SLUICE_QUEUE_LANES: string(fleetQueueLanes)
   SLUICE_ENTRA_TEAMS: (entraAuth || empty(entraTeams)) ? entraTeams : fail('entraTeams needs entraClientId: Entra ID principals are trusted only behind App Service Authentication (docs/teams.md).')
   SLUICE_ENTRA_ADMINS: (entraAuth || empty(entraAdmins)) ? entraAdmins : fail('entraAdmins needs entraClientId: Entra ID principals are trusted only behind App Service Authentication (docs/teams.md).')
   // The synchronous API's quota wait, ms (docs/sync.md): the default, and the cap a request may ask for. Both stay well
@@ -443,5 +446,6 @@ output SLUICE_PAYLOAD_CONTAINER string = payloadContainerName
 output SLUICE_BUDGET_START_DATE string = effectiveBudgetStartDate
 output FLEET_MAXIMUM_INSTANCE_COUNT int = fleetMaximumInstanceCount
 output FLEET_QUEUE_BATCH_SIZE int = fleetBatchSize
+output FLEET_QUEUE_LANES int = fleetQueueLanes
 output SLUICE_DASHBOARD_URL string = dashboard.outputs.dashboardUrl
 output SLUICE_WORKBOOK_ID string = dashboard.outputs.workbookId

@@ -247,7 +247,8 @@ export const settingsSchema = z.object({
   WEBSITE_AUTH_ENABLED: withDefault(boolean, false),
   /**
    * Queue lanes per priority (0: one plain FIFO queue, comparison runs only); the same on every instance. With the
-   * dispatcher, jobs are released into lane 0 only: more lanes matter with SLUICE_DISPATCH=false. @default 1
+   * dispatcher, a model's jobs travel in one lane (core/teams/lanes.ts modelLanes; infra sets one per model); with
+   * SLUICE_DISPATCH=false, a team's. @default 1
    */
   SLUICE_QUEUE_LANES: withDefault(integer(0, MAX_LANES), 1),
   /** Weighted fair admission between teams at each deployment (false: first come, first served). @default true */

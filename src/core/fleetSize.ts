@@ -28,8 +28,8 @@ export interface FleetSizing {
   batchSize: number;
   /** A maximumInstanceCount chosen by hand (infra parameter maximumInstanceCount); 0: derived. @default 0 */
   maximumInstanceCount: number;
-  /** Queue lanes per priority (SLUICE_QUEUE_LANES): each lane × priority is a worker function that Flex scales on
-   *  instances of its own, so the fleet allows at least one each. @default 1 */
+  /** Queue lanes per priority (SLUICE_QUEUE_LANES); 0: one per model, at most MAX_QUEUE_LANES. Each lane × priority
+   *  is a worker function that Flex scales on instances of its own. @default 0 */
   queueLanes: number;
 }
 
@@ -39,7 +39,7 @@ export const FLEET_SIZING_DEFAULTS: FleetSizing = {
   headroomPercent: 200,
   workerInstanceTarget: 50,
   otherInstances: 10,
-  queueLanes: 1,
+  queueLanes: 0,
   batchSize: 0,
   maximumInstanceCount: 0,
 };
@@ -48,6 +48,8 @@ export const FLEET_SIZING_DEFAULTS: FleetSizing = {
 export const MAX_BATCH_SIZE = 32;
 export const MIN_DERIVED_BATCH_SIZE = 16;
 export const MAX_INSTANCES = 1_000;
+/** SLUICE_QUEUE_LANES' largest value (src/configSchema.ts). */
+export const MAX_QUEUE_LANES = 16;
 
 export interface FleetSize {
   /** Σ over deployments of TPM. */
@@ -63,7 +65,9 @@ export interface FleetSize {
   perInstanceConcurrency: number;
   /** ceil(concurrency ÷ perInstanceConcurrency). */
   workerInstances: number;
-  /** Flex maximumInstanceCount: max(workerInstances, worker functions) + otherInstances, within [1, 1000]. */
+  /** SLUICE_QUEUE_LANES: the lanes chosen, or one per model. */
+  queueLanes: number;
+  /** Flex maximumInstanceCount: workerInstances + worker functions + otherInstances, within [1, 1000]. */
   maximumInstanceCount: number;
   /** SLUICE_DISPATCH_DEPTH_SECONDS: the dispatcher keeps the jobs queue this many seconds of the quotas' pace deep,
    *  ceil(p95 latency × headroom), so the queue length Flex scales on asks for the instances `concurrency` needs. */
@@ -72,8 +76,8 @@ export interface FleetSize {
 
 const ceilDiv = (a: number, b: number) => Math.trunc((a + b - 1) / b);
 
-/** The fleet for deployments of these TPMs (integers). */
-export function fleetSize(deploymentTpms: readonly number[], sizing: Partial<FleetSizing> = {}): FleetSize {
+/** The fleet for deployments of these TPMs (integers), serving `models` distinct models. */
+export function fleetSize(deploymentTpms: readonly number[], sizing: Partial<FleetSizing> = {}, models = 1): FleetSize {
   const s = { ...FLEET_SIZING_DEFAULTS, ...sizing };
   for (const [k, v] of Object.entries(s)) if (!Number.isInteger(v) || v < 0) throw new RangeError(`fleet sizing: ${k} must be an integer ≥ 0, got ${v}`);
   for (const k of ['typicalChargeTokens', 'workerInstanceTarget'] as const) if (s[k] < 1) throw new RangeError(`fleet sizing: ${k} must be ≥ 1`);
@@ -87,10 +91,12 @@ export function fleetSize(deploymentTpms: readonly number[], sizing: Partial<Fle
   const newBatchThreshold = Math.trunc(batchSize / 2);
   const perInstanceConcurrency = batchSize + newBatchThreshold;
   const workerInstances = ceilDiv(concurrency, perInstanceConcurrency);
-  const derivedMaximum = Math.min(MAX_INSTANCES, Math.max(1, Math.max(workerInstances, 2 * s.queueLanes) + s.otherInstances));
+  const queueLanes = s.queueLanes > 0 ? s.queueLanes : Math.min(MAX_QUEUE_LANES, Math.max(1, models));
+  // Each lane × priority is scaled on its own and rounds its instances up: at most one more each than its share.
+  const derivedMaximum = Math.min(MAX_INSTANCES, Math.max(1, workerInstances + 2 * queueLanes + s.otherInstances));
   const maximumInstanceCount = s.maximumInstanceCount > 0 ? s.maximumInstanceCount : derivedMaximum;
   // A queue `depth` seconds of the pace deep holds pace × depth messages (in calls and waiting): the same
   // concurrency as above, so Flex's target (queue length ÷ batchSize) asks for about workerInstances.
   const dispatchDepthSeconds = Math.max(1, ceilDiv(s.p95LatencySeconds * s.headroomPercent, 100));
-  return { quotaTpm, concurrency, batchSize, newBatchThreshold, perInstanceConcurrency, workerInstances, maximumInstanceCount, dispatchDepthSeconds };
+  return { quotaTpm, concurrency, batchSize, newBatchThreshold, perInstanceConcurrency, workerInstances, queueLanes, maximumInstanceCount, dispatchDepthSeconds };
 }

@@ -10,7 +10,7 @@ import type { SluiceConfig } from '../config';
 import { Dispatcher } from '../core/dispatch/dispatcher';
 import { groupEntries, jobEntry, type RunQueue } from '../core/dispatch/teamQueue';
 import { chargeOf, type JobPriority, type JobRecord } from '../core/jobs';
-import { laneOf, type Lane } from '../core/teams/lanes';
+import { laneOf, modelLanes, type Lane } from '../core/teams/lanes';
 
 export interface JobIntake {
   /** Hands one job over; `replay`: see core/intake.ts. `lane`: the team's lane (lane queues only). */
@@ -83,13 +83,15 @@ export function buildDispatch(
 ): DispatchServices {
   if (!config.dispatch.enabled) return { submitIntake: laneIntake(submitQueueFor, config.teams.lanes), intake: laneIntake(queueFor, config.teams.lanes) };
   const store = new TeamQueueTable(storage.table(config.dispatch.table));
-  // Released jobs go to lane 0: the team queues already keep teams apart, and requeues return to the queue a job came from.
-  const home = (priority: JobPriority) => queueFor({ lane: 0, priority });
+  // Released jobs go to their model's lane (lanes.ts modelLanes): the team queues already keep teams apart, and
+  // requeues return to the queue a job came from.
+  const laneOfModel = modelLanes(config.endpoints.map((e) => e.model), config.teams.lanes);
+  const home = (lane: number, priority: JobPriority) => queueFor({ lane, priority });
   const run: RunQueue = {
-    send: (message, priority) => home(priority).send(message),
-    depth: async () => {
+    send: (message, priority, lane) => home(lane, priority).send(message),
+    depth: async (lane) => {
       const names = new Set<string>();
-      const queues = (['interactive', 'batch'] as const).map(home).filter((q) => !names.has(q.name) && names.add(q.name));
+      const queues = (['interactive', 'batch'] as const).map((p) => home(lane, p)).filter((q) => !names.has(q.name) && names.add(q.name));
       return (await Promise.all(queues.map((q) => q.depth()))).reduce((a, b) => a + b, 0);
     },
   };
@@ -106,6 +108,7 @@ export function buildDispatch(
     now: Date.now,
     quotaOf: (model) => quotas.get(model),
     weightOf,
+    laneOf: laneOfModel,
     depthSeconds: config.dispatch.depthSeconds,
     onError: (err) => console.warn(`dispatch: ${(err as Error).message}`),
   });

@@ -143,9 +143,10 @@ test("a team's jobs for a model whose quota is spent do not hold back its jobs f
 });
 
 test('while the jobs queue is full, the room that frees goes to the models in proportion to their quotas', async () => {
-  // The queue sits one message below its depth (32), read every 5 s: one job may go per 5 s, far below either pace.
-  const r = rig({}, { depthEveryMs: 5_000 });
-  r.run.depthValue = 31;
+  // The queue sits one message below its depth (16, the floor: 1 s of the pace is less), read every 5 s: one job may
+  // go per 5 s, far below either pace.
+  const r = rig({}, { depthEveryMs: 5_000, depthSeconds: 1 });
+  r.run.depthValue = 15;
   const items = Array.from({ length: 400 }, (_, i) => ({ id: `mix-${i}`, charge: CHARGE, model: i % 2 === 0 ? MODEL : SMALL }));
   await r.store.add(groupEntries('mix', r.clock.now, items));
   for (const model of [MODEL, SMALL]) await r.store.bump({ team: 'mix', model });
@@ -209,9 +210,25 @@ test('replayed jobs are released as replay messages; a model nothing serves is r
   await r.store.bump({ team: 'a', model: 'unknown' });
   await r.runFor(250);
   assert.deepEqual(r.run.sent, [
-    { id: 'rep', replay: true, priority: 'interactive' },
-    { id: 'nomodel', priority: 'batch' },
+    { id: 'rep', replay: true, priority: 'interactive', lane: 0 },
+    { id: 'nomodel', priority: 'batch', lane: 0 },
   ]);
+});
+
+test("each model's jobs go to its lane, and a full lane holds back only its own models", async () => {
+  const r = rig({}, { laneOf: (model) => (model === SMALL ? 1 : 0) });
+  r.run.depthByLane.set(0, 10_000); // lane 0's workers are far behind
+  const items = Array.from({ length: 40 }, (_, i) => ({ id: `mix-${i}`, charge: CHARGE, model: i % 2 === 0 ? MODEL : SMALL }));
+  await r.store.add(groupEntries('mix', r.clock.now, items));
+  for (const model of [MODEL, SMALL]) await r.store.bump({ team: 'mix', model });
+  await r.runFor(30_000);
+  const modelOf = (id: string) => items[Number(id.slice(4))]!.model;
+  assert.ok(r.run.sent.length > 0, 'the small model, alone in lane 1, is released');
+  for (const s of r.run.sent) assert.equal(s.lane, modelOf(s.id) === SMALL ? 1 : 0, `${s.id} went to lane ${s.lane}`);
+  assert.equal(r.run.sent.filter((s) => modelOf(s.id) === MODEL).length, 0, 'nothing of the model whose lane is full');
+  r.run.depthByLane.set(0, 0);
+  await r.runFor(5_000);
+  assert.ok(r.run.sent.some((s) => modelOf(s.id) === MODEL), 'its lane drained: the model is released again');
 });
 
 test('runDispatch: one dispatcher at a time; a run ends once the team queues stay empty', async () => {

@@ -10,10 +10,12 @@ import { FLEET_SIZING_DEFAULTS, fleetSize, type FleetSizing } from '../../src/co
 import { blockAfter, read } from './infraSource';
 
 interface Region {
-  deployments: { capacity: number }[];
+  deployments: { capacity: number; model: string }[];
 }
 const parameters = () => JSON.parse(read('infra/main.parameters.json')) as { parameters: Record<string, { value: unknown }> };
-const declaredTpms = () => (parameters().parameters.openAiRegions!.value as Region[]).flatMap((r) => r.deployments.map((d) => d.capacity * 1000));
+const declared = () => (parameters().parameters.openAiRegions!.value as Region[]).flatMap((r) => r.deployments);
+const declaredTpms = () => declared().map((d) => d.capacity * 1000);
+const declaredModels = () => new Set(declared().map((d) => d.model)).size;
 
 // ---------------------------------------------------------------------------------------------------------------
 // A small evaluator for the Bicep integer expressions the fleet variables use: literals, names, + - * / (integer
@@ -92,8 +94,8 @@ const PARAM_OF: Record<keyof FleetSizing, string> = {
   maximumInstanceCount: 'maximumInstanceCount',
 };
 
-/** main.bicep's fleet variables, in order, evaluated for a quota and parameter values (defaults unless given). */
-function bicepFleet(quotaTpm: number, overrides: Partial<FleetSizing> = {}): Map<string, number> {
+/** main.bicep's fleet variables, in order, evaluated for a quota, a model count and parameter values (defaults unless given). */
+function bicepFleet(quotaTpm: number, models: number, overrides: Partial<FleetSizing> = {}): Map<string, number> {
   const env = intParamDefaults();
   for (const [k, v] of Object.entries(overrides)) env.set(PARAM_OF[k as keyof FleetSizing], v);
   const vars = [...main().matchAll(/^var\s+(fleet\w+)\s*=\s*(.+)$/gm)];
@@ -101,17 +103,21 @@ function bicepFleet(quotaTpm: number, overrides: Partial<FleetSizing> = {}): Map
   // The one expression not evaluated here: the sum of capacity × 1,000 over every deployment (as SLUICE_ENDPOINTS' tpm).
   assert.equal(vars[0]![2]!.trim(), 'reduce(flatten(map(openAiRegions, r => map(r.deployments, d => d.capacity * 1000))), 0, (total, tpm) => total + tpm)');
   env.set('fleetQuotaTpm', quotaTpm);
-  for (const [, name, expr] of vars.slice(1)) env.set(name!, evaluate(expr!, env));
+  // And the number of distinct models, taken as given likewise.
+  assert.equal(vars[1]?.[1], 'fleetModelCount');
+  assert.equal(vars[1]![2]!.trim(), 'length(reduce(flatten(map(openAiRegions, r => map(r.deployments, d => d.model))), [], (models, m) => contains(models, m) ? models : concat(models, [m])))');
+  env.set('fleetModelCount', models);
+  for (const [, name, expr] of vars.slice(2)) env.set(name!, evaluate(expr!, env));
   return env;
 }
 
 test('the fleet for the deployments infra declares: a few instances, host.json batch', () => {
-  const fleet = fleetSize(declaredTpms());
+  const fleet = fleetSize(declaredTpms(), {}, declaredModels());
   assert.equal(fleet.quotaTpm, 200_000);
   // 200,000 TPM ÷ 60 ÷ 1,500 = 2.2 jobs/s; × 10 s × 200 % = 45 messages; 24 per instance → 2 worker instances;
-  // 8 worker functions (4 lanes × 2 priorities) + 10 for the rest.
-  // The dispatcher keeps 10 s × 200 % = 20 s of the pace on the jobs queue.
-  assert.deepEqual(fleet, { quotaTpm: 200_000, concurrency: 45, batchSize: 16, newBatchThreshold: 8, perInstanceConcurrency: 24, workerInstances: 2, maximumInstanceCount: 12, dispatchDepthSeconds: 20 });
+  // two models, a lane each: 4 worker functions (2 lanes × 2 priorities), + 10 for the rest.
+  // The dispatcher keeps 10 s × 200 % = 20 s of the pace on each lane.
+  assert.deepEqual(fleet, { quotaTpm: 200_000, concurrency: 45, batchSize: 16, newBatchThreshold: 8, perInstanceConcurrency: 24, workerInstances: 2, queueLanes: 2, maximumInstanceCount: 16, dispatchDepthSeconds: 20 });
 });
 
 test('the rule grows with the quota, fetches more per instance before it adds many, and stays within Flex limits', () => {
@@ -125,7 +131,10 @@ test('the rule grows with the quota, fetches more per instance before it adds ma
   assert.equal(at(20_000_000).workerInstances, 93);
   assert.equal(at(1_000_000_000).batchSize, 32);
   assert.equal(at(1_000_000_000).maximumInstanceCount, 1_000);
-  assert.equal(at(1_000, { queueLanes: 1, otherInstances: 0 }).maximumInstanceCount, 2, 'one interactive and one batch worker function');
+  assert.equal(at(1_000, { queueLanes: 1, otherInstances: 0 }).maximumInstanceCount, 3, 'one worker instance, and one more for each of the interactive and batch functions');
+  assert.equal(fleetSize([100_000, 100_000], {}, 2).queueLanes, 2, 'a lane per model');
+  assert.equal(fleetSize([100_000], {}, 40).queueLanes, 16, 'at most 16');
+  assert.equal(fleetSize([100_000], { queueLanes: 3 }, 40).queueLanes, 3, 'lanes chosen are kept');
   let last = 0;
   for (const tpm of [10_000, 100_000, 1_000_000, 3_000_000, 10_000_000, 30_000_000]) {
     const n = at(tpm).maximumInstanceCount;
@@ -141,24 +150,25 @@ test('the rule grows with the quota, fetches more per instance before it adds ma
 test("main.bicep's fleet parameters default to the rule's defaults, and its variables compute the same fleet", () => {
   const defaults = intParamDefaults();
   for (const [k, param] of Object.entries(PARAM_OF)) assert.equal(defaults.get(param), FLEET_SIZING_DEFAULTS[k as keyof FleetSizing], `param ${param}`);
-  const cases: Array<[number[], Partial<FleetSizing>]> = [
-    [declaredTpms(), {}],
-    [[10_000, 30_000, 60_000, 100_000, 200_000, 300_000, 500_000, 800_000, 1_200_000, 2_000_000], {}],
-    [[20_000_000], {}],
-    [[1_000_000_000], {}],
-    [[1_000], { queueLanes: 1, otherInstances: 0 }],
-    [[300_000], { batchSize: 8, p95LatencySeconds: 30, headroomPercent: 300 }],
-    [[300_000], { maximumInstanceCount: 40, typicalChargeTokens: 800, workerInstanceTarget: 5 }],
+  const cases: Array<[number[], Partial<FleetSizing>, number]> = [
+    [declaredTpms(), {}, declaredModels()],
+    [[10_000, 30_000, 60_000, 100_000, 200_000, 300_000, 500_000, 800_000, 1_200_000, 2_000_000], {}, 10],
+    [[20_000_000], {}, 1],
+    [[1_000_000_000], {}, 30],
+    [[1_000], { queueLanes: 1, otherInstances: 0 }, 3],
+    [[300_000], { batchSize: 8, p95LatencySeconds: 30, headroomPercent: 300 }, 1],
+    [[300_000], { maximumInstanceCount: 40, typicalChargeTokens: 800, workerInstanceTarget: 5 }, 2],
   ];
-  for (const [tpms, overrides] of cases) {
-    const ts = fleetSize(tpms, overrides);
-    const bicep = bicepFleet(ts.quotaTpm, overrides);
+  for (const [tpms, overrides, models] of cases) {
+    const ts = fleetSize(tpms, overrides, models);
+    const bicep = bicepFleet(ts.quotaTpm, models, overrides);
     const label = `${tpms.length} deployment(s), ${ts.quotaTpm} TPM, ${JSON.stringify(overrides)}`;
     assert.equal(bicep.get('fleetConcurrency'), ts.concurrency, label);
     assert.equal(bicep.get('fleetBatchSize'), ts.batchSize, label);
     assert.equal(bicep.get('fleetNewBatchThreshold'), ts.newBatchThreshold, label);
     assert.equal(bicep.get('fleetPerInstanceConcurrency'), ts.perInstanceConcurrency, label);
     assert.equal(bicep.get('fleetWorkerInstances'), ts.workerInstances, label);
+    assert.equal(bicep.get('fleetQueueLanes'), ts.queueLanes, label);
     assert.equal(bicep.get('fleetMaximumInstanceCount'), ts.maximumInstanceCount, label);
     assert.equal(bicep.get('fleetDispatchDepthSeconds'), ts.dispatchDepthSeconds, label);
   }
@@ -168,6 +178,7 @@ test('the derived values reach the app: Flex maximum, queue batch app settings, 
   const bicep = main();
   assert.match(blockAfter(bicep, /^module api 'app\/api\.bicep'\s*=\s*/m), /maximumInstanceCount: fleetMaximumInstanceCount\s+queueBatchSize: fleetBatchSize\s+queueNewBatchThreshold: fleetNewBatchThreshold/);
   assert.match(blockAfter(bicep, /^var sluiceSettings\s*=\s*/m), /SLUICE_DISPATCH_DEPTH_SECONDS: string\(fleetDispatchDepthSeconds\)/);
+  assert.match(blockAfter(bicep, /^var sluiceSettings\s*=\s*/m), /SLUICE_QUEUE_LANES: string\(fleetQueueLanes\)/);
   const platform = blockAfter(read('infra/app/api.bicep'), /^var platformSettings\s*=\s*/m);
   assert.match(platform, /AzureFunctionsJobHost__extensions__queues__batchSize: string\(queueBatchSize\)/);
   assert.match(platform, /AzureFunctionsJobHost__extensions__queues__newBatchThreshold: string\(queueNewBatchThreshold\)/);

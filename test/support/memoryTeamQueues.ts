@@ -79,17 +79,19 @@ export class MemoryTeamQueues implements TeamQueueStore, DispatchLease {
 
 /** The jobs queue: what was sent, in order; `depthValue` is what depth() answers. */
 export class MemoryRunQueue implements RunQueue {
-  readonly sent: Array<{ id: string; priority: JobPriority; replay?: true }> = [];
+  readonly sent: Array<{ id: string; priority: JobPriority; lane: number; replay?: true }> = [];
+  /** Every lane's depth, unless `depthByLane` names the lane. */
   depthValue = 0;
+  readonly depthByLane = new Map<number, number>();
   /** Ids whose send throws (once each). */
   failOnce = new Set<string>();
 
-  async send(message: { id: string; replay?: true }, priority: JobPriority): Promise<void> {
+  async send(message: { id: string; replay?: true }, priority: JobPriority, lane = 0): Promise<void> {
     if (this.failOnce.delete(message.id)) throw new Error(`injected send failure for ${message.id}`);
-    this.sent.push({ ...message, priority });
+    this.sent.push({ ...message, priority, lane });
   }
 
-  async depth(): Promise<number> {
-    return this.depthValue;
+  async depth(lane = 0): Promise<number> {
+    return this.depthByLane.get(lane) ?? this.depthValue;
   }
 }

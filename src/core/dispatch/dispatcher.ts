@@ -11,12 +11,12 @@
  *      ahead of the team furthest behind on that model goes first; otherwise the head of the queue furthest behind
  *      (start-time fair queuing per model: each queue has a finish tag, advanced by charge ÷ its team's weight; a
  *      queue that comes back from idle starts level with the others). Between models, the one that has released
- *      the least for its quota goes first (a model tag, advanced by charge ÷ the model's TPM), so that when the jobs
- *      queue is full each model gets a part of it in proportion to its quota. Batch work waits while the jobs queue
- *      holds `maxDepth` messages or more, or its model's bucket is empty (unless what is left of the model's backlog
+ *      the least for its quota goes first (a model tag, advanced by charge ÷ the model's TPM), so that when a lane's
+ *      queues are full each of its models gets a part of them in proportion to its quota. Batch work waits while its
+ *      model's lane holds `maxDepth` messages or more, or its model's bucket is empty (unless what is left of the model's backlog
  *      fits in one bucket: the end of a drain goes at once); interactive work may borrow one burst ahead;
- *   4. send the released jobs' messages, then remove (or advance) their entries.
- * Costs per tick: one marker query, a queue depth read per `depthEveryMs`, a page read per queue that changed, and
+ *   4. send the released jobs' messages to their models' lanes, then remove (or advance) their entries.
+ * Costs per tick: one marker query, a depth read per `depthEveryMs` for each lane with work waiting, a page read per queue that changed, and
  * per released job one message plus its share of an entry write: nothing depends on how much history is stored,
  * and the number of teams and models only through the marker query.
  *
@@ -39,7 +39,9 @@ export interface DispatcherOptions {
   quotaOf(model: string): ModelQuota | undefined;
   /** Team weight (> 0). */
   weightOf(team: string): number;
-  /** Seconds of the quotas' pace the jobs queue may hold before batch work waits. @default 20 */
+  /** The lane a model's jobs go to (RunQueue): each lane's depth is kept on its own. @default every model in lane 0 */
+  laneOf?(model: string): number;
+  /** Seconds of its models' pace a lane may hold before batch work waits. @default 20 */
   depthSeconds?: number;
   /** Release pace ÷ quota: a little above 1 keeps the budget's line fed. @default 1.05 */
   rateFactor?: number;
@@ -51,7 +53,7 @@ export interface DispatcherOptions {
   pageSize?: number;
   /** Every queue's head is re-read this often even without a marker change (a lost marker write), ms. @default 30000 */
   rescanMs?: number;
-  /** How often the jobs queue's depth is read, ms. @default 1000 */
+  /** How often a lane's depth is read, ms. @default 1000 */
   depthEveryMs?: number;
   /** Most jobs released per tick. @default 256 */
   maxPerTick?: number;
@@ -94,7 +96,8 @@ interface Bucket {
 
 /** Unknown charges count as this many tokens for the depth estimate. */
 const TYPICAL_CHARGE = 1_500;
-const MIN_DEPTH = 32;
+/** A lane's depth never goes below one host batch (host.json batchSize), however slow its models: one instance's worth. */
+const MIN_DEPTH = 16;
 const SEND_CONCURRENCY = 16;
 const READ_CONCURRENCY = 8;
 
@@ -105,8 +108,8 @@ export class Dispatcher {
   private readonly buckets = new Map<string, Bucket>();
   /** Per model: tokens released ÷ its TPM, and whether it had a head at the last round (modelRejoin). */
   private readonly modelTags = new Map<string, { tag: number; active: boolean }>();
-  private depth = 0;
-  private depthAt = Number.NEGATIVE_INFINITY;
+  /** Per lane: messages in its queues (as read, plus what was sent since) and when they were read. */
+  private readonly lanes = new Map<number, { depth: number; at: number }>();
   private rescanAt = Number.NEGATIVE_INFINITY;
   private avgCharge = TYPICAL_CHARGE;
   /** Models at the end of their backlog this round (endOfBacklog). */
@@ -123,6 +126,7 @@ export class Dispatcher {
       rescanMs: 30_000,
       depthEveryMs: 1_000,
       maxPerTick: 256,
+      laneOf: () => 0,
       ...opts,
     };
   }
@@ -131,10 +135,7 @@ export class Dispatcher {
     const now = this.o.now();
     await this.readMarkers(now);
     await this.readQueues();
-    if (now - this.depthAt >= this.o.depthEveryMs) {
-      this.depth = await this.o.run.depth();
-      this.depthAt = now;
-    }
+    await this.readDepths(now);
     const picked = this.choose(now);
     await this.release(picked);
     let backlogged = 0;
@@ -152,7 +153,7 @@ export class Dispatcher {
       q.entries = [];
       q.more = false;
     }
-    this.depthAt = Number.NEGATIVE_INFINITY;
+    for (const l of this.lanes.values()) l.at = Number.NEGATIVE_INFINITY;
   }
 
   /** Jobs buffered per team (tests, diagnostics). */
@@ -192,6 +193,19 @@ export class Dispatcher {
     });
   }
 
+  /** Reads the depth of every lane with jobs buffered for it, each at most once per depthEveryMs. */
+  private async readDepths(now: number): Promise<void> {
+    const due = new Set<number>();
+    for (const q of this.queues.values()) {
+      if (q.entries.length === 0) continue;
+      const lane = this.o.laneOf(q.model);
+      if (now - (this.lanes.get(lane)?.at ?? Number.NEGATIVE_INFINITY) >= this.o.depthEveryMs) due.add(lane);
+    }
+    await forEachLimit([...due], READ_CONCURRENCY, async (lane) => {
+      this.lanes.set(lane, { depth: await this.o.run.depth(lane), at: now });
+    });
+  }
+
   /** The jobs to release now, in order; entries' `next` is advanced in memory. */
   private choose(now: number): Array<Head & { team: string }> {
     this.refill(now);
@@ -220,7 +234,8 @@ export class Dispatcher {
       }
       q.finish += item.charge / this.weight(q.team);
       this.avgCharge += (item.charge - this.avgCharge) / 64;
-      this.depth += 1;
+      const lane = this.lanes.get(this.o.laneOf(q.model));
+      if (lane) lane.depth += 1;
       picked.push({ team: q.team, q, entry, item });
       entry.next += 1;
       if (entry.next >= entry.items.length) q.entries.shift();
@@ -232,7 +247,7 @@ export class Dispatcher {
   }
 
   /** The next job to release, or undefined when nothing may go now. */
-  private pick(heads: Map<QueueState, Head>, maxDepth: number): (Head & { finish: number; interactive: boolean }) | undefined {
+  private pick(heads: Map<QueueState, Head>, maxDepth: Map<number, number>): (Head & { finish: number; interactive: boolean }) | undefined {
     let best: (Head & { finish: number; interactive: boolean }) | undefined;
     const floors = new Map<string, { min: number; weights: number }>();
     for (const h of heads.values()) {
@@ -274,12 +289,13 @@ export class Dispatcher {
     }
   }
 
-  private mayRelease(model: string, priority: JobPriority, maxDepth: number): boolean {
+  private mayRelease(model: string, priority: JobPriority, maxDepth: Map<number, number>): boolean {
     const quota = this.o.quotaOf(model);
     if (!quota) return true;
     const b = this.buckets.get(model)!;
     if (priority === 'interactive') return b.tokens > -this.capacity(quota.tpm) && b.requests > -this.capacity(quota.rpm);
-    return this.depth < maxDepth && ((b.tokens > 0 && b.requests > 0) || this.endingModels.has(model));
+    const lane = this.o.laneOf(model);
+    return (this.lanes.get(lane)?.depth ?? Number.POSITIVE_INFINITY) < (maxDepth.get(lane) ?? MIN_DEPTH) && ((b.tokens > 0 && b.requests > 0) || this.endingModels.has(model));
   }
 
   /**
@@ -347,14 +363,17 @@ export class Dispatcher {
     return (perMinute * this.o.burstMs) / 60_000;
   }
 
-  /** Messages worth holding in the jobs queue: `depthSeconds` of every model's pace, in jobs of the recent charge. */
-  private maxDepth(): number {
-    let perSecond = 0;
+  /** Messages worth holding per lane: `depthSeconds` of its models' pace, in jobs of the recent charge. */
+  private maxDepth(): Map<number, number> {
+    const perSecond = new Map<number, number>();
     for (const model of this.buckets.keys()) {
       const q = this.o.quotaOf(model);
-      if (q) perSecond += Math.min(q.tpm / 60 / Math.max(1, this.avgCharge), q.rpm / 60);
+      const lane = this.o.laneOf(model);
+      if (q) perSecond.set(lane, (perSecond.get(lane) ?? 0) + Math.min(q.tpm / 60 / Math.max(1, this.avgCharge), q.rpm / 60));
     }
-    return Math.max(MIN_DEPTH, Math.ceil(perSecond * this.o.depthSeconds));
+    const out = new Map<number, number>();
+    for (const [lane, rate] of perSecond) out.set(lane, Math.max(MIN_DEPTH, Math.ceil(rate * this.o.depthSeconds)));
+    return out;
   }
 
   private weight(team: string): number {
@@ -370,9 +389,9 @@ export class Dispatcher {
   private async release(picked: Array<Head & { team: string }>): Promise<void> {
     if (picked.length === 0) return;
     const failed = new Set<QueuedJob>();
-    await forEachLimit(picked, SEND_CONCURRENCY, async ({ entry, item }) => {
+    await forEachLimit(picked, SEND_CONCURRENCY, async ({ q, entry, item }) => {
       try {
-        await this.o.run.send(entry.replay ? { id: item.id, replay: true } : { id: item.id }, entry.priority);
+        await this.o.run.send(entry.replay ? { id: item.id, replay: true } : { id: item.id }, entry.priority, this.o.laneOf(q.model));
       } catch (err) {
         failed.add(item);
         this.o.onError?.(err);

@@ -98,10 +98,10 @@ export interface TeamQueueStore {
   advance(queue: QueueRef, key: string, next: number): Promise<void>;
 }
 
-/** The jobs queue the workers drain, as the dispatcher sees it. */
+/** The jobs queues the workers drain, as the dispatcher sees them: per lane, one queue per priority. */
 export interface RunQueue {
-  /** Sends one job's message to the queue of its priority. */
-  send(message: { id: string; replay?: true }, priority: JobPriority): Promise<void>;
-  /** Messages in the queues (visible or not), approximately. */
-  depth(): Promise<number>;
+  /** Sends one job's message to its lane's queue of its priority. */
+  send(message: { id: string; replay?: true }, priority: JobPriority, lane: number): Promise<void>;
+  /** Messages in the lane's queues (visible or not), approximately. */
+  depth(lane: number): Promise<number>;
 }

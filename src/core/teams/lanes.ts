@@ -32,3 +32,16 @@ export function allLanes(count: number): Lane[] {
 export function laneOf(teamLane: number, priority: JobPriority, count: number): Lane {
   return count === 0 ? { lane: 0, priority: 'interactive' } : { lane: teamLane % count, priority };
 }
+
+/**
+ * With the dispatcher, lanes follow models rather than teams (the team queues keep teams apart already): a model's
+ * jobs travel in the lane of its place among the configured models in name order, wrapping around past `count`.
+ * With a lane per model, each model's deployments are served by worker functions of their own, which Flex scales on
+ * their own instances by that lane's queue length, so only instances that hold a seat on its budget see its jobs
+ * (docs/design/dispatch.md, "Lanes"). A model the configuration does not name travels in lane 0.
+ */
+export function modelLanes(models: Iterable<string>, count: number): (model: string) => number {
+  const sorted = [...new Set(models)].sort();
+  const lanes = new Map(sorted.map((m, i) => [m, count > 0 ? i % count : 0]));
+  return (model) => lanes.get(model) ?? 0;
+}
