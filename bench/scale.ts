@@ -199,6 +199,7 @@ async function runOnce(label: string, connectionString: string, tableName: strin
   let stopped = false;
   let sent = 0;
   let crashed = false;
+  const writeKinds = new Map<number, Map<string, number>>();
 
   const startInstance = (lane: number): Instance => {
     const inst: Instance = { gate: undefined as unknown as SharedBudgetGate, lane, inFlight: 0, state: 'live', idleSince: undefined, timers: new Set() };
@@ -217,6 +218,7 @@ async function runOnce(label: string, connectionString: string, tableName: strin
       },
       now: Date.now,
       onError: (err) => console.warn(`${label}: budget table: ${(err as Error).message}`),
+      ...(WRITE_KINDS ? { debug: (line: string) => countWrite(writeKinds, lane, line) } : {}),
     });
     instances.push(inst);
     return inst;
@@ -328,6 +330,7 @@ async function runOnce(label: string, connectionString: string, tableName: strin
     }
     await sleep(TICK_MS);
   }
+  if (WRITE_KINDS) for (const [lane, kinds] of [...writeKinds].sort((a, b) => a[0] - b[0])) console.log(`lane ${lane}: row writes by kind and lease length: ${[...kinds].sort().map(([k, n]) => `${k} ${n}`).join(', ')}`);
   const drained = sent >= total;
   const wallS = (Date.now() - t0) / 1000;
   loop.disable();
@@ -381,6 +384,18 @@ async function runOnce(label: string, connectionString: string, tableName: strin
     benchCpu: (cpu.user + cpu.system) / 1_000 / (wallS * 1_000),
     loopDelayP99Ms: loop.percentile(99) / 1e6,
   };
+}
+
+/** BENCH_DEBUG=writes: per lane, the budget row writes by kind (renew, release, pause), a renewal's lease length. */
+const WRITE_KINDS = process.env.BENCH_DEBUG === 'writes';
+function countWrite(kinds: Map<number, Map<string, number>>, lane: number, line: string): void {
+  const m = / (renew|release|pause) attempt=\d+ (?:granted \d+ tok over (\d+) ms)?/.exec(line);
+  if (!m) return;
+  const ms = m[2] === undefined ? undefined : Number(m[2]);
+  const key = ms === undefined ? m[1]! : `${m[1]} ${ms < 2_500 ? '<2.5s' : ms < 5_000 ? '<5s' : ms < 9_500 ? '<9.5s' : '≥9.5s'}`;
+  const byKind = kinds.get(lane) ?? new Map<string, number>();
+  byKind.set(key, (byKind.get(key) ?? 0) + 1);
+  kinds.set(lane, byKind);
 }
 
 /** The dispatcher's tick (src/functions/dispatcher.ts runs it every 250 ms). */

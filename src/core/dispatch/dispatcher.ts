@@ -6,7 +6,8 @@
  * One tick:
  *   1. read every queue's marker (one query, one small row per team and model) and re-read the head of each queue
  *      that changed; a queue's next page is read when its buffered entries run out;
- *   2. refill each model's token and request buckets at its deployments' quota × `rateFactor`, up to `burstMs` of it;
+ *   2. refill each model's token and request buckets at its deployments' quota × `rateFactor`, up to `burstMs` of it,
+ *      and read the depth of the lanes with jobs waiting (pace.ts);
  *   3. release, one job at a time: an interactive job whose team is less than `interactiveLeadMs` of its fair share
  *      ahead of the team furthest behind on that model goes first; otherwise the head of the queue furthest behind
  *      (start-time fair queuing per model: each queue has a finish tag, advanced by charge ÷ its team's weight; a
@@ -23,13 +24,10 @@
  * Plain TypeScript driven by `now()`; storage behind TeamQueueStore and RunQueue.
  */
 import { forEachLimit } from '../batch/pool';
-import type { JobPriority } from '../jobs';
+import { Pace, type ModelQuota } from './pace';
 import type { QueuedJob, QueueRef, RunQueue, TeamQueueEntry, TeamQueueStore } from './teamQueue';
 
-export interface ModelQuota {
-  tpm: number;
-  rpm: number;
-}
+export type { ModelQuota } from './pace';
 
 export interface DispatcherOptions {
   store: TeamQueueStore;
@@ -88,16 +86,6 @@ interface Head {
   item: QueuedJob;
 }
 
-interface Bucket {
-  tokens: number;
-  requests: number;
-  at: number;
-}
-
-/** Unknown charges count as this many tokens for the depth estimate. */
-const TYPICAL_CHARGE = 1_500;
-/** A lane's depth never goes below one host batch (host.json batchSize), however slow its models: one instance's worth. */
-const MIN_DEPTH = 16;
 const SEND_CONCURRENCY = 16;
 const READ_CONCURRENCY = 8;
 
@@ -105,13 +93,10 @@ const idOf = (ref: QueueRef) => `${ref.team}\n${ref.model}`;
 
 export class Dispatcher {
   private readonly queues = new Map<string, QueueState>();
-  private readonly buckets = new Map<string, Bucket>();
   /** Per model: tokens released ÷ its TPM, and whether it had a head at the last round (modelRejoin). */
   private readonly modelTags = new Map<string, { tag: number; active: boolean }>();
-  /** Per lane: messages in its queues (as read, plus what was sent since) and when they were read. */
-  private readonly lanes = new Map<number, { depth: number; at: number }>();
+  private readonly pace: Pace;
   private rescanAt = Number.NEGATIVE_INFINITY;
-  private avgCharge = TYPICAL_CHARGE;
   /** Models at the end of their backlog this round (endOfBacklog). */
   private endingModels = new Set<string>();
   private readonly o: Required<Omit<DispatcherOptions, 'onError'>> & Pick<DispatcherOptions, 'onError'>;
@@ -129,13 +114,14 @@ export class Dispatcher {
       laneOf: () => 0,
       ...opts,
     };
+    this.pace = new Pace(this.o);
   }
 
   async tick(): Promise<TickResult> {
     const now = this.o.now();
     await this.readMarkers(now);
     await this.readQueues();
-    await this.readDepths(now);
+    await this.pace.readDepths(this.waitingModels(), now);
     const picked = this.choose(now);
     await this.release(picked);
     let backlogged = 0;
@@ -153,7 +139,7 @@ export class Dispatcher {
       q.entries = [];
       q.more = false;
     }
-    for (const l of this.lanes.values()) l.at = Number.NEGATIVE_INFINITY;
+    this.pace.forgetDepths();
   }
 
   /** Jobs buffered per team (tests, diagnostics). */
@@ -193,22 +179,16 @@ export class Dispatcher {
     });
   }
 
-  /** Reads the depth of every lane with jobs buffered for it, each at most once per depthEveryMs. */
-  private async readDepths(now: number): Promise<void> {
-    const due = new Set<number>();
-    for (const q of this.queues.values()) {
-      if (q.entries.length === 0) continue;
-      const lane = this.o.laneOf(q.model);
-      if (now - (this.lanes.get(lane)?.at ?? Number.NEGATIVE_INFINITY) >= this.o.depthEveryMs) due.add(lane);
-    }
-    await forEachLimit([...due], READ_CONCURRENCY, async (lane) => {
-      this.lanes.set(lane, { depth: await this.o.run.depth(lane), at: now });
-    });
+  /** Models with jobs buffered. */
+  private waitingModels(): Set<string> {
+    const models = new Set<string>();
+    for (const q of this.queues.values()) if (q.entries.length > 0) models.add(q.model);
+    return models;
   }
 
   /** The jobs to release now, in order; entries' `next` is advanced in memory. */
   private choose(now: number): Array<Head & { team: string }> {
-    this.refill(now);
+    this.pace.refill(this.waitingModels(), now);
     const heads = new Map<QueueState, Head>();
     const headOf = (q: QueueState) => {
       const entry = q.entries[0];
@@ -219,23 +199,16 @@ export class Dispatcher {
     this.rejoin(heads);
     this.modelRejoin(heads);
     const picked: Array<Head & { team: string }> = [];
-    const maxDepth = this.maxDepth();
+    this.pace.startRound();
     this.endingModels = this.endOfBacklog();
     while (picked.length < this.o.maxPerTick) {
-      const next = this.pick(heads, maxDepth);
+      const next = this.pick(heads);
       if (!next) break;
       const { q, entry, item } = next;
       const quota = this.o.quotaOf(q.model);
-      if (quota) {
-        const b = this.buckets.get(q.model)!;
-        b.tokens -= item.charge;
-        b.requests -= 1;
-        this.modelTags.get(q.model)!.tag += item.charge / Math.max(1, quota.tpm);
-      }
+      if (quota) this.modelTags.get(q.model)!.tag += item.charge / Math.max(1, quota.tpm);
+      this.pace.take(q.model, item.charge);
       q.finish += item.charge / this.weight(q.team);
-      this.avgCharge += (item.charge - this.avgCharge) / 64;
-      const lane = this.lanes.get(this.o.laneOf(q.model));
-      if (lane) lane.depth += 1;
       picked.push({ team: q.team, q, entry, item });
       entry.next += 1;
       if (entry.next >= entry.items.length) q.entries.shift();
@@ -247,7 +220,7 @@ export class Dispatcher {
   }
 
   /** The next job to release, or undefined when nothing may go now. */
-  private pick(heads: Map<QueueState, Head>, maxDepth: Map<number, number>): (Head & { finish: number; interactive: boolean }) | undefined {
+  private pick(heads: Map<QueueState, Head>): (Head & { finish: number; interactive: boolean }) | undefined {
     let best: (Head & { finish: number; interactive: boolean }) | undefined;
     const floors = new Map<string, { min: number; weights: number }>();
     for (const h of heads.values()) {
@@ -259,7 +232,7 @@ export class Dispatcher {
     for (const h of heads.values()) {
       const floor = floors.get(h.q.model)!;
       const interactive = h.entry.priority === 'interactive' && h.q.finish <= floor.min + this.lead(h.q.model, floor.weights);
-      if (!this.mayRelease(h.q.model, interactive ? 'interactive' : 'batch', maxDepth)) continue;
+      if (!this.pace.mayRelease(h.q.model, interactive ? 'interactive' : 'batch', this.endingModels.has(h.q.model))) continue;
       if (!best || (interactive && !best.interactive) || (interactive === best.interactive && this.before(h, best))) {
         best = { ...h, finish: h.q.finish, interactive };
       }
@@ -289,15 +262,6 @@ export class Dispatcher {
     }
   }
 
-  private mayRelease(model: string, priority: JobPriority, maxDepth: Map<number, number>): boolean {
-    const quota = this.o.quotaOf(model);
-    if (!quota) return true;
-    const b = this.buckets.get(model)!;
-    if (priority === 'interactive') return b.tokens > -this.capacity(quota.tpm) && b.requests > -this.capacity(quota.rpm);
-    const lane = this.o.laneOf(model);
-    return (this.lanes.get(lane)?.depth ?? Number.POSITIVE_INFINITY) < (maxDepth.get(lane) ?? MIN_DEPTH) && ((b.tokens > 0 && b.requests > 0) || this.endingModels.has(model));
-  }
-
   /**
    * Models whose whole backlog is buffered here and is at most one bucket (10 s of the pace): it is released at once.
    * Paced to the end, the last jobs would reach the workers one by one, and the budget could not tell that the drain
@@ -315,7 +279,7 @@ export class Dispatcher {
     const out = new Set<string>();
     for (const [model, tokens] of remaining) {
       const quota = this.o.quotaOf(model);
-      if (quota && !open.has(model) && tokens <= this.capacity(quota.tpm)) out.add(model);
+      if (quota && !open.has(model) && tokens <= this.pace.capacity(quota.tpm)) out.add(model);
     }
     return out;
   }
@@ -339,41 +303,6 @@ export class Dispatcher {
       if (floor !== undefined) h.q.finish = Math.max(h.q.finish, floor);
       h.q.active = true;
     }
-  }
-
-  private refill(now: number): void {
-    for (const q of this.queues.values()) {
-      if (q.entries.length === 0) continue;
-      const quota = this.o.quotaOf(q.model);
-      if (!quota) continue;
-      const b = this.buckets.get(q.model);
-      if (!b) {
-        this.buckets.set(q.model, { tokens: this.capacity(quota.tpm), requests: this.capacity(quota.rpm), at: now });
-        continue;
-      }
-      if (b.at === now) continue;
-      const dt = Math.max(0, now - b.at);
-      b.at = now;
-      b.tokens = Math.min(this.capacity(quota.tpm), b.tokens + (quota.tpm * this.o.rateFactor * dt) / 60_000);
-      b.requests = Math.min(this.capacity(quota.rpm), b.requests + (quota.rpm * this.o.rateFactor * dt) / 60_000);
-    }
-  }
-
-  private capacity(perMinute: number): number {
-    return (perMinute * this.o.burstMs) / 60_000;
-  }
-
-  /** Messages worth holding per lane: `depthSeconds` of its models' pace, in jobs of the recent charge. */
-  private maxDepth(): Map<number, number> {
-    const perSecond = new Map<number, number>();
-    for (const model of this.buckets.keys()) {
-      const q = this.o.quotaOf(model);
-      const lane = this.o.laneOf(model);
-      if (q) perSecond.set(lane, (perSecond.get(lane) ?? 0) + Math.min(q.tpm / 60 / Math.max(1, this.avgCharge), q.rpm / 60));
-    }
-    const out = new Map<number, number>();
-    for (const [lane, rate] of perSecond) out.set(lane, Math.max(MIN_DEPTH, Math.ceil(rate * this.o.depthSeconds)));
-    return out;
   }
 
   private weight(team: string): number {
