@@ -43,6 +43,9 @@ import { meteredTable, type RowMeter } from './rowMeter';
 import { prng } from '../test/support/prng';
 
 const PROJECT_ROOT = resolve(__dirname, '..', '..');
+/** BENCH_DEBUG, a comma list: held (every 10 s, per deployment, jobs held at instances and queued), writes (per lane,
+ *  row writes by kind and lease length), use (per deployment, use of the TPM per 10 s). */
+const DEBUG = new Set((process.env.BENCH_DEBUG ?? '').split(','));
 /** Host delivery (host.json): fetch BATCH messages once in flight drops to THRESHOLD. */
 const BATCH = 16;
 const THRESHOLD = 8;
@@ -224,7 +227,7 @@ async function runOnce(label: string, connectionString: string, tableName: strin
     return inst;
   };
 
-  // BENCH_DEBUG=1: per deployment, the jobs held by instances (waiting or in a call), every 10 s.
+  // BENCH_DEBUG=held: per deployment, the jobs held by instances (waiting or in a call), every 10 s.
   const held = new Map<number, number>();
   const work = async (inst: Instance, job: Job): Promise<void> => {
     held.set(job.dep, (held.get(job.dep) ?? 0) + 1);
@@ -322,7 +325,7 @@ async function runOnce(label: string, connectionString: string, tableName: strin
         }
       } else inst.idleSince = undefined;
     }
-    if (process.env.BENCH_DEBUG === '1' && Math.floor((now - t0) / 10_000) !== Math.floor((now - TICK_MS - t0) / 10_000)) {
+    if (DEBUG.has('held') && Math.floor((now - t0) / 10_000) !== Math.floor((now - TICK_MS - t0) / 10_000)) {
       const queued = new Map<number, number>();
       for (const l of lanes) for (const j of [...l.ready, ...l.parked]) queued.set(j.dep, (queued.get(j.dep) ?? 0) + 1);
       const perLane = lanes.map((_, lane) => live.filter((i) => i.lane === lane).length).join(' ');
@@ -358,6 +361,13 @@ async function runOnce(label: string, connectionString: string, tableName: strin
     const from = last - first > 90_000 ? first + 60_000 : first;
     const span = Math.max(1, last - from);
     const tokens = mine.filter((s) => s.at >= from && s.at < last).reduce((sum, s) => sum + s.tokens, 0);
+    if (DEBUG.has('use')) {
+      // Use of the TPM per 10 s from the first send, '|' where the steady span starts and ends.
+      const per10 = new Map<number, number>();
+      for (const s of mine) per10.set(Math.floor((s.at - first) / 10_000), (per10.get(Math.floor((s.at - first) / 10_000)) ?? 0) + s.tokens);
+      const cells = Array.from({ length: Math.ceil((last - first) / 10_000) }, (_, k) => `${first + k * 10_000 <= from && from < first + (k + 1) * 10_000 ? '|' : ''}${((per10.get(k) ?? 0) / (r.tpm / 6)).toFixed(2)}`);
+      console.log(`${r.deployment} use per 10 s: ${cells.join(' ')} | last ${((last - first) / 1000).toFixed(1)} s`);
+    }
     return { name: r.deployment, tpm: r.tpm, jobs: mine.length, utilisation: tokens / ((r.tpm * span) / 60_000), spanS: span / 1000, rejected };
   });
   let rowWritesPerSMax = 0;
@@ -387,11 +397,13 @@ async function runOnce(label: string, connectionString: string, tableName: strin
 }
 
 /** BENCH_DEBUG=writes: per lane, the budget row writes by kind (renew, release, pause), a renewal's lease length. */
-const WRITE_KINDS = process.env.BENCH_DEBUG === 'writes';
+const WRITE_KINDS = DEBUG.has('writes');
+const sampled = new Set<number>();
 function countWrite(kinds: Map<number, Map<string, number>>, lane: number, line: string): void {
-  const m = / (renew|release|pause) attempt=\d+ (?:granted \d+ tok over (\d+) ms)?/.exec(line);
+  const m = / (renew|release|pause) attempt=\d+ (?:granted \d+ tok over ([\d.]+) ms)?/.exec(line);
   if (!m) return;
   const ms = m[2] === undefined ? undefined : Number(m[2]);
+  if (ms === undefined && m[1] === 'renew' && !sampled.has(lane)) (sampled.add(lane), console.log(`lane ${lane}: ${line}`));
   const key = ms === undefined ? m[1]! : `${m[1]} ${ms < 2_500 ? '<2.5s' : ms < 5_000 ? '<5s' : ms < 9_500 ? '<9.5s' : '≥9.5s'}`;
   const byKind = kinds.get(lane) ?? new Map<string, number>();
   byKind.set(key, (byKind.get(key) ?? 0) + 1);
@@ -401,13 +413,12 @@ function countWrite(kinds: Map<number, Map<string, number>>, lane: number, line:
 /** The dispatcher's tick (src/functions/dispatcher.ts runs it every 250 ms). */
 const DISPATCH_TICK_MS = 250;
 /**
- * SLUICE_DISPATCH_DEPTH_SECONDS: seconds of the quotas' pace the dispatcher keeps on the jobs queue, and so the fleet
- * Flex runs (queue length ÷ 16). Infra sets it to the p95 call latency × the headroom (src/core/fleetSize.ts: 10 s ×
- * 200 % = 20 s), where a job's time at an instance is mostly its call. The calls simulated here are eight times
- * shorter, and a job's wait for its instance's lease (up to one lease, 10 s) is not; 10 s holds both.
+ * SLUICE_DISPATCH_DEPTH_SECONDS: seconds of its models' pace the dispatcher keeps on each lane, and so the fleet Flex
+ * runs for it (queue length ÷ 16). Infra's rule (src/core/fleetSize.ts): ceil(p95 call latency × headroom), here
+ * ceil(1.35 s × 200 %) = 3 s for the simulated calls (300–1,300 ms and up to 200 ms of transit).
  * BENCH_SCALE_DEPTH_S overrides it.
  */
-const DISPATCH_DEPTH_S = Number(process.env.BENCH_SCALE_DEPTH_S) || 10;
+const DISPATCH_DEPTH_S = Number(process.env.BENCH_SCALE_DEPTH_S) || 3;
 
 /**
  * The backlog in one team queue (each deployment its own model, with that deployment's quota), and the app's

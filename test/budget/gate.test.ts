@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { ALONE_JOBS } from '../../src/core/budget/leaseSizing';
 import { SharedBudgetGate } from '../../src/core/budget/sharedBudget';
 import { transactions } from '../../src/core/budget/store';
 import { MemoryBudgetRowStore } from '../support/memoryStores';
@@ -253,6 +254,28 @@ test('alone on the row a lease stays short (an instance that starts meanwhile is
   const lease = gate.heldLease(ref.key)!;
   assert.ok(seq > 60, `jobs were admitted (${seq})`);
   assert.ok(lease.until - lease.from * 250 <= 2_250, `a lease alone runs ${lease.until - lease.from * 250} ms`);
+});
+
+test('alone at a slow pace a lease still covers a few jobs: the only holder of a small deployment does not write once per job', async () => {
+  // 30,000 TPM (two seats, so not a single-seat deployment), one 750-token job every 2 s.
+  const ref = deployment(30_000);
+  const store = new MemoryBudgetRowStore();
+  const gate = new SharedBudgetGate({ store, owner: 'a' });
+  let jobs = 0;
+  let longest = 0;
+  for (let t = T0; t < T0 + 120_000; t += 2_000) {
+    for (let u = t; u < t + 2_000; u += 250) {
+      if (!(await gate.admit(ref, 750, 'batch', u, { jobId: `j${t}`, team: 'x' })).granted) continue;
+      jobs += 1;
+      break;
+    }
+    const lease = gate.heldLease(ref.key)!;
+    longest = Math.max(longest, lease.until - lease.from * 250);
+  }
+  assert.ok(jobs >= 58, `${jobs} of 60 jobs admitted within 2 s of asking`);
+  // ALONE_JOBS (4) jobs at 0.5 jobs/s: leases of about 8 s, one write each (no read alone).
+  assert.ok(store.stats.writes <= 0.4 * jobs, `${store.stats.writes} row writes for ${jobs} jobs`);
+  assert.ok(longest <= (ALONE_JOBS / 0.5) * 1_000 + 2_000, `a lease alone runs up to ${longest} ms`);
 });
 
 test("an instance's first lease takes only its share of each slot, even of slots the others' leases already cover", async () => {

@@ -40,6 +40,9 @@ export const TAIL_WINDOW_MS = RATE_WINDOW_MS;
 const TAIL_ARRIVALS = 0.5;
 const TAIL_HORIZON = 1.5;
 
+/** Jobs a lease alone on the row covers at most (at least minLeaseMs): see sizeLease. */
+export const ALONE_JOBS = 4;
+
 /** Waiting tokens per unit of lease weight, and the most units counted (a hold is bounded by the host's queue
  *  concurrency anyway). */
 const DEMAND_WEIGHT_TOKENS = 1_000;
@@ -65,13 +68,16 @@ export function sizeLease(st: DeploymentState, row: BudgetRow, lim: Limits, now:
   const weight = (st.leaseForInteractive ? 2 : 1) * Math.round(clamp(waitingTokens(st.waiting, now, true) / DEMAND_WEIGHT_TOKENS, 1, MAX_DEMAND_WEIGHT) * 10) / 10;
   const others = row.leases.filter((l) => l.owner !== settings.owner && l.until >= now && !l.oneJob);
   // Alone on the row, a lease stays short: an instance that starts meanwhile would otherwise get nothing until it
-  // ends. Renewing alone skips the read, so this costs one write per short lease.
+  // ends. Renewing alone skips the read, so this costs one write per short lease; and short means the time of
+  // ALONE_JOBS jobs at this pace, at least minLeaseMs, so that a slow deployment's only holder (a small model in a
+  // lane of its own) does not write once per job.
   // A single seat for jobs this size (window.ts seatsFor): nobody else can join, no reason to stay short when alone.
   const single = seatsFor(lim, st.typicalCharge || pendingTokens, settings.leaseMs) === 1;
   const alone = others.length === 0 && !single;
   // No longer than the seat's part of the row holds (window.ts maxLeaseSlots).
   const longest = Math.min(settings.leaseMs, lim.maxLeaseSlots * lim.slotMs);
-  let leaseMs = jobRate > 0 ? clamp(settings.jobsPerLease / jobRate, settings.minLeaseMs, alone ? settings.minLeaseMs : longest) : settings.minLeaseMs;
+  const upTo = alone ? clamp(ALONE_JOBS / Math.max(jobRate, Number.MIN_VALUE), settings.minLeaseMs, longest) : longest;
+  let leaseMs = jobRate > 0 ? clamp(settings.jobsPerLease / jobRate, settings.minLeaseMs, upTo) : settings.minLeaseMs;
   const turnedAway = now - st.lastDeniedAt <= Math.max(leaseMs, settings.minLeaseMs * 2);
   const hungry = wantAll || turnedAway || recent.length < 3;
   // The tail, by this instance's own count (its record says so: `tail`), or a peer's: an instance that fetched jobs
