@@ -20,7 +20,8 @@
  * quota, at least a first batch for every instance; default 3), --window-s / BENCH_SCALE_WINDOW_S (a run ends when its
  * backlog is sent or after this long; default minutes + 1 min),
  * --no-ten / BENCH_SCALE_TEN=0 (skip the ten-deployment run), --ten-n / BENCH_SCALE_TEN_N (its fleet, default 64),
- * --one-lane / BENCH_SCALE_LANES=1 (every model in one lane, as with SLUICE_QUEUE_LANES=1).
+ * --one-lane / BENCH_SCALE_LANES=1 (every model in one lane, as with SLUICE_QUEUE_LANES=1), BENCH_SCALE_TPM (the
+ * single-deployment runs' TPM, default 300,000), BENCH_DEBUG (below).
  * docs/benchmarks.md explains the figures. Last stdout line: one JSON object (keys in RESULT_KEYS).
  */
 import { parseArgs } from 'node:util';
@@ -77,6 +78,8 @@ const setting = (flag: string | undefined, env: string, full: string, smoke: str
 const settings = {
   sizes: setting(flags.n, 'BENCH_SCALE_N', '1,4,16,64,200', '1,4').split(',').map((s) => Number(s.trim())).filter((n) => Number.isInteger(n) && n > 0),
   minutes: Number(setting(flags.minutes, 'BENCH_SCALE_MINUTES', '3', '0.1')),
+  /** The single-deployment runs' TPM. */
+  tpm: Number(process.env.BENCH_SCALE_TPM) || 300_000,
   windowS: Number(setting(flags['window-s'], 'BENCH_SCALE_WINDOW_S', '', '')) || undefined,
   ten: !flags['no-ten'] && process.env.BENCH_SCALE_TEN !== '0',
   tenN: Number(setting(flags['ten-n'], 'BENCH_SCALE_TEN_N', '64', '4')),
@@ -452,8 +455,8 @@ async function main(): Promise<void> {
   try {
     let seq = 0;
     for (const n of settings.sizes) {
-      console.log(`run: ${n} instance(s) at most, one deployment of 300,000 TPM, ${settings.minutes} min of backlog${settings.dispatch ? ' released by the dispatcher' : ' on the queue'}`);
-      runs.push(await runOnce(`n${n}`, azurite.connectionString, `scalebench${(seq += 1)}`, [ref(300_000, 0)], n, 26 + n));
+      console.log(`run: ${n} instance(s) at most, one deployment of ${settings.tpm.toLocaleString('en-US')} TPM, ${settings.minutes} min of backlog${settings.dispatch ? ' released by the dispatcher' : ' on the queue'}`);
+      runs.push(await runOnce(`n${n}`, azurite.connectionString, `scalebench${(seq += 1)}`, [ref(settings.tpm, 0)], n, 26 + n));
       report(runs.at(-1)!);
     }
     if (settings.ten) {

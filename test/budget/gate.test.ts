@@ -31,6 +31,18 @@ test('fleet property: 4 instances, random jobs, 4 simulated minutes: no window o
   }
 });
 
+test('calls that are a large part of the pacing window still pass at the pace: a small deployment is not held to one call per window', async () => {
+  // 10,000 TPM: the 10 s pacing window holds about 1,815 tokens at its burst, fewer than two 1,000-token calls.
+  // Held to its burst, one call would pass per 10 s: 0.6 of the TPM.
+  const ref = deployment(10_000, 6_000);
+  const r = await runFleet({ ref, instances: 1, concurrency: 24, durationMs: 240_000, seed: 7, charge: (rnd) => Math.round(1_000 * (0.9 + rnd() * 0.2)), latency: (rnd) => 300 + rnd() * 1_000, timers: true });
+  assert.equal(r.rejected, 0);
+  assert.ok(maxWindow(r.sends, 60_000, (s) => s.tokens) <= ref.tpm * 0.99);
+  const u = utilisation(r.sends, ref.tpm, r.t0 + 60_000, r.t0 + 240_000);
+  // Whole 1,000-token calls fit the 60 s window nine or ten times: about 0.94 at most.
+  assert.ok(u >= 0.9, `utilisation ${u.toFixed(3)}`);
+});
+
 test('request-bound fleet (tiny jobs): every 10 s window stays ≤ RPM/6 and 60 s ≤ RPM', async () => {
   const ref = deployment(300_000, 600);
   const r = await runFleet({ ref, instances: 3, concurrency: 8, durationMs: 2 * 60_000, seed: 3, charge: (rnd) => 20 + Math.round(rnd() * 80) });

@@ -138,7 +138,7 @@ export class SharedBudgetGate implements BudgetGate {
 
   async admit(target: DeploymentRef, tokens: number, priority: JobPriority, now: number, claimant?: Claimant): Promise<Admission> {
     const st = this.stateOf(target);
-    const lim = limitsFor(target, this.policy);
+    const lim = limitsFor(target, this.policy, st.typicalCharge);
     st.lastAskAt = Math.max(st.lastAskAt, now);
     if (claimant && !st.waiting.has(claimant.jobId)) {
       st.arrivals.push(now);
@@ -408,7 +408,7 @@ export class SharedBudgetGate implements BudgetGate {
    * next one (none while paused). 'pause' leaves the held lease in place.
    */
   private async write(st: DeploymentState, target: DeploymentRef, now: number, mode: WriteMode): Promise<void> {
-    const lim = limitsFor(target, this.policy);
+    const lim = limitsFor(target, this.policy, st.typicalCharge);
     // Alone on the row (no other live lease last time): the cached ETag is likely current, skip the read.
     const alone = st.cached && !st.cached.row.leases.some((l) => l.owner !== this.owner);
     let stored: StoredBudgetRow | undefined = alone ? st.cached : await this.store.read(st.key);

@@ -107,6 +107,8 @@ const MAX_LEASE_SLOTS = 241;
 const RECORD_FIXED_CHARS = 800;
 /** Worst-case chars of one slot's slices in JSON: tokens up to 6 digits, requests to 3 decimals, two commas. */
 const SLICE_MAX_CHARS = 14;
+/** The pacing window's room beyond its even share, in typical calls (at least its burst; limitsFor). */
+const PACE_CALL_ROOM = 1.2;
 
 /** Limits of one deployment, per minute. */
 export interface DeploymentLimits {
@@ -142,7 +144,8 @@ export interface Limits {
   maxLeaseSlots: number;
 }
 
-export function limitsFor(d: DeploymentLimits, p: BudgetPolicy): Limits {
+/** `typicalCharge`: the tokens of a typical call to the deployment (0: unknown), for the pacing window's room. */
+export function limitsFor(d: DeploymentLimits, p: BudgetPolicy, typicalCharge = 0): Limits {
   const w60 = Math.ceil((60_000 + p.transitMs) / p.slotMs) + 1;
   const w10 = Math.ceil((10_000 + p.transitMs) / p.slotMs) + 1;
   const wPace = Math.max(1, Math.round(p.paceWindowMs / p.slotMs));
@@ -151,6 +154,11 @@ export function limitsFor(d: DeploymentLimits, p: BudgetPolicy): Limits {
   const seats = Math.max(1, Math.min(p.maxSeats, Math.max(p.minSeats, Math.ceil(d.tpm / p.tpmPerSeat))));
   const oneJobSeats = Math.max(0, p.oneJobSeats ?? 0);
   const recordMaxChars = Math.floor((LEASES_MAX_CHARS - oneJobSeats * (ONE_JOB_RECORD_MAX_CHARS + 1)) / seats) - 1;
+  // The pacing window admits whole calls: it holds its even share of the minute and, beyond the burst, at least one
+  // typical call more (PACE_CALL_ROOM of one, for calls larger than the typical), so that calls that are a large part
+  // of it (a small deployment, 20 calls a minute) still pass at the pace rather than one per window.
+  const paceTokens = (tokens60 * p.paceWindowMs) / 60_000;
+  const callRoom = PACE_CALL_ROOM * Math.max(0, typicalCharge);
   return {
     seats,
     oneJobSeats,
@@ -161,8 +169,8 @@ export function limitsFor(d: DeploymentLimits, p: BudgetPolicy): Limits {
     w10,
     wPace,
     tokens60,
-    tokensPace: (tokens60 * p.paceWindowMs * (1 + p.paceBurst)) / 60_000,
-    tokensPaceInteractive: (tokens60 * p.paceWindowMs * (1 + p.paceBurst + (p.interactiveReserve ?? 0))) / 60_000,
+    tokensPace: Math.max(paceTokens * (1 + p.paceBurst), paceTokens + callRoom),
+    tokensPaceInteractive: Math.max(paceTokens * (1 + p.paceBurst), paceTokens + callRoom) + paceTokens * (p.interactiveReserve ?? 0),
     requests60: d.rpm,
     requests10,
     tokensPerSlot: tokens60 / w60,
