@@ -255,7 +255,8 @@ test('an interactive job that would wait on a lease sized before it came renews 
 test('alone on the row a lease stays short (an instance that starts meanwhile is not shut out for a long lease)', async () => {
   const ref = deployment(300_000, 3_000);
   const gate = new SharedBudgetGate({ store: new MemoryBudgetRowStore(), owner: 'a' });
-  // 8 jobs of 2,000 tokens in flight, 2.5 jobs/s: a lease sized for 24 jobs at this pace would run ~10 s.
+  // 8 jobs of 2,000 tokens in flight, 2.5 jobs/s: a lease sized for 24 jobs at this pace would run ~10 s; alone, it
+  // covers ALONE_JOBS of them.
   let seq = 0;
   const inFlight = Array.from({ length: 8 }, () => `a${seq++}`);
   for (let t = T0; t < T0 + 30_000; t += 20) {
@@ -265,7 +266,7 @@ test('alone on the row a lease stays short (an instance that starts meanwhile is
   }
   const lease = gate.heldLease(ref.key)!;
   assert.ok(seq > 60, `jobs were admitted (${seq})`);
-  assert.ok(lease.until - lease.from * 250 <= 2_250, `a lease alone runs ${lease.until - lease.from * 250} ms`);
+  assert.ok(lease.until - lease.from * 250 <= (ALONE_JOBS / 2.5) * 1_000 + 500, `a lease alone runs ${lease.until - lease.from * 250} ms`);
 });
 
 test('alone at a slow pace a lease still covers a few jobs: the only holder of a small deployment does not write once per job', async () => {
@@ -285,9 +286,9 @@ test('alone at a slow pace a lease still covers a few jobs: the only holder of a
     longest = Math.max(longest, lease.until - lease.from * 250);
   }
   assert.ok(jobs >= 58, `${jobs} of 60 jobs admitted within 2 s of asking`);
-  // ALONE_JOBS (4) jobs at 0.5 jobs/s: leases of about 8 s, one write each (no read alone).
-  assert.ok(store.stats.writes <= 0.4 * jobs, `${store.stats.writes} row writes for ${jobs} jobs`);
-  assert.ok(longest <= (ALONE_JOBS / 0.5) * 1_000 + 2_000, `a lease alone runs up to ${longest} ms`);
+  // ALONE_JOBS jobs at 0.5 jobs/s, within the 10 s longest lease: one write (no read alone) per five jobs or so.
+  assert.ok(store.stats.writes <= 0.3 * jobs, `${store.stats.writes} row writes for ${jobs} jobs`);
+  assert.ok(longest <= Math.min(ALONE_JOBS / 0.5, 10) * 1_000 + 500, `a lease alone runs up to ${longest} ms`);
 });
 
 test("an instance's first lease takes only its share of each slot, even of slots the others' leases already cover", async () => {

@@ -41,7 +41,7 @@ const TAIL_ARRIVALS = 0.5;
 const TAIL_HORIZON = 1.5;
 
 /** Jobs a lease alone on the row covers at most (at least minLeaseMs): see sizeLease. */
-export const ALONE_JOBS = 4;
+export const ALONE_JOBS = 10;
 
 /** Waiting tokens per unit of lease weight, and the most units counted (a hold is bounded by the host's queue
  *  concurrency anyway). */
@@ -69,8 +69,7 @@ export function sizeLease(st: DeploymentState, row: BudgetRow, lim: Limits, now:
   const others = row.leases.filter((l) => l.owner !== settings.owner && l.until >= now && !l.oneJob);
   // Alone on the row, a lease stays short: an instance that starts meanwhile would otherwise get nothing until it
   // ends. Renewing alone skips the read, so this costs one write per short lease; and short means the time of
-  // ALONE_JOBS jobs at this pace, at least minLeaseMs, so that a slow deployment's only holder (a small model in a
-  // lane of its own) does not write once per job.
+  // ALONE_JOBS jobs at this pace (at least minLeaseMs), so that the only holder does not write once per job or two.
   // A single seat for jobs this size (window.ts seatsFor): nobody else can join, no reason to stay short when alone.
   const single = seatsFor(lim, st.typicalCharge || pendingTokens, settings.leaseMs) === 1;
   const alone = others.length === 0 && !single;
