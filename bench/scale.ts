@@ -360,10 +360,13 @@ async function runOnce(label: string, connectionString: string, tableName: strin
     }
     const first = mine[0]?.at ?? t0;
     const last = end ?? mine.at(-1)?.at ?? t0;
-    // From when the first minute is full to when the backlog empties; a run too short for that uses all of it.
-    const from = last - first > 90_000 ? first + 60_000 : first;
+    // From when the first minute is full to when the backlog empties; a run too short for that uses all of it. The
+    // span runs from its first arrival to its last, and counts the arrivals after the first: n arrivals, n − 1
+    // gaps, so neither end counts a job whose wait lies outside the span (at 40 jobs a minute, one job is 1 % of it).
+    const steady = mine.filter((s) => s.at >= (last - first > 90_000 ? first + 60_000 : first) && s.at <= last);
+    const from = steady[0]?.at ?? first;
     const span = Math.max(1, last - from);
-    const tokens = mine.filter((s) => s.at >= from && s.at < last).reduce((sum, s) => sum + s.tokens, 0);
+    const tokens = steady.slice(1).reduce((sum, s) => sum + s.tokens, 0);
     if (DEBUG.has('use')) {
       // Use of the TPM per 10 s from the first send, '|' where the steady span starts and ends.
       const per10 = new Map<number, number>();
