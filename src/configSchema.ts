@@ -263,7 +263,7 @@ export const settingsSchema = z.object({
   SLUICE_TEAM_QUEUE_TABLE: withDefault(tableName, 'sluiceteamqueues'),
   /** NCRONTAB schedule that starts a dispatcher run (it keeps running while work waits). @default "*\/5 * * * * *" */
   SLUICE_DISPATCH_SCHEDULE: withDefault(text, '*/5 * * * * *'),
-  /** Seconds of the models' pace the jobs queue may hold before batch work waits in the team queues. @default 20 */
+  /** Seconds of its models' pace each jobs-queue lane may hold before batch work waits in the team queues. @default 20 */
   SLUICE_DISPATCH_DEPTH_SECONDS: withDefault(integer(1, 600), 20),
 
   // Retention: what is deleted when, by the retention sweep and the storage lifecycle policy (docs/retention.md).
