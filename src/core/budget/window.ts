@@ -158,7 +158,7 @@ export function limitsFor(d: DeploymentLimits, p: BudgetPolicy, typicalCharge = 
   // typical call more (PACE_CALL_ROOM of one, for calls larger than the typical), so that calls that are a large part
   // of it (a small deployment, 20 calls a minute) still pass at the pace rather than one per window.
   const paceTokens = (tokens60 * p.paceWindowMs) / 60_000;
-  const callRoom = PACE_CALL_ROOM * Math.max(0, typicalCharge);
+  const tokensPace = Math.max(paceTokens * (1 + p.paceBurst), paceTokens + PACE_CALL_ROOM * Math.max(0, typicalCharge));
   return {
     seats,
     oneJobSeats,
@@ -169,8 +169,8 @@ export function limitsFor(d: DeploymentLimits, p: BudgetPolicy, typicalCharge = 
     w10,
     wPace,
     tokens60,
-    tokensPace: Math.max(paceTokens * (1 + p.paceBurst), paceTokens + callRoom),
-    tokensPaceInteractive: Math.max(paceTokens * (1 + p.paceBurst), paceTokens + callRoom) + paceTokens * (p.interactiveReserve ?? 0),
+    tokensPace,
+    tokensPaceInteractive: tokensPace + paceTokens * (p.interactiveReserve ?? 0),
     requests60: d.rpm,
     requests10,
     tokensPerSlot: tokens60 / w60,

@@ -14,12 +14,13 @@
  *      queue that comes back from idle starts level with the others). Between models, the one that has released
  *      the least for its quota goes first (a model tag, advanced by charge ÷ the model's TPM), so that when a lane's
  *      queues are full each of its models gets a part of them in proportion to its quota. Batch work waits while its
- *      model's lane holds `maxDepth` messages or more, or its model's bucket is empty (unless what is left of the model's backlog
- *      fits in one bucket: the end of a drain goes at once); interactive work may borrow one burst ahead;
+ *      model's lane holds `maxDepth` messages or more, or its model's bucket is empty (unless what is left of the
+ *      model's backlog fits in one bucket: the end of a drain goes at once); interactive work may borrow one burst
+ *      ahead;
  *   4. send the released jobs' messages to their models' lanes, then remove (or advance) their entries.
- * Costs per tick: one marker query, a depth read per `depthEveryMs` for each lane with work waiting, a page read per queue that changed, and
- * per released job one message plus its share of an entry write: nothing depends on how much history is stored,
- * and the number of teams and models only through the marker query.
+ * Costs per tick: one marker query, a depth read per `depthEveryMs` for each lane with work waiting, a page read per
+ * queue that changed, and per released job one message plus its share of an entry write: nothing depends on how
+ * much history is stored, and the number of teams and models only through the marker query.
  *
  * Plain TypeScript driven by `now()`; storage behind TeamQueueStore and RunQueue.
  */
@@ -121,8 +122,9 @@ export class Dispatcher {
     const now = this.o.now();
     await this.readMarkers(now);
     await this.readQueues();
-    await this.pace.readDepths(this.waitingModels(), now);
-    const picked = this.choose(now);
+    const waiting = this.waitingModels();
+    await this.pace.readDepths(waiting, now);
+    const picked = this.choose(now, waiting);
     await this.release(picked);
     let backlogged = 0;
     for (const q of this.queues.values()) if (q.entries.length > 0 || q.more) backlogged += 1;
@@ -187,8 +189,8 @@ export class Dispatcher {
   }
 
   /** The jobs to release now, in order; entries' `next` is advanced in memory. */
-  private choose(now: number): Array<Head & { team: string }> {
-    this.pace.refill(this.waitingModels(), now);
+  private choose(now: number, waiting: Set<string>): Array<Head & { team: string }> {
+    this.pace.refill(waiting, now);
     const heads = new Map<QueueState, Head>();
     const headOf = (q: QueueState) => {
       const entry = q.entries[0];
