@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ALONE_JOBS, ALONE_MAX_MS } from '../../src/core/budget/leaseSizing';
+import { ALONE_JOBS, ALONE_MAX_MS, ALONE_QUIET_MS } from '../../src/core/budget/leaseSizing';
+import { SETTLE_GRACE_MS } from '../../src/core/budget/window';
 import { SharedBudgetGate } from '../../src/core/budget/sharedBudget';
 import { transactions } from '../../src/core/budget/store';
 import { MemoryBudgetRowStore } from '../support/memoryStores';
@@ -271,6 +272,41 @@ test('alone on the row a lease stays short (an instance that starts meanwhile is
   assert.ok(length <= ALONE_MAX_MS + 250, `a lease alone runs ${length} ms`);
   assert.ok(length >= ALONE_MAX_MS - 500, `a lease alone runs only ${length} ms`);
   assert.ok(ALONE_JOBS / 2.5 > ALONE_MAX_MS / 1_000);
+});
+
+test('alone on the row a lease stays at the shortest while other instances come and go', async () => {
+  // a runs as in the test above; b takes one job at +10 s and then nothing (it never reports: no timers here, so its
+  // lease stays on the row until it is settled at until + SETTLE_GRACE_MS). While a has seen b lately, a's leases
+  // alone are minLeaseMs (2 s): b, or any instance whose lease just lapsed, is back in the row within 2 s. Once the
+  // row has been a's alone for ALONE_QUIET_MS, they grow to ALONE_MAX_MS again.
+  const ref = deployment(300_000, 3_000);
+  const store = new MemoryBudgetRowStore();
+  const a = new SharedBudgetGate({ store, owner: 'a' });
+  const b = new SharedBudgetGate({ store, owner: 'b' });
+  let seq = 0;
+  const inFlight = Array.from({ length: 8 }, () => `a${seq++}`);
+  const leases = new Map<string, { grantedAt: number; length: number }>();
+  let bUntil = 0;
+  let bGoneAt = 0;
+  for (let t = T0; t < T0 + 50_000; t += 20) {
+    if (t === T0 + 10_000) {
+      // b need not get its job in at once (a holds the pace): taking a lease is what puts it on the row.
+      await b.admit(ref, 2_000, 'batch', t, { jobId: 'b0', team: 'y' });
+      bUntil = b.heldLease(ref.key)?.until ?? 0;
+    }
+    for (let k = 0; k < inFlight.length; k++) {
+      if ((await a.admit(ref, 2_000, 'batch', t, { jobId: inFlight[k]!, team: 'x' })).granted) inFlight[k] = `a${seq++}`;
+    }
+    const held = a.heldLease(ref.key);
+    if (held && !leases.has(held.id)) leases.set(held.id, { grantedAt: t, length: held.until - held.from * 250 });
+    if (bUntil > 0 && bGoneAt === 0 && !(await store.read(ref.key))!.row.leases.some((l) => l.owner === 'b')) bGoneAt = t;
+  }
+  assert.ok(bUntil > T0 + 10_000 && bGoneAt >= bUntil + SETTLE_GRACE_MS, `b's lease ends at +${bUntil - T0} ms and leaves the row at +${bGoneAt - T0} ms`);
+  const seenLately = [...leases.values()].filter((l) => l.grantedAt > bUntil + 250 && l.grantedAt < bGoneAt);
+  const quietAgain = [...leases.values()].filter((l) => l.grantedAt >= bGoneAt + ALONE_QUIET_MS);
+  assert.ok(seenLately.length >= 1 && quietAgain.length >= 2, `${seenLately.length} and ${quietAgain.length} leases in the two spans`);
+  for (const l of seenLately) assert.ok(l.length <= 2_000 + 250, `alone, with b seen lately, a lease runs ${l.length} ms`);
+  for (const l of quietAgain) assert.ok(l.length >= ALONE_MAX_MS - 500, `alone on a quiet row, a lease runs only ${l.length} ms`);
 });
 
 test("an instance's first lease takes only its share of each slot, even of slots the others' leases already cover", async () => {

@@ -6,13 +6,13 @@ import {
   grantLease,
   limitsFor,
   pruneRow,
-  reconcile,
   reportLease,
   SETTLE_GRACE_MS,
   slotOf,
   sum,
   windowTotals,
 } from '../../src/core/budget/window';
+import { reconcile } from '../../src/core/budget/reconcile';
 
 const T0 = 1_700_000_000_000;
 const d = { tpm: 60_000, rpm: 360 };

@@ -6,7 +6,7 @@ import type { DemandState, HeldLease } from './lease';
 import type { StoredBudgetRow } from './store';
 import { TeamLedger } from './teamLedger';
 import type { WaitingJobs } from './waitingLine';
-import type { ServiceObservation } from './window';
+import type { ServiceObservation } from './reconcile';
 
 export interface DeploymentState {
   key: string;
@@ -47,11 +47,14 @@ export interface DeploymentState {
   leaseForInteractive: boolean;
   /** When an interactive job last renewed early (at most one such renewal per INTERACTIVE_RENEW_GAP_MS), epoch ms. */
   interactiveRenewAt: number;
+  /** When a row read last showed another instance's lease, epoch ms; at first, when this state was made (so a starting
+   *  instance counts the row as shared until it has seen it alone for a while: alone leases, leaseSizing.ts). */
+  othersSeenAt: number;
   /** Tokens granted per team, here and (read from the row) by the other instances. */
   teams: TeamLedger;
 }
 
-export function newDeploymentState(key: string): DeploymentState {
+export function newDeploymentState(key: string, now: number): DeploymentState {
   return {
     key,
     pauseUntil: 0,
@@ -67,6 +70,7 @@ export function newDeploymentState(key: string): DeploymentState {
     admitted: [],
     arrivals: [],
     lastDeniedAt: Number.NEGATIVE_INFINITY,
+    othersSeenAt: now,
     demand: { lastInteractiveAt: Number.NEGATIVE_INFINITY },
     lastAskAt: Number.NEGATIVE_INFINITY,
     promisedUntil: Number.NEGATIVE_INFINITY,

@@ -41,9 +41,10 @@ const TAIL_ARRIVALS = 0.5;
 const TAIL_HORIZON = 1.5;
 
 /** A lease alone on the row covers at most this many jobs at its pace, and lasts between minLeaseMs and
- *  ALONE_MAX_MS: see sizeLease. */
+ *  ALONE_MAX_MS, once no other instance has been seen on the row for ALONE_QUIET_MS: see sizeLease. */
 export const ALONE_JOBS = 10;
 export const ALONE_MAX_MS = 3_000;
+export const ALONE_QUIET_MS = 10_000;
 
 /** Waiting tokens per unit of lease weight, and the most units counted (a hold is bounded by the host's queue
  *  concurrency anyway). */
@@ -71,14 +72,17 @@ export function sizeLease(st: DeploymentState, row: BudgetRow, lim: Limits, now:
   const others = row.leases.filter((l) => l.owner !== settings.owner && l.until >= now && !l.oneJob);
   // Alone on the row, a lease stays short: an instance that starts meanwhile would otherwise get nothing until it
   // ends (and an instance whose lease lapsed a moment ago, with jobs still waiting, gets nothing until then). Renewing
-  // alone skips the read, so this costs one write per short lease; short means the time of ALONE_JOBS jobs at this
-  // pace, between minLeaseMs and ALONE_MAX_MS, so that a busy holder does not write once per job or two.
+  // alone skips the read, so this costs one write per short lease. Short is minLeaseMs while other instances come and
+  // go (one was seen on the row in the last ALONE_QUIET_MS, or this instance has just started); on a row that has been
+  // this instance's alone for longer, the time of ALONE_JOBS jobs at this pace, up to ALONE_MAX_MS, so that a lone
+  // busy holder does not write once per job or two.
   // A single seat for jobs this size (window.ts seatsFor): nobody else can join, no reason to stay short when alone.
   const single = seatsFor(lim, st.typicalCharge || pendingTokens, settings.leaseMs) === 1;
   const alone = others.length === 0 && !single;
   // No longer than the seat's part of the row holds (window.ts maxLeaseSlots).
   const longest = Math.min(settings.leaseMs, lim.maxLeaseSlots * lim.slotMs);
-  const upTo = alone ? clamp(ALONE_JOBS / Math.max(jobRate, Number.MIN_VALUE), settings.minLeaseMs, Math.min(ALONE_MAX_MS, longest)) : longest;
+  const quiet = now - st.othersSeenAt >= ALONE_QUIET_MS;
+  const upTo = !alone ? longest : quiet ? clamp(ALONE_JOBS / Math.max(jobRate, Number.MIN_VALUE), settings.minLeaseMs, Math.min(ALONE_MAX_MS, longest)) : settings.minLeaseMs;
   let leaseMs = jobRate > 0 ? clamp(settings.jobsPerLease / jobRate, settings.minLeaseMs, upTo) : settings.minLeaseMs;
   const turnedAway = now - st.lastDeniedAt <= Math.max(leaseMs, settings.minLeaseMs * 2);
   const hungry = wantAll || turnedAway || recent.length < 3;

@@ -27,6 +27,7 @@ import { newDeploymentState, type DeploymentState } from './deploymentState';
 import { lineHead, noteRefused, type WaitingJob } from './waitingLine';
 import { RATE_WINDOW_MS, sizeLease, TAIL_WINDOW_MS, type SizingSettings } from './leaseSizing';
 import type { PeerGrant } from './teamLedger';
+import { reconcile } from './reconcile';
 import { grantFitted, grantOneJob, hasSeat, oneJobLease, oneJobSeatFree, seatsFor } from './seats';
 import {
   DEFAULT_BUDGET_POLICY,
@@ -34,7 +35,6 @@ import {
   limitsFor,
   OBSERVATION_MAX_AGE_MS,
   pruneRow,
-  reconcile,
   reportLease,
   sum,
   type BudgetPolicy,
@@ -137,7 +137,7 @@ export class SharedBudgetGate implements BudgetGate {
   }
 
   async admit(target: DeploymentRef, tokens: number, priority: JobPriority, now: number, claimant?: Claimant): Promise<Admission> {
-    const st = this.stateOf(target);
+    const st = this.stateOf(target, now);
     const lim = limitsFor(target, this.policy, st.typicalCharge);
     st.lastAskAt = Math.max(st.lastAskAt, now);
     if (claimant && !st.waiting.has(claimant.jobId)) {
@@ -226,7 +226,7 @@ export class SharedBudgetGate implements BudgetGate {
   }
 
   noteWaiting(target: DeploymentRef, claimant: Claimant, tokens: number, until: number, priority: JobPriority, now: number): void {
-    noteRefused(this.stateOf(target).waiting, claimant, tokens, priority, until, now, this.holdMs);
+    noteRefused(this.stateOf(target, now).waiting, claimant, tokens, priority, until, now, this.holdMs);
   }
 
   takePeerGrants(deploymentKey: string): readonly PeerGrant[] | undefined {
@@ -234,7 +234,7 @@ export class SharedBudgetGate implements BudgetGate {
   }
 
   async observe(target: DeploymentRef, signal: QuotaSignal, now: number): Promise<void> {
-    const st = this.stateOf(target);
+    const st = this.stateOf(target, now);
     if (signal.remainingTokens !== undefined || signal.remainingRequests !== undefined) {
       st.observations.push({ at: now, remainingTokens: signal.remainingTokens, remainingRequests: signal.remainingRequests });
       if (st.observations.length > MAX_OBSERVATIONS) st.observations.shift();
@@ -272,11 +272,11 @@ export class SharedBudgetGate implements BudgetGate {
     return this.states.get(key)?.lease?.record;
   }
 
-  private stateOf(target: DeploymentRef): DeploymentState {
+  private stateOf(target: DeploymentRef, now: number): DeploymentState {
     this.refs.set(target.key, target);
     let st = this.states.get(target.key);
     if (!st) {
-      st = newDeploymentState(target.key);
+      st = newDeploymentState(target.key, now);
       this.states.set(target.key, st);
     }
     return st;
@@ -419,6 +419,7 @@ export class SharedBudgetGate implements BudgetGate {
         if (!stored) continue;
       }
       const row = structuredClone(stored.row);
+      if (row.leases.some((l) => l.owner !== this.owner)) st.othersSeenAt = now;
       const leasesBefore = row.leases.length;
       pruneRow(row, now, lim);
       const settledByOthers = leasesBefore - row.leases.length;

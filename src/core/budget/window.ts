@@ -1,5 +1,5 @@
 /**
- * The shared budget row of one deployment and the arithmetic on it: window sums, granting, settling, reconciling.
+ * The shared budget row of one deployment and the arithmetic on it: window sums, granting, settling (reconciling with the service: reconcile.ts).
  * Pure: no I/O, time is a parameter. Slots, windows, leases and pacing: docs/design/budget.md.
  *
  * Why this shape:
@@ -189,6 +189,14 @@ export function emptyRow(now: number, slotMs: number): BudgetRow {
 
 type Resource = 'tokens' | 'requests';
 
+/** How far back an observation may have been measured before it was reported (response latency), ms. */
+export const OBSERVATION_LAG_MS = 5_000;
+/**
+ * Observations older than this at a renewal are not reconciled, ms. The row keeps slots back to what the windows of
+ * the oldest one reach (pruneRow): a window cut short would read as drift and charge the fleet for nothing.
+ */
+export const OBSERVATION_MAX_AGE_MS = 10_000;
+
 /** How long after `until` a lease waits for its holder's exact report before anyone settles it, ms. */
 export const SETTLE_GRACE_MS = 10_000;
 
@@ -373,49 +381,6 @@ export function grantLease(row: BudgetRow, req: GrantRequest, lim: Limits): Leas
   }
   row.leases.push(lease);
   return lease;
-}
-
-/** The service's own count, read from x-ratelimit-remaining-* at time `at`. */
-export interface ServiceObservation {
-  at: number;
-  remainingTokens?: number;
-  remainingRequests?: number;
-}
-
-/** How far back an observation may have been measured before it was reported (response latency), ms. */
-export const OBSERVATION_LAG_MS = 5_000;
-/**
- * Observations older than this at a renewal are not reconciled, ms. The row keeps slots back to what the windows of
- * the oldest one reach (pruneRow): a window cut short would read as drift and charge the fleet for nothing.
- */
-export const OBSERVATION_MAX_AGE_MS = 10_000;
-
-/**
- * Reconciles with the service: if it counts more in its window than the row does (other clients on the same
- * deployment, a prompt-count mismatch), the difference is settled at the observation's slot as a charge (drift).
- * Only ever adds: releasing budget on a lower count could over-admit against leases already granted.
- * Returns the tokens and requests added.
- */
-export function reconcile(row: BudgetRow, obs: ServiceObservation, d: DeploymentLimits, lim: Limits): { tokens: number; requests: number } {
-  const k = slotOf(obs.at, lim.slotMs);
-  const k0 = k - Math.ceil(OBSERVATION_LAG_MS / lim.slotMs);
-  let tokens = 0;
-  let requests = 0;
-  if (obs.remainingTokens !== undefined) {
-    const ours = Math.max(...windowTotals(row, 'tokens', lim.w60, k0, k, lim.slotMs, true));
-    const theirs = d.tpm - obs.remainingTokens;
-    const deficit = theirs - ours;
-    if (deficit > 0.02 * d.tpm) tokens = Math.ceil(deficit);
-  }
-  if (obs.remainingRequests !== undefined) {
-    const r60 = Math.max(...windowTotals(row, 'requests', lim.w60, k0, k, lim.slotMs, true));
-    const r10 = Math.max(...windowTotals(row, 'requests', lim.w10, k0, k, lim.slotMs, true));
-    const oursRemaining = Math.min(lim.requests10 - r10, lim.requests60 - r60);
-    const deficit = oursRemaining - obs.remainingRequests;
-    if (deficit > Math.max(2, 0.02 * lim.requests10)) requests = Math.ceil(deficit);
-  }
-  if (tokens > 0 || requests > 0) addSettled(row, k, tokens, requests);
-  return { tokens, requests };
 }
 
 export function sum(values: readonly number[]): number {
