@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ALONE_JOBS, ALONE_MAX_MS, ALONE_QUIET_MS } from '../../src/core/budget/leaseSizing';
-import { SETTLE_GRACE_MS } from '../../src/core/budget/window';
+import { ALONE_JOBS, ALONE_MAX_MS, ALONE_QUIET_MS, sizeLease } from '../../src/core/budget/leaseSizing';
+import { newDeploymentState } from '../../src/core/budget/deploymentState';
+import { DEFAULT_PRIORITY } from '../../src/core/budget/lease';
+import { DEFAULT_BUDGET_POLICY, emptyRow, limitsFor, slotOf } from '../../src/core/budget/window';
 import { SharedBudgetGate } from '../../src/core/budget/sharedBudget';
 import { transactions } from '../../src/core/budget/store';
 import { MemoryBudgetRowStore } from '../support/memoryStores';
@@ -274,39 +276,56 @@ test('alone on the row a lease stays short (an instance that starts meanwhile is
   assert.ok(ALONE_JOBS / 2.5 > ALONE_MAX_MS / 1_000);
 });
 
-test('alone on the row a lease stays at the shortest while other instances come and go', async () => {
-  // a runs as in the test above; b takes one job at +10 s and then nothing (it never reports: no timers here, so its
-  // lease stays on the row until it is settled at until + SETTLE_GRACE_MS). While a has seen b lately, a's leases
-  // alone are minLeaseMs (2 s): b, or any instance whose lease just lapsed, is back in the row within 2 s. Once the
-  // row has been a's alone for ALONE_QUIET_MS, they grow to ALONE_MAX_MS again.
+test('alone on the row a lease stays at the shortest while other instances come and go, or just after start', () => {
+  // sizeLease itself: an instance admitting 2.5 jobs/s, alone on the row (a lapsed lease of another owner is there).
+  const ref = deployment(300_000, 3_000);
+  const lim = limitsFor(ref, DEFAULT_BUDGET_POLICY, 2_000);
+  const sizing = { owner: 'a', prio: DEFAULT_PRIORITY, leaseMs: 10_000, minLeaseMs: 2_000, jobsPerLease: 24 };
+  const now = T0 + 60_000;
+  const lengthWith = (stateMadeAt: number, othersSeenAt: number, otherUntil: number) => {
+    const st = newDeploymentState(ref.key, stateMadeAt);
+    st.othersSeenAt = othersSeenAt;
+    for (let t = now - 20_000; t < now; t += 400) st.admitted.push([t, 2_000]);
+    const row = emptyRow(now - 30_000, lim.slotMs);
+    row.leases.push({ id: 'b.1', owner: 'b', from: slotOf(otherUntil - 2_000, lim.slotMs), until: otherUntil, weight: 1, tokens: [100], requests: [1] });
+    const req = sizeLease(st, row, lim, now, { pendingTokens: 2_000, wantAll: false, interactive: false }, sizing, 'a.1');
+    return req.until - now;
+  };
+  // The row has been a's alone for longer than ALONE_QUIET_MS: the time of ALONE_JOBS jobs, capped at ALONE_MAX_MS.
+  assert.equal(lengthWith(T0, now - ALONE_QUIET_MS - 1, now - 1_000), ALONE_MAX_MS);
+  // Another instance's live lease was seen 5 s ago (its holder ran dry and gave it back): 2 s.
+  assert.equal(lengthWith(T0, now - 5_000, now - 1_000), 2_000);
+  // Started 5 s ago, nothing seen yet: 2 s.
+  assert.equal(lengthWith(now - 5_000, now - 5_000, now - 1_000), 2_000);
+  // Not alone (the other lease is live): sized for jobsPerLease jobs, 24 / 2.5 per s ≈ 9.6 s.
+  assert.ok(lengthWith(T0, now, now + 1_000) > ALONE_MAX_MS);
+});
+
+test("a row read counts another instance as seen only by its live lease (a stopped instance's lapsed one does not)", async () => {
   const ref = deployment(300_000, 3_000);
   const store = new MemoryBudgetRowStore();
   const a = new SharedBudgetGate({ store, owner: 'a' });
   const b = new SharedBudgetGate({ store, owner: 'b' });
+  await b.admit(ref, 2_000, 'batch', T0, { jobId: 'b0', team: 'y' });
+  const bUntil = b.heldLease(ref.key)!.until;
+  // b stops without a word; a starts 40 s later and runs 2.5 jobs/s. Its first 10 s are short by the start rule;
+  // b's lapsed lease, still on the row until it is settled, must not keep them short beyond that.
   let seq = 0;
   const inFlight = Array.from({ length: 8 }, () => `a${seq++}`);
+  const start = bUntil + 1_000;
   const leases = new Map<string, { grantedAt: number; length: number }>();
-  let bUntil = 0;
-  let bGoneAt = 0;
-  for (let t = T0; t < T0 + 50_000; t += 20) {
-    if (t === T0 + 10_000) {
-      // b need not get its job in at once (a holds the pace): taking a lease is what puts it on the row.
-      await b.admit(ref, 2_000, 'batch', t, { jobId: 'b0', team: 'y' });
-      bUntil = b.heldLease(ref.key)?.until ?? 0;
-    }
+  for (let t = start; t < start + 30_000; t += 20) {
     for (let k = 0; k < inFlight.length; k++) {
       if ((await a.admit(ref, 2_000, 'batch', t, { jobId: inFlight[k]!, team: 'x' })).granted) inFlight[k] = `a${seq++}`;
     }
     const held = a.heldLease(ref.key);
     if (held && !leases.has(held.id)) leases.set(held.id, { grantedAt: t, length: held.until - held.from * 250 });
-    if (bUntil > 0 && bGoneAt === 0 && !(await store.read(ref.key))!.row.leases.some((l) => l.owner === 'b')) bGoneAt = t;
   }
-  assert.ok(bUntil > T0 + 10_000 && bGoneAt >= bUntil + SETTLE_GRACE_MS, `b's lease ends at +${bUntil - T0} ms and leaves the row at +${bGoneAt - T0} ms`);
-  const seenLately = [...leases.values()].filter((l) => l.grantedAt > bUntil + 250 && l.grantedAt < bGoneAt);
-  const quietAgain = [...leases.values()].filter((l) => l.grantedAt >= bGoneAt + ALONE_QUIET_MS);
-  assert.ok(seenLately.length >= 1 && quietAgain.length >= 2, `${seenLately.length} and ${quietAgain.length} leases in the two spans`);
-  for (const l of seenLately) assert.ok(l.length <= 2_000 + 250, `alone, with b seen lately, a lease runs ${l.length} ms`);
-  for (const l of quietAgain) assert.ok(l.length >= ALONE_MAX_MS - 500, `alone on a quiet row, a lease runs only ${l.length} ms`);
+  const early = [...leases.values()].filter((l) => l.grantedAt < start + ALONE_QUIET_MS - 250);
+  const later = [...leases.values()].filter((l) => l.grantedAt >= start + ALONE_QUIET_MS + 250);
+  assert.ok(early.length >= 2 && later.length >= 2, `${early.length} and ${later.length} leases`);
+  for (const l of early) assert.ok(l.length <= 2_000 + 250, `just after start, a lease runs ${l.length} ms`);
+  for (const l of later) assert.ok(l.length >= ALONE_MAX_MS - 500, `with only a lapsed lease of b's on the row, a lease runs ${l.length} ms`);
 });
 
 test("an instance's first lease takes only its share of each slot, even of slots the others' leases already cover", async () => {

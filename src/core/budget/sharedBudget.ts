@@ -419,7 +419,7 @@ export class SharedBudgetGate implements BudgetGate {
         if (!stored) continue;
       }
       const row = structuredClone(stored.row);
-      if (row.leases.some((l) => l.owner !== this.owner)) st.othersSeenAt = now;
+      if (row.leases.some((l) => l.owner !== this.owner && l.until >= now)) st.othersSeenAt = now;
       const leasesBefore = row.leases.length;
       pruneRow(row, now, lim);
       const settledByOthers = leasesBefore - row.leases.length;
