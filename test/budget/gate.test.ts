@@ -255,19 +255,31 @@ test('an interactive job that would wait on a lease sized before it came renews 
   if (!second.granted) assert.ok(second.retryAt <= T0 + 3_600 + 2_000, `back at +${second.retryAt - T0} ms, the early renewal is allowed again at +5,600`);
 });
 
-test('alone on the row a lease stays short (an instance that starts meanwhile is not shut out for a long lease)', async () => {
-  const ref = deployment(300_000, 3_000);
-  const gate = new SharedBudgetGate({ store: new MemoryBudgetRowStore(), owner: 'a' });
-  // 8 jobs of 2,000 tokens in flight, 2.5 jobs/s: a lease sized for 24 jobs at this pace would run ~10 s.
+/**
+ * Keeps 8 jobs of 2,000 tokens asking at `gate` every 20 ms from `from` to `to` (a deployment of 300,000 TPM runs
+ * them at 2.5 jobs/s). Returns the jobs admitted and each lease held, by id, with when it was first seen and its length.
+ */
+async function runAtPace(gate: SharedBudgetGate, ref: ReturnType<typeof deployment>, from: number, to: number) {
   let seq = 0;
   const inFlight = Array.from({ length: 8 }, () => `a${seq++}`);
-  for (let t = T0; t < T0 + 30_000; t += 20) {
+  const leases = new Map<string, { grantedAt: number; length: number }>();
+  for (let t = from; t < to; t += 20) {
     for (let k = 0; k < inFlight.length; k++) {
       if ((await gate.admit(ref, 2_000, 'batch', t, { jobId: inFlight[k]!, team: 'x' })).granted) inFlight[k] = `a${seq++}`;
     }
+    const held = gate.heldLease(ref.key);
+    if (held && !leases.has(held.id)) leases.set(held.id, { grantedAt: t, length: held.until - held.from * 250 });
   }
+  return { admitted: seq - inFlight.length, leases };
+}
+
+test('alone on the row a lease stays short (an instance that starts meanwhile is not shut out for a long lease)', async () => {
+  const ref = deployment(300_000, 3_000);
+  const gate = new SharedBudgetGate({ store: new MemoryBudgetRowStore(), owner: 'a' });
+  // 2.5 jobs/s: a lease sized for 24 jobs at this pace would run ~10 s.
+  const { admitted } = await runAtPace(gate, ref, T0, T0 + 30_000);
   const lease = gate.heldLease(ref.key)!;
-  assert.ok(seq > 60, `jobs were admitted (${seq})`);
+  assert.ok(admitted > 60, `jobs were admitted (${admitted})`);
   // ALONE_JOBS (10) jobs at 2.5 jobs/s is 4 s: within ALONE_MAX_MS, and longer than minLeaseMs (2 s), so the holder
   // writes once per several jobs.
   const length = lease.until - lease.from * 250;
@@ -310,17 +322,8 @@ test("a row read counts another instance as seen only by its live lease (a stopp
   const bUntil = b.heldLease(ref.key)!.until;
   // b stops without a word; a starts 40 s later and runs 2.5 jobs/s. Its first 10 s are short by the start rule;
   // b's lapsed lease, still on the row until it is settled, must not keep them short beyond that.
-  let seq = 0;
-  const inFlight = Array.from({ length: 8 }, () => `a${seq++}`);
   const start = bUntil + 1_000;
-  const leases = new Map<string, { grantedAt: number; length: number }>();
-  for (let t = start; t < start + 30_000; t += 20) {
-    for (let k = 0; k < inFlight.length; k++) {
-      if ((await a.admit(ref, 2_000, 'batch', t, { jobId: inFlight[k]!, team: 'x' })).granted) inFlight[k] = `a${seq++}`;
-    }
-    const held = a.heldLease(ref.key);
-    if (held && !leases.has(held.id)) leases.set(held.id, { grantedAt: t, length: held.until - held.from * 250 });
-  }
+  const { leases } = await runAtPace(a, ref, start, start + 30_000);
   const early = [...leases.values()].filter((l) => l.grantedAt < start + ALONE_QUIET_MS - 250);
   const later = [...leases.values()].filter((l) => l.grantedAt >= start + ALONE_QUIET_MS + 250);
   assert.ok(early.length >= 2 && later.length >= 2, `${early.length} and ${later.length} leases`);
