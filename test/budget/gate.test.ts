@@ -320,8 +320,8 @@ test("a row read counts another instance as seen only by its live lease (a stopp
   const b = new SharedBudgetGate({ store, owner: 'b' });
   await b.admit(ref, 2_000, 'batch', T0, { jobId: 'b0', team: 'y' });
   const bUntil = b.heldLease(ref.key)!.until;
-  // b stops without a word; a starts 1 s after b's lease ends and runs 2.5 jobs/s. Its first 10 s are short by the start rule;
-  // b's lapsed lease, still on the row until it is settled, must not keep them short beyond that.
+  // b stops without a word; a starts 1 s after b's lease ends and runs 2.5 jobs/s. Its first 10 s are short by the
+  // start rule; b's lapsed lease, still on the row until it is settled, must not keep them short beyond that.
   const start = bUntil + 1_000;
   const { leases } = await runAtPace(a, ref, start, start + 30_000);
   const early = [...leases.values()].filter((l) => l.grantedAt < start + ALONE_QUIET_MS - 250);
