@@ -48,8 +48,8 @@ export interface DeploymentState {
   /** When an interactive job last renewed early (at most one such renewal per INTERACTIVE_RENEW_GAP_MS), epoch ms. */
   interactiveRenewAt: number;
   /** When a row read last showed another instance's live lease, epoch ms (a lapsed one may be a stopped instance's);
-   *  at first, when this state was made (so a starting
-   *  instance counts the row as shared until it has seen it alone for a while: alone leases, leaseSizing.ts). */
+   *  at first, when this state was made, so that a starting instance counts the row as shared until it has seen it
+   *  alone for a while (alone leases, leaseSizing.ts). */
   othersSeenAt: number;
   /** Tokens granted per team, here and (read from the row) by the other instances. */
   teams: TeamLedger;
